@@ -1,0 +1,70 @@
+"""Command-line interface: ``python -m mtcert <command>``.
+
+Commands
+--------
+run
+    The main job on built-in defaults (the README's first command).
+demo
+    A small multiple-testing demo on simulated p-values.
+
+Feature modules register further sub-commands through :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+# name -> (help, add_arguments(parser), run(args) -> exit code)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register ``run(args) -> int`` as sub-command ``name``."""
+
+    def register(run):
+        COMMANDS[name] = (help, add_arguments, run)
+        return run
+
+    return register
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--m", type=int, default=10_000, help="number of tests (default 10000)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="level (default 0.05)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+@command("demo", "multiple-testing demo on simulated p-values", _demo_arguments)
+def _demo(args) -> int:
+    from mtcert._demo import multitest_demo
+
+    print(multitest_demo(m=args.m, alpha=args.alpha, seed=args.seed))
+    return 0
+
+
+@command("run", "the main job on built-in defaults", _no_arguments)
+def _run(args) -> int:
+    from mtcert._demo import main_job
+
+    return main_job()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mtcert", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        add_arguments(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return int(args._run(args) or 0)
