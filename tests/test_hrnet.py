@@ -459,8 +459,15 @@ def test_bad_checkpoint_sources(tmp_path, small_v1):
         load_checkpoint(model, both)
     # weights_only: a pickled callable is refused rather than executed.
     torch.save({"state_dict": {}, "hook": dataclasses.replace}, tmp_path / "code.pth")
-    with pytest.raises(Exception, match=r"[Ww]eights only load failed"):
+    with pytest.raises(ValueError, match=r"weights_only=False\) and pass"):
         load_checkpoint(model, tmp_path / "code.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="could not read checkpoint"):
+        load_checkpoint(model, tmp_path / "junk.pth")
+    torch.save(small_v1.state_dict(), tmp_path / "whole.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:5000])
+    with pytest.raises(ValueError, match="could not read checkpoint"):
+        load_checkpoint(model, tmp_path / "cut.pth")
 
 
 # --------------------------------------------------------------- registry, input

@@ -14,6 +14,7 @@ loaded partially.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping
 
 import numpy as np
@@ -52,8 +53,18 @@ def _read(source) -> Mapping:
             raise ValueError(f"checkpoint file not found: {path!r}")
         # weights_only refuses arbitrary pickled code.  For a trusted file holding other
         # objects, call torch.load(path, weights_only=False) yourself and pass the result.
-        with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise ValueError(
+                f"could not read checkpoint {path!r} with torch.load(weights_only=True), which "
+                "refuses everything but tensors and plain containers. If the file is a "
+                "checkpoint you trust, load it with torch.load(path, weights_only=False) and "
+                f"pass the result.\n{exc}"
+            ) from None
+        except (OSError, RuntimeError, EOFError) as exc:
+            raise ValueError(f"could not read checkpoint {path!r}: {exc}") from None
         if not isinstance(loaded, Mapping):
             raise ValueError(
                 f"checkpoint {path!r} holds a {type(loaded).__name__}, not a state dict"

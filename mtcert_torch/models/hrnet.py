@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtcert._validation import check_positive_int
+from mtcert_torch.models._checkpoint import load_checkpoint
 
 __all__ = [
     "BN_MOMENTUM",
@@ -415,8 +416,6 @@ class HRNetV2(nn.Module):
 def _build(name: str, num_classes: int, checkpoint, align_corners: bool) -> HRNetV2:
     model = HRNetV2(CONFIGS[name], num_classes, align_corners=align_corners)
     if checkpoint is not None:
-        from mtcert_torch.models._checkpoint import load_checkpoint
-
         load_checkpoint(model, checkpoint)
     return model
 
