@@ -499,8 +499,11 @@ def test_bad_arguments():
         hrnetv2_w18_small_v1().eval()(torch.zeros(1, 1, 32, 32))
     with pytest.raises(ValueError, match="stage3 must have 3"):
         dataclasses.replace(CONFIGS["hrnetv2_w18"], stage3=CONFIGS["hrnetv2_w18"].stage2)
+    assert StageConfig(1, "BASIC", [2, 2], [8, 16]) == StageConfig(1, "BASIC", (2, 2), (8, 16))
     with pytest.raises(ValueError, match="block"):
         StageConfig(1, "basic", (2,), (8,))
+    with pytest.raises(ValueError, match="num_channels"):
+        StageConfig(1, "BASIC", (2,), (0,))
     with pytest.raises(ValueError, match="equal length"):
         StageConfig(1, "BASIC", (2, 2), (8,))
     with pytest.raises(ValueError, match="final_conv_kernel"):

@@ -134,6 +134,9 @@ class StageConfig:
 
     def __post_init__(self):
         check_positive_int(self.num_modules, "num_modules")
+        # Accept lists (as in the yaml files) but store tuples: the config stays hashable.
+        object.__setattr__(self, "num_blocks", tuple(self.num_blocks))
+        object.__setattr__(self, "num_channels", tuple(self.num_channels))
         if self.block not in _BLOCKS:
             raise ValueError(f"block must be one of {sorted(_BLOCKS)}; got {self.block!r}")
         if len(self.num_blocks) != len(self.num_channels) or not self.num_blocks:
