@@ -8,6 +8,9 @@ n_A + n_B at 1/2, and Cohen's CERTIFY the one-sided Clopper–Pearson lower boun
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import special
 
@@ -18,6 +21,26 @@ __all__ = ["binom_test", "clopper_pearson", "greater_pvalue_table"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 _ALT_CODE = {"greater": _kb.GREATER, "less": _kb.LESS, "two-sided": _kb.TWO_SIDED}
+# Below this many tests a thread pool costs more than it saves.
+_MIN_CHUNK = 1 << 16
+
+
+def _elementwise(alternative: str, k: np.ndarray, n: np.ndarray, p: np.ndarray, out: np.ndarray):
+    """Run the elementwise kernel, in nogil chunks on a thread pool for large inputs."""
+    code = _ALT_CODE[alternative]
+    workers = min(os.cpu_count() or 1, out.size // _MIN_CHUNK)
+    if workers <= 1:
+        _kb.binom_test_elementwise(code, k, n, p, out, _kb.BETAINC, _kb.BETAINCC)
+        return
+    bounds = np.linspace(0, out.size, workers + 1).astype(np.int64)
+
+    def run(i):
+        lo, hi = bounds[i], bounds[i + 1]
+        part = [a if a.size == 1 else a[lo:hi] for a in (k, n, p)]
+        _kb.binom_test_elementwise(code, *part, out[lo:hi], _kb.BETAINC, _kb.BETAINCC)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, range(workers)))
 
 
 def _validated_knp(k, n, p):
@@ -48,17 +71,36 @@ def _flat(a: np.ndarray, shape) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
 
 
-def _pvalue_table(n: int, p: float, alternative: str) -> np.ndarray:
-    out = np.empty(n + 1)
-    _kb.binom_test_elementwise(
-        _ALT_CODE[alternative],
-        np.arange(n + 1, dtype=np.int64),
-        np.array([n]),
-        np.array([p]),
-        out,
-        _kb.BETAINC,
-        _kb.BETAINCC,
-    )
+def _shared_p_tables(n_flat: np.ndarray, size: int):
+    """Plan the table path for a shared p: the distinct n values and table offsets.
+
+    Returns ``(present, offsets)`` — the distinct n values and, indexed by n, the
+    start of each n's table in the concatenation — or ``None`` when the tables
+    (sum of n + 1 over distinct n) would not be much smaller than the input.
+    """
+    if n_flat.size == 1:
+        present = n_flat
+    else:
+        n_max = int(n_flat.max())
+        if 2 * (n_max + 1) > size:  # even the bincount would cost as much as the tests
+            return None
+        present = np.flatnonzero(np.bincount(n_flat, minlength=n_max + 1))
+    lengths = present + 1
+    if 2 * int(lengths.sum()) > size:
+        return None
+    offsets = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+    offsets[present] = np.cumsum(lengths) - lengths
+    return present, offsets
+
+
+def _pvalue_tables(present: np.ndarray, p: float, alternative: str) -> np.ndarray:
+    """Concatenated p-value tables, ``k = 0..n`` for each n in ``present``."""
+    lengths = present + 1
+    starts = np.cumsum(lengths) - lengths
+    ns = np.repeat(present, lengths)
+    ks = np.arange(ns.size, dtype=np.int64) - np.repeat(starts, lengths)
+    out = np.empty(ns.size)
+    _elementwise(alternative, ks, ns, np.array([p]), out)
     return out
 
 
@@ -89,7 +131,7 @@ def greater_pvalue_table(n, p) -> np.ndarray:
     _, n_arr, p_arr, _ = _validated_knp(0, n, p)
     if n_arr.size != 1 or p_arr.size != 1:
         raise ValueError("n and p must be scalars for greater_pvalue_table")
-    return _pvalue_table(int(n_arr.flat[0]), float(p_arr.flat[0]), "greater")
+    return _pvalue_tables(n_arr.reshape(1), float(p_arr.flat[0]), "greater")
 
 
 def binom_test(k, n, p, *, alternative="greater"):
@@ -122,7 +164,8 @@ def binom_test(k, n, p, *, alternative="greater"):
     their relative accuracy and ``n`` may reach 10^7 and beyond.  When ``n`` and
     ``p`` are scalars and there are more tests than ``n + 1``, the p-values are
     computed once per possible outcome and gathered, which makes image-sized
-    inputs memory-bound.
+    inputs memory-bound.  The same holds per distinct ``n`` when only ``p`` is
+    shared and the ``n`` take few distinct values.
 
     References
     ----------
@@ -146,20 +189,16 @@ def binom_test(k, n, p, *, alternative="greater"):
     if size == 0:
         return np.empty(shape)
     out = np.empty(size)
-    if n.size == 1 and p.size == 1 and size > int(n.flat[0]) + 1:
-        # Fast path: at most n + 1 distinct p-values; compute each once, then gather.
-        table = _pvalue_table(int(n.flat[0]), float(p.flat[0]), alternative)
-        _kb.gather(table, _flat(k, shape), out)
+    k_flat, n_flat = _flat(k, shape), _flat(n, shape)
+    tables = _shared_p_tables(n_flat, size) if p.size == 1 else None
+    if tables is not None:
+        # Fast path: with p shared, a test takes one of n + 1 values per distinct n;
+        # compute each once, then gather (memory-bound for image-sized inputs).
+        present, offsets = tables
+        table = _pvalue_tables(present, float(p.flat[0]), alternative)
+        _kb.gather_by_n(table, offsets, n_flat, k_flat, out)
     else:
-        _kb.binom_test_elementwise(
-            _ALT_CODE[alternative],
-            _flat(k, shape),
-            _flat(n, shape),
-            _flat(p, shape),
-            out,
-            _kb.BETAINC,
-            _kb.BETAINCC,
-        )
+        _elementwise(alternative, k_flat, n_flat, _flat(p, shape), out)
     return out.reshape(shape)[()]
 
 

@@ -217,3 +217,36 @@ def test_clopper_pearson_bad_input():
         clopper_pearson(3, 10, alternative="larger")
     with pytest.raises(ValueError, match="k must not exceed n"):
         clopper_pearson(11, 10)
+
+
+def test_fork_after_use_is_safe():
+    """Kernels must not start a fork-unsafe thread pool (GNU OpenMP aborts forked children)."""
+    import multiprocessing
+
+    binom_test(np.arange(101), np.full(101, 100), 0.5)  # elementwise kernel in the parent
+    binom_test(np.arange(101).repeat(3), 100, 0.5)  # gather kernel in the parent
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(_child_binom_sum)
+        assert result.get(timeout=120) == pytest.approx(
+            float(binom_test(np.arange(11), 10, 0.5).sum())
+        )
+
+
+def _child_binom_sum():
+    return float(binom_test(np.arange(11), np.full(11, 10), 0.5).sum())
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+def test_grouped_by_n_and_threaded_paths_agree(alternative):
+    # p shared and few distinct n: one table per distinct n, then a gather.  Passing p
+    # per element forces the elementwise kernel, run in threaded chunks (> 2**16 tests).
+    rng = np.random.default_rng(7)
+    n = rng.choice([3, 40, 41, 500], size=200_000)
+    k = rng.binomial(n, 0.6)
+    grouped = binom_test(k, n, 0.55, alternative=alternative)
+    elementwise = binom_test(k, n, np.full(k.shape, 0.55), alternative=alternative)
+    assert np.array_equal(grouped, elementwise)
+    idx = rng.choice(k.size, 300, replace=False)
+    ref = st.binom.sf(k[idx] - 1, n[idx], 0.55) if alternative == "greater" else None
+    if ref is not None:
+        assert rel_err(grouped[idx], ref).max() <= 1e-12

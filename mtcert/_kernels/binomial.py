@@ -12,6 +12,11 @@ Identities used (X ~ Bin(n, p), 0 <= k <= n, I the regularised incomplete beta):
 
 Neither is ever formed as ``1 - cdf``, so tails keep full relative accuracy down
 to the smallest normal double.
+
+The kernels do not use ``parallel=True``: numba's default OpenMP threading layer
+is not fork-safe, and a user who forks worker processes (multiprocessing's
+default on Linux) after calling mtcert would see them terminated.  The Python
+wrapper instead runs ``nogil`` kernels on chunks in a thread pool.
 """
 
 from __future__ import annotations
@@ -207,20 +212,25 @@ def _one(alt, k, n, p, betainc, betaincc):
     return binom_two_sided(k, n, p, betainc, betaincc)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def binom_test_elementwise(alt, k, n, p, out, betainc, betaincc):
     """out[i] = p-value of (k[i], n[i], p[i]); arrays of size 1 broadcast."""
     size = out.size
     kb, nb, pb = k.size > 1, n.size > 1, p.size > 1
-    for i in numba.prange(size):
+    for i in range(size):
         ki = k[i] if kb else k[0]
         ni = n[i] if nb else n[0]
         pi = p[i] if pb else p[0]
         out[i] = _one(alt, float(ki), float(ni), pi, betainc, betaincc)
 
 
-@numba.njit(cache=True, parallel=True)
-def gather(table, index, out):
-    """out[i] = table[index[i]] (index already validated to lie in range)."""
-    for i in numba.prange(index.size):
-        out[i] = table[index[i]]
+@numba.njit(cache=True)
+def gather_by_n(table, offsets, n, k, out):
+    """out[i] = table[offsets[n[i]] + k[i]]; n of size 1 broadcasts (inputs validated)."""
+    if n.size == 1:
+        base = offsets[n[0]]
+        for i in range(k.size):
+            out[i] = table[base + k[i]]
+    else:
+        for i in range(k.size):
+            out[i] = table[offsets[n[i]] + k[i]]
