@@ -204,13 +204,15 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
                 # Guo & Romano (2007): under independence the number of true nulls
                 # with p <= c is stochastically <= Bin(m, c); the adjusted value is
                 # P(Bin(m, p) >= k) and rejection is adjusted <= alpha.
-                adj[...] = special.bdtrc(k - 1, m, p2d)
+                mi = m.astype(np.int64)
+                adj[...] = special.bdtrc(np.minimum(k - 1, mi), mi, p2d)
+                adj[np.broadcast_to(mi < k, adj.shape)] = 0.0  # < k tests: no k errors possible
                 np.less_equal(adj, alpha, out=rej)
         np.copyto(adj, np.nan, where=np.isnan(p2d))
     else:
         code = _SORTED_CODES[method]
         if is_sorted:
-            order = np.broadcast_to(np.arange(M, dtype=np.int64), (F, M))
+            order = np.ascontiguousarray(np.broadcast_to(np.arange(M, dtype=np.int64), (F, M)))
             s = p2d
         else:
             order, s = _sort_rows(p2d, m_eff)
@@ -223,7 +225,16 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             )
         elif code == _k.FDR_BY:
             cm = _per_m(m_eff, lambda m: np.sum(1.0 / np.arange(1, m + 1)), 1)[:, 0]
-        _k.adjust_sorted(s, order, m_eff, code, alpha, k, cm, maxiter, thresholds, adj, rej)
+        nrej = np.full(F, -1, dtype=np.int64)
+        thr = np.full(F, -1.0)
+        _k.adjust_sorted(
+            s, order, m_eff, code, alpha, k, cm, maxiter, thresholds, adj, rej, nrej, thr
+        )
+        if code not in (_k.HOMMEL, _k.FDR_GBS):
+            if is_sorted:  # positional, as statsmodels (input order trusted)
+                np.less(np.arange(M), nrej[:, None], out=rej)
+            else:
+                np.less_equal(p2d, thr[:, None], out=rej)
     skipped = m_eff < 0
     if skipped.any():
         adj[skipped] = np.nan
@@ -348,7 +359,7 @@ def adjust(pvalues, method="holm", *, alpha=0.05, k=1, nan_policy="propagate", a
     >>> res.reject
     array([ True, False, False,  True])
     >>> res.adjusted
-    array([0.03 , 0.06 , 0.06 , 0.02 ])
+    array([0.03, 0.06, 0.06, 0.02])
     >>> adjust([0.01, 0.04, 0.03, 0.005], "fdr_bh").n_rejected
     4
     >>> adjust([0.001, 0.02, 0.04], "generalized-holm", k=2).reject
