@@ -82,7 +82,7 @@ def test_method_tuples_cover_everything():
 
 @given(p=pvalue_lists, alpha=alphas)
 def test_multipletests_matches_statsmodels(p, alpha):
-    for method, aliases in SM_ALIASES.items():
+    for _method, aliases in SM_ALIASES.items():
         ref = sm(p, alpha, aliases[0])
         for alias in aliases:
             assert_same(multipletests(p, alpha=alpha, method=alias), ref)
@@ -231,7 +231,7 @@ def test_nesting_of_fwer_procedures(p, alpha):
 def test_monotone_in_alpha(p, a1, a2):
     lo, hi = min(a1, a2), max(a1, a2)
     # the two-stage and GBS adaptive procedures are not promised to be monotone in alpha
-    for method in FWER_METHODS + ("fdr_bh", "fdr_by") + KFWER_METHODS:
+    for method in (*FWER_METHODS, "fdr_bh", "fdr_by", *KFWER_METHODS):
         k = 2 if method in KFWER_METHODS else 1
         assert np.all(
             adjust(p, method, alpha=hi, k=k).reject >= adjust(p, method, alpha=lo, k=k).reject
