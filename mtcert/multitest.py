@@ -175,6 +175,30 @@ def _per_m(m_eff: np.ndarray, fn, width: int) -> np.ndarray:
     return out
 
 
+def _holm_candidates(p: np.ndarray, m: int, k: int):
+    """Indices of the p-values whose (generalized) Holm adjusted value may be below 1.
+
+    At rank i the adjusted value is at least c_i p_(i) with c_i = (m + k - max(i, k))/k
+    >= (m - i + 1)/k (LR 2005, Thm 2.2), and i <= #{p <= p_(i)}.  So every p-value in
+    the binade [2^e, 2^(e+1)) adjusts to 1 (and is not rejected, alpha < 1) once
+    (m - #{p < 2^(e+1)} + 1) 2^e / k > 1; by monotonicity so does everything above.
+    A histogram of exponents finds the lowest such binade in one pass, and only the
+    p-values below it need sorting -- typically the signals, a small part of m.
+    Returns None when that would not save much.
+    """
+    hist = _k.binade_counts(p)
+    at_most = np.cumsum(hist[:1024])  # number of p-values with exponent <= e
+    low = np.ldexp(1.0, np.arange(1024) - 1023)
+    low[0] = 0.0  # binade 0 holds 0 and the subnormals
+    ok = (m - at_most + 1) * low >= k * (1 + 1e-9)  # margin: rounding cannot undo it
+    if not ok.any():
+        return None
+    e0 = int(np.argmax(ok))
+    if at_most[e0 - 1] > 0.6 * m:
+        return None
+    return np.flatnonzero(p < low[e0])
+
+
 def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
     """Adjusted values and decisions for each row of ``p2d`` (rows with m_eff < 0 skipped)."""
     F, M = p2d.shape
@@ -211,7 +235,16 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
         np.copyto(adj, np.nan, where=np.isnan(p2d))
     else:
         code = _SORTED_CODES[method]
-        if is_sorted:
+        m_sorted = m_eff
+        cand = None
+        if code == _k.HOLM and F == 1 and not is_sorted and m_eff[0] > 0:
+            cand = _holm_candidates(p2d[0], int(m_eff[0]), k)
+        if cand is not None:  # only the candidates need ordering; the rest adjust to 1
+            adj.fill(1.0)
+            order, s = _sort_rows(p2d[:, cand], np.array([cand.size]))
+            order = cand[order]
+            m_sorted = np.array([cand.size])
+        elif is_sorted:
             order = np.ascontiguousarray(np.broadcast_to(np.arange(M, dtype=np.int64), (F, M)))
             s = p2d
         else:
@@ -228,13 +261,15 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
         nrej = np.full(F, -1, dtype=np.int64)
         thr = np.full(F, -1.0)
         _k.adjust_sorted(
-            s, order, m_eff, code, alpha, k, cm, maxiter, thresholds, adj, rej, nrej, thr
+            s, order, m_sorted, m_eff, code, alpha, k, cm, maxiter, thresholds, adj, rej, nrej, thr
         )
         if code not in (_k.HOMMEL, _k.FDR_GBS):
             if is_sorted:  # positional, as statsmodels (input order trusted)
                 np.less(np.arange(M), nrej[:, None], out=rej)
             else:
                 np.less_equal(p2d, thr[:, None], out=rej)
+        if cand is not None and m_eff[0] < M:  # nan_policy="omit": NaNs were not candidates
+            np.copyto(adj, np.nan, where=np.isnan(p2d))
     skipped = m_eff < 0
     if skipped.any():
         adj[skipped] = np.nan

@@ -397,3 +397,23 @@ def test_result_object():
 def test_docstring_examples():
     result = doctest.testmod(mt, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 6 and result.failed == 0
+
+
+def test_holm_sorts_only_candidates():
+    """(Generalized) Holm orders only p-values that can adjust below 1; same results."""
+    rng = np.random.default_rng(9)
+    p = rng.permutation(np.concatenate([rng.random(5000), rng.random(1000) * 1e-5]))
+    cand = mt._holm_candidates(p, p.size, 1)
+    assert cand is not None and 1000 <= cand.size < 1100
+    assert p[cand].max() < np.sort(p)[cand.size]  # exactly the smallest ones
+    assert_same(multipletests(p, method="holm"), sm(p, 0.05, "holm"))
+    for k in (1, 2, 7):
+        one = adjust(p, "generalized-holm", k=k)  # one family: candidate path
+        full = adjust(np.vstack([p, p]), "generalized-holm", k=k, axis=1)  # full sort path
+        np.testing.assert_array_equal(one.adjusted, full.adjusted[0])
+        np.testing.assert_array_equal(one.reject, full.reject[0])
+    withnan = np.insert(p, [10, 500, 4000], np.nan)
+    res = adjust(withnan, "holm", nan_policy="omit")
+    ok = ~np.isnan(withnan)
+    np.testing.assert_array_equal(res.adjusted[ok], adjust(p, "holm").adjusted)
+    assert np.isnan(res.adjusted[~ok]).all() and not res.reject[~ok].any()

@@ -108,16 +108,20 @@ def _lr_divisor(r, m, k):
 
 
 @njit(cache=True, error_model="numpy")
-def _step_down_lr(s, m, alpha, k, a):
-    """Generalized Holm (LR 2005, Thm 2.2); k = 1 is Holm (1979)."""
+def _step_down_lr(s, n, m, alpha, k, a):
+    """Generalized Holm (LR 2005, Thm 2.2); k = 1 is Holm (1979).
+
+    ``s`` holds the ``n <= m`` smallest of the family's m p-values (the caller
+    has shown that the others have adjusted value 1 and are not rejected).
+    """
     ka = k * alpha
-    nrej = m
-    for i in range(m):
+    nrej = n
+    for i in range(n):
         if s[i] > ka / _lr_divisor(i + 1, m, k):
             nrej = i
             break
     run = -np.inf
-    for i in range(m):
+    for i in range(n):
         v = s[i] * _lr_divisor(i + 1, m, k) / k
         if v > run:
             run = v
@@ -327,7 +331,7 @@ def _hommel(s, m, alpha, a, rj, cim, hull, dq):
 
 @njit(cache=True, error_model="numpy")
 def adjust_sorted(
-    s, order, m_eff, code, alpha, k, cm, maxiter, thresholds, out_adj, out_rej, nrej, thr
+    s, order, m_eff, m_tot, code, alpha, k, cm, maxiter, thresholds, out_adj, out_rej, nrej, thr
 ):
     """Run procedure ``code`` on every row of sorted values; scatter adjusted values.
 
@@ -336,7 +340,8 @@ def adjust_sorted(
     straddles the end of that prefix, so the caller rejects ``p <= thr[r]``
     in the original order, sequentially, instead of scattering.  Hommel and
     GBS decide ``adjusted <= alpha`` element by element; they get ``nrej[r] =
-    -1`` and their decisions are scattered into ``out_rej``.
+    -1`` and their decisions are scattered into ``out_rej``.  ``m_tot[r]`` is
+    the family size; it exceeds ``m_eff[r]`` only for Holm on a truncated row.
     """
     F, M = s.shape
     a = np.empty(M)
@@ -357,7 +362,7 @@ def adjust_sorted(
         n = 0
         if m > 0:
             if code == HOLM:
-                n = _step_down_lr(sr, m, alpha, k, a)
+                n = _step_down_lr(sr, m, m_tot[r], alpha, k, a)
             elif code == HOCHBERG:
                 n = _step_up_lr(sr, m, alpha, k, a)
             elif code == HOLM_SIDAK:
@@ -387,3 +392,19 @@ def adjust_sorted(
             j = orow[i]
             out_adj[r, j] = np.nan
             out_rej[r, j] = False
+
+
+@njit(cache=True)
+def binade_counts(p):
+    """Counts of p-values per binary exponent (IEEE biased exponent 0..1023), then NaNs."""
+    bits = p.view(np.uint64)
+    hist = np.zeros(1025, dtype=np.int64)
+    for i in range(p.size):
+        x = p[i]
+        if x != x:
+            hist[1024] += 1
+        elif x == 0.0:
+            hist[0] += 1
+        else:
+            hist[np.int64(bits[i] >> np.uint64(52))] += 1
+    return hist
