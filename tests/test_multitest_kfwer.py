@@ -159,3 +159,16 @@ def test_permissive_constants_fail_regression_guard():
     assert rate >= target - TOL
     # and generalized Holm is not the permissive procedure in disguise
     assert lr_kfwer(p, is_null, k) <= ALPHA + TOL
+
+
+def test_independence_procedures_control_kfwer():
+    """Independent U(0, 1) nulls (MTP2 holds): generalized Šidák attains alpha exactly
+    (P(Bin(m, c) >= k) = alpha at its critical value c); generalized Hochberg stays <= alpha."""
+    m, k = 20, 2
+    p = np.random.default_rng(6).random((REPS, m))
+    sidak = adjust(p, "generalized-sidak", alpha=ALPHA, k=k, axis=1)
+    rate = np.mean(sidak.n_rejected >= k)
+    assert abs(rate - ALPHA) <= TOL
+    hochberg = adjust(p, "generalized-hochberg", alpha=ALPHA, k=k, axis=1)
+    assert np.mean(hochberg.n_rejected >= k) <= ALPHA + TOL
+    assert np.all(hochberg.n_rejected >= adjust(p, "generalized-holm", k=k, axis=1).n_rejected)
