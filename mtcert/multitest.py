@@ -141,13 +141,23 @@ class AdjustResult:
     axis: int | None = field(default=None)
 
     def __repr__(self) -> str:
-        with np.printoptions(threshold=6, edgeitems=3, precision=4):
-            return (
-                f"AdjustResult(method={self.method!r}, alpha={self.alpha!r}, k={self.k}, "
-                f"n_tests={self.n_tests!r}, n_rejected={self.n_rejected!r},\n"
-                f"             reject={self.reject!r},\n"
-                f"             adjusted={self.adjusted!r})"
+        def show(name, value):
+            if not isinstance(value, np.ndarray):
+                return f"{name}={value!r}"
+            prefix = f"    {name}="
+            body = np.array2string(
+                value, separator=", ", threshold=6, edgeitems=3, precision=4, prefix=prefix
             )
+            return f"{name}={body}"
+
+        head = ", ".join(
+            show(n, getattr(self, n)) for n in ("method", "alpha", "k", "n_tests", "n_rejected")
+        )
+        return (
+            f"AdjustResult({head},\n"
+            f"    {show('reject', self.reject)},\n"
+            f"    {show('adjusted', self.adjusted)})"
+        )
 
 
 def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray):

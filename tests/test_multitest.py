@@ -389,7 +389,7 @@ def test_result_object():
     assert (res.method, res.alpha, res.k, res.n_tests, res.n_rejected) == ("holm", 0.05, 1, 4, 2)
     text = repr(res)
     assert text.startswith("AdjustResult(method='holm', alpha=0.05, k=1, n_tests=4, n_rejected=2")
-    assert "reject=array([ True, False, False,  True])" in text
+    assert "reject=[ True, False, False,  True]" in text
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.alpha = 0.1
 
