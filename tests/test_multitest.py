@@ -117,8 +117,18 @@ def test_two_stage_maxiter_matches_statsmodels(method, maxiter):
         )
 
 
+@pytest.fixture(params=["np.sort", "buckets"])
+def sort_path(request, monkeypatch):
+    """Run a test through the plain packed-key sort and through the bucketed sort
+    (made to trigger at small m, with tiny groups)."""
+    if request.param == "buckets":
+        monkeypatch.setattr(mt, "_BUCKET_MIN", 1000)
+        monkeypatch.setattr(mt, "_BUCKET_TARGET", 64)
+    return request.param
+
+
 @pytest.mark.parametrize("method", SM_METHODS)
-def test_large_families_match_statsmodels(method):
+def test_large_families_match_statsmodels(method, sort_path):
     """Thousands of tests: the packed-key sort, its near-tie repair and Hommel's hull."""
     rng = np.random.default_rng(11)
     cases = [
@@ -131,6 +141,24 @@ def test_large_families_match_statsmodels(method):
         p = rng.permutation(p)
         for alpha in (0.05, 0.5):
             assert_same(multipletests(p, alpha=alpha, method=method), sm(p, alpha, SM_NAME[method]))
+
+
+def test_bucket_sort_equals_np_sort():
+    rng = np.random.default_rng(8)
+    p = rng.permutation(
+        np.concatenate([rng.random(300_000), rng.random(60_000) * 1e-9, np.full(50_000, 0.25)])
+    )
+    p[::1000] = np.nan
+    keys = np.empty((1, p.size), dtype=np.uint64)
+    kernels.pack_keys(p.reshape(1, -1), (p.size - 1).bit_length(), keys)
+    np.testing.assert_array_equal(mt._bucket_sort(keys[0]), np.sort(keys[0]))
+    res = adjust(p, "fdr_bh", nan_policy="omit")  # m >= _BUCKET_MIN: bucketed path
+    ok = ~np.isnan(p)
+    assert_same(
+        multipletests(p[ok], method="fdr_bh"),
+        sm(p[ok], 0.05, "fdr_bh"),
+    )
+    np.testing.assert_array_equal(res.adjusted[ok], multipletests(p[ok], method="fdr_bh")[1])
 
 
 def test_near_tie_repair_falls_back_to_argsort():

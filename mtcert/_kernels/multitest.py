@@ -408,3 +408,25 @@ def binade_counts(p):
         else:
             hist[np.int64(bits[i] >> np.uint64(52))] += 1
     return hist
+
+
+@njit(cache=True)
+def key_histogram(keys, shift, nbuckets):
+    """Counts of ``keys >> shift`` (most significant digit of the packed keys)."""
+    hist = np.zeros(nbuckets, dtype=np.int64)
+    sh = np.uint64(shift)
+    for i in range(keys.size):
+        hist[np.int64(keys[i] >> sh)] += 1
+    return hist
+
+
+@njit(cache=True)
+def key_scatter(keys, shift, group_of_bucket, starts, out):
+    """Counting-sort pass: move every key to its group (contiguous, ordered key ranges)."""
+    sh = np.uint64(shift)
+    ptr = starts.copy()
+    for i in range(keys.size):
+        x = keys[i]
+        g = group_of_bucket[np.int64(x >> sh)]
+        out[ptr[g]] = x
+        ptr[g] += 1
