@@ -458,7 +458,7 @@ def adjust(pvalues, method="holm", *, alpha=0.05, k=1, nan_policy="propagate", a
         axis = int(axis) % p.ndim
         moved = np.moveaxis(p, axis, -1)
         moved_shape = moved.shape
-        p2d = np.ascontiguousarray(moved.reshape(-1, moved_shape[-1]))
+        p2d = np.ascontiguousarray(moved.reshape(math.prod(moved_shape[:-1]), moved_shape[-1]))
     F, M = p2d.shape
     m_eff = np.full(F, M, dtype=np.int64)
     n_tests = m_eff.copy()

@@ -448,3 +448,17 @@ def test_holm_sorts_only_candidates():
     ok = ~np.isnan(withnan)
     np.testing.assert_array_equal(res.adjusted[ok], adjust(p, "holm").adjusted)
     assert np.isnan(res.adjusted[~ok]).all() and not res.reject[~ok].any()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_degenerate_shapes_and_all_nan_families(method):
+    for shape, axis in [((0, 5), 1), ((3, 0), 1), ((3, 0), 0), ((0,), 0), ((2, 3, 4), 1)]:
+        res = adjust(np.full(shape, 0.01), method, axis=axis)
+        assert res.adjusted.shape == res.reject.shape == shape
+        assert res.n_rejected.shape == tuple(np.delete(shape, axis))
+    res = adjust([[np.nan, np.nan], [0.01, 0.02]], method, axis=1, nan_policy="omit")
+    np.testing.assert_array_equal(res.n_tests, [0, 2])
+    assert np.isnan(res.adjusted[0]).all() and not res.reject[0].any()
+    p32 = np.array([0.01, 0.5], dtype=np.float32)
+    res = adjust(p32[None, :].T, method, axis=0)  # strided, float32
+    np.testing.assert_array_equal(res.adjusted[:, 0], adjust(p32.astype(float), method).adjusted)
