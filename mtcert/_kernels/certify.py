@@ -1,0 +1,239 @@
+"""Counting kernels for SEGCERTIFY (no validation here; see :mod:`mtcert.certify`).
+
+Within one family every p-value is a gather ``table[hits]`` from the n+1 entry
+table ``table[j] = P(Bin(n, tau) >= j)``, which is non-increasing in ``j``.  A
+step-down procedure therefore only needs, for each distinct p-value, how many
+hypotheses carry it: a histogram of the hit counts.  Walking the table from
+``j = n`` (smallest p) downwards visits the p-values in ascending order, so the
+rank of the first member of each tie group is "1 + the number of hypotheses
+with a strictly smaller p-value" -- exactly the quantity a sort would give.
+The rejection set is then ``hits >= threshold`` for one threshold per family:
+O(N + n) work, no sort, no float array of p-values.  Families much smaller
+than n are sorted instead of histogrammed (O(m log m), memory O(m)).
+
+Method codes (shared with the Python wrapper):
+``BONFERRONI``, ``HOLM``, ``GENERALIZED_BONFERRONI``, ``GENERALIZED_HOLM``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+BONFERRONI = 0
+HOLM = 1
+GENERALIZED_BONFERRONI = 2
+GENERALIZED_HOLM = 3
+
+# A family is histogrammed when it has at least (n + 1) / _HIST_MIN_FILL
+# members (the O(n) histogram is then cheap next to the O(m) pass); smaller
+# families are sorted instead, so that huge n (1e6) with many small families
+# costs O(m log m) per family rather than O(n).
+_HIST_MIN_FILL = 8
+# Four interleaved histograms break the store-to-load dependency when many
+# neighbouring components share a hit count (e.g. hits == n on a clean image).
+_SPLIT_MIN = 1 << 14
+
+
+@njit(cache=True, nogil=True)
+def _histogram_levels(row, n, part, levels, counts):
+    """Distinct hit values of ``row`` in decreasing order with their counts.
+
+    Returns ``(n_levels, n_bad)``; entries outside [0, n] are not counted.
+    """
+    m = row.shape[0]
+    part[:, :] = 0
+    n_bad = 0
+    if m >= _SPLIT_MIN:
+        stop = m - m % 4
+        for i in range(0, stop, 4):
+            for lane in range(4):
+                h = row[i + lane]
+                if h < 0 or h > n:
+                    n_bad += 1
+                else:
+                    part[lane, h] += 1
+        start = stop
+    else:
+        start = 0
+    for i in range(start, m):
+        h = row[i]
+        if h < 0 or h > n:
+            n_bad += 1
+        else:
+            part[0, h] += 1
+    n_levels = 0
+    for j in range(n, -1, -1):
+        c = part[0, j] + part[1, j] + part[2, j] + part[3, j]
+        if c > 0:
+            levels[n_levels] = j
+            counts[n_levels] = c
+            n_levels += 1
+    return n_levels, n_bad
+
+
+@njit(cache=True, nogil=True)
+def _sorted_levels(row, n, buf, levels, counts):
+    """As :func:`_histogram_levels`, by sorting (for families much smaller than n)."""
+    m = row.shape[0]
+    n_bad = 0
+    size = 0
+    for i in range(m):
+        h = row[i]
+        if h < 0 or h > n:
+            n_bad += 1
+        else:
+            buf[size] = h
+            size += 1
+    vals = np.sort(buf[:size])
+    n_levels = 0
+    i = size - 1
+    while i >= 0:
+        v = vals[i]
+        c = 0
+        while i >= 0 and vals[i] == v:
+            c += 1
+            i -= 1
+        levels[n_levels] = v
+        counts[n_levels] = c
+        n_levels += 1
+    return n_levels, n_bad
+
+
+@njit(cache=True, nogil=True)
+def _decide(levels, counts, n_levels, table, m, alpha, k, step_down):
+    """Rejection threshold of one family from its hit levels (decreasing = ascending p).
+
+    Critical values for the 1-based rank r among m sorted p-values (Holm 1979;
+    Lehmann & Romano 2005, Thms 2.1 and 2.2), with the same floating-point
+    operations as :mod:`mtcert.multitest` (and statsmodels) so that the
+    decisions are identical:
+
+    - (generalized) Bonferroni: reject p_(r) iff p_(r) <= k alpha / m
+    - (generalized) Holm: reject p_(1..R), R the largest rank with
+      p_(r) <= k alpha / (m + k - max(r, k)) for every r <= R.
+
+    Ties: a group of equal p-values at ranks r..r+t-1 is decided by its first
+    rank (the critical values grow with the rank: if the first member passes,
+    all do; if it fails, step-down stops there).  Levels whose p-values are
+    equal in floating point (underflow to 0, rounding to 1) are one group.
+
+    Returns ``(thr, n_rejected)``: reject exactly ``hits >= thr``.
+    """
+    n = table.shape[0] - 1
+    ka = k * alpha
+    thr = n + 1
+    n_rej = 0
+    i = 0
+    while i < n_levels:
+        lo = levels[i]
+        p = table[lo]
+        count = counts[i]
+        i += 1
+        while i < n_levels and table[levels[i]] == p:
+            lo = levels[i]
+            count += counts[i]
+            i += 1
+        if step_down:
+            crit = ka / float(m + k - max(n_rej + 1, k))
+        else:
+            crit = ka / float(m)
+        if p <= crit:
+            thr = lo
+            n_rej += count
+        else:
+            # p-values only grow from here, and step-down stops at the first
+            # failure: nothing further is rejected
+            break
+    return thr, n_rej
+
+
+@njit(cache=True, nogil=True)
+def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits_copy):
+    """Counting-path SEGCERTIFY for every family (row) of ``hits``.
+
+    Parameters
+    ----------
+    guess, hits : (F, m) integer arrays, C-contiguous; row f is family f.
+    table : (n + 1,) float64, ``table[j] = P(Bin(n, tau) >= j)``, non-increasing.
+    alpha, k, method : level, k of the k-FWER methods (1 otherwise), method code.
+    abstain : label written where not certified.
+    labels : (F, m) output, ``guess`` where certified else ``abstain``.
+    hits_copy : (F, m) output, a copy of ``hits`` (narrower dtype) so the
+        certificate does not alias the caller's buffer.
+
+    Returns
+    -------
+    n_rejected : (F,) int64
+    n_bad : number of hits outside [0, n] (then the outputs are incomplete)
+    n_neg : number of negative guesses (they would be confused with ``abstain``)
+    """
+    n_fam, m = hits.shape
+    n = table.shape[0] - 1
+    step_down = method == HOLM or method == GENERALIZED_HOLM
+    use_hist = m * _HIST_MIN_FILL >= n + 1
+    part = np.zeros((4, n + 1) if use_hist else (4, 0), np.int64)
+    buf = np.empty(0 if use_hist else m, hits.dtype)
+    n_max = min(m, n + 1)
+    levels = np.empty(n_max, np.int64)
+    counts = np.empty(n_max, np.int64)
+    n_rej = np.zeros(n_fam, np.int64)
+    n_neg = 0
+    for f in range(n_fam):
+        row = hits[f]
+        if use_hist:
+            n_levels, n_bad = _histogram_levels(row, n, part, levels, counts)
+        else:
+            n_levels, n_bad = _sorted_levels(row, n, buf, levels, counts)
+        if n_bad:
+            return n_rej, n_bad, n_neg
+        thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, step_down)
+        g_row = guess[f]
+        out = labels[f]
+        copy = hits_copy[f]
+        g_min = 0
+        # branch-free body so that the loop vectorises; negatives are counted
+        # only if the minimum shows there are any
+        for i in range(m):
+            g = g_row[i]
+            h = row[i]
+            g_min = min(g_min, g)
+            out[i] = g if h >= thr else abstain
+            copy[i] = h
+        if g_min < 0:
+            for i in range(m):
+                if g_row[i] < 0:
+                    n_neg += 1
+    return n_rej, 0, n_neg
+
+
+@njit(cache=True, nogil=True)
+def guess_and_hits(counts0, counts):
+    """Per component: guess = first argmax of ``counts0``, hits = its count in ``counts``.
+
+    Both inputs are (N, C) int64. Returns ``(guess, hits, n, consistent)`` where
+    ``n`` is the first row total of ``counts`` and ``consistent`` says whether
+    every row of ``counts`` sums to it.
+    """
+    n_comp, n_cls = counts.shape
+    guess = np.empty(n_comp, np.int64)
+    hits = np.empty(n_comp, np.int64)
+    n = -1
+    consistent = True
+    for i in range(n_comp):
+        best = 0
+        top = counts0[i, 0]
+        total = 0
+        for c in range(n_cls):
+            v = counts0[i, c]
+            if v > top:
+                top = v
+                best = c
+            total += counts[i, c]
+        guess[i] = best
+        hits[i] = counts[i, best]
+        if i == 0:
+            n = total
+        elif total != n:
+            consistent = False
+    return guess, hits, n, consistent
