@@ -4,9 +4,10 @@ Components are grouped into blocks that share one distribution: inside a block
 every component shows its true label with probability ``q`` and otherwise a
 wrong label drawn from the block's conditional law.  A joint draw is stored
 sparsely, as the set of (component, wrong label) deviations from the truth:
-the number of deviations in a block is Bin(size, 1 - q) and their positions a
-uniform subset (partial Fisher–Yates), which is the exact law of independent
-components at a cost proportional to the number of deviations, not to N.
+the positions of the wrong components in a block are found by geometric
+skipping (the gaps between independent Bernoulli(1 - q) events are geometric),
+which is the exact law of independent components at a cost proportional to
+the number of wrong components drawn, not to N.
 
 Joint label vectors are compared through two independent 64-bit hashes of
 their deviation sets (a commutative sum of mixed codes), so a false match of
@@ -14,6 +15,8 @@ two different vectors has probability below ``n0**2 * 2**-128``.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
@@ -36,8 +39,7 @@ def joint_mode_kernel(rng, reps, n0, sizes, offsets, err, log_q, wrong_cdf, wron
     rng : numpy.random.Generator
     reps, n0 : int
     sizes, offsets : int64 (G,)
-        Block sizes and the global index of each block's first component;
-        blocks are contiguous and in order (offsets[g+1] == offsets[g] + sizes[g]).
+        Block sizes and the global index of each block's first component.
     err : float64 (G,)
         Per-component probability of a wrong label in each block (1 - q).
     log_q : float64 (G,)
@@ -61,11 +63,18 @@ def joint_mode_kernel(rng, reps, n0, sizes, offsets, err, log_q, wrong_cdf, wron
     """
     n_groups = sizes.shape[0]
     n_classes = wrong_cdf.shape[1]
-    # One permutation per block (block g owns perm[offsets[g]:offsets[g] + sizes[g]]).
-    perm = np.empty(offsets[n_groups - 1] + sizes[n_groups - 1], dtype=np.int64)
+    # Blocks whose wrong label is forced (binary oracles) skip the label draw.
+    single = np.full(n_groups, -1, dtype=np.int64)
     for g in range(n_groups):
-        for i in range(sizes[g]):
-            perm[offsets[g] + i] = i
+        prev = 0.0
+        n_pos = 0
+        for c in range(n_classes):
+            if wrong_cdf[g, c] > prev:
+                n_pos += 1
+                single[g] = c
+            prev = wrong_cdf[g, c]
+        if n_pos != 1:
+            single[g] = -1
     h1 = np.empty(n0, dtype=np.uint64)
     h2 = np.empty(n0, dtype=np.uint64)
     row_logp = np.empty(n0, dtype=np.float64)
@@ -82,29 +91,37 @@ def joint_mode_kernel(rng, reps, n0, sizes, offsets, err, log_q, wrong_cdf, wron
             wrong = 0
             for g in range(n_groups):
                 size = sizes[g]
+                if size == 0 or err[g] <= 0.0:
+                    continue  # every component correct: contributes log(1) = 0
                 e = 0
-                if err[g] >= 1.0:
-                    e = size
-                elif err[g] > 0.0:
-                    e = rng.binomial(size, err[g])
-                if e < size:
-                    lp += (size - e) * log_q[g]
-                # Partial Fisher–Yates: perm stays a permutation of 0..size-1 whatever
-                # happened before, so its first e entries are a uniform e-subset.
-                base = offsets[g]
-                for j in range(e):
-                    t = base + j + rng.integers(0, size - j)
-                    tmp = perm[base + j]
-                    perm[base + j] = perm[t]
-                    perm[t] = tmp
-                    u = rng.random()
-                    lab = 0
-                    while lab < n_classes - 1 and wrong_cdf[g, lab] <= u:
-                        lab += 1
+                pos = -1
+                while True:
+                    # Geometric skipping: the number of correct components before the
+                    # next wrong one is floor(log(V) / log(q)), V ~ U(0, 1], which has
+                    # P(skip >= s) = q**s; so wrong positions are i.i.d. Bernoulli(err).
+                    if err[g] >= 1.0:
+                        pos += 1
+                    else:
+                        gap = math.log1p(-rng.random()) / log_q[g]
+                        if gap >= size - pos - 1:
+                            break
+                        pos += int(gap) + 1
+                    if pos >= size:
+                        break
+                    if single[g] >= 0:
+                        lab = single[g]
+                    else:
+                        u = rng.random()
+                        lab = 0
+                        while lab < n_classes - 1 and wrong_cdf[g, lab] <= u:
+                            lab += 1
                     lp += wrong_logp[g, lab]
-                    code = np.uint64((base + perm[base + j]) * n_classes + lab)
+                    code = np.uint64((offsets[g] + pos) * n_classes + lab)
                     a += _mix64(code)
                     b += _mix64(code ^ salt)
+                    e += 1
+                if e < size:
+                    lp += (size - e) * log_q[g]
                 wrong += e
             h1[row] = a
             h2[row] = b
