@@ -554,8 +554,8 @@ def smooth(
         for c in ("method", "budget_spec", "gamma", "N", "k", "n0", "n", "alpha", "tau")
         if c in df.columns and c != x
     ]
-    for _, idx in out.groupby(keys, sort=False, dropna=False).groups.items():
-        curve = out.loc[idx].sort_values(x)
+    for _, curve in out.groupby(keys, sort=False, dropna=False):
+        curve = curve.sort_values(x)
         if len(curve) >= window:
             values = np.clip(savgol_filter(curve[column].to_numpy(float), window, degree), 0, 1)
             out.loc[curve.index, f"{column}_smoothed"] = values
@@ -635,9 +635,9 @@ PRESETS: dict[str, Preset] = {
             "N=100, k=1, n0=n=1000, alpha=0.001, tau=0.75",
             "gamma",
             _fig2ab(1000),
-            600,
+            200,
             True,
-            "Fig. 2b (smoothed); the released code used 30 repetitions",
+            "Fig. 2b (smoothed); 200 repetitions (the released code used 30)",
         ),
         Preset(
             "fig2c",
@@ -662,7 +662,7 @@ PRESETS: dict[str, Preset] = {
             "N=100, k=1, n0=n=1000, alpha=0.001, tau=0.75 (unsmoothed)",
             "gamma",
             _fig2ab(1000),
-            600,
+            200,
             False,
             "Fig. 5a: the unsmoothed Fig. 2b (Fig. 5b is fig2c, which is not smoothed)",
         ),
