@@ -72,6 +72,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import multiprocessing
 import numbers
 import os
 import time
@@ -388,10 +389,11 @@ def _run_chunk(scenarios: list[_Scenario]) -> list[list[dict]]:
 # -- execution -------------------------------------------------------------------------
 
 
-def _chunks(scenarios, n_chunks):
-    # Contiguous chunks keep task overhead low; results are re-assembled in order.
-    size = max(1, math.ceil(len(scenarios) / n_chunks))
-    return [scenarios[i : i + size] for i in range(0, len(scenarios), size)]
+def _chunks(n_items, n_chunks):
+    # Interleaved chunks balance the load (cost often grows along a swept axis);
+    # few chunks per worker keep the task overhead low.
+    n_chunks = max(1, min(n_chunks, n_items))
+    return [list(range(i, n_items, n_chunks)) for i in range(n_chunks)]
 
 
 def _execute(scenarios, executor, workers, progress):
@@ -412,7 +414,7 @@ def _execute(scenarios, executor, workers, progress):
                     if bar is not None:
                         bar.update(1)
                 return results
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
                 return _submit(pool, scenarios, 4 * workers, bar)
         if not isinstance(executor, Executor) and not hasattr(executor, "submit"):
             raise ValueError(
@@ -427,16 +429,32 @@ def _execute(scenarios, executor, workers, progress):
             bar.close()
 
 
+def _mp_context():
+    # Never fork this process: after numba's OpenMP-backed kernels have run in it,
+    # fork() is unsafe (GNU OpenMP aborts the child).  A fork server started from
+    # a clean interpreter, which imports the simulator once, forks the workers
+    # cheaply instead; "spawn" where there is no fork server (Windows, macOS).
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__, "mtcert.certify"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
 def _submit(executor, scenarios, n_chunks, bar):
-    chunks = _chunks(scenarios, n_chunks)
-    futures = {executor.submit(_run_chunk, chunk): i for i, chunk in enumerate(chunks)}
-    out = [None] * len(chunks)
+    chunks = _chunks(len(scenarios), n_chunks)
+    futures = {
+        executor.submit(_run_chunk, [scenarios[i] for i in chunk]): chunk for chunk in chunks
+    }
+    out = [None] * len(scenarios)
     for fut in as_completed(futures):
-        i = futures[fut]
-        out[i] = fut.result()
+        chunk = futures[fut]
+        for i, rows in zip(chunk, fut.result(), strict=True):
+            out[i] = rows
         if bar is not None:
-            bar.update(len(chunks[i]))
-    return [rows for chunk in out for rows in chunk]
+            bar.update(len(chunk))
+    return out
 
 
 def run_grid(
