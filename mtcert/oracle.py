@@ -126,7 +126,10 @@ class Oracle:
 
         Returns
         -------
-        guess, hits : ndarray of int64, shape ``(N,)`` or ``(reps, N)``
+        guess, hits : ndarray, shape ``(N,)`` or ``(reps, N)``
+            Signed integers of the smallest type that holds the labels (int8
+            for fewer than 128 classes), and int32 hit counts (int64 when
+            ``n >= 2**31``).
         """
         n0 = check_positive_int(n0, "n0")
         n = check_positive_int(n, "n")
@@ -134,8 +137,9 @@ class Oracle:
         reps_ = _check_reps(reps)
         rows = 1 if reps_ is None else reps_
         N = self.n_components
-        guess = np.empty((rows, N), dtype=np.int64)
-        hits = np.empty((rows, N), dtype=np.int64)
+        # Compact dtypes: at N = 1e7 the outputs dominate memory.
+        guess = np.empty((rows, N), dtype=np.min_scalar_type(-self.n_classes))
+        hits = np.empty((rows, N), dtype=np.int32 if n < 2**31 else np.int64)
         width = max(1, _CHUNK_ELEMENTS // rows)
         for lo in range(0, N, width):
             hi = min(N, lo + width)
@@ -285,8 +289,16 @@ class BinaryOracle(Oracle):
         labels = np.asarray(labels)
         if labels.shape[-1:] != (self.N,):
             raise ValueError(f"labels must have last axis of length N = {self.N}")
-        q = self.correct_probabilities()
-        return np.where(labels == 1, q, np.where(labels == 0, 1.0 - q, 0.0))
+        # Filled by masks rather than from a length-N q: memory stays one output
+        # array (plus byte masks) at N = 1e7.
+        out = np.zeros(labels.shape)
+        out[labels == 1] = self.q_good
+        out[labels == 0] = 1.0 - self.q_good
+        bad = labels[..., : self.k]
+        out[..., : self.k] = np.where(
+            bad == 1, self.q_bad, np.where(bad == 0, 1.0 - self.q_bad, 0.0)
+        )
+        return out
 
     def _draw_guess_hits(self, rng, n0, n, rows, lo, hi):
         q = self._q_slice(lo, hi)

@@ -264,7 +264,8 @@ def _indivclass(guess, hits, n, alpha):
     from mtcert import certify as C
 
     N = guess.shape[-1]
-    pairs, inverse = np.unique(guess * (n + 1) + hits, return_inverse=True)
+    key = guess.astype(np.int64) * (n + 1) + hits  # int64: no overflow of compact dtypes
+    pairs, inverse = np.unique(key, return_inverse=True)
     g, h = np.divmod(pairs, n + 1)
     counts0 = np.zeros((pairs.size, 2), dtype=np.int64)
     counts0[np.arange(pairs.size), g] = 1

@@ -100,7 +100,7 @@ def test_sampling_is_reproducible_and_shapes():
     b = o.sample_guess_hits(100, 100, rng=np.random.default_rng(5), reps=3)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
-    assert a[0].shape == (3, 7) and a[0].dtype == np.int64
+    assert a[0].shape == (3, 7) and a[0].dtype == np.int8 and a[1].dtype == np.int32
     g, h = o.sample_guess_hits(100, 100, rng=np.random.default_rng(5))
     assert g.shape == (7,) and h.shape == (7,)
     assert ((h >= 0) & (h <= 100)).all()
