@@ -40,6 +40,7 @@ import numpy as np
 
 from mtcert._kernels.oracle import joint_mode_kernel
 from mtcert._validation import as_probabilities, check_positive_int
+from mtcert.binomial import binom_test
 
 __all__ = ["BinaryOracle", "JointMode", "MultiClassOracle", "Oracle"]
 
@@ -302,9 +303,12 @@ class BinaryOracle(Oracle):
 
     def _draw_guess_hits(self, rng, n0, n, rows, lo, hi):
         q = self._q_slice(lo, hi)
-        correct0 = rng.binomial(n0, q, size=(rows, hi - lo))
-        guess = (2 * correct0 > n0).astype(np.int64)  # tie -> class 0, the wrong one
-        hits = rng.binomial(n, np.where(guess == 1, q, 1.0 - q))
+        # Only whether the n0 correct-class count exceeds n0/2 matters, so draw that
+        # Bernoulli directly: P(right) = P(Bin(n0, q) > n0/2) = P(Bin(n0, q) >= n0//2 + 1);
+        # a tie (even n0) goes to class 0, the wrong one.
+        p_right = np.asarray(binom_test(n0 // 2 + 1, n0, q, alternative="greater"))
+        guess = rng.random((rows, hi - lo)) < p_right
+        hits = rng.binomial(n, np.where(guess, q, 1.0 - q))
         return guess, hits
 
     def _draw_counts(self, rng, n, shape):
