@@ -7,6 +7,8 @@ the plotting functions raise an ``ImportError`` that says how to install it.
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 __all__ = ["plot_power", "plot_preset"]
@@ -102,7 +104,7 @@ def plot_power(
         ax.spines[side].set_visible(False)
     ax.legend(frameon=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(textwrap.fill(title, 60), fontsize="medium")
     fig.tight_layout()
     return fig
 
