@@ -528,8 +528,8 @@ def run_grid(
     ...               n0=1000, n=1000, alpha=0.1, tau=0.9, reps=5, workers=1)
     >>> df[["method", "N", "certified_rate"]]
                       method     N  certified_rate
-    0        segcertify-holm  1000           0.9998
-    1  segcertify-bonferroni  1000           0.9980
+    0        segcertify-holm  1000          1.0000
+    1  segcertify-bonferroni  1000          0.9906
     """
     scenarios = _expand(method, gamma, N, k, n0, n, alpha, tau, budget, reps, seed)
     results = _execute(scenarios, executor, workers, progress)
