@@ -127,6 +127,10 @@ def _pick_x(args) -> str:
 
 def run(args) -> int:
     """Run the ``power`` sub-command; returns the exit code."""
+    return _run(args)
+
+
+def _run(args, executor=None) -> int:
     from mtcert import power
 
     out = Path(args.out)
@@ -137,7 +141,12 @@ def run(args) -> int:
             name = args.preset
             preset = power.PRESETS[name]
             df = power.run_preset(
-                name, reps=args.reps, seed=args.seed, workers=args.workers, progress=progress
+                name,
+                reps=args.reps,
+                seed=args.seed,
+                executor=executor,
+                workers=args.workers,
+                progress=progress,
             )
             x = preset.x
             smoothed = preset.smooth or args.smooth
@@ -158,6 +167,7 @@ def run(args) -> int:
                 budget=args.budget,
                 reps=100 if args.reps is None else args.reps,
                 seed=args.seed,
+                executor=executor,
                 workers=args.workers,
                 progress=progress,
             )
@@ -200,11 +210,26 @@ def run_main_job(out: str = "results") -> int:
     Writes ``<out>/<preset>.csv`` and ``<out>/<preset>.png`` for each and prints
     where they are.  Returns 0 on success.
     """
+    import contextlib
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mtcert.power import _mp_context
+
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     code = 0
-    for name in MAIN_JOB_PRESETS:
-        code = code or run(parser.parse_args(["--preset", name, "--out", str(out)]))
+    workers = os.cpu_count() or 1
+    # One process pool for all presets: its start-up is paid once.
+    pool = (
+        ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+        if workers > 1
+        else contextlib.nullcontext()
+    )
+    with pool as executor:
+        for name in MAIN_JOB_PRESETS:
+            args = parser.parse_args(["--preset", name, "--out", str(out)])
+            code = code or _run(args, executor=executor)
     if code == 0:
         print(f"power study results (CSV + PNG) are in {Path(out).resolve()}")
     return code
