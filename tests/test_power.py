@@ -127,6 +127,17 @@ def test_type1_accounting_on_boundary_nulls():
     assert row.type1_errors / reps <= alpha
 
 
+@pytest.mark.parametrize("method, gamma, N", [("indivclass", 0.3, 1), ("jointclass", 0.1, 3)])
+def test_cohen_based_methods_keep_alpha(method, gamma, N):
+    # A false claim is a certified lower bound above the true probability; CERTIFY
+    # keeps its rate <= alpha (per joint claim / jointly over the N components).
+    alpha, reps = 0.2, 3000
+    df = run_grid(method, gamma=gamma, N=N, n0=15, n=15, alpha=alpha, reps=reps, workers=1)
+    rate = df.type1_errors[0] / reps
+    assert rate > alpha / 4  # settings where the bound is nearly attained: the check has teeth
+    assert rate <= alpha + Z * np.sqrt(alpha * (1 - alpha) / reps)
+
+
 def test_budget_counts_errors_beyond_b():
     # A k-FWER method with budget b counts a repetition as an error only with > b
     # false certificates; at q = tau every certificate is false.
