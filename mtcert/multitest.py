@@ -141,13 +141,47 @@ class AdjustResult:
     axis: int | None = field(default=None)
 
     def __repr__(self) -> str:
-        with np.printoptions(threshold=6, edgeitems=3, precision=4):
-            return (
-                f"AdjustResult(method={self.method!r}, alpha={self.alpha!r}, k={self.k}, "
-                f"n_tests={self.n_tests!r}, n_rejected={self.n_rejected!r},\n"
-                f"             reject={self.reject!r},\n"
-                f"             adjusted={self.adjusted!r})"
+        def show(name, value):
+            if not isinstance(value, np.ndarray):
+                return f"{name}={value!r}"
+            prefix = f"    {name}="
+            body = np.array2string(
+                value, separator=", ", threshold=6, edgeitems=3, precision=4, prefix=prefix
             )
+            return f"{name}={body}"
+
+        head = ", ".join(
+            show(n, getattr(self, n)) for n in ("method", "alpha", "k", "n_tests", "n_rejected")
+        )
+        return (
+            f"AdjustResult({head},\n"
+            f"    {show('reject', self.reject)},\n"
+            f"    {show('adjusted', self.adjusted)})"
+        )
+
+
+_BUCKET_MIN = 1 << 18  # one family at least this large: sort by buckets
+_BUCKET_SHIFT = 46  # 2^18 buckets: 10 exponent bits and 8 mantissa bits of the p-value
+_BUCKET_TARGET = 1 << 14  # group size whose np.sort stays in cache
+
+
+def _bucket_sort(keys: np.ndarray) -> np.ndarray:
+    """Sort packed keys: one counting-sort pass on the leading bits, then np.sort per group.
+
+    np.sort of 10^7 keys costs about twice as much per element as sorting cache-sized
+    pieces, and one histogram plus one scatter pass is cheaper than the difference.
+    """
+    nb = 1 << (64 - _BUCKET_SHIFT)
+    hist = _k.key_histogram(keys, _BUCKET_SHIFT, nb)
+    before = np.cumsum(hist) - hist
+    group_of_bucket = (before // _BUCKET_TARGET).astype(np.int32)
+    sizes = np.bincount(group_of_bucket, weights=hist).astype(np.int64)
+    starts = np.cumsum(sizes) - sizes
+    out = np.empty_like(keys)
+    _k.key_scatter(keys, _BUCKET_SHIFT, group_of_bucket, starts, out)
+    for a, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
+        out[a : a + n].sort()
+    return out
 
 
 def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray):
@@ -156,7 +190,10 @@ def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray):
     idxbits = max(2, (M - 1).bit_length())
     keys = np.empty((F, M), dtype=np.uint64)
     _k.pack_keys(p2d, idxbits, keys)
-    keys.sort(axis=1)
+    if F == 1 and M >= _BUCKET_MIN:
+        keys = _bucket_sort(keys[0])[None, :]
+    else:
+        keys.sort(axis=1)
     order = keys.view(np.int64)
     s = np.empty((F, M))
     ok = _k.unpack_sorted(keys, idxbits, p2d, m_eff, order, s)
@@ -173,6 +210,30 @@ def _per_m(m_eff: np.ndarray, fn, width: int) -> np.ndarray:
         rows = m_eff == m
         out[rows, : int(m)] = fn(int(m))
     return out
+
+
+def _holm_candidates(p: np.ndarray, m: int, k: int):
+    """Indices of the p-values whose (generalized) Holm adjusted value may be below 1.
+
+    At rank i the adjusted value is at least c_i p_(i) with c_i = (m + k - max(i, k))/k
+    >= (m - i + 1)/k (LR 2005, Thm 2.2), and i <= #{p <= p_(i)}.  So every p-value in
+    the binade [2^e, 2^(e+1)) adjusts to 1 (and is not rejected, alpha < 1) once
+    (m - #{p < 2^(e+1)} + 1) 2^e / k > 1; by monotonicity so does everything above.
+    A histogram of exponents finds the lowest such binade in one pass, and only the
+    p-values below it need sorting -- typically the signals, a small part of m.
+    Returns None when that would not save much.
+    """
+    hist = _k.binade_counts(p)
+    at_most = np.cumsum(hist[:1024])  # number of p-values with exponent <= e
+    low = np.ldexp(1.0, np.arange(1024) - 1023)
+    low[0] = 0.0  # binade 0 holds 0 and the subnormals
+    ok = (m - at_most + 1) * low >= k * (1 + 1e-9)  # margin: rounding cannot undo it
+    if not ok.any():
+        return None
+    e0 = int(np.argmax(ok))
+    if at_most[e0 - 1] > 0.6 * m:
+        return None
+    return np.flatnonzero(p < low[e0])
 
 
 def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
@@ -204,13 +265,24 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
                 # Guo & Romano (2007): under independence the number of true nulls
                 # with p <= c is stochastically <= Bin(m, c); the adjusted value is
                 # P(Bin(m, p) >= k) and rejection is adjusted <= alpha.
-                adj[...] = special.bdtrc(k - 1, m, p2d)
+                mi = m.astype(np.int64)
+                adj[...] = special.bdtrc(np.minimum(k - 1, mi), mi, p2d)
+                adj[np.broadcast_to(mi < k, adj.shape)] = 0.0  # < k tests: no k errors possible
                 np.less_equal(adj, alpha, out=rej)
         np.copyto(adj, np.nan, where=np.isnan(p2d))
     else:
         code = _SORTED_CODES[method]
-        if is_sorted:
-            order = np.broadcast_to(np.arange(M, dtype=np.int64), (F, M))
+        m_sorted = m_eff
+        cand = None
+        if code == _k.HOLM and F == 1 and not is_sorted and m_eff[0] > 0:
+            cand = _holm_candidates(p2d[0], int(m_eff[0]), k)
+        if cand is not None:  # only the candidates need ordering; the rest adjust to 1
+            adj.fill(1.0)
+            order, s = _sort_rows(p2d[:, cand], np.array([cand.size]))
+            order = cand[order]
+            m_sorted = np.array([cand.size])
+        elif is_sorted:
+            order = np.ascontiguousarray(np.broadcast_to(np.arange(M, dtype=np.int64), (F, M)))
             s = p2d
         else:
             order, s = _sort_rows(p2d, m_eff)
@@ -223,7 +295,18 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             )
         elif code == _k.FDR_BY:
             cm = _per_m(m_eff, lambda m: np.sum(1.0 / np.arange(1, m + 1)), 1)[:, 0]
-        _k.adjust_sorted(s, order, m_eff, code, alpha, k, cm, maxiter, thresholds, adj, rej)
+        nrej = np.full(F, -1, dtype=np.int64)
+        thr = np.full(F, -1.0)
+        _k.adjust_sorted(
+            s, order, m_sorted, m_eff, code, alpha, k, cm, maxiter, thresholds, adj, rej, nrej, thr
+        )
+        if code not in (_k.HOMMEL, _k.FDR_GBS):
+            if is_sorted:  # positional, as statsmodels (input order trusted)
+                np.less(np.arange(M), nrej[:, None], out=rej)
+            else:
+                np.less_equal(p2d, thr[:, None], out=rej)
+        if cand is not None and m_eff[0] < M:  # nan_policy="omit": NaNs were not candidates
+            np.copyto(adj, np.nan, where=np.isnan(p2d))
     skipped = m_eff < 0
     if skipped.any():
         adj[skipped] = np.nan
@@ -348,7 +431,7 @@ def adjust(pvalues, method="holm", *, alpha=0.05, k=1, nan_policy="propagate", a
     >>> res.reject
     array([ True, False, False,  True])
     >>> res.adjusted
-    array([0.03 , 0.06 , 0.06 , 0.02 ])
+    array([0.03, 0.06, 0.06, 0.02])
     >>> adjust([0.01, 0.04, 0.03, 0.005], "fdr_bh").n_rejected
     4
     >>> adjust([0.001, 0.02, 0.04], "generalized-holm", k=2).reject

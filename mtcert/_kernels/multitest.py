@@ -108,25 +108,29 @@ def _lr_divisor(r, m, k):
 
 
 @njit(cache=True, error_model="numpy")
-def _step_down_lr(s, m, alpha, k, a, rj):
-    """Generalized Holm (LR 2005, Thm 2.2); k = 1 is Holm (1979)."""
+def _step_down_lr(s, n, m, alpha, k, a):
+    """Generalized Holm (LR 2005, Thm 2.2); k = 1 is Holm (1979).
+
+    ``s`` holds the ``n <= m`` smallest of the family's m p-values (the caller
+    has shown that the others have adjusted value 1 and are not rejected).
+    """
     ka = k * alpha
-    nrej = m
-    for i in range(m):
+    nrej = n
+    for i in range(n):
         if s[i] > ka / _lr_divisor(i + 1, m, k):
             nrej = i
             break
     run = -np.inf
-    for i in range(m):
+    for i in range(n):
         v = s[i] * _lr_divisor(i + 1, m, k) / k
         if v > run:
             run = v
         a[i] = min(run, 1.0)
-        rj[i] = i < nrej
+    return nrej
 
 
 @njit(cache=True, error_model="numpy")
-def _step_up_lr(s, m, alpha, k, a, rj):
+def _step_up_lr(s, m, alpha, k, a):
     """Generalized Hochberg (Sarkar 2008); k = 1 is Hochberg (1988)."""
     ka = k * alpha
     nrej = 0
@@ -140,11 +144,11 @@ def _step_up_lr(s, m, alpha, k, a, rj):
         if v < run:
             run = v
         a[i] = min(run, 1.0)
-        rj[i] = i < nrej
+    return nrej
 
 
 @njit(cache=True, error_model="numpy")
-def _holm_sidak(s, m, thresholds, a, rj):
+def _holm_sidak(s, m, thresholds, a):
     """Holm–Šidák step-down; ``thresholds[i] = 1 - (1 - alpha)**(1/(m - i))``."""
     nrej = m
     for i in range(m):
@@ -157,7 +161,7 @@ def _holm_sidak(s, m, thresholds, a, rj):
         if v > run:
             run = v
         a[i] = min(run, 1.0)
-        rj[i] = i < nrej
+    return nrej
 
 
 @njit(cache=True, error_model="numpy")
@@ -180,16 +184,15 @@ def _bh_adjusted(s, m, cm, a):
 
 
 @njit(cache=True, error_model="numpy")
-def _fdr_bh(s, m, alpha, cm, a, rj):
+def _fdr_bh(s, m, alpha, cm, a):
     """Benjamini–Hochberg (cm = 1) or Benjamini–Yekutieli (cm = sum 1/l)."""
     nrej = _bh_count(s, m, alpha, cm)
     _bh_adjusted(s, m, cm, a)
-    for i in range(m):
-        rj[i] = i < nrej
+    return nrej
 
 
 @njit(cache=True, error_model="numpy")
-def _fdr_twostage(s, m, alpha, bky, maxiter, a, rj):
+def _fdr_twostage(s, m, alpha, bky, maxiter, a):
     """BH / BKY two-stage (Benjamini, Krieger & Yekutieli 2006, Def. 6), as statsmodels."""
     fact = 1.0 + alpha if bky else 1.0
     alpha_prime = alpha / fact
@@ -216,8 +219,7 @@ def _fdr_twostage(s, m, alpha, bky, maxiter, a, rj):
             if bky:
                 v = v * (1.0 + alpha)
             a[i] = min(v, 1.0)
-    for i in range(m):
-        rj[i] = i < ri
+    return ri
 
 
 @njit(cache=True, error_model="numpy")
@@ -236,6 +238,7 @@ def _fdr_gbs(s, m, alpha, a, rj):
             run = a[i]
         a[i] = min(run, 1.0)
         rj[i] = a[i] <= alpha
+    return -1
 
 
 @njit(cache=True, error_model="numpy")
@@ -323,11 +326,23 @@ def _hommel(s, m, alpha, a, rj, cim, hull, dq):
     for i in range(m):
         a[i] = min(a[i], 1.0)
         rj[i] = a[i] <= alpha
+    return -1
 
 
 @njit(cache=True, error_model="numpy")
-def adjust_sorted(s, order, m_eff, code, alpha, k, cm, maxiter, thresholds, out_adj, out_rej):
-    """Run procedure ``code`` on every row of sorted values and scatter to original order."""
+def adjust_sorted(
+    s, order, m_eff, m_tot, code, alpha, k, cm, maxiter, thresholds, out_adj, out_rej, nrej, thr
+):
+    """Run procedure ``code`` on every row of sorted values; scatter adjusted values.
+
+    For procedures whose rejections are the first ``nrej[r]`` sorted values
+    (every one but Hommel and GBS), ``out_rej`` is not written: no tie
+    straddles the end of that prefix, so the caller rejects ``p <= thr[r]``
+    in the original order, sequentially, instead of scattering.  Hommel and
+    GBS decide ``adjusted <= alpha`` element by element; they get ``nrej[r] =
+    -1`` and their decisions are scattered into ``out_rej``.  ``m_tot[r]`` is
+    the family size; it exceeds ``m_eff[r]`` only for Holm on a truncated row.
+    """
     F, M = s.shape
     a = np.empty(M)
     rj = np.empty(M, dtype=np.bool_)
@@ -344,27 +359,74 @@ def adjust_sorted(s, order, m_eff, code, alpha, k, cm, maxiter, thresholds, out_
         if m < 0:
             continue
         sr = s[r]
+        n = 0
         if m > 0:
             if code == HOLM:
-                _step_down_lr(sr, m, alpha, k, a, rj)
+                n = _step_down_lr(sr, m, m_tot[r], alpha, k, a)
             elif code == HOCHBERG:
-                _step_up_lr(sr, m, alpha, k, a, rj)
+                n = _step_up_lr(sr, m, alpha, k, a)
             elif code == HOLM_SIDAK:
-                _holm_sidak(sr, m, thresholds[r], a, rj)
+                n = _holm_sidak(sr, m, thresholds[r], a)
             elif code == HOMMEL:
-                _hommel(sr, m, alpha, a, rj, cim, hull, dq)
+                n = _hommel(sr, m, alpha, a, rj, cim, hull, dq)
             elif code == FDR_BH or code == FDR_BY:
-                _fdr_bh(sr, m, alpha, cm[r], a, rj)
+                n = _fdr_bh(sr, m, alpha, cm[r], a)
             elif code == FDR_TSBH or code == FDR_TSBKY:
-                _fdr_twostage(sr, m, alpha, code == FDR_TSBKY, maxiter, a, rj)
+                n = _fdr_twostage(sr, m, alpha, code == FDR_TSBKY, maxiter, a)
             else:
-                _fdr_gbs(sr, m, alpha, a, rj)
+                n = _fdr_gbs(sr, m, alpha, a, rj)
+        elif code == HOMMEL or code == FDR_GBS:
+            n = -1
+        nrej[r] = n
         orow = order[r]
-        for i in range(m):
-            j = orow[i]
-            out_adj[r, j] = a[i]
-            out_rej[r, j] = rj[i]
+        if n >= 0:
+            thr[r] = sr[n - 1] if n > 0 else -1.0
+            for i in range(m):
+                out_adj[r, orow[i]] = a[i]
+        else:
+            for i in range(m):
+                j = orow[i]
+                out_adj[r, j] = a[i]
+                out_rej[r, j] = rj[i]
         for i in range(m, M):
             j = orow[i]
             out_adj[r, j] = np.nan
             out_rej[r, j] = False
+
+
+@njit(cache=True)
+def binade_counts(p):
+    """Counts of p-values per binary exponent (IEEE biased exponent 0..1023), then NaNs."""
+    bits = p.view(np.uint64)
+    hist = np.zeros(1025, dtype=np.int64)
+    for i in range(p.size):
+        x = p[i]
+        if x != x:
+            hist[1024] += 1
+        elif x == 0.0:
+            hist[0] += 1
+        else:
+            hist[np.int64(bits[i] >> np.uint64(52))] += 1
+    return hist
+
+
+@njit(cache=True)
+def key_histogram(keys, shift, nbuckets):
+    """Counts of ``keys >> shift`` (most significant digit of the packed keys)."""
+    hist = np.zeros(nbuckets, dtype=np.int64)
+    sh = np.uint64(shift)
+    for i in range(keys.size):
+        hist[np.int64(keys[i] >> sh)] += 1
+    return hist
+
+
+@njit(cache=True)
+def key_scatter(keys, shift, group_of_bucket, starts, out):
+    """Counting-sort pass: move every key to its group (contiguous, ordered key ranges)."""
+    sh = np.uint64(shift)
+    ptr = starts.copy()
+    for i in range(keys.size):
+        x = keys[i]
+        g = group_of_bucket[np.int64(x >> sh)]
+        out[ptr[g]] = x
+        ptr[g] += 1
