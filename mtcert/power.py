@@ -508,7 +508,9 @@ def run_grid(
         Root seed; see the module notes on reproducibility.
     executor : concurrent.futures.Executor, optional
         Where to run grid points, e.g. ``distributed.Client(...).get_executor()``.
-        By default a local :class:`~concurrent.futures.ProcessPoolExecutor`.
+        By default a local :class:`~concurrent.futures.ProcessPoolExecutor`
+        (fork-server workers; scripts need the usual ``if __name__ == "__main__":``
+        guard).
     workers : int, optional
         Processes of the default executor (default: all cores; 1 runs serially
         in this process).  With an ``executor``, only sets how many chunks the
