@@ -88,7 +88,9 @@ class SegmentationAdapter(torch.nn.Module):
         mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
         std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
         if mean.shape != std.shape:
-            raise ValueError(f"mean and std must have the same length; got {mean.shape[1]} and {std.shape[1]}")
+            raise ValueError(
+                f"mean and std must have the same length; got {mean.shape[1]} and {std.shape[1]}"
+            )
         if not bool((std > 0).all()):
             raise ValueError("std must be positive")
         self.register_buffer("mean", mean, persistent=False)

@@ -68,7 +68,8 @@ class ImageCertificate:
             f"ImageCertificate(shape={self.labels.shape}, noise={self.noise.kind}"
             f"({self.noise.scale:g}), tau={c.tau:g}, alpha={c.alpha:g}, method={c.method!r}, "
             f"n0={self.n0}, n={self.n}, radius={self.radius:.4f}, "
-            f"abstain_rate={self.abstain_rate:.4f}, seconds={self.seconds_sampling + self.seconds_statistics:.2f})"
+            f"abstain_rate={self.abstain_rate:.4f}, "
+            f"seconds={self.seconds_sampling + self.seconds_statistics:.2f})"
         )
 
 
@@ -141,12 +142,20 @@ class Certifier:
         self.num_classes = check_positive_int(num_classes, "num_classes")
         NoiseModel(noise, 1.0)  # validates the noise family early
         self.noise = noise
-        self.batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
+        self.batch_size = (
+            None if batch_size is None else check_positive_int(batch_size, "batch_size")
+        )
         self.memory_budget = memory_budget
         self.device = torch.device("cpu" if device is None else device)
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.stats = SamplerStats()
         self._auto_batch: dict = {}
+
+    def manual_seed(self, seed: int) -> Certifier:
+        """Reseed the noise generator (the CLI seeds per image, so results do not
+        depend on the order, sharding or resumption of a run)."""
+        self.generator.manual_seed(int(seed))
+        return self
 
     def _sampler(self, image: torch.Tensor, sigma: float) -> StreamingSampler:
         return StreamingSampler(
@@ -235,9 +244,11 @@ class Certifier:
         return self.counts(img, sigma=sigma, num=check_positive_int(n, "n")).argmax(0).cpu().numpy()
 
 
-def certify_dataset(
+def certify_one(
     certifier: Certifier,
-    dataset: Iterable,
+    name: str,
+    image,
+    target,
     *,
     sigma: float,
     tau: float,
@@ -248,73 +259,98 @@ def certify_dataset(
     k: int = 1,
     ignore_index: int = 255,
     base: bool = True,
-    skip: Iterable[str] = (),
-) -> Iterator[tuple[dict, ImageCertificate]]:
-    """Certify every ``(name, image, target)`` item; yield ``(record, certificate)`` per image.
+) -> tuple[dict, ImageCertificate, np.ndarray | None]:
+    """Certify one image; return ``(record, certificate, base_prediction)``.
 
     ``record`` holds the per-image counts behind the paper's Table 1 columns
     (see :func:`mtcert_torch.metrics.segmentation_stats`) for the certified
     prediction (``cert_*``) and, when ``base``, for the base model on the clean
-    image (``base_*``), plus timings.  Items whose name is in ``skip`` are
-    passed over (resumption).  Aggregate records with :func:`summarize`.
+    image (``base_*``), plus timings; it is JSON-serialisable.
+    """
+    cert = certifier.certify(
+        image, sigma=sigma, tau=tau, n0=n0, n=n, alpha=alpha, method=method, k=k
+    )
+    c = segmentation_stats(cert.labels, target, certifier.num_classes, ignore_index=ignore_index)
+    rec = {
+        "name": name,
+        "height": int(cert.labels.shape[0]),
+        "width": int(cert.labels.shape[1]),
+        "noise": certifier.noise,
+        "sigma": float(sigma),
+        "tau": float(tau),
+        "n0": n0,
+        "n": n,
+        "alpha": float(alpha),
+        "method": method,
+        "k": k,
+        "radius": cert.radius,
+        "pixels": c["pixels"],
+        "valid": c["valid"],
+        "cert_correct": c["correct"],
+        "abstained": c["abstained"],
+        "abstained_valid": c["abstained_valid"],
+        "cert_acc": c["correct"] / c["valid"] if c["valid"] else float("nan"),
+        "abstain_rate": c["abstained"] / c["pixels"],
+        "seconds_sampling": cert.seconds_sampling,
+        "seconds_statistics": cert.seconds_statistics,
+        "seconds": cert.seconds_sampling + cert.seconds_statistics,
+        "cert_intersection": c["intersection"].tolist(),
+        "cert_union": c["union"].tolist(),
+    }
+    pred = None
+    if base:
+        t0 = time.perf_counter()
+        pred = certifier.predict(image)
+        rec["seconds_base"] = time.perf_counter() - t0
+        b = segmentation_stats(pred, target, certifier.num_classes, ignore_index=ignore_index)
+        rec["base_correct"] = b["correct"]
+        rec["base_acc"] = b["correct"] / b["valid"] if b["valid"] else float("nan")
+        rec["base_intersection"] = b["intersection"].tolist()
+        rec["base_union"] = b["union"].tolist()
+    return rec, cert, pred
+
+
+def certify_dataset(
+    certifier: Certifier,
+    dataset: Iterable,
+    *,
+    skip: Iterable[str] = (),
+    **kwargs,
+) -> Iterator[tuple[dict, ImageCertificate, np.ndarray | None]]:
+    """Certify every ``(name, image, target)`` item with :func:`certify_one`; yield its results.
+
+    Items whose name is in ``skip`` are passed over (resumption).  Keyword
+    arguments (``sigma``, ``tau``, ``n0``, ``n``, ``alpha``, ``method``, ``k``,
+    ``ignore_index``, ``base``) go to :func:`certify_one`.  Aggregate the
+    records with :func:`summarize`.
     """
     skip = set(skip)
     for name, image, target in dataset:
-        if name in skip:
-            continue
-        cert = certifier.certify(
-            image, sigma=sigma, tau=tau, n0=n0, n=n, alpha=alpha, method=method, k=k
-        )
-        c = segmentation_stats(cert.labels, target, certifier.num_classes, ignore_index=ignore_index)
-        rec = {
-            "name": name,
-            "height": int(cert.labels.shape[0]),
-            "width": int(cert.labels.shape[1]),
-            "noise": certifier.noise,
-            "sigma": float(sigma),
-            "tau": float(tau),
-            "n0": n0,
-            "n": n,
-            "alpha": float(alpha),
-            "method": method,
-            "radius": cert.radius,
-            "pixels": c["pixels"],
-            "valid": c["valid"],
-            "cert_correct": c["correct"],
-            "abstained": c["abstained"],
-            "abstained_valid": c["abstained_valid"],
-            "cert_acc": c["correct"] / c["valid"] if c["valid"] else float("nan"),
-            "abstain_rate": c["abstained"] / c["pixels"],
-            "seconds_sampling": cert.seconds_sampling,
-            "seconds_statistics": cert.seconds_statistics,
-            "seconds": cert.seconds_sampling + cert.seconds_statistics,
-            "cert_intersection": c["intersection"].tolist(),
-            "cert_union": c["union"].tolist(),
-        }
-        if base:
-            t0 = time.perf_counter()
-            pred = certifier.predict(image)
-            rec["seconds_base"] = time.perf_counter() - t0
-            b = segmentation_stats(pred, target, certifier.num_classes, ignore_index=ignore_index)
-            rec["base_correct"] = b["correct"]
-            rec["base_acc"] = b["correct"] / b["valid"] if b["valid"] else float("nan")
-            rec["base_intersection"] = b["intersection"].tolist()
-            rec["base_union"] = b["union"].tolist()
-        yield rec, cert
+        if name not in skip:
+            yield certify_one(certifier, name, image, target, **kwargs)
 
 
 def summarize(records: Iterable[dict]) -> list[dict]:
     """Table-1 rows (model, σ, R, acc., mIoU, %∅, t) from per-image records.
 
     One "base model" row (when the records have base statistics) and one
-    SEGCERTIFY row per (noise, σ, τ, n0, n, α, method) setting.
+    SEGCERTIFY row per (noise, σ, τ, n0, n, α, method, k) setting.
     """
     from .metrics import SegmentationMetrics
 
     groups: dict = {}
     base = None
     for r in records:
-        key = (r["noise"], r["sigma"], r["tau"], r["n0"], r["n"], r["alpha"], r["method"])
+        key = (
+            r["noise"],
+            r["sigma"],
+            r["tau"],
+            r["n0"],
+            r["n"],
+            r["alpha"],
+            r["method"],
+            r.get("k", 1),
+        )
         g = groups.setdefault(key, {"m": SegmentationMetrics(0), "t": [], "radius": r["radius"]})
         g["m"].add(
             {
@@ -345,14 +381,32 @@ def summarize(records: Iterable[dict]) -> list[dict]:
     if base is not None:
         s = base["m"].compute()
         rows.append(
-            {"model": "base model", "sigma": None, "radius": None, "acc": s["accuracy"],
-             "miou": s["miou"], "abstain": 0.0, "t": float(np.mean(base["t"])), "images": s["images"]}
+            {
+                "model": "base model",
+                "sigma": None,
+                "radius": None,
+                "acc": s["accuracy"],
+                "miou": s["miou"],
+                "abstain": 0.0,
+                "t": float(np.mean(base["t"])),
+                "images": s["images"],
+            }
         )
-    for (noise, sigma, tau, n0, n, alpha, method), g in groups.items():
+    for (noise, sigma, tau, n0, n, alpha, method, k), g in groups.items():
+        kfwer = f" k={k}" if k != 1 else ""
         s = g["m"].compute()
         rows.append(
-            {"model": f"SegCertify {method} n0={n0} n={n} tau={tau:g} alpha={alpha:g}",
-             "sigma": sigma, "radius": g["radius"], "acc": s["accuracy"], "miou": s["miou"],
-             "abstain": s["abstain_rate"], "t": float(np.mean(g["t"])), "images": s["images"]}
+            {
+                "model": (
+                    f"SegCertify {method}{kfwer} {noise} n0={n0} n={n} tau={tau:g} alpha={alpha:g}"
+                ),
+                "sigma": sigma,
+                "radius": g["radius"],
+                "acc": s["accuracy"],
+                "miou": s["miou"],
+                "abstain": s["abstain_rate"],
+                "t": float(np.mean(g["t"])),
+                "images": s["images"],
+            }
         )
     return rows

@@ -46,7 +46,9 @@ def segmentation_stats(pred, target, num_classes: int, *, ignore_index: int = 25
     pred = torch.as_tensor(pred)
     target = torch.as_tensor(target, device=pred.device)
     if pred.shape != target.shape:
-        raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
+        )
     pred = pred.reshape(-1).long()
     target = target.reshape(-1).long()
     valid = target != ignore_index

@@ -142,7 +142,9 @@ class StreamingSampler:
             raise ValueError(f"noise must be a NoiseModel; got {type(noise).__name__}")
         self.noise = noise
         self.generator = generator
-        self.batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
+        self.batch_size = (
+            None if batch_size is None else check_positive_int(batch_size, "batch_size")
+        )
         self.memory_budget = memory_budget
         self.stats = SamplerStats()
         self._auto = batch_size is None

@@ -142,8 +142,11 @@ def test_same_seed_reproduces_counts():
     def run():
         g = torch.Generator().manual_seed(11)
         s = StreamingSampler(
-            threshold_classifier(0.2), num_classes=2, noise=NoiseModel("laplace", 0.5),
-            generator=g, batch_size=5,
+            threshold_classifier(0.2),
+            num_classes=2,
+            noise=NoiseModel("laplace", 0.5),
+            generator=g,
+            batch_size=5,
         )
         return s.counts(torch.zeros(40), 23)
 
@@ -154,7 +157,10 @@ def test_label_range_and_shape_checked():
     g = torch.Generator().manual_seed(0)
     s = StreamingSampler(
         lambda x: torch.full(x.shape, 5, dtype=torch.long),
-        num_classes=3, noise=NoiseModel("gaussian", 1.0), generator=g, batch_size=2,
+        num_classes=3,
+        noise=NoiseModel("gaussian", 1.0),
+        generator=g,
+        batch_size=2,
     )
     with pytest.raises(ValueError, match="outside"):
         s.counts(torch.zeros(4), 3)
@@ -166,8 +172,9 @@ def test_label_range_and_shape_checked():
     with pytest.raises(ValueError, match="num"):
         s.counts(torch.zeros(4), 0)
     with pytest.raises(ValueError, match="batch_size"):
-        StreamingSampler(lambda x: x, num_classes=3, noise=NoiseModel("gaussian", 1.0),
-                         generator=g, batch_size=0)
+        StreamingSampler(
+            lambda x: x, num_classes=3, noise=NoiseModel("gaussian", 1.0), generator=g, batch_size=0
+        )
 
 
 def test_auto_batch_size_respects_budget():
@@ -188,12 +195,18 @@ def test_out_of_memory_halves_automatic_batch():
         return torch.zeros(x.shape, dtype=torch.long)
 
     g = torch.Generator().manual_seed(0)
-    s = StreamingSampler(classify, num_classes=2, noise=NoiseModel("gaussian", 1.0),
-                         generator=g, memory_budget=4 * 16 * 10**6)
+    s = StreamingSampler(
+        classify,
+        num_classes=2,
+        noise=NoiseModel("gaussian", 1.0),
+        generator=g,
+        memory_budget=4 * 16 * 10**6,
+    )
     c = s.counts(torch.zeros(4), 50)
     assert int(c.sum()) == 4 * 50 and s.batch_size <= 4
     # a batch size given by the user is never changed silently
-    s = StreamingSampler(classify, num_classes=2, noise=NoiseModel("gaussian", 1.0),
-                         generator=g, batch_size=8)
+    s = StreamingSampler(
+        classify, num_classes=2, noise=NoiseModel("gaussian", 1.0), generator=g, batch_size=8
+    )
     with pytest.raises(torch.cuda.OutOfMemoryError):
         s.counts(torch.zeros(4), 50)
