@@ -121,7 +121,8 @@ def _fmt(x, spec=".2f") -> str:
 def write_summary(out, records: list[dict]) -> list[dict]:
     """Write ``summary.csv`` and ``summary.md`` (paper Table 1 columns); return the rows."""
     out = Path(out)
-    rows = summarize(records)
+    # Sorted by name: the same images give the same bytes whatever order they finished in.
+    rows = summarize(sorted(records, key=lambda r: r["name"]))
     with (out / "summary.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, ("model", "sigma", "radius", "acc", "miou", "abstain", "t", "images"))
         w.writeheader()
