@@ -5,6 +5,8 @@ and the SEGCERTIFY family of certification algorithms (Fischer, Baader & Vechev,
 ICML 2021).  The core never imports torch; see :mod:`mtcert_torch` for models.
 """
 
+from mtcert.binomial import binom_test, clopper_pearson, greater_pvalue_table
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "binom_test", "clopper_pearson", "greater_pvalue_table"]

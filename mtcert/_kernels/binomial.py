@@ -1,0 +1,226 @@
+"""Numba kernels for exact binomial tail probabilities.
+
+The regularised incomplete beta functions come from ``scipy.special.cython_special``
+(Boost's ``ibeta``), passed into the kernels as first-class function arguments so
+that the kernels stay cacheable (a ctypes pointer captured as a global would stop
+numba from caching).  Inputs are validated by :mod:`mtcert.binomial`.
+
+Identities used (X ~ Bin(n, p), 0 <= k <= n, I the regularised incomplete beta):
+
+* P(X >= k) = I_p(k, n - k + 1) for k >= 1, and 1 for k = 0;
+* P(X <= k) = 1 - I_p(k + 1, n - k) = ``betaincc(k + 1, n - k, p)`` for k < n, 1 for k = n.
+
+Neither is ever formed as ``1 - cdf``, so tails keep full relative accuracy down
+to the smallest normal double.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+
+import numba
+import numpy as np
+from numba.extending import get_cython_function_address
+
+_BETA_SIGNATURE = ctypes.CFUNCTYPE(
+    ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int
+)
+
+
+def _cython_special_double(name: str):
+    """ctypes handle to the ``double (double, double, double)`` variant of ``name``.
+
+    Fused Cython functions are exported under ``__pyx_fuse_<i><name>``; the index of
+    the double variant is not stable across scipy releases, so look it up by signature.
+    """
+    import scipy.special.cython_special as cs
+
+    for key, capsule in cs.__pyx_capi__.items():
+        if key == name or (
+            key.startswith("__pyx_fuse_")
+            and key.endswith(name)
+            and key[len("__pyx_fuse_") :].lstrip("0123456789") == name
+        ):
+            if "double (double, double, double," in repr(capsule):
+                addr = get_cython_function_address("scipy.special.cython_special", key)
+                return _BETA_SIGNATURE(addr)
+    raise ImportError(f"scipy.special.cython_special has no double variant of {name}")
+
+
+BETAINC = _cython_special_double("betainc")
+BETAINCC = _cython_special_double("betaincc")
+
+# --- binomial probability mass (Loader 2000, "Fast and accurate computation of binomial
+# probabilities"): saddle-point form with the Stirling-series error term, accurate to a
+# few ulp in relative terms where log-gamma differences lose ~log10(n) digits.
+
+_LN_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+# stirlerr(m) = ln m! - ln(sqrt(2 pi m) (m/e)^m) for m = 0..15, tabulated exactly enough.
+_STIRLERR_TABLE = np.array(
+    [0.0]
+    + [math.lgamma(m + 1.0) - (m + 0.5) * math.log(m) + m - _LN_SQRT_2PI for m in range(1, 16)]
+)
+
+
+@numba.njit(cache=True)
+def _stirlerr(m):
+    if m <= 15.0:
+        return _STIRLERR_TABLE[int(m)]
+    mm = m * m
+    s0, s1, s2, s3, s4 = 1.0 / 12, 1.0 / 360, 1.0 / 1260, 1.0 / 1680, 1.0 / 1188
+    if m > 500.0:
+        return (s0 - s1 / mm) / m
+    if m > 80.0:
+        return (s0 - (s1 - s2 / mm) / mm) / m
+    if m > 35.0:
+        return (s0 - (s1 - (s2 - s3 / mm) / mm) / mm) / m
+    return (s0 - (s1 - (s2 - (s3 - s4 / mm) / mm) / mm) / mm) / m
+
+
+@numba.njit(cache=True)
+def _bd0(x, mean):
+    """Deviance term x ln(x / mean) + mean - x, computed without cancellation."""
+    if abs(x - mean) < 0.1 * (x + mean):
+        v = (x - mean) / (x + mean)
+        s = (x - mean) * v
+        ej = 2.0 * x * v
+        v2 = v * v
+        j = 1
+        while j < 1000:
+            ej *= v2
+            s1 = s + ej / (2 * j + 1)
+            if s1 == s:
+                return s1
+            s = s1
+            j += 1
+        return s
+    return x * math.log(x / mean) + mean - x
+
+
+@numba.njit(cache=True)
+def binom_pmf(k, n, p):
+    """P(X = k) for X ~ Bin(n, p); k, n integral-valued floats with 0 <= k <= n."""
+    q = 1.0 - p
+    if p == 0.0:
+        return 1.0 if k == 0.0 else 0.0
+    if q == 0.0:
+        return 1.0 if k == n else 0.0
+    if k == 0.0:
+        lc = -_bd0(n, n * q) - n * p if p < 0.1 else n * math.log1p(-p)
+        return math.exp(lc)
+    if k == n:
+        lc = -_bd0(n, n * p) - n * q if q < 0.1 else n * math.log(p)
+        return math.exp(lc)
+    lc = _stirlerr(n) - _stirlerr(k) - _stirlerr(n - k) - _bd0(k, n * p) - _bd0(n - k, n * q)
+    lf = math.log(2.0 * math.pi) + math.log(k) + math.log1p(-k / n)
+    return math.exp(lc - 0.5 * lf)
+
+
+@numba.njit(cache=True)
+def binom_greater(k, n, p, betainc):
+    """P(X >= k); the two-sided search may ask for k = n + 1 (an empty tail)."""
+    if k <= 0.0:
+        return 1.0
+    if k > n:
+        return 0.0
+    return betainc(k, n - k + 1.0, p, 0)
+
+
+@numba.njit(cache=True)
+def binom_less(k, n, p, betaincc):
+    """P(X <= k); the two-sided search may ask for k = -1 (an empty tail)."""
+    if k >= n:
+        return 1.0
+    if k < 0.0:
+        return 0.0
+    return betaincc(k + 1.0, n - k, p, 0)
+
+
+@numba.njit(cache=True)
+def binom_two_sided(k, n, p, betainc, betaincc):
+    """Two-sided p-value exactly as ``scipy.stats.binomtest``.
+
+    Sums the probabilities of all outcomes no more likely than ``k`` (with scipy's
+    relative tolerance 1e-7), locating the boundary on the other side of the mode by
+    binary search over the unimodal pmf.
+    """
+    d = binom_pmf(k, n, p)
+    rerr = 1.0 + 1e-7
+    target = d * rerr
+    pn = p * n
+    if k == pn:
+        return 1.0
+    if k < pn:
+        # largest ix in [ceil(pn), n] with pmf(ix) >= target (pmf decreasing there)
+        lo = math.ceil(pn)
+        hi = n
+        ix = -1.0
+        found = False
+        while lo < hi:
+            mid = lo + math.floor((hi - lo) / 2.0)
+            midval = -binom_pmf(mid, n, p)
+            if midval < -target:
+                lo = mid + 1.0
+            elif midval > -target:
+                hi = mid - 1.0
+            else:
+                ix = mid
+                found = True
+                break
+        if not found:
+            ix = lo if -binom_pmf(lo, n, p) <= -target else lo - 1.0
+        y = n - ix + (1.0 if target == binom_pmf(ix, n, p) else 0.0)
+        pval = binom_less(k, n, p, betaincc) + binom_greater(n - y + 1.0, n, p, betainc)
+    else:
+        lo = 0.0
+        hi = math.floor(pn)
+        ix = -1.0
+        found = False
+        while lo < hi:
+            mid = lo + math.floor((hi - lo) / 2.0)
+            midval = binom_pmf(mid, n, p)
+            if midval < target:
+                lo = mid + 1.0
+            elif midval > target:
+                hi = mid - 1.0
+            else:
+                ix = mid
+                found = True
+                break
+        if not found:
+            ix = lo if binom_pmf(lo, n, p) <= target else lo - 1.0
+        y = ix + 1.0
+        pval = binom_less(y - 1.0, n, p, betaincc) + binom_greater(k, n, p, betainc)
+    return min(1.0, pval)
+
+
+GREATER, LESS, TWO_SIDED = 0, 1, 2
+
+
+@numba.njit(cache=True)
+def _one(alt, k, n, p, betainc, betaincc):
+    if alt == GREATER:
+        return binom_greater(k, n, p, betainc)
+    if alt == LESS:
+        return binom_less(k, n, p, betaincc)
+    return binom_two_sided(k, n, p, betainc, betaincc)
+
+
+@numba.njit(cache=True, parallel=True)
+def binom_test_elementwise(alt, k, n, p, out, betainc, betaincc):
+    """out[i] = p-value of (k[i], n[i], p[i]); arrays of size 1 broadcast."""
+    size = out.size
+    kb, nb, pb = k.size > 1, n.size > 1, p.size > 1
+    for i in numba.prange(size):
+        ki = k[i] if kb else k[0]
+        ni = n[i] if nb else n[0]
+        pi = p[i] if pb else p[0]
+        out[i] = _one(alt, float(ki), float(ni), pi, betainc, betaincc)
+
+
+@numba.njit(cache=True, parallel=True)
+def gather(table, index, out):
+    """out[i] = table[index[i]] (index already validated to lie in range)."""
+    for i in numba.prange(index.size):
+        out[i] = table[index[i]]

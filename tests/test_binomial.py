@@ -1,0 +1,219 @@
+"""binom_test / clopper_pearson against scipy, statsmodels and mpmath references."""
+
+import mpmath
+import numpy as np
+import pytest
+import scipy.stats as st
+from hypothesis import given
+from hypothesis import strategies as hs
+from statsmodels.stats.proportion import proportion_confint
+
+from mtcert.binomial import binom_test, clopper_pearson, greater_pvalue_table
+
+mpmath.mp.dps = 60
+
+
+def exact_tail(k, n, p, alternative):
+    """Brute-force tail sums in 60-digit arithmetic."""
+    p = mpmath.mpf(p)
+    pmf = [mpmath.binomial(n, j) * p**j * (1 - p) ** (n - j) for j in range(n + 1)]
+    if alternative == "greater":
+        return float(mpmath.fsum(pmf[k:]))
+    if alternative == "less":
+        return float(mpmath.fsum(pmf[: k + 1]))
+    d = pmf[k] * (1 + mpmath.mpf("1e-7"))  # scipy's relative tolerance for "no more likely"
+    return min(1.0, float(mpmath.fsum(x for x in pmf if x <= d)))
+
+
+def rel_err(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
+
+
+@pytest.fixture(scope="module")
+def random_knp():
+    rng = np.random.default_rng(20261125)
+    n = rng.integers(1, 2000, 4000)
+    k = rng.integers(0, n + 1)
+    p = rng.uniform(0, 1, n.size)
+    p[:200] = np.round(p[:200], 1)  # exact 0, 1/2, 1 and p*n integral
+    return k, n, p
+
+
+def test_greater_matches_scipy_sf(random_knp):
+    k, n, p = random_knp
+    ours = binom_test(k, n, p)
+    ref = st.binom.sf(k - 1, n, p)
+    assert ours.shape == k.shape
+    assert rel_err(ours, ref).max() <= 1e-9
+    assert np.array_equal(ours == 0, ref == 0)
+
+
+def test_less_matches_scipy_cdf_away_from_underflow(random_knp):
+    # scipy's binom.cdf loses accuracy below ~1e-250 (checked against mpmath below).
+    k, n, p = random_knp
+    ours = binom_test(k, n, p, alternative="less")
+    ref = st.binom.cdf(k, n, p)
+    ok = ref > 1e-200
+    assert rel_err(ours[ok], ref[ok]).max() <= 1e-9
+
+
+def test_two_sided_matches_scipy_binomtest(random_knp):
+    k, n, p = (a[:1500] for a in random_knp)
+    ours = binom_test(k, n, p, alternative="two-sided")
+    ref = np.array(
+        [st.binomtest(int(a), int(b), c).pvalue for a, b, c in zip(k, n, p, strict=True)]
+    )
+    ok = ref > 1e-200
+    assert rel_err(ours[ok], ref[ok]).max() <= 1e-9
+    assert np.all(ours[~ok] <= 1e-199)
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+@pytest.mark.parametrize(
+    ("k", "n", "p"),
+    [
+        (0, 1, 0.3),
+        (1, 1, 0.3),
+        (700, 1000, 0.1),
+        (5, 1000, 0.9),
+        (37, 1167, 0.4966176792382273),
+        (1404, 2320, 0.2657625520186808),
+        (30, 60, 0.5),
+        (1999, 2000, 0.5),
+        (3, 4, 0.75),
+    ],
+)
+def test_against_mpmath_including_deep_tails(k, n, p, alternative):
+    ours = float(binom_test(k, n, p, alternative=alternative))
+    ref = exact_tail(k, n, p, alternative)
+    if ref < 1e-300:
+        assert ours < 1e-299
+    else:
+        assert rel_err(ours, ref) <= 1e-9, (ours, ref)
+
+
+def test_tiny_pvalues_keep_relative_accuracy():
+    # P(X >= 1000) for X ~ Bin(1000, 0.5) = 2**-1000 ~ 9.3e-302: exact, not 1 - cdf.
+    assert float(binom_test(1000, 1000, 0.5)) == pytest.approx(2.0**-1000, rel=1e-12)
+    # Upper tail just below the mode: no cancellation either.
+    assert float(binom_test(1, 10**7, 1e-9)) == pytest.approx(
+        -np.expm1(10**7 * np.log1p(-1e-9)), rel=1e-9
+    )
+
+
+def test_large_n_no_overflow():
+    n = 10**7
+    k = np.array([0, 7_490_000, 7_500_000, 7_510_000, 7_600_000, n])
+    ours = binom_test(k, n, 0.75)
+    ref = st.binom.sf(k - 1, n, 0.75)
+    assert np.all(np.isfinite(ours)) and np.all((ours >= 0) & (ours <= 1))
+    assert rel_err(ours[ref > 0], ref[ref > 0]).max() <= 1e-9
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+def test_table_fast_path_equals_elementwise(alternative):
+    rng = np.random.default_rng(1)
+    k = rng.integers(0, 101, 5000)  # 5000 > n + 1: the gather path
+    fast = binom_test(k, 100, 0.75, alternative=alternative)
+    slow = binom_test(k, np.full(k.shape, 100), 0.75, alternative=alternative)  # elementwise
+    assert np.array_equal(fast, slow)
+
+
+def test_greater_pvalue_table():
+    table = greater_pvalue_table(50, 0.75)
+    assert table.shape == (51,) and table[0] == 1.0
+    assert np.all(np.diff(table) <= 0)
+    assert rel_err(table, st.binom.sf(np.arange(51) - 1, 50, 0.75)).max() <= 1e-12
+    with pytest.raises(ValueError, match="scalars"):
+        greater_pvalue_table([10, 20], 0.5)
+
+
+@given(
+    n=hs.integers(1, 400),
+    frac=hs.floats(0, 1),
+    p=hs.one_of(hs.sampled_from([0.0, 0.5, 0.75, 1.0]), hs.floats(0, 1)),
+    alternative=hs.sampled_from(["greater", "less", "two-sided"]),
+)
+def test_property_against_scipy(n, frac, p, alternative):
+    k = round(frac * n)
+    ours = float(binom_test(k, n, p, alternative=alternative))
+    ref = st.binomtest(k, n, p, alternative=alternative).pvalue
+    if ref > 1e-200:
+        assert rel_err(ours, ref) <= 1e-9
+    else:
+        assert ours <= 1e-199
+
+
+def test_broadcasting_and_scalars():
+    out = binom_test(np.arange(6).reshape(2, 3), 5, [[0.5], [0.25]])
+    assert out.shape == (2, 3)
+    assert out[1, 2] == pytest.approx(st.binom.sf(4, 5, 0.25), rel=1e-12)
+    scalar = binom_test(3, 5, 0.5)
+    assert np.ndim(scalar) == 0 and isinstance(scalar, np.floating)
+    assert binom_test(np.array([], dtype=int), 5, 0.5).shape == (0,)
+    assert binom_test(np.zeros((0, 3), dtype=int), 5, 0.5).shape == (0, 3)
+    assert binom_test([2.0, 3.0], 5, 0.5).shape == (2,)  # integral floats are accepted
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"k": 6, "n": 5, "p": 0.5}, "k must not exceed n"),
+        ({"k": [1, 6], "n": [5, 5], "p": 0.5}, "k must not exceed n"),
+        ({"k": -1, "n": 5, "p": 0.5}, "k must be non-negative"),
+        ({"k": 2.5, "n": 5, "p": 0.5}, "k must hold integers"),
+        ({"k": np.nan, "n": 5, "p": 0.5}, "k must be finite"),
+        ({"k": 2, "n": 0, "p": 0.5}, "n must be a positive integer"),
+        ({"k": 2, "n": 5, "p": 1.5}, "p must lie in"),
+        ({"k": 2, "n": 5, "p": np.nan}, "p contains NaN"),
+        ({"k": [1, 2], "n": [5, 5, 5], "p": 0.5}, "cannot be broadcast"),
+        ({"k": "a", "n": 5, "p": 0.5}, "k must be an array of non-negative integers"),
+        ({"k": 2, "n": 5, "p": 0.5, "alternative": "larger"}, "alternative must be one of"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        binom_test(**kwargs)
+
+
+def test_clopper_pearson_matches_statsmodels():
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 3000, 3000)
+    k = rng.integers(0, n + 1)
+    k[:10], k[10:20] = 0, n[10:20]
+    for alpha in (0.05, 0.001):
+        low, high = clopper_pearson(k, n, alpha=alpha)
+        ref_low, ref_high = proportion_confint(k, n, alpha, method="beta")
+        assert rel_err(low, ref_low).max() <= 1e-10
+        assert rel_err(high, ref_high).max() <= 1e-10
+
+
+def test_clopper_pearson_one_sided_is_cohen_bound():
+    # Cohen et al. use proportion_confint(nA, n, alpha=2 * alpha, method="beta")[0].
+    low, high = clopper_pearson([0, 60, 99, 100], 100, alpha=0.001, alternative="greater")
+    ref = proportion_confint(np.array([0, 60, 99, 100]), 100, 0.002, method="beta")[0]
+    assert rel_err(low, ref).max() <= 1e-10 and np.all(high == 1.0)
+    low, high = clopper_pearson(60, 100, alpha=0.001, alternative="less")
+    assert low == 0.0
+    assert high == pytest.approx(proportion_confint(60, 100, 0.002, method="beta")[1], rel=1e-10)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+@pytest.mark.parametrize("true_p", [0.02, 0.3, 0.75, 0.97])
+def test_clopper_pearson_exact_coverage(alternative, true_p):
+    """Coverage sum_k P(X = k) 1[p in CI(k)] >= 1 - alpha, computed exactly."""
+    n, alpha = 60, 0.05
+    k = np.arange(n + 1)
+    low, high = clopper_pearson(k, n, alpha=alpha, alternative=alternative)
+    covered = (low <= true_p) & (true_p <= high)
+    assert st.binom.pmf(k, n, true_p)[covered].sum() >= 1 - alpha
+
+
+def test_clopper_pearson_bad_input():
+    with pytest.raises(ValueError, match="alpha"):
+        clopper_pearson(3, 10, alpha=1.0)
+    with pytest.raises(ValueError, match="alternative"):
+        clopper_pearson(3, 10, alternative="larger")
+    with pytest.raises(ValueError, match="k must not exceed n"):
+        clopper_pearson(11, 10)
