@@ -1,0 +1,90 @@
+"""Base models with upstream-compatible weights, and a registry by name.
+
+>>> from mtcert_torch.models import get_model, list_models
+>>> list_models()
+('hrnetv2_w18', 'hrnetv2_w18_small_v1', 'hrnetv2_w18_small_v2', 'hrnetv2_w32', 'hrnetv2_w48')
+>>> get_model("hrnetv2_w18_small_v1", num_classes=59).num_classes
+59
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from mtcert_torch.models._checkpoint import load_checkpoint
+from mtcert_torch.models.hrnet import (
+    CONFIGS,
+    HRNetConfig,
+    HRNetV2,
+    StageConfig,
+    hrnetv2_w18,
+    hrnetv2_w18_small_v1,
+    hrnetv2_w18_small_v2,
+    hrnetv2_w32,
+    hrnetv2_w48,
+)
+
+__all__ = [
+    "CONFIGS",
+    "HRNetConfig",
+    "HRNetV2",
+    "StageConfig",
+    "get_model",
+    "hrnetv2_w18",
+    "hrnetv2_w18_small_v1",
+    "hrnetv2_w18_small_v2",
+    "hrnetv2_w32",
+    "hrnetv2_w48",
+    "list_models",
+    "load_checkpoint",
+]
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {
+    f.__name__: f
+    for f in (
+        hrnetv2_w18_small_v1,
+        hrnetv2_w18_small_v2,
+        hrnetv2_w18,
+        hrnetv2_w32,
+        hrnetv2_w48,
+    )
+}
+
+
+def list_models() -> tuple[str, ...]:
+    """Names accepted by :func:`get_model` (and the CLI's ``--model``), sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_models`.
+    **kwargs
+        Passed to the builder, e.g. ``num_classes``, ``checkpoint``,
+        ``align_corners`` for the HRNetV2 family.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, in training mode (call ``.eval()`` before inference).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered (the message lists the names).
+
+    Examples
+    --------
+    >>> from mtcert_torch.models import get_model
+    >>> type(get_model("hrnetv2_w18_small_v1")).__name__
+    'HRNetV2'
+    """
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"name must be one of {', '.join(list_models())}; got {name!r}")
+    return _REGISTRY[name](**kwargs)
