@@ -34,8 +34,9 @@ CSV_FIELDS = (
     "seconds_base",
 )  # fmt: skip
 #: Parameters that must agree between a run and the run it resumes.
-RESUME_KEYS = ("model", "checkpoint", "data", "noise", "sigma", "tau", "n0", "n", "alpha",
-               "method", "k", "scales", "flip", "seed", "num_classes")  # fmt: skip
+RESUME_KEYS = ("model", "model_kwargs", "checkpoint", "data", "num_classes", "noise", "sigma",
+               "tau", "n0", "n", "alpha", "method", "k", "seed", "scales", "flip",
+               "align_corners", "autocast", "ignore_index")  # fmt: skip
 
 
 def _read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
