@@ -150,6 +150,7 @@ class Certifier:
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.stats = SamplerStats()
         self._auto_batch: dict = {}
+        self.last_batch_size: int | None = None
 
     def manual_seed(self, seed: int) -> Certifier:
         """Reseed the noise generator (the CLI seeds per image, so results do not
@@ -168,6 +169,7 @@ class Certifier:
         )
 
     def _done(self, sampler: StreamingSampler, image: torch.Tensor) -> None:
+        self.last_batch_size = sampler.batch_size
         if self.batch_size is None:
             self._auto_batch[tuple(image.shape)] = sampler.batch_size
         s = sampler.stats
