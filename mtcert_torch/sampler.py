@@ -30,6 +30,9 @@ from .noise import NoiseModel
 
 #: Default host-memory budget for one batch on CPU (bytes).
 CPU_MEMORY_BUDGET = 512 * 2**20
+#: Largest automatic batch on CPU: bigger batches buy no throughput there, and the
+#: CPU memory estimate is rough (a CPU out-of-memory kills the process).
+CPU_MAX_BATCH = 16
 #: Fraction of currently free device memory one batch may use on CUDA.
 CUDA_MEMORY_FRACTION = 0.6
 
@@ -68,7 +71,8 @@ def estimate_batch_size(
     60 % of the currently free device memory.  On CPU there is no peak-memory
     counter, so a conservative estimate is used: four copies of the input plus
     three ``(C, …)`` float32 maps at full resolution per sample, with a default
-    budget of 512 MiB.  The result is clamped to ``[1, maximum]``.
+    budget of 512 MiB, and at most :data:`CPU_MAX_BATCH` copies.  The result is
+    clamped to ``[1, maximum]``.
     """
     device = image.device
     if device.type == "cuda":
@@ -88,6 +92,7 @@ def estimate_batch_size(
             memory_budget = CPU_MEMORY_BUDGET
         pixels = image[0].numel() if image.dim() >= 3 else image.numel()
         per_sample = 4 * (4 * image.numel() + 3 * num_classes * pixels)
+        maximum = min(maximum, CPU_MAX_BATCH)
     return int(max(1, min(maximum, memory_budget // per_sample)))
 
 

@@ -218,3 +218,15 @@ def test_cli_registry_model_multiscale_flip(trained, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args[:2], "hrnetv2_w999", *args[3:], "--out", str(tmp_path / "other")])
     assert "neither a registered model" in capsys.readouterr().err
+
+
+def test_run_demo_small(tmp_path):
+    from mtcert_torch.demo import run_demo
+
+    out = tmp_path / "demo"
+    kw = dict(n_train=16, n_test=2, size=16, steps=3, n=10, progress=False)
+    assert run_demo(out, **kw) == 0
+    assert run_demo(out, **kw) == 0  # a second run replaces the first one's results
+    assert len((out / "certify" / "per_image.jsonl").read_text().splitlines()) == 2
+    assert (out / "certify" / "summary.md").is_file()
+    assert len(list((out / "certify" / "figures").glob("*.png"))) == 2

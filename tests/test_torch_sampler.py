@@ -8,7 +8,11 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from mtcert_torch.noise import NoiseModel  # noqa: E402
-from mtcert_torch.sampler import StreamingSampler, estimate_batch_size  # noqa: E402
+from mtcert_torch.sampler import (  # noqa: E402
+    CPU_MAX_BATCH,
+    StreamingSampler,
+    estimate_batch_size,
+)
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)
@@ -183,6 +187,7 @@ def test_auto_batch_size_respects_budget():
     b = estimate_batch_size(lambda x: x, image, 5, memory_budget=10 * per_sample)
     assert b == 10
     assert estimate_batch_size(lambda x: x, image, 5, memory_budget=1) == 1
+    assert estimate_batch_size(lambda x: x, image, 5, memory_budget=2**40) == CPU_MAX_BATCH
 
 
 def test_out_of_memory_halves_automatic_batch():
