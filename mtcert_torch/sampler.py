@@ -176,7 +176,10 @@ class StreamingSampler:
         return labels
 
     def _stream(self, image: torch.Tensor, num: int, consume: Callable) -> None:
+        # int32 counters (half the memory of int64 at 2 M pixels x C classes) hold any n < 2**31.
         num = check_positive_int(num, "num", minimum=1)
+        if num >= 2**31:
+            raise ValueError(f"num must be < 2**31; got {num}")
         done = 0
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -202,7 +205,7 @@ class StreamingSampler:
 
     # -- the two stages ---------------------------------------------------------------------
     def counts(self, image: torch.Tensor, num: int) -> torch.Tensor:
-        """Class counts ``(C, *component_shape)`` (int64) over ``num`` noisy copies."""
+        """Class counts ``(C, *component_shape)`` (int32) over ``num`` noisy copies."""
         counts = None
 
         def consume(labels):
@@ -210,7 +213,7 @@ class StreamingSampler:
             flat = labels.reshape(labels.shape[0], -1)
             if counts is None:
                 counts = torch.zeros(
-                    (self.num_classes, flat.shape[1]), dtype=torch.int64, device=labels.device
+                    (self.num_classes, flat.shape[1]), dtype=torch.int32, device=labels.device
                 )
                 self._component_shape = labels.shape[1:]
             if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.num_classes):
@@ -218,15 +221,15 @@ class StreamingSampler:
                     f"classify returned labels outside [0, {self.num_classes}): "
                     f"min {int(flat.min())}, max {int(flat.max())}"
                 )
-            # counts[labels[b, j], j] += 1 for every copy b and component j (exact int64).
-            counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int64))
+            # counts[labels[b, j], j] += 1 for every copy b and component j (exact integers).
+            counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
 
         self._stream(image, num, consume)
         return counts.reshape(self.num_classes, *self._component_shape)
 
     def hits(self, image: torch.Tensor, guess: torch.Tensor, num: int) -> torch.Tensor:
-        """Per-component number of copies (out of ``num``) labelled ``guess``; int64."""
-        hits = torch.zeros(guess.shape, dtype=torch.int64, device=guess.device)
+        """Per-component number of copies (out of ``num``) labelled ``guess``; int32."""
+        hits = torch.zeros(guess.shape, dtype=torch.int32, device=guess.device)
 
         def consume(labels):
             if labels.shape[1:] != guess.shape:

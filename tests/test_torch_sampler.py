@@ -136,7 +136,7 @@ def test_counts_exact_with_uneven_batches():
         batch_size=6,
     )
     c = s.counts(torch.zeros(7), 17)
-    expected = torch.zeros(3, 7, dtype=torch.long)
+    expected = torch.zeros(3, 7, dtype=torch.int32)
     expected[torch.arange(7) % 3, torch.arange(7)] = 17
     assert torch.equal(c, expected)
     assert s.stats.samples == 17 and s.stats.batch_sizes == [6, 6, 5]
