@@ -84,7 +84,7 @@ class SegmentationMetrics:
     --------
     >>> import torch
     >>> m = SegmentationMetrics(2)
-    >>> m.update(torch.tensor([[0, 1], [-1, 1]]), torch.tensor([[0, 1], [1, 1]]))
+    >>> _ = m.update(torch.tensor([[0, 1], [-1, 1]]), torch.tensor([[0, 1], [1, 1]]))
     >>> {k: round(v, 4) for k, v in m.compute().items()}
     {'accuracy': 0.75, 'miou': 0.8333, 'abstain_rate': 0.25, 'images': 1}
     """

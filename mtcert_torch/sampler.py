@@ -67,7 +67,8 @@ def estimate_batch_size(
     """Pick a batch size whose forward pass fits in ``memory_budget`` bytes.
 
     On CUDA the peak memory of a one-image forward pass on the clean image is
-    measured and the batch size is ``budget // peak``; the default budget is
+    measured (plus the noise tensors and counting temporaries made outside the
+    model) and the batch size is ``budget // peak``; the default budget is
     60 % of the currently free device memory.  On CPU there is no peak-memory
     counter, so a conservative estimate is used: four copies of the input plus
     three ``(C, …)`` float32 maps at full resolution per sample, with a default
@@ -85,8 +86,12 @@ def estimate_batch_size(
         with torch.inference_mode():
             out = classify(image.unsqueeze(0))
         torch.cuda.synchronize(device)
-        per_sample = max(torch.cuda.max_memory_allocated(device) - base, 1)
         del out
+        # + the noise and the noisy copy (made outside classify) and the int32 ones of
+        # the scatter_add in the counting stage.
+        pixels = image[0].numel() if image.dim() >= 3 else image.numel()
+        extra = 2 * image.numel() * image.element_size() + 4 * pixels
+        per_sample = max(torch.cuda.max_memory_allocated(device) - base, 1) + extra
     else:
         if memory_budget is None:
             memory_budget = CPU_MEMORY_BUDGET
