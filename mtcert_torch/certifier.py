@@ -292,7 +292,7 @@ def certify_one(
         "abstained": c["abstained"],
         "abstained_valid": c["abstained_valid"],
         "cert_acc": c["correct"] / c["valid"] if c["valid"] else float("nan"),
-        "abstain_rate": c["abstained"] / c["pixels"],
+        "abstain_rate": c["abstained_valid"] / c["valid"] if c["valid"] else float("nan"),
         "seconds_sampling": cert.seconds_sampling,
         "seconds_statistics": cert.seconds_statistics,
         "seconds": cert.seconds_sampling + cert.seconds_statistics,
@@ -360,6 +360,7 @@ def summarize(records: Iterable[dict]) -> list[dict]:
                 "valid": r["valid"],
                 "correct": r["cert_correct"],
                 "abstained": r["abstained"],
+                "abstained_valid": r["abstained_valid"],
                 "intersection": r["cert_intersection"],
                 "union": r["cert_union"],
             }
@@ -374,6 +375,7 @@ def summarize(records: Iterable[dict]) -> list[dict]:
                     "valid": r["valid"],
                     "correct": r["base_correct"],
                     "abstained": 0,
+                    "abstained_valid": 0,
                     "intersection": r["base_intersection"],
                     "union": r["base_union"],
                 }

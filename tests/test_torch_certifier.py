@@ -150,7 +150,8 @@ def test_metrics_accumulator_and_errors():
     assert out["accuracy"] == pytest.approx(4 / 5)
     # image 1: IoU0 = 1/2, IoU1 = 1/2; image 2: IoU1 = 1 (class 0 absent: skipped)
     assert out["miou"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
-    assert out["abstain_rate"] == pytest.approx(1 / 6)
+    # the one abstained pixel has an ignored target: not counted (as mtcert.metrics)
+    assert out["abstain_rate"] == 0.0
     with pytest.raises(ValueError, match="target"):
         segmentation_stats(torch.tensor([0]), torch.tensor([7]), 2)
     with pytest.raises(ValueError, match="pred"):
@@ -169,3 +170,20 @@ def test_dataset_loop_and_summary():
     assert rows[1]["acc"] == pytest.approx(0.5) and rows[1]["abstain"] == 0.0
     # im1: IoU_1 = 1; im2 (all 0, predicted all 1): IoU_0 = IoU_1 = 0 -> mean 1/3
     assert rows[1]["miou"] == pytest.approx(1 / 3)
+
+
+def test_metrics_agree_with_mtcert_metrics():
+    from mtcert.metrics import CertifiedSegmentationMetrics
+
+    rng = np.random.default_rng(1)
+    ours, core = SegmentationMetrics(5), CertifiedSegmentationMetrics(5)
+    for _ in range(10):
+        pred = rng.integers(-1, 5, size=(9, 11))
+        target = rng.integers(0, 5, size=(9, 11))
+        target[rng.random((9, 11)) < 0.15] = 255
+        ours.update(torch.as_tensor(pred), torch.as_tensor(target))
+        core.update(pred, target)
+    a, b = ours.compute(), core.compute()
+    assert a["accuracy"] == pytest.approx(b.accuracy, rel=1e-12)
+    assert a["miou"] == pytest.approx(b.mean_iou, rel=1e-12)
+    assert a["abstain_rate"] == pytest.approx(b.abstain_rate, rel=1e-12)
