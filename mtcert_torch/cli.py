@@ -143,20 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _distributed():
-    """(rank, world, initialised_here) from torchrun's environment."""
+def _distributed(device: torch.device):
+    """(rank, world, initialised_here) from torchrun's environment (NCCL for CUDA, else gloo)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, False
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        backend = (
-            "nccl"
-            if torch.cuda.is_available() and os.environ.get("MTCERT_BACKEND") != "gloo"
-            else "gloo"
-        )
-        dist.init_process_group(backend)
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size(), True
     return dist.get_rank(), dist.get_world_size(), False
 
@@ -169,11 +166,10 @@ def certify_command(args) -> int:
     check_positive_int(args.n0, "n0")
     segcertify_hits(np.zeros(1, np.int64), np.zeros(1, np.int64), args.n, tau=args.tau,
                     alpha=args.alpha, method=args.method, k=args.k)  # fmt: skip
-    rank, world, owned = _distributed()
     device = torch.device(args.device)
+    rank, world, owned = _distributed(device)
     if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(device)
+        device = torch.device("cuda", torch.cuda.current_device())
     num_classes = args.num_classes
     ds = open_dataset(
         args.data,
