@@ -159,14 +159,19 @@ class Certifier:
         return self
 
     def _sampler(self, image: torch.Tensor, sigma: float) -> StreamingSampler:
-        return StreamingSampler(
+        sampler = StreamingSampler(
             self.model,
             num_classes=self.num_classes,
             noise=NoiseModel(self.noise, sigma),
             generator=self.generator,
-            batch_size=self.batch_size or self._auto_batch.get(tuple(image.shape)),
+            batch_size=self.batch_size,
             memory_budget=self.memory_budget,
         )
+        if self.batch_size is None:
+            # reuse the automatic choice for this input shape (it stays automatic, so it
+            # may still shrink after an out-of-memory error)
+            sampler.batch_size = self._auto_batch.get(tuple(image.shape))
+        return sampler
 
     def _done(self, sampler: StreamingSampler, image: torch.Tensor) -> None:
         self.last_batch_size = sampler.batch_size

@@ -173,12 +173,18 @@ class StreamingSampler:
             (b, *image.shape), generator=self.generator, device=image.device, dtype=image.dtype
         )
         labels = self.classify(image.unsqueeze(0) + eps)
-        if labels.shape != (b, *labels.shape[1:]) or labels.dtype.is_floating_point:
+        if (
+            labels.dim() == 0
+            or labels.shape[0] != b
+            or labels.dtype.is_floating_point
+            or labels.dtype.is_complex
+            or labels.dtype == torch.bool
+        ):
             raise ValueError(
                 "classify must return integer labels of shape (B, ...); "
                 f"got {tuple(labels.shape)} {labels.dtype} for B={b}"
             )
-        return labels
+        return labels.long()
 
     def _stream(self, image: torch.Tensor, num: int, consume: Callable) -> None:
         # int32 counters (half the memory of int64 at 2 M pixels x C classes) hold any n < 2**31.

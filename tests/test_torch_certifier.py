@@ -187,3 +187,23 @@ def test_metrics_agree_with_mtcert_metrics():
     assert a["accuracy"] == pytest.approx(b.accuracy, rel=1e-12)
     assert a["miou"] == pytest.approx(b.mean_iou, rel=1e-12)
     assert a["abstain_rate"] == pytest.approx(b.abstain_rate, rel=1e-12)
+
+
+def test_automatic_batch_reused_and_still_shrinks():
+    limit = {"b": 8}
+
+    def classify(x):
+        if x.shape[0] > limit["b"]:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return torch.zeros((x.shape[0], *x.shape[2:]), dtype=torch.long)
+
+    c = Certifier(classify, num_classes=2, memory_budget=2**40)
+    kw = dict(sigma=0.25, tau=0.75, n0=10, n=100, alpha=0.001)
+    cert = c.certify(torch.zeros(3, 4, 4), **kw)
+    assert (cert.labels == 0).all() and c.last_batch_size == 8
+    limit["b"] = 3  # less memory now: the cached automatic size must shrink, not fail
+    c.certify(torch.zeros(3, 4, 4), **kw)
+    assert c.last_batch_size <= 3
+    fixed = Certifier(classify, num_classes=2, batch_size=8)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        fixed.certify(torch.zeros(3, 4, 4), **kw)

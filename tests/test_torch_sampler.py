@@ -173,6 +173,11 @@ def test_label_range_and_shape_checked():
     )
     with pytest.raises(ValueError, match="integer labels"):
         s.counts(torch.zeros(4), 3)
+    s.classify = lambda x: x > 0
+    with pytest.raises(ValueError, match="integer labels"):
+        s.counts(torch.zeros(4), 3)
+    s.classify = lambda x: (x > 0).to(torch.int32)  # any integer dtype is fine
+    assert int(s.counts(torch.zeros(4), 3).sum()) == 12
     with pytest.raises(ValueError, match="num"):
         s.counts(torch.zeros(4), 0)
     with pytest.raises(ValueError, match="batch_size"):
