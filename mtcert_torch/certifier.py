@@ -33,9 +33,11 @@ class ImageCertificate:
         The statistical certificate (labels, rejections, p-values, α, τ, method).
     labels : ndarray (H, W)
         Certified label per pixel, ``-1`` (:data:`mtcert.ABSTAIN`) where abstained.
-        With probability at least 1 − α *all* non-abstained pixels are
-        simultaneously correct for the smoothed model on every input within
-        ``radius`` (ℓ2 for Gaussian, ℓ1 for Laplace noise).
+        With probability at least 1 − α, *every* non-abstained pixel's label is
+        returned by the base model under noise with probability above τ, so
+        the smoothed model keeps that label on every input within ``radius``
+        (ℓ2 for Gaussian, ℓ1 for Laplace noise) — all pixels simultaneously
+        (with ``k > 1``: all but at most k − 1 of them).
     guess, hits : ndarray (H, W)
         The n0-stage guess and its hit count among the ``n`` fresh samples.
     radius : float
