@@ -239,18 +239,28 @@ class Certifier:
             seconds_statistics=t2 - t1,
         )
 
-    def predict(self, image, *, sigma: float | None = None, n: int = 100) -> np.ndarray:
+    def predict(
+        self, image, *, sigma: float | None = None, n: int = 100, alpha: float | None = None
+    ) -> np.ndarray:
         """Uncertified prediction ``(H, W)``.
 
         ``sigma=None``: the base model on the clean image.  Otherwise the
-        smoothed model's majority label over ``n`` noisy copies (a Monte Carlo
-        estimate of the smoothed prediction, without any guarantee).
+        smoothed model estimated from ``n`` noisy copies: the majority label per
+        pixel, or with ``alpha`` Cohen et al.'s PREDICT per pixel
+        (:func:`mtcert.cohen.predict`), which abstains (``-1``) where the top
+        class does not significantly beat the runner-up; each pixel is then
+        wrong with probability at most ``alpha`` (per pixel, not jointly).
         """
         img = as_image(image, self.device)
         if sigma is None:
             with torch.inference_mode():
                 return self.model(img.unsqueeze(0))[0].cpu().numpy()
-        return self.counts(img, sigma=sigma, num=check_positive_int(n, "n")).argmax(0).cpu().numpy()
+        counts = self.counts(img, sigma=sigma, num=check_positive_int(n, "n"))
+        if alpha is None:
+            return counts.argmax(0).cpu().numpy()
+        from mtcert.cohen import predict as cohen_predict
+
+        return cohen_predict(np.moveaxis(counts.cpu().numpy(), 0, -1), alpha=alpha).label
 
 
 def certify_one(

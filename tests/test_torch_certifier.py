@@ -85,6 +85,10 @@ def test_predict_base_and_smoothed():
     img = torch.rand(3, 4, 4)
     assert (c.predict(img) == 1).all()
     assert (c.predict(img, sigma=0.5, n=20) == 1).all()
+    assert (c.predict(img, sigma=0.5, n=20, alpha=0.01) == 1).all()
+    # a coin-flip pixel: majority vote returns a label, Cohen's PREDICT abstains
+    coin = Certifier(lambda x: (x[:, 0] > 0).long(), num_classes=2, batch_size=50)
+    assert (coin.predict(torch.zeros(1, 1, 1), sigma=1.0, n=100, alpha=0.001) == -1).all()
 
 
 def test_certifier_validation():
