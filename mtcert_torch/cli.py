@@ -164,6 +164,9 @@ def certify_command(args) -> int:
     # Fail before any output is written: mtcert validates tau, alpha, n, method and k.
     NoiseModel(args.noise, args.sigma)
     check_positive_int(args.n0, "n0")
+    check_positive_int(args.every, "--every")
+    if args.limit is not None:
+        check_positive_int(args.limit, "--limit")
     segcertify_hits(np.zeros(1, np.int64), np.zeros(1, np.int64), args.n, tau=args.tau,
                     alpha=args.alpha, method=args.method, k=args.k)  # fmt: skip
     device = torch.device(args.device)
@@ -217,7 +220,8 @@ def certify_command(args) -> int:
     writer = ResultsWriter(args.out, config, rank=rank)
     done = writer.done()
     names = ds.names
-    order = list(range(len(ds)))[: args.limit]
+    every = 1 if _is_cityscapes(args) else args.every  # Cityscapes applies it itself
+    order = list(range(len(ds)))[::every][: args.limit]
     todo = [i for i in order[rank::world] if names[i] not in done]
 
     align = args.align_corners

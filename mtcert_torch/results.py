@@ -77,7 +77,10 @@ class ResultsWriter:
                     "choose another --out"
                 )
         elif rank == 0:
-            cfg_path.write_text(json.dumps(config, indent=2, sort_keys=True))
+            # atomic: other ranks may read it at the same moment
+            tmp = cfg_path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+            os.replace(tmp, cfg_path)
         self.jsonl = self.out / ("per_image.jsonl" if rank == 0 else f"per_image.rank{rank}.jsonl")
         self.csv = self.jsonl.with_suffix(".csv")
         own = _read_jsonl(self.jsonl, repair=True)
