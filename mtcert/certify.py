@@ -1,0 +1,491 @@
+"""SEGCERTIFY: certified segmentation by multiple testing (Fischer et al. 2021, Alg. 2).
+
+Per component i, a class :math:`\\hat c_i` is guessed from ``n0`` samples and
+its number of hits :math:`n_i` among ``n`` *independent* further samples gives
+the one-sided binomial p-value :math:`pv_i = P(\\mathrm{Bin}(n, \\tau) \\ge n_i)`
+of :math:`H_{0,i}: p_{\\hat c_i, i} \\le \\tau`.  An FWER (or k-FWER) procedure at
+level α decides which nulls to reject; rejected components keep their guess,
+the others abstain (:data:`ABSTAIN`).  With probability at least 1 - α every
+certified component is a component where the τ-thresholded smoothed model
+predicts the guess, and all of them are robust within ``sigma * Phi^{-1}(tau)``
+(Theorem 5.1 and Proposition 1 of the paper).
+
+Counting fast path: within a family the p-values take at most n + 1 values, so
+Bonferroni, Holm and their k-FWER generalisations are decided from a histogram
+of hit counts in O(N + n) (:mod:`mtcert._kernels.certify`).  Every other
+procedure goes through :func:`mtcert.multitest.adjust`.
+
+Cohen et al.'s PREDICT / CERTIFY and the paper's baselines JOINTCLASS and
+INDIVCLASS live in :mod:`mtcert.cohen` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from mtcert import radius as _radius
+from mtcert._kernels import certify as _k
+from mtcert._validation import (
+    as_counts,
+    check_alpha,
+    check_option,
+    check_positive_int,
+    check_positive_real,
+    check_tau,
+)
+from mtcert.binomial import greater_pvalue_table
+from mtcert.cohen import (
+    ABSTAIN,
+    CertifyResult,
+    IndivClassResult,
+    JointClassResult,
+    PredictResult,
+    certify,
+    indivclass,
+    jointclass,
+    predict,
+)
+from mtcert.multitest import adjust
+
+__all__ = [
+    "ABSTAIN",
+    "FAST_METHODS",
+    "NOISE_MODELS",
+    "CertifyResult",
+    "IndivClassResult",
+    "JointClassResult",
+    "PredictResult",
+    "SegmentationCertificate",
+    "certify",
+    "indivclass",
+    "jointclass",
+    "predict",
+    "segcertify",
+    "segcertify_hits",
+]
+
+#: Methods decided by the counting fast path (identical decisions to ``adjust``).
+FAST_METHODS = {
+    "bonferroni": _k.BONFERRONI,
+    "holm": _k.HOLM,
+    "generalized-bonferroni": _k.GENERALIZED_BONFERRONI,
+    "generalized-holm": _k.GENERALIZED_HOLM,
+}
+
+#: Noise models accepted by :meth:`SegmentationCertificate.radius`.
+NOISE_MODELS = ("gaussian", "laplace", "uniform")
+
+_RADIUS = {
+    "gaussian": _radius.gaussian_radius,
+    "laplace": _radius.laplace_radius,
+    "uniform": _radius.uniform_radius,
+}
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class SegmentationCertificate:
+    """Result of :func:`segcertify` / :func:`segcertify_hits`.
+
+    Attributes
+    ----------
+    labels : ndarray
+        The guessed label where certified, :data:`ABSTAIN` elsewhere; same
+        shape as the components.  Signed integer dtype (the guess dtype
+        widened as needed to hold ``-1``).
+    tau, alpha : float
+        Threshold and (k-)FWER level of the certificate.
+    method : str
+        Canonical name of the multiple-testing procedure.
+    k : int
+        ``k`` of the k-FWER methods (1 otherwise).
+    n : int
+        Number of testing samples per component.
+    axis : int or None
+        None: all components formed one family; otherwise each 1-D slice along
+        ``axis`` was its own family.
+    n_certified : int or ndarray
+        Certified components (per family when ``axis`` is given).
+    reject : ndarray of bool
+        True where the null ``p <= tau`` was rejected (= certified).
+    pvalues : ndarray of float64
+        ``P(Bin(n, tau) >= hits)`` per component (computed on first access).
+    abstain_rate, certified_rate : float or ndarray
+        Fraction of components abstained / certified (per family with ``axis``).
+
+    Notes
+    -----
+    For FWER methods the promise is: with probability at least ``1 - alpha``
+    no component whose guessed class has probability ``<= tau`` is certified
+    (for the k-FWER methods: fewer than ``k`` such components).  FDR methods
+    ("fdr_*") only bound the expected *fraction* of false certifications and
+    give no such certificate.
+    """
+
+    labels: np.ndarray
+    tau: float
+    alpha: float
+    method: str
+    k: int
+    n: int
+    axis: int | None
+    n_certified: int | np.ndarray
+    _hits: np.ndarray = field(repr=False)
+    _table: np.ndarray = field(repr=False)
+
+    @cached_property
+    def reject(self) -> np.ndarray:
+        # guesses are validated non-negative, so ABSTAIN marks exactly the non-rejected
+        return self.labels != ABSTAIN
+
+    @cached_property
+    def pvalues(self) -> np.ndarray:
+        return self._table[self._hits]
+
+    @property
+    def abstain_rate(self):
+        return _out(1.0 - self.certified_rate)
+
+    @property
+    def certified_rate(self):
+        if self.axis is None:
+            return float(self.n_certified) / self.labels.size
+        return _out(np.asarray(self.n_certified) / self.labels.shape[self.axis])
+
+    def radius(self, sigma, noise: str = "gaussian") -> float:
+        """Certified radius of every certified component at ``p = tau``.
+
+        Parameters
+        ----------
+        sigma : float
+            Noise scale: Gaussian standard deviation (``"gaussian"``, ℓ2
+            radius ``sigma * Phi^{-1}(tau)``), Laplace scale (``"laplace"``,
+            ℓ1 radius ``-sigma * ln(2 (1 - tau))``) or half width of the
+            uniform cube (``"uniform"``, ℓ1 radius ``2 sigma (tau - 1/2)``).
+            For rotation smoothing use ``"gaussian"`` with the angle sigma:
+            the radius is then in angle units (see
+            :func:`mtcert.radius.rotation_radius`).
+        noise : {"gaussian", "laplace", "uniform"}
+        """
+        noise = check_option(noise, "noise", NOISE_MODELS)
+        sigma = check_positive_real(sigma, "sigma")
+        return float(_RADIUS[noise](self.tau, sigma))
+
+    def __repr__(self) -> str:
+        fam = "one family" if self.axis is None else f"families along axis {self.axis}"
+        rate = self.certified_rate
+        rate_s = f"{rate:.4g}" if self.axis is None else f"mean {np.mean(rate):.4g}"
+        return (
+            f"SegmentationCertificate(method={self.method!r}, alpha={self.alpha!r}, "
+            f"tau={self.tau!r}, k={self.k}, n={self.n}, shape={self.labels.shape}, "
+            f"{fam}, certified_rate={rate_s})"
+        )
+
+
+def _out(x):
+    x = np.asarray(x, dtype=np.float64)
+    return float(x) if x.ndim == 0 else x
+
+
+def _family_shape(shape, axis):
+    return tuple(s for i, s in enumerate(shape) if i != axis)
+
+
+def _check_axis(axis, ndim):
+    if axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise ValueError(f"axis must be None or an integer; got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of bounds for components with {ndim} dimension(s)")
+    return int(axis) % ndim
+
+
+def _check_method(method, k):
+    if not isinstance(method, str):
+        raise ValueError(f"method must be a string naming a procedure; got {method!r}")
+    k = check_positive_int(k, "k")
+    if method in ("bonferroni", "holm") and k != 1:
+        raise ValueError(
+            f"k must be 1 for method {method!r} (use 'generalized-{method}' for k > 1)"
+        )
+    return method, k
+
+
+def _integers(x, name):
+    """Integer ndarray without copying integer input (range checks happen in the kernels)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind in "iu":
+        return arr
+    return as_counts(arr, name)
+
+
+def _to_families(arr, axis):
+    """View/copy ``arr`` as a C-contiguous (F, m) array of families."""
+    if axis is None:
+        return np.ascontiguousarray(arr).reshape(1, -1)
+    moved = np.moveaxis(arr, axis, -1)
+    return np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
+
+
+def _from_families(arr2d, shape, axis):
+    if axis is None:
+        return arr2d.reshape(shape)
+    moved_shape = (*_family_shape(shape, axis), shape[axis])
+    return np.moveaxis(arr2d.reshape(moved_shape), -1, axis)
+
+
+def _label_dtype(dtype):
+    out = np.promote_types(dtype, np.int8)
+    return out if out.kind == "i" else np.dtype(np.int64)
+
+
+@functools.lru_cache(maxsize=32)
+def _pvalue_table(n: int, tau: float) -> np.ndarray:
+    """``P(Bin(n, tau) >= j)`` for ``j = 0..n``, cached (read-only) per ``(n, tau)``.
+
+    A certifier calls SEGCERTIFY image after image with the same ``n`` and
+    ``tau``; the table is the only part whose cost does not scale with N.
+    """
+    table = greater_pvalue_table(n, tau)
+    table.flags.writeable = False
+    return table
+
+
+def _hits_dtype(n):
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if n <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    return np.dtype(np.int64)
+
+
+def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
+    """Shared core of :func:`segcertify` and :func:`segcertify_hits` (inputs validated)."""
+    shape = hits.shape
+    if hits.size == 0:
+        raise ValueError("hits is empty: there are no components to certify")
+    if axis is not None and shape[axis] == 0:
+        raise ValueError(f"axis {axis} has length 0: the families are empty")
+    hits2d = _to_families(hits, axis)
+    guess2d = _to_families(guess, axis)
+    table = _pvalue_table(n, tau)
+    hist, n_bad = _k.hit_histograms(hits2d, n)
+    if n_bad:
+        raise ValueError(
+            f"hits must lie in [0, n] = [0, {n}]; {n_bad} value(s) do not "
+            f"(min {int(hits.min())}, max {int(hits.max())})"
+        )
+    labels2d = np.empty(hits2d.shape, _label_dtype(guess.dtype))
+    hits_copy = np.empty(hits2d.shape, _hits_dtype(n))
+    fast = FAST_METHODS.get(method)
+    if fast is not None:
+        thr, n_rej = _k.count_thresholds(hist, table, alpha, k, fast)
+        n_neg = _k.apply_thresholds(guess2d, hits2d, thr, ABSTAIN, labels2d, hits_copy)
+        canonical = method
+    else:
+        res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
+        canonical = res.method
+        rej2d = np.asarray(res.reject, dtype=bool)
+        n_rej = rej2d.sum(axis=-1)
+        np.copyto(labels2d, np.where(rej2d, guess2d, ABSTAIN), casting="unsafe")
+        hits_copy[...] = hits2d
+        n_neg = int(np.count_nonzero(guess2d < 0))
+    if n_neg:
+        raise ValueError(
+            f"guess must hold non-negative labels ({ABSTAIN} is ABSTAIN); found {n_neg} negative"
+        )
+    n_certified = int(n_rej[0]) if axis is None else n_rej.reshape(_family_shape(shape, axis))
+    return SegmentationCertificate(
+        labels=_from_families(labels2d, shape, axis),
+        tau=tau,
+        alpha=alpha,
+        method=canonical,
+        k=k,
+        n=n,
+        axis=axis,
+        n_certified=n_certified,
+        _hits=_from_families(hits_copy, shape, axis),
+        _table=table,
+    )
+
+
+def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None):
+    """SEGCERTIFY from guessed labels and their hit counts (streaming form).
+
+    For samplers that keep, per component, only the label guessed from the
+    ``n0`` guessing samples and how often it came up among ``n`` fresh samples.
+
+    Parameters
+    ----------
+    guess : array_like of int
+        Guessed label per component (any shape; non-negative).
+    hits : array_like of int
+        Number of the ``n`` testing samples in which the component's label
+        equalled ``guess``; same shape as ``guess``, values in [0, n].
+        **Must come from samples independent of those that produced
+        ``guess``**: reusing the guessing samples biases the hit counts upward
+        and voids the certificate.
+    n : int
+        Number of testing samples (the same for every component).
+    tau : float
+        Threshold in [1/2, 1): the null hypothesis of component i is
+        ``p_i <= tau``, ``p_i`` the probability of its guessed label.
+    alpha : float
+        Level in (0, 1): the FWER (or k-FWER) of the certificate.
+    method : str, default "holm"
+        Any :func:`mtcert.multitest.adjust` method.  "bonferroni", "holm",
+        "generalized-bonferroni" and "generalized-holm" use the O(N + n)
+        counting path; the others go through ``adjust``.  FWER methods valid
+        under arbitrary dependence ("bonferroni", "holm", the generalized ones)
+        are the safe choice; "sidak", "holm-sidak", "hochberg" and "hommel"
+        need independence or positive dependence between components.  The
+        FDR methods ("fdr_bh", ...) give **no** FWER certificate.
+    k : int, default 1
+        For the k-FWER methods: with probability ``>= 1 - alpha`` fewer than
+        ``k`` false certifications (an error budget of ``k - 1``).
+    axis : int or None, default None
+        None: all components form one family (one certificate).  An integer:
+        every 1-D slice along that axis is an independent family, e.g.
+        ``axis=-1`` for a ``(repetitions, N)`` batch.
+
+    Returns
+    -------
+    SegmentationCertificate
+
+    Raises
+    ------
+    ValueError
+        On shape mismatch, empty input, hits outside [0, n], negative guesses,
+        or invalid ``tau``, ``alpha``, ``method``, ``k``, ``n``, ``axis``.
+
+    See Also
+    --------
+    segcertify : the same from class-count arrays.
+    mtcert.multitest.adjust : the general multiple-testing path.
+
+    References
+    ----------
+    .. [1] M. Fischer, M. Baader, M. Vechev, "Scalable Certified Segmentation
+       via Randomized Smoothing", ICML 2021, Algorithm 2 and Proposition 1.
+    .. [2] S. Holm, "A simple sequentially rejective multiple test procedure",
+       Scand. J. Statist. 6 (1979).
+    .. [3] E. L. Lehmann, J. P. Romano, "Generalizations of the familywise
+       error rate", Ann. Statist. 33 (2005).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mtcert.certify import segcertify_hits
+    >>> guess = np.array([[3, 3, 1], [0, 2, 2]])
+    >>> hits = np.array([[100, 99, 80], [100, 60, 97]])
+    >>> cert = segcertify_hits(guess, hits, 100, tau=0.75, alpha=0.001)
+    >>> cert.labels
+    array([[ 3,  3, -1],
+           [ 0, -1,  2]])
+    >>> round(cert.radius(sigma=0.25), 4)
+    0.1686
+    """
+    tau = check_tau(tau)
+    alpha = check_alpha(alpha)
+    n = check_positive_int(n, "n")
+    method, k = _check_method(method, k)
+    guess = _integers(guess, "guess")
+    hits = _integers(hits, "hits")
+    if guess.shape != hits.shape:
+        raise ValueError(
+            f"guess and hits must have the same shape; got {guess.shape} and {hits.shape}"
+        )
+    axis = _check_axis(axis, hits.ndim) if hits.ndim else _check_axis(axis, 1)
+    if hits.ndim == 0:
+        guess, hits = guess.reshape(1), hits.reshape(1)
+    return _certify_hits(guess, hits, n, tau, alpha, method, k, axis)
+
+
+def segcertify(counts0, counts, *, tau, alpha, method="holm", k=1, axis=None):
+    """SEGCERTIFY from class counts (Fischer et al. 2021, Algorithm 2).
+
+    Parameters
+    ----------
+    counts0 : array_like of int, shape (..., C)
+        Class counts from the ``n0`` *guessing* samples; the class axis is the
+        last one, the leading dimensions index the components (an H x W image
+        is ``(H, W, C)``).  The guess is the first class with the largest count.
+    counts : array_like of int, shape (..., C)
+        Class counts from ``n`` further samples, **drawn independently of the
+        guessing samples** (reusing them makes the test anti-conservative:
+        the guess is selected to be the class that came up most often).
+        Every component must total the same ``n``.
+    tau, alpha, method, k, axis
+        As in :func:`segcertify_hits`; ``axis`` refers to the component
+        dimensions (the class axis is not counted).
+
+    Returns
+    -------
+    SegmentationCertificate
+
+    Raises
+    ------
+    ValueError
+        On shape mismatch, negative counts, non-constant ``n``, passing the
+        same array for ``counts0`` and ``counts``, or invalid options.
+
+    References
+    ----------
+    .. [1] M. Fischer, M. Baader, M. Vechev, "Scalable Certified Segmentation
+       via Randomized Smoothing", ICML 2021, Algorithm 2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mtcert.certify import segcertify
+    >>> counts0 = np.array([[9, 1, 0], [2, 3, 5], [0, 10, 0]])
+    >>> counts = np.array([[98, 2, 0], [30, 30, 40], [1, 99, 0]])
+    >>> cert = segcertify(counts0, counts, tau=0.75, alpha=0.01)
+    >>> cert.labels
+    array([ 0, -1,  1])
+    >>> cert.n, cert.method
+    (100, 'holm')
+    """
+    tau = check_tau(tau)
+    alpha = check_alpha(alpha)
+    method, k = _check_method(method, k)
+    if counts0 is counts or np.may_share_memory(counts0, counts):
+        raise ValueError(
+            "counts0 and counts must come from independent samples; "
+            "got the same (or overlapping) array for both"
+        )
+    counts0 = as_counts(counts0, "counts0")
+    counts = as_counts(counts, "counts")
+    if counts0.shape != counts.shape:
+        raise ValueError(
+            f"counts0 and counts must have the same shape; got {counts0.shape} and {counts.shape}"
+        )
+    if counts.ndim < 1 or counts.shape[-1] == 0:
+        raise ValueError("counts must have a non-empty class axis (the last one)")
+    comp_shape = counts.shape[:-1]
+    if int(np.prod(comp_shape)) == 0:
+        raise ValueError("counts is empty: there are no components to certify")
+    n_classes = counts.shape[-1]
+    guess, hits, n, consistent = _k.guess_and_hits(
+        np.ascontiguousarray(counts0).reshape(-1, n_classes),
+        np.ascontiguousarray(counts).reshape(-1, n_classes),
+    )
+    if not consistent:
+        totals = counts.sum(axis=-1)
+        raise ValueError(
+            "every component's counts must sum to the same n; "
+            f"got totals between {int(totals.min())} and {int(totals.max())}"
+        )
+    if n < 1:
+        raise ValueError("counts sum to n = 0: there are no testing samples")
+    if len(comp_shape) == 0:
+        guess, hits = guess.reshape(1), hits.reshape(1)
+        axis = _check_axis(axis, 1)
+    else:
+        guess, hits = guess.reshape(comp_shape), hits.reshape(comp_shape)
+        axis = _check_axis(axis, len(comp_shape))
+    return _certify_hits(guess, hits, int(n), tau, alpha, method, k, axis)

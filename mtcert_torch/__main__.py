@@ -1,0 +1,8 @@
+"""``python -m mtcert_torch``: see :mod:`mtcert_torch.cli`."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""``python -m mtcert_torch certify``: certify a segmentation model on a folder of images.
+
+Example (the paper's Table 1 setting, scale 0.25)::
+
+    python -m mtcert_torch certify --model hrnetv2_w48 --checkpoint hrnet_cs.pth \\
+        --data /data/cityscapes --sigma 0.25 --tau 0.75 --n0 10 --n 100 --alpha 0.001 \\
+        --scale 0.25 --out results/cs --device cuda --limit 100
+
+Under ``torchrun --nproc_per_node K`` the images are sharded over the K
+processes (``torch.distributed``; gloo on CPU, NCCL on CUDA) and rank 0 writes
+the gathered summary.  See :mod:`mtcert_torch.results` for the output files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter
+from .certifier import Certifier, certify_one
+from .data import CITYSCAPES_PALETTE, open_dataset
+from .results import ResultsWriter, default_palette, save_figure, write_summary
+
+
+def load_model(spec: str, *, num_classes: int, checkpoint=None, kwargs=None) -> torch.nn.Module:
+    """Build a model from a registry name or ``module.path:callable`` and load a checkpoint.
+
+    The callable is called as ``callable(num_classes=num_classes, **kwargs)``.  A
+    checkpoint may be a bare state dict or wrapped in ``{"state_dict": ...}`` /
+    ``{"model": ...}``, with keys optionally prefixed ``module.`` or ``model.``;
+    it is loaded strictly.
+    """
+    kwargs = dict(kwargs or {})
+    if ":" in spec:
+        mod_name, attr = spec.split(":", 1)
+        try:
+            factory = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"--model {spec!r}: cannot import {attr} from {mod_name}: {exc}"
+            ) from None
+    else:
+        try:
+            from .models import get_model
+        except ImportError:
+            raise ValueError(
+                f"--model {spec!r}: no model registry (mtcert_torch.models) is installed; "
+                "pass module.path:callable"
+            ) from None
+
+        def factory(**kw):
+            return get_model(spec, **kw)
+
+    model = factory(num_classes=num_classes, **kwargs)
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"--model {spec!r} did not return a torch.nn.Module")
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise ValueError(f"checkpoint not found: {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for key in ("state_dict", "model"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+        for prefix in ("module.", "model."):
+            if state and all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix) :]: v for k, v in state.items()}
+        model.load_state_dict(state, strict=True)
+    return model
+
+
+def image_seed(seed: int, name: str) -> int:
+    """A per-image noise seed from the run seed and the image name (order-independent)."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(","))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mtcert_torch", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("certify", help="certify a segmentation model on a dataset (SEGCERTIFY)")
+    m = c.add_argument_group("model")
+    m.add_argument("--model", required=True, help="registry name or module.path:callable")
+    m.add_argument("--model-kwargs", default="{}", help="JSON keyword arguments for the model")
+    m.add_argument("--checkpoint", help="state dict to load (strict)")
+    m.add_argument("--num-classes", type=int, default=None, help="default: 19 (Cityscapes)")
+    m.add_argument("--scale", type=_floats, default=(1.0,), help="scale(s), comma separated")
+    m.add_argument("--flip", action="store_true", help="average with horizontal flips")
+    m.add_argument("--align-corners", action="store_true")
+    m.add_argument("--mean", type=_floats, default=IMAGENET_MEAN)
+    m.add_argument("--std", type=_floats, default=IMAGENET_STD)
+    m.add_argument("--autocast", choices=("bf16", "fp16"), default=None)
+    d = c.add_argument_group("data")
+    d.add_argument("--data", required=True, help="Cityscapes root or folder with images/ labels/")
+    d.add_argument("--layout", choices=("auto", "cityscapes", "folder"), default="auto")
+    d.add_argument("--split", default="val", help="Cityscapes split")
+    d.add_argument("--every", type=int, default=1, help="keep every k-th image")
+    d.add_argument("--ignore-index", type=int, default=255)
+    d.add_argument("--limit", type=int, default=None, help="certify the first N images only")
+    s = c.add_argument_group("certification")
+    s.add_argument("--noise", choices=("gaussian", "laplace"), default="gaussian")
+    s.add_argument("--sigma", type=float, required=True)
+    s.add_argument("--tau", type=float, default=0.75)
+    s.add_argument("--n0", type=int, default=10)
+    s.add_argument("--n", type=int, default=100)
+    s.add_argument("--alpha", type=float, default=0.001)
+    s.add_argument("--method", default="holm", help="FWER method of mtcert.adjust")
+    s.add_argument("--k", type=int, default=1, help="k-FWER (error budget k - 1)")
+    s.add_argument("--seed", type=int, default=0)
+    r = c.add_argument_group("run")
+    r.add_argument("--out", required=True)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--batch-size", type=int, default=None, help="default: automatic")
+    r.add_argument("--memory-budget", type=float, default=None, help="MiB per batch (auto mode)")
+    r.add_argument("--figures", type=int, default=4, help="Fig.-1 panels for the first N images")
+    r.add_argument("--no-base", action="store_true", help="skip the base-model row")
+    r.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _distributed():
+    """(rank, world, initialised_here) from torchrun's environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = (
+            "nccl"
+            if torch.cuda.is_available() and os.environ.get("MTCERT_BACKEND") != "gloo"
+            else "gloo"
+        )
+        dist.init_process_group(backend)
+        return dist.get_rank(), dist.get_world_size(), True
+    return dist.get_rank(), dist.get_world_size(), False
+
+
+def certify_command(args) -> int:
+    from tqdm.auto import tqdm
+
+    rank, world, owned = _distributed()
+    device = torch.device(args.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    num_classes = args.num_classes
+    ds = open_dataset(
+        args.data,
+        num_classes=num_classes or 19,
+        layout=args.layout,
+        **(
+            {"split": args.split, "every": args.every}
+            if _is_cityscapes(args)
+            else {"ignore_index": args.ignore_index}
+        ),
+    )
+    num_classes = num_classes or ds.num_classes
+    config = {
+        "model": args.model,
+        "model_kwargs": json.loads(args.model_kwargs),
+        "checkpoint": None if args.checkpoint is None else str(Path(args.checkpoint).resolve()),
+        "data": str(Path(args.data).resolve()),
+        "num_classes": num_classes,
+        "noise": args.noise,
+        "sigma": args.sigma,
+        "tau": args.tau,
+        "n0": args.n0,
+        "n": args.n,
+        "alpha": args.alpha,
+        "method": args.method,
+        "k": args.k,
+        "seed": args.seed,
+        "scales": list(args.scale),
+        "flip": args.flip,
+        "align_corners": args.align_corners,
+        "autocast": args.autocast,
+        "layout": args.layout,
+    }
+    writer = ResultsWriter(args.out, config, rank=rank)
+    done = writer.done()
+    names = ds.names
+    order = list(range(len(ds)))[: args.limit]
+    todo = [i for i in order[rank::world] if names[i] not in done]
+
+    model = (
+        load_model(
+            args.model,
+            num_classes=num_classes,
+            checkpoint=args.checkpoint,
+            kwargs=config["model_kwargs"],
+        )
+        .to(device)
+        .eval()
+    )
+    adapter = SegmentationAdapter(
+        model,
+        num_classes=num_classes,
+        mean=args.mean,
+        std=args.std,
+        scales=args.scale,
+        flip=args.flip,
+        align_corners=args.align_corners,
+        autocast=args.autocast,
+    ).to(device)
+    budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
+    certifier = Certifier(
+        adapter, noise=args.noise, batch_size=args.batch_size, memory_budget=budget, device=device
+    )
+    palette = CITYSCAPES_PALETTE if num_classes == 19 else default_palette(num_classes)
+    figure_names = set(names[i] for i in order[: args.figures])
+    bar = tqdm(
+        todo,
+        desc=f"certify[{rank}]" if world > 1 else "certify",
+        unit="img",
+        disable=args.no_progress or rank != 0,
+        file=sys.stderr,
+    )
+    for i in bar:
+        name, image, target = ds[i]
+        certifier.manual_seed(image_seed(args.seed, name))
+        rec, cert, base = certify_one(
+            certifier,
+            name,
+            image,
+            target,
+            sigma=args.sigma,
+            tau=args.tau,
+            n0=args.n0,
+            n=args.n,
+            alpha=args.alpha,
+            method=args.method,
+            k=args.k,
+            ignore_index=args.ignore_index,
+            base=not args.no_base,
+        )
+        writer.append(rec)
+        if name in figure_names:
+            save_figure(
+                writer.out / "figures" / f"{name}.png",
+                image.numpy(),
+                target.numpy(),
+                cert.labels,
+                palette,
+                base=base,
+                title=f"R={cert.radius:.3f} abstain={cert.abstain_rate:.1%}",
+            )
+        bar.set_postfix(acc=f"{rec['cert_acc']:.3f}", abstain=f"{rec['abstain_rate']:.3f}")
+
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered = [None] * world
+        dist.all_gather_object(gathered, writer.own_records())
+        # Union with the files on disk: records of earlier runs with another world size.
+        by_name = {r["name"]: r for r in writer.all_records()} if rank == 0 else {}
+        by_name.update((r["name"], r) for part in gathered for r in part)
+        records = list(by_name.values())
+        if owned:
+            dist.destroy_process_group()
+    else:
+        records = writer.all_records()
+    if rank == 0:
+        write_summary(writer.out, records)
+        print((writer.out / "summary.md").read_text(), end="")
+    return 0
+
+
+def _is_cityscapes(args) -> bool:
+    return args.layout == "cityscapes" or (
+        args.layout == "auto" and (Path(args.data) / "leftImg8bit").is_dir()
+    )
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "certify":
+            return certify_command(args)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    return 1

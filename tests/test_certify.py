@@ -1,0 +1,340 @@
+"""SEGCERTIFY: the counting fast path against plain references, API and validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from mtcert._kernels import certify as kernels
+from mtcert.certify import (
+    ABSTAIN,
+    FAST_METHODS,
+    SegmentationCertificate,
+    segcertify,
+    segcertify_hits,
+)
+from mtcert.multitest import adjust
+
+
+def table_ref(n, tau):
+    """P(Bin(n, tau) >= j), j = 0..n, from scipy."""
+    return stats.binom.sf(np.arange(n + 1) - 1, n, tau)
+
+
+def stepdown_ref(p, alpha, k, single_step=False):
+    """Plain Lehmann–Romano generalized Holm / Bonferroni from the definition.
+
+    Sort the p-values; rank r (1-based) has critical value k alpha / (m + k - max(r, k))
+    (Bonferroni: k alpha / m); step-down rejects the longest prefix that passes.
+    """
+    p = np.asarray(p, dtype=float)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    reject = np.zeros(m, dtype=bool)
+    for r, idx in enumerate(order, start=1):
+        crit = k * alpha / float(m) if single_step else k * alpha / float(m + k - max(r, k))
+        if p[idx] <= crit:
+            reject[idx] = True
+        elif not single_step:
+            break
+    return reject
+
+
+def labels_ref(guess, reject):
+    return np.where(reject, guess, ABSTAIN)
+
+
+TAUS = st.sampled_from([0.5, 0.6, 0.75, 0.9, 0.99])
+ALPHAS = st.one_of(
+    st.sampled_from([1e-3, 0.01, 0.05, 0.2, 0.5]), st.floats(1e-6, 0.99, allow_nan=False)
+)
+
+
+@st.composite
+def families(draw, max_n=60, max_m=40):
+    """(n, hits) with many ties, the extremes 0 and n, and m down to 1."""
+    n = draw(st.integers(1, max_n))
+    m = draw(st.integers(1, max_m))
+    levels = draw(st.lists(st.integers(0, n), min_size=1, max_size=4))
+    levels += [0, n]
+    hits = draw(st.lists(st.sampled_from(levels) | st.integers(0, n), min_size=m, max_size=m))
+    return n, np.array(hits, dtype=np.int64)
+
+
+@given(fam=families(), tau=TAUS, alpha=ALPHAS)
+def test_holm_and_bonferroni_match_references(fam, tau, alpha):
+    n, hits = fam
+    guess = np.arange(hits.size) % 7
+    pv = stats.binom.sf(hits - 1, n, tau)
+    # statsmodels' Holm calls gc.collect() on every call (~0.1 s), so Holm is
+    # checked against the plain definition here and against statsmodels below
+    for method, ref in (
+        ("holm", stepdown_ref(pv, alpha, 1)),
+        ("bonferroni", multipletests(pv, alpha=alpha, method="bonferroni")[0]),
+    ):
+        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method)
+        np.testing.assert_array_equal(cert.labels, labels_ref(guess, ref))
+        np.testing.assert_array_equal(cert.reject, ref)
+        assert cert.n_certified == ref.sum()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_holm_matches_statsmodels_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 200))
+    tau = float(rng.choice([0.5, 0.75, 0.9]))
+    hits = rng.choice(rng.integers(0, n + 1, size=6), size=3000)
+    hits[:5] = n
+    guess = rng.integers(0, 19, size=hits.size)
+    pv = stats.binom.sf(hits - 1, n, tau)
+    for alpha in (1e-3, 0.05, 0.5):
+        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha)
+        ref = multipletests(pv, alpha=alpha, method="holm")[0]
+        np.testing.assert_array_equal(cert.labels, labels_ref(guess, ref))
+
+
+@given(fam=families(), tau=TAUS, alpha=ALPHAS, k=st.integers(1, 6))
+def test_generalized_methods_match_plain_definition(fam, tau, alpha, k):
+    n, hits = fam
+    guess = np.arange(hits.size) % 5
+    table = table_ref(n, tau)
+    for method, single in (("generalized-holm", False), ("generalized-bonferroni", True)):
+        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method, k=k)
+        np.testing.assert_array_equal(cert.reject, stepdown_ref(table[hits], alpha, k, single))
+
+
+@given(fam=families(), tau=TAUS, alpha=ALPHAS, k=st.integers(1, 6))
+def test_fast_path_identical_to_adjust(fam, tau, alpha, k):
+    """Property test of the issue: fast counting path == general ``adjust`` path."""
+    n, hits = fam
+    guess = (np.arange(hits.size) * 3) % 11
+    cert_any = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha)
+    table = cert_any._table
+    for method in FAST_METHODS:
+        kk = k if method.startswith("generalized") else 1
+        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method, k=kk)
+        res = adjust(table[hits], method, alpha=alpha, k=kk)
+        np.testing.assert_array_equal(cert.labels, labels_ref(guess, res.reject))
+
+
+@given(
+    n=st.integers(1, 30),
+    shape=st.tuples(st.integers(1, 6), st.integers(1, 9)),
+    data=st.data(),
+    tau=TAUS,
+    alpha=ALPHAS,
+    method=st.sampled_from(sorted(FAST_METHODS)),
+    axis=st.sampled_from([0, 1, -1, -2]),
+)
+def test_batched_families_equal_per_family_calls(n, shape, data, tau, alpha, method, axis):
+    hits = np.array(
+        data.draw(
+            st.lists(st.integers(0, n), min_size=shape[0] * shape[1], max_size=shape[0] * shape[1])
+        )
+    ).reshape(shape)
+    guess = np.arange(hits.size).reshape(shape) % 4
+    k = 2 if method.startswith("generalized") else 1
+    cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method, k=k, axis=axis)
+    moved_h = np.moveaxis(hits, axis, -1)
+    moved_g = np.moveaxis(guess, axis, -1)
+    moved_l = np.moveaxis(cert.labels, axis, -1)
+    for i in range(moved_h.shape[0]):
+        one = segcertify_hits(moved_g[i], moved_h[i], n, tau=tau, alpha=alpha, method=method, k=k)
+        np.testing.assert_array_equal(moved_l[i], one.labels)
+        assert np.asarray(cert.n_certified)[i] == one.n_certified
+    np.testing.assert_allclose(cert.certified_rate, np.asarray(cert.n_certified) / shape[axis])
+    assert cert.abstain_rate.shape == (shape[1 - axis % 2],)
+
+
+def test_ties_across_underflowed_pvalues():
+    """For n = 2000, tau = 1/2 the top p-values underflow to 0: one tie group."""
+    n = 2000
+    table = table_ref(n, 0.5)
+    assert (table == 0).sum() > 1
+    hits = np.array([n, n - 1, n - 2, 1990, 1000, 1100, 0, n])
+    guess = np.arange(hits.size)
+    for method in ("holm", "bonferroni"):
+        cert = segcertify_hits(guess, hits, n, tau=0.5, alpha=1e-300, method=method)
+        ref = multipletests(table[hits], alpha=1e-300, method=method)[0]
+        np.testing.assert_array_equal(cert.reject, ref)
+
+
+def test_single_component_and_extremes():
+    c = segcertify_hits(np.array([4]), np.array([100]), 100, tau=0.75, alpha=0.001)
+    assert c.labels.tolist() == [4] and c.n_certified == 1
+    c = segcertify_hits(4, 0, 100, tau=0.75, alpha=0.001)
+    assert c.labels.tolist() == [ABSTAIN] and c.certified_rate == 0.0 and c.abstain_rate == 1.0
+    # m = 1: reject iff P(Bin(n, tau) >= hits) <= alpha
+    n, tau, alpha = 50, 0.6, 0.05
+    table = table_ref(n, tau)
+    for h in range(n + 1):
+        c = segcertify_hits([1], [h], n, tau=tau, alpha=alpha)
+        assert bool(c.reject[0]) == (table[h] <= alpha)
+
+
+def test_pvalues_radius_and_repr():
+    rng = np.random.default_rng(1)
+    hits = rng.integers(60, 101, size=(8, 9))
+    guess = rng.integers(0, 3, size=(8, 9))
+    cert = segcertify_hits(guess, hits, 100, tau=0.75, alpha=0.01)
+    np.testing.assert_allclose(cert.pvalues, stats.binom.sf(hits - 1, 100, 0.75), rtol=1e-12)
+    assert cert.pvalues.shape == hits.shape
+    assert cert.radius(0.25) == pytest.approx(0.25 * stats.norm.ppf(0.75), rel=1e-14)
+    assert cert.radius(1.0, noise="laplace") == pytest.approx(-np.log(0.5), rel=1e-14)
+    assert cert.radius(2.0, noise="uniform") == pytest.approx(1.0, rel=1e-14)
+    with pytest.raises(ValueError, match="noise"):
+        cert.radius(1.0, noise="cauchy")
+    with pytest.raises(ValueError, match="sigma"):
+        cert.radius(0.0)
+    assert isinstance(cert, SegmentationCertificate)
+    text = repr(cert)
+    assert "holm" in text and "alpha=0.01" in text and "(8, 9)" in text
+    with pytest.raises(AttributeError):
+        cert.alpha = 0.5
+
+
+def test_certificate_does_not_alias_caller_buffers():
+    guess = np.array([1, 2, 3])
+    hits = np.array([100, 100, 10])
+    cert = segcertify_hits(guess, hits, 100, tau=0.75, alpha=0.05)
+    hits[:] = 0
+    guess[:] = 0
+    assert cert.labels.tolist() == [1, 2, ABSTAIN]
+    assert cert.reject.tolist() == [True, True, False]
+    assert cert.pvalues[0] == pytest.approx(0.75**100)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [(np.uint8, np.int16), (np.int8, np.int8), (np.int32, np.int32), (np.uint64, np.int64)],
+)
+def test_label_dtype_holds_abstain(dtype, expected):
+    cert = segcertify_hits(
+        np.array([200 % 128, 5], dtype=dtype), np.array([9, 0], np.uint8), 9, tau=0.5, alpha=0.1
+    )
+    assert cert.labels.dtype == expected
+    assert cert.labels[1] == ABSTAIN
+
+
+def test_general_path_methods_use_adjust():
+    rng = np.random.default_rng(3)
+    hits = rng.integers(70, 101, size=300)
+    guess = rng.integers(0, 5, size=300)
+    pv = stats.binom.sf(hits - 1, 100, 0.75)
+    for method, sm_name in (
+        ("hochberg", "simes-hochberg"),
+        ("fdr_bh", "fdr_bh"),
+        ("holm-sidak", "holm-sidak"),
+        ("sidak", "sidak"),
+    ):
+        cert = segcertify_hits(guess, hits, 100, tau=0.75, alpha=0.01, method=method)
+        ref = multipletests(pv, alpha=0.01, method=sm_name)[0]
+        np.testing.assert_array_equal(cert.labels, labels_ref(guess, ref))
+        np.testing.assert_allclose(cert.pvalues, pv, rtol=1e-12)
+
+
+def test_segcertify_from_counts_matches_hits_form():
+    rng = np.random.default_rng(7)
+    probs = rng.dirichlet(np.full(4, 0.3), size=(6, 5))
+    counts0 = np.stack([[rng.multinomial(10, p) for p in row] for row in probs])
+    counts = np.stack([[rng.multinomial(100, p) for p in row] for row in probs])
+    guess = np.argmax(counts0, axis=-1)
+    hits = np.take_along_axis(counts, guess[..., None], -1)[..., 0]
+    for axis in (None, 0, 1):
+        a = segcertify(counts0, counts, tau=0.6, alpha=0.05, axis=axis)
+        b = segcertify_hits(guess, hits, 100, tau=0.6, alpha=0.05, axis=axis)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.n_certified, b.n_certified)
+        assert a.n == 100
+
+
+def test_segcertify_guess_is_first_argmax_and_scalar_component():
+    cert = segcertify([3, 7, 7], [0, 0, 50], tau=0.5, alpha=0.1)
+    assert cert.labels.tolist() == [ABSTAIN]  # guess 1, never hit
+    cert = segcertify([3, 7, 7], np.array([0, 50, 0]), tau=0.5, alpha=0.1)
+    assert cert.labels.tolist() == [1]
+
+
+def test_independence_guard():
+    counts = np.array([[10, 90], [5, 95]])
+    with pytest.raises(ValueError, match="independent"):
+        segcertify(counts, counts, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="independent"):
+        segcertify(counts[:, ::-1], counts, tau=0.75, alpha=0.01)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"tau": 0.4}, "tau"),
+        ({"tau": 1.0}, "tau"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": float("nan")}, "alpha"),
+        ({"method": "nope"}, "method"),
+        ({"method": "holm", "k": 2}, "k must be 1"),
+        ({"method": "generalized-holm", "k": 0}, "k"),
+        ({"axis": 2}, "axis"),
+        ({"axis": 1.0}, "axis"),
+    ],
+)
+def test_bad_options(kwargs, match):
+    args = {"tau": 0.75, "alpha": 0.01, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        segcertify_hits(np.zeros((2, 3), int), np.ones((2, 3), int), 10, **args)
+
+
+def test_bad_inputs():
+    g = np.zeros(3, int)
+    with pytest.raises(ValueError, match="hits must lie in"):
+        segcertify_hits(g, [1, 11, 2], 10, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="hits must lie in"):
+        segcertify_hits(g, np.array([1, -1, 2], np.int8), 10, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="hits"):
+        segcertify_hits(g, [1.5, 1, 2], 10, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="hits"):
+        segcertify_hits(g, [np.nan, 1, 2], 10, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="guess"):
+        segcertify_hits([0, -1, 2], [1, 1, 2], 10, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="same shape"):
+        segcertify_hits(g, [1, 2], 10, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="empty"):
+        segcertify_hits([], [], 10, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="n must"):
+        segcertify_hits(g, g, 0, tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="empty"):
+        segcertify_hits(
+            np.zeros((3, 0), int), np.zeros((3, 0), int), 10, tau=0.75, alpha=0.01, axis=1
+        )
+    c0 = np.array([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="same n"):
+        segcertify(c0, np.array([[5, 5], [5, 6]]), tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="non-negative"):
+        segcertify(c0, np.array([[5, 5], [11, -1]]), tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="same shape"):
+        segcertify(c0, np.array([[5, 5, 0], [5, 5, 0]]), tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="n = 0"):
+        segcertify(c0, np.zeros((2, 2), int), tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="class axis"):
+        segcertify(np.zeros((2, 0), int), np.zeros((2, 0), int), tau=0.75, alpha=0.01)
+    with pytest.raises(ValueError, match="empty"):
+        segcertify(np.zeros((0, 2), int), np.zeros((0, 2), int), tau=0.75, alpha=0.01)
+
+
+def test_kernels_run_jitted():
+    """The numba kernels are compiled dispatchers and run (incl. the 4-lane histogram)."""
+    hits = np.random.default_rng(0).integers(0, 11, size=(2, 1003))
+    hist, bad = kernels.hit_histograms(hits, 10)
+    assert bad == 0
+    np.testing.assert_array_equal(hist, [np.bincount(r, minlength=11) for r in hits])
+    segcertify([[1, 0]], [[3, 0]], tau=0.5, alpha=0.5)
+    for fn in (
+        kernels.hit_histograms,
+        kernels.count_thresholds,
+        kernels.apply_thresholds,
+        kernels.guess_and_hits,
+    ):
+        assert fn.signatures, fn
