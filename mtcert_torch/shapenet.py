@@ -214,7 +214,7 @@ def read_split(root, split: str = "test") -> list[tuple[str, str]]:
 
 
 def read_shape(path, *, num_parts: int = NUM_PARTS) -> tuple[np.ndarray, np.ndarray]:
-    """Read one shape file: ``points`` float32 ``(M, 6)`` (xyz, normal) and ``labels`` int64 ``(M,)``.
+    """Read one shape file: float32 ``points (M, 6)`` (xyz, normal), int64 ``labels (M,)``.
 
     Every line must hold seven numbers ``x y z nx ny nz part_label`` with a
     finite geometry and an integer label in ``[0, num_parts)``.
