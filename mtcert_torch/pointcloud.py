@@ -141,11 +141,11 @@ def axis_rotation_matrix(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tenso
     >>> (R @ torch.tensor([1.0, 0.0, 0.0])).round(decimals=6).tolist()
     [0.0, 1.0, 0.0]
     """
-    x, y, z = axis.to(angle.dtype).unbind()
+    x, y, z = axis.to(device=angle.device, dtype=angle.dtype).unbind()
     zero = torch.zeros((), dtype=angle.dtype, device=angle.device)
     k = torch.stack(
         [torch.stack([zero, -z, y]), torch.stack([z, zero, -x]), torch.stack([-y, x, zero])]
-    ).to(angle.device)
+    )
     s, c = angle.sin()[..., None, None], angle.cos()[..., None, None]
     eye = torch.eye(3, dtype=angle.dtype, device=angle.device)
     return eye + s * k + (1 - c) * (k @ k)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -290,7 +291,8 @@ class ShapeNetPart(Sequence):
         sub-sampled without replacement, a smaller one with replacement (the
         reference PointNet++ loader always samples with replacement);
         ``None`` keeps every point in file order.  The choice is seeded by
-        ``(seed, index)``, so an item is the same whenever it is read.
+        ``seed`` and the shape's name, so a shape gets the same points whenever
+        and through whichever split or category filter it is read.
     normals : bool, default True
         Keep the normal vectors (6 columns) or only xyz (3 columns).
     normalize : bool, default False
@@ -381,7 +383,9 @@ class ShapeNetPart(Sequence):
                 raise ValueError(f"{path}: all points coincide; cannot scale to the unit sphere")
             points[:, :3] = xyz / scale
         if self.npoints is not None:
-            rng = np.random.default_rng([self.seed, index])
+            # Seeded by the shape's name, so a shape gets the same points in every
+            # split, category filter, shard or order of reading.
+            rng = np.random.default_rng([self.seed, zlib.crc32(f"{synset}/{token}".encode())])
             m = len(labels)
             choice = rng.choice(m, self.npoints, replace=m < self.npoints)
             points, labels = points[choice], labels[choice]

@@ -97,9 +97,16 @@ def test_rotation_preserves_norms_and_rotates_normals():
 
 
 # ------------------------------------------------------------------- where the noise goes
-def test_gaussian_noise_on_xyz_only():
+@pytest.mark.parametrize(
+    ("smoothing", "sd", "radius"),
+    [
+        ("gaussian", 0.5, 0.5 * stats.norm.ppf(0.8)),
+        ("laplace", 0.5 * math.sqrt(2), -0.5 * math.log(2 * (1 - 0.8))),
+    ],
+)
+def test_coordinate_noise_on_xyz_only(smoothing, sd, radius):
     spy = Spy()
-    c = PointCloudCertifier(spy, num_classes=2, smoothing="gaussian", batch_size=16, seed=3)
+    c = PointCloudCertifier(spy, num_classes=2, smoothing=smoothing, batch_size=16, seed=3)
     p = cloud(40)
     c.counts(p, 0, sigma=0.5, num=64)
     seen = spy.clouds
@@ -107,9 +114,13 @@ def test_gaussian_noise_on_xyz_only():
     assert seen.shape == (64, 40, 6)
     assert torch.equal(seen[..., 3:], clean[:, 3:].expand(64, -1, -1))  # normals exact
     eps = (seen[..., :3] - clean[:, :3]).flatten().double()
-    # 7 680 N(0, 0.25) draws: mean within 5 s.e., s.d. within 6 % (relative s.e. 0.8 %).
-    assert abs(float(eps.mean())) < 5 * 0.5 / math.sqrt(eps.numel())
-    assert float(eps.std()) == pytest.approx(0.5, rel=0.06)
+    # 7 680 draws of s.d. ``sd``: mean within 5 s.e.; s.d. within 8 % (relative s.e. of the
+    # sample s.d. about 0.8 % for Gaussian, 1.3 % for Laplace noise).
+    assert abs(float(eps.mean())) < 5 * sd / math.sqrt(eps.numel())
+    assert float(eps.std()) == pytest.approx(sd, rel=0.08)
+    cert = c.certify(p, 0, sigma=0.5, tau=0.8, n0=4, n=60, alpha=0.1)
+    assert cert.radius == pytest.approx(radius)
+    assert (cert.labels == 0).all()  # a constant model: 0.8^60 < 0.1 / 40, all certified
 
 
 def test_normalize_off_and_xyz_only_model():

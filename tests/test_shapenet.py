@@ -210,8 +210,11 @@ def test_dataset_items(tmp_path):
     norm = ShapeNetPart(root, "test", npoints=None, normalize=True)[0].points[:, :3]
     np.testing.assert_allclose(norm.mean(0), 0, atol=1e-5)
     assert np.linalg.norm(norm, axis=1).max() == pytest.approx(1.0, abs=1e-6)
-    only = ShapeNetPart(root, "test", categories=["Airplane"])
+    only = ShapeNetPart(root, "test", categories=["Airplane"], npoints=16, seed=3)
     assert len(only) == 1 and only[0].category == 0
+    np.testing.assert_array_equal(only[0].points, p1)  # same points through a filter
+    other = ShapeNetPart(root, "test", npoints=16, seed=4)[1].points
+    assert not np.array_equal(other, p1)
 
 
 def test_dataset_errors(tmp_path):
