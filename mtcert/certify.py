@@ -273,20 +273,22 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
     hits2d = _to_families(hits, axis)
     guess2d = _to_families(guess, axis)
     table = _pvalue_table(n, tau)
-    hist, n_bad = _k.hit_histograms(hits2d, n)
+    labels2d = np.empty(hits2d.shape, _label_dtype(guess.dtype))
+    hits_copy = np.empty(hits2d.shape, _hits_dtype(n))
+    fast = FAST_METHODS.get(method)
+    if fast is not None:
+        n_rej, n_bad, n_neg = _k.certify_families(
+            guess2d, hits2d, table, alpha, k, fast, ABSTAIN, labels2d, hits_copy
+        )
+        canonical = method
+    else:
+        n_bad = int(np.count_nonzero((hits2d < 0) | (hits2d > n)))
     if n_bad:
         raise ValueError(
             f"hits must lie in [0, n] = [0, {n}]; {n_bad} value(s) do not "
             f"(min {int(hits.min())}, max {int(hits.max())})"
         )
-    labels2d = np.empty(hits2d.shape, _label_dtype(guess.dtype))
-    hits_copy = np.empty(hits2d.shape, _hits_dtype(n))
-    fast = FAST_METHODS.get(method)
-    if fast is not None:
-        thr, n_rej = _k.count_thresholds(hist, table, alpha, k, fast)
-        n_neg = _k.apply_thresholds(guess2d, hits2d, thr, ABSTAIN, labels2d, hits_copy)
-        canonical = method
-    else:
+    if fast is None:
         res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
         canonical = res.method
         rej2d = np.asarray(res.reject, dtype=bool)

@@ -33,9 +33,11 @@ class ImageCertificate:
         The statistical certificate (labels, rejections, p-values, α, τ, method).
     labels : ndarray (H, W)
         Certified label per pixel, ``-1`` (:data:`mtcert.ABSTAIN`) where abstained.
-        With probability at least 1 − α *all* non-abstained pixels are
-        simultaneously correct for the smoothed model on every input within
-        ``radius`` (ℓ2 for Gaussian, ℓ1 for Laplace noise).
+        With probability at least 1 − α, *every* non-abstained pixel's label is
+        returned by the base model under noise with probability above τ, so
+        the smoothed model keeps that label on every input within ``radius``
+        (ℓ2 for Gaussian, ℓ1 for Laplace noise) — all pixels simultaneously
+        (with ``k > 1``: all but at most k − 1 of them).
     guess, hits : ndarray (H, W)
         The n0-stage guess and its hit count among the ``n`` fresh samples.
     radius : float
@@ -150,6 +152,7 @@ class Certifier:
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.stats = SamplerStats()
         self._auto_batch: dict = {}
+        self.last_batch_size: int | None = None
 
     def manual_seed(self, seed: int) -> Certifier:
         """Reseed the noise generator (the CLI seeds per image, so results do not
@@ -158,16 +161,22 @@ class Certifier:
         return self
 
     def _sampler(self, image: torch.Tensor, sigma: float) -> StreamingSampler:
-        return StreamingSampler(
+        sampler = StreamingSampler(
             self.model,
             num_classes=self.num_classes,
             noise=NoiseModel(self.noise, sigma),
             generator=self.generator,
-            batch_size=self.batch_size or self._auto_batch.get(tuple(image.shape)),
+            batch_size=self.batch_size,
             memory_budget=self.memory_budget,
         )
+        if self.batch_size is None:
+            # reuse the automatic choice for this input shape (it stays automatic, so it
+            # may still shrink after an out-of-memory error)
+            sampler.batch_size = self._auto_batch.get(tuple(image.shape))
+        return sampler
 
     def _done(self, sampler: StreamingSampler, image: torch.Tensor) -> None:
+        self.last_batch_size = sampler.batch_size
         if self.batch_size is None:
             self._auto_batch[tuple(image.shape)] = sampler.batch_size
         s = sampler.stats
@@ -230,18 +239,28 @@ class Certifier:
             seconds_statistics=t2 - t1,
         )
 
-    def predict(self, image, *, sigma: float | None = None, n: int = 100) -> np.ndarray:
+    def predict(
+        self, image, *, sigma: float | None = None, n: int = 100, alpha: float | None = None
+    ) -> np.ndarray:
         """Uncertified prediction ``(H, W)``.
 
         ``sigma=None``: the base model on the clean image.  Otherwise the
-        smoothed model's majority label over ``n`` noisy copies (a Monte Carlo
-        estimate of the smoothed prediction, without any guarantee).
+        smoothed model estimated from ``n`` noisy copies: the majority label per
+        pixel, or with ``alpha`` Cohen et al.'s PREDICT per pixel
+        (:func:`mtcert.cohen.predict`), which abstains (``-1``) where the top
+        class does not significantly beat the runner-up; each pixel is then
+        wrong with probability at most ``alpha`` (per pixel, not jointly).
         """
         img = as_image(image, self.device)
         if sigma is None:
             with torch.inference_mode():
                 return self.model(img.unsqueeze(0))[0].cpu().numpy()
-        return self.counts(img, sigma=sigma, num=check_positive_int(n, "n")).argmax(0).cpu().numpy()
+        counts = self.counts(img, sigma=sigma, num=check_positive_int(n, "n"))
+        if alpha is None:
+            return counts.argmax(0).cpu().numpy()
+        from mtcert.cohen import predict as cohen_predict
+
+        return cohen_predict(np.moveaxis(counts.cpu().numpy(), 0, -1), alpha=alpha).label
 
 
 def certify_one(
@@ -290,7 +309,7 @@ def certify_one(
         "abstained": c["abstained"],
         "abstained_valid": c["abstained_valid"],
         "cert_acc": c["correct"] / c["valid"] if c["valid"] else float("nan"),
-        "abstain_rate": c["abstained"] / c["pixels"],
+        "abstain_rate": c["abstained_valid"] / c["valid"] if c["valid"] else float("nan"),
         "seconds_sampling": cert.seconds_sampling,
         "seconds_statistics": cert.seconds_statistics,
         "seconds": cert.seconds_sampling + cert.seconds_statistics,
@@ -358,6 +377,7 @@ def summarize(records: Iterable[dict]) -> list[dict]:
                 "valid": r["valid"],
                 "correct": r["cert_correct"],
                 "abstained": r["abstained"],
+                "abstained_valid": r["abstained_valid"],
                 "intersection": r["cert_intersection"],
                 "union": r["cert_union"],
             }
@@ -372,6 +392,7 @@ def summarize(records: Iterable[dict]) -> list[dict]:
                     "valid": r["valid"],
                     "correct": r["base_correct"],
                     "abstained": 0,
+                    "abstained_valid": 0,
                     "intersection": r["base_intersection"],
                     "union": r["base_union"],
                 }

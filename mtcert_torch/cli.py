@@ -21,22 +21,31 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from mtcert._validation import check_positive_int
+from mtcert.certify import segcertify_hits
 
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter
 from .certifier import Certifier, certify_one
 from .data import CITYSCAPES_PALETTE, open_dataset
+from .noise import NoiseModel
 from .results import ResultsWriter, default_palette, save_figure, write_summary
 
 
 def load_model(spec: str, *, num_classes: int, checkpoint=None, kwargs=None) -> torch.nn.Module:
     """Build a model from a registry name or ``module.path:callable`` and load a checkpoint.
 
-    The callable is called as ``callable(num_classes=num_classes, **kwargs)``.  A
-    checkpoint may be a bare state dict or wrapped in ``{"state_dict": ...}`` /
-    ``{"model": ...}``, with keys optionally prefixed ``module.`` or ``model.``;
-    it is loaded strictly.
+    Registry names are those of :func:`mtcert_torch.models.list_models` (HRNetV2
+    variants); any other model is given as ``module.path:callable``.  The
+    callable is called as ``callable(num_classes=num_classes, **kwargs)``.  The
+    checkpoint goes through :func:`mtcert_torch.models.load_checkpoint`: a bare
+    state dict or ``{"state_dict": ...}``, keys optionally prefixed ``module.``
+    and/or ``model.``, loaded strictly with ``weights_only=True``.
     """
+    from .models import get_model, list_models, load_checkpoint
+
     kwargs = dict(kwargs or {})
     if ":" in spec:
         mod_name, attr = spec.split(":", 1)
@@ -46,33 +55,21 @@ def load_model(spec: str, *, num_classes: int, checkpoint=None, kwargs=None) -> 
             raise ValueError(
                 f"--model {spec!r}: cannot import {attr} from {mod_name}: {exc}"
             ) from None
-    else:
-        try:
-            from .models import get_model
-        except ImportError:
-            raise ValueError(
-                f"--model {spec!r}: no model registry (mtcert_torch.models) is installed; "
-                "pass module.path:callable"
-            ) from None
+    elif spec in list_models():
 
         def factory(**kw):
             return get_model(spec, **kw)
 
+    else:
+        raise ValueError(
+            f"--model {spec!r} is neither a registered model ({', '.join(list_models())}) "
+            "nor module.path:callable"
+        )
     model = factory(num_classes=num_classes, **kwargs)
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"--model {spec!r} did not return a torch.nn.Module")
     if checkpoint is not None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise ValueError(f"checkpoint not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for key in ("state_dict", "model"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-        for prefix in ("module.", "model."):
-            if state and all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+        load_checkpoint(model, checkpoint)
     return model
 
 
@@ -80,6 +77,16 @@ def image_seed(seed: int, name: str) -> int:
     """A per-image noise seed from the run seed and the image name (order-independent)."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _json_kwargs(text: str) -> dict:
+    try:
+        out = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--model-kwargs must be a JSON object: {exc}") from None
+    if not isinstance(out, dict):
+        raise ValueError(f"--model-kwargs must be a JSON object; got {text!r}")
+    return out
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -99,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--num-classes", type=int, default=None, help="default: 19 (Cityscapes)")
     m.add_argument("--scale", type=_floats, default=(1.0,), help="scale(s), comma separated")
     m.add_argument("--flip", action="store_true", help="average with horizontal flips")
-    m.add_argument("--align-corners", action="store_true")
+    m.add_argument(
+        "--align-corners",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bilinear resizes in the adapter (default: the model's own align_corners, else off)",
+    )
     m.add_argument("--mean", type=_floats, default=IMAGENET_MEAN)
     m.add_argument("--std", type=_floats, default=IMAGENET_STD)
     m.add_argument("--autocast", choices=("bf16", "fp16"), default=None)
@@ -131,20 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _distributed():
-    """(rank, world, initialised_here) from torchrun's environment."""
+def _distributed(device: torch.device):
+    """(rank, world, initialised_here) from torchrun's environment (NCCL for CUDA, else gloo)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, False
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        backend = (
-            "nccl"
-            if torch.cuda.is_available() and os.environ.get("MTCERT_BACKEND") != "gloo"
-            else "gloo"
-        )
-        dist.init_process_group(backend)
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size(), True
     return dist.get_rank(), dist.get_world_size(), False
 
@@ -152,11 +161,18 @@ def _distributed():
 def certify_command(args) -> int:
     from tqdm.auto import tqdm
 
-    rank, world, owned = _distributed()
+    # Fail before any output is written: mtcert validates tau, alpha, n, method and k.
+    NoiseModel(args.noise, args.sigma)
+    check_positive_int(args.n0, "n0")
+    check_positive_int(args.every, "--every")
+    if args.limit is not None:
+        check_positive_int(args.limit, "--limit")
+    segcertify_hits(np.zeros(1, np.int64), np.zeros(1, np.int64), args.n, tau=args.tau,
+                    alpha=args.alpha, method=args.method, k=args.k)  # fmt: skip
     device = torch.device(args.device)
+    rank, world, owned = _distributed(device)
     if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(device)
+        device = torch.device("cuda", torch.cuda.current_device())
     num_classes = args.num_classes
     ds = open_dataset(
         args.data,
@@ -171,7 +187,7 @@ def certify_command(args) -> int:
     num_classes = num_classes or ds.num_classes
     config = {
         "model": args.model,
-        "model_kwargs": json.loads(args.model_kwargs),
+        "model_kwargs": _json_kwargs(args.model_kwargs),
         "checkpoint": None if args.checkpoint is None else str(Path(args.checkpoint).resolve()),
         "data": str(Path(args.data).resolve()),
         "num_classes": num_classes,
@@ -188,14 +204,9 @@ def certify_command(args) -> int:
         "flip": args.flip,
         "align_corners": args.align_corners,
         "autocast": args.autocast,
+        "ignore_index": args.ignore_index,
         "layout": args.layout,
     }
-    writer = ResultsWriter(args.out, config, rank=rank)
-    done = writer.done()
-    names = ds.names
-    order = list(range(len(ds)))[: args.limit]
-    todo = [i for i in order[rank::world] if names[i] not in done]
-
     model = (
         load_model(
             args.model,
@@ -206,6 +217,16 @@ def certify_command(args) -> int:
         .to(device)
         .eval()
     )
+    writer = ResultsWriter(args.out, config, rank=rank)
+    done = writer.done()
+    names = ds.names
+    every = 1 if _is_cityscapes(args) else args.every  # Cityscapes applies it itself
+    order = list(range(len(ds)))[::every][: args.limit]
+    todo = [i for i in order[rank::world] if names[i] not in done]
+
+    align = args.align_corners
+    if align is None:
+        align = bool(getattr(model, "align_corners", False))
     adapter = SegmentationAdapter(
         model,
         num_classes=num_classes,
@@ -213,7 +234,7 @@ def certify_command(args) -> int:
         std=args.std,
         scales=args.scale,
         flip=args.flip,
-        align_corners=args.align_corners,
+        align_corners=align,
         autocast=args.autocast,
     ).to(device)
     budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)

@@ -8,6 +8,7 @@ Cityscapes, writing the Table-1-style summary and Fig.-1-style panels.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -38,11 +39,13 @@ def run_demo(
 
     Writes ``out/data`` (the test images as a folder dataset), ``out/tiny.pt``
     (the checkpoint) and the certification results in ``out/certify``
-    (``summary.md``, ``per_image.csv``, ``figures/*.png``).  Returns the exit
-    status of the certification command (0 on success).
+    (``summary.md``, ``per_image.csv``, ``figures/*.png``); an earlier
+    ``out/certify`` is replaced, since it belongs to the previous checkpoint.
+    Returns the exit status of the certification command (0 on success).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "certify", ignore_errors=True)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     x_train, y_train = make_shapes(n_train, size, seed=seed)
@@ -66,4 +69,7 @@ def run_demo(
     ]  # fmt: skip
     if not progress:
         argv.append("--no-progress")
-    return cli_main(argv)
+    status = cli_main(argv)
+    if progress:
+        print(f"results in {out / 'certify'} (summary.md, per_image.csv, figures/)")
+    return status

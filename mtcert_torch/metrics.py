@@ -12,8 +12,11 @@ Definitions (App. A.1):
   over all images;
 * (certified) mIoU: IoU_c^i = |P_c^i ∩ G_c^i| / |P_c^i ∪ G_c^i| for every image
   i and class c, averaged over all (i, c) pairs whose union is non-empty;
-* abstention rate: abstained pixels / all pixels (ignored ones included, as
-  the certificate covers every pixel).
+* abstention rate: abstained pixels / non-ignored pixels.
+
+These are the definitions of :mod:`mtcert.metrics` (``tests/test_torch_certifier.py``
+checks that both agree); this twin works on tensors where they live and keeps
+the per-image counts so a results file can be summarised again later.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ class SegmentationMetrics:
     --------
     >>> import torch
     >>> m = SegmentationMetrics(2)
-    >>> m.update(torch.tensor([[0, 1], [-1, 1]]), torch.tensor([[0, 1], [1, 1]]))
+    >>> _ = m.update(torch.tensor([[0, 1], [-1, 1]]), torch.tensor([[0, 1], [1, 1]]))
     >>> {k: round(v, 4) for k, v in m.compute().items()}
     {'accuracy': 0.75, 'miou': 0.8333, 'abstain_rate': 0.25, 'images': 1}
     """
@@ -96,6 +99,7 @@ class SegmentationMetrics:
 
     def reset(self) -> None:
         self.pixels = self.valid = self.correct = self.abstained = self.images = 0
+        self.abstained_valid = 0
         self.iou_sum = 0.0
         self.iou_terms = 0
 
@@ -112,6 +116,7 @@ class SegmentationMetrics:
         self.valid += stats["valid"]
         self.correct += stats["correct"]
         self.abstained += stats["abstained"]
+        self.abstained_valid += stats["abstained_valid"]
         inter = np.asarray(stats["intersection"], dtype=np.float64)
         union = np.asarray(stats["union"], dtype=np.float64)
         present = union > 0
@@ -122,6 +127,6 @@ class SegmentationMetrics:
         return {
             "accuracy": self.correct / self.valid if self.valid else math.nan,
             "miou": self.iou_sum / self.iou_terms if self.iou_terms else math.nan,
-            "abstain_rate": self.abstained / self.pixels if self.pixels else math.nan,
+            "abstain_rate": self.abstained_valid / self.valid if self.valid else math.nan,
             "images": self.images,
         }

@@ -34,8 +34,9 @@ CSV_FIELDS = (
     "seconds_base",
 )  # fmt: skip
 #: Parameters that must agree between a run and the run it resumes.
-RESUME_KEYS = ("model", "checkpoint", "data", "noise", "sigma", "tau", "n0", "n", "alpha",
-               "method", "k", "scales", "flip", "seed", "num_classes")  # fmt: skip
+RESUME_KEYS = ("model", "model_kwargs", "checkpoint", "data", "num_classes", "noise", "sigma",
+               "tau", "n0", "n", "alpha", "method", "k", "seed", "scales", "flip",
+               "align_corners", "autocast", "ignore_index")  # fmt: skip
 
 
 def _read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
@@ -76,7 +77,10 @@ class ResultsWriter:
                     "choose another --out"
                 )
         elif rank == 0:
-            cfg_path.write_text(json.dumps(config, indent=2, sort_keys=True))
+            # atomic: other ranks may read it at the same moment
+            tmp = cfg_path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+            os.replace(tmp, cfg_path)
         self.jsonl = self.out / ("per_image.jsonl" if rank == 0 else f"per_image.rank{rank}.jsonl")
         self.csv = self.jsonl.with_suffix(".csv")
         own = _read_jsonl(self.jsonl, repair=True)

@@ -30,6 +30,9 @@ from .noise import NoiseModel
 
 #: Default host-memory budget for one batch on CPU (bytes).
 CPU_MEMORY_BUDGET = 512 * 2**20
+#: Largest automatic batch on CPU: bigger batches buy no throughput there, and the
+#: CPU memory estimate is rough (a CPU out-of-memory kills the process).
+CPU_MAX_BATCH = 16
 #: Fraction of currently free device memory one batch may use on CUDA.
 CUDA_MEMORY_FRACTION = 0.6
 
@@ -64,11 +67,13 @@ def estimate_batch_size(
     """Pick a batch size whose forward pass fits in ``memory_budget`` bytes.
 
     On CUDA the peak memory of a one-image forward pass on the clean image is
-    measured and the batch size is ``budget // peak``; the default budget is
+    measured (plus the noise tensors and counting temporaries made outside the
+    model) and the batch size is ``budget // peak``; the default budget is
     60 % of the currently free device memory.  On CPU there is no peak-memory
     counter, so a conservative estimate is used: four copies of the input plus
     three ``(C, …)`` float32 maps at full resolution per sample, with a default
-    budget of 512 MiB.  The result is clamped to ``[1, maximum]``.
+    budget of 512 MiB, and at most :data:`CPU_MAX_BATCH` copies.  The result is
+    clamped to ``[1, maximum]``.
     """
     device = image.device
     if device.type == "cuda":
@@ -81,13 +86,18 @@ def estimate_batch_size(
         with torch.inference_mode():
             out = classify(image.unsqueeze(0))
         torch.cuda.synchronize(device)
-        per_sample = max(torch.cuda.max_memory_allocated(device) - base, 1)
         del out
+        # + the noise and the noisy copy (made outside classify) and the int32 ones of
+        # the scatter_add in the counting stage.
+        pixels = image[0].numel() if image.dim() >= 3 else image.numel()
+        extra = 2 * image.numel() * image.element_size() + 4 * pixels
+        per_sample = max(torch.cuda.max_memory_allocated(device) - base, 1) + extra
     else:
         if memory_budget is None:
             memory_budget = CPU_MEMORY_BUDGET
         pixels = image[0].numel() if image.dim() >= 3 else image.numel()
         per_sample = 4 * (4 * image.numel() + 3 * num_classes * pixels)
+        maximum = min(maximum, CPU_MAX_BATCH)
     return int(max(1, min(maximum, memory_budget // per_sample)))
 
 
@@ -163,15 +173,24 @@ class StreamingSampler:
             (b, *image.shape), generator=self.generator, device=image.device, dtype=image.dtype
         )
         labels = self.classify(image.unsqueeze(0) + eps)
-        if labels.shape != (b, *labels.shape[1:]) or labels.dtype.is_floating_point:
+        if (
+            labels.dim() == 0
+            or labels.shape[0] != b
+            or labels.dtype.is_floating_point
+            or labels.dtype.is_complex
+            or labels.dtype == torch.bool
+        ):
             raise ValueError(
                 "classify must return integer labels of shape (B, ...); "
                 f"got {tuple(labels.shape)} {labels.dtype} for B={b}"
             )
-        return labels
+        return labels.long()
 
     def _stream(self, image: torch.Tensor, num: int, consume: Callable) -> None:
+        # int32 counters (half the memory of int64 at 2 M pixels x C classes) hold any n < 2**31.
         num = check_positive_int(num, "num", minimum=1)
+        if num >= 2**31:
+            raise ValueError(f"num must be < 2**31; got {num}")
         done = 0
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -197,7 +216,7 @@ class StreamingSampler:
 
     # -- the two stages ---------------------------------------------------------------------
     def counts(self, image: torch.Tensor, num: int) -> torch.Tensor:
-        """Class counts ``(C, *component_shape)`` (int64) over ``num`` noisy copies."""
+        """Class counts ``(C, *component_shape)`` (int32) over ``num`` noisy copies."""
         counts = None
 
         def consume(labels):
@@ -205,7 +224,7 @@ class StreamingSampler:
             flat = labels.reshape(labels.shape[0], -1)
             if counts is None:
                 counts = torch.zeros(
-                    (self.num_classes, flat.shape[1]), dtype=torch.int64, device=labels.device
+                    (self.num_classes, flat.shape[1]), dtype=torch.int32, device=labels.device
                 )
                 self._component_shape = labels.shape[1:]
             if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.num_classes):
@@ -213,15 +232,15 @@ class StreamingSampler:
                     f"classify returned labels outside [0, {self.num_classes}): "
                     f"min {int(flat.min())}, max {int(flat.max())}"
                 )
-            # counts[labels[b, j], j] += 1 for every copy b and component j (exact int64).
-            counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int64))
+            # counts[labels[b, j], j] += 1 for every copy b and component j (exact integers).
+            counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
 
         self._stream(image, num, consume)
         return counts.reshape(self.num_classes, *self._component_shape)
 
     def hits(self, image: torch.Tensor, guess: torch.Tensor, num: int) -> torch.Tensor:
-        """Per-component number of copies (out of ``num``) labelled ``guess``; int64."""
-        hits = torch.zeros(guess.shape, dtype=torch.int64, device=guess.device)
+        """Per-component number of copies (out of ``num``) labelled ``guess``; int32."""
+        hits = torch.zeros(guess.shape, dtype=torch.int32, device=guess.device)
 
         def consume(labels):
             if labels.shape[1:] != guess.shape:

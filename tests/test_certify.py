@@ -324,17 +324,25 @@ def test_bad_inputs():
         segcertify(np.zeros((0, 2), int), np.zeros((0, 2), int), tau=0.75, alpha=0.01)
 
 
-def test_kernels_run_jitted():
-    """The numba kernels are compiled dispatchers and run (incl. the 4-lane histogram)."""
-    hits = np.random.default_rng(0).integers(0, 11, size=(2, 1003))
-    hist, bad = kernels.hit_histograms(hits, 10)
-    assert bad == 0
-    np.testing.assert_array_equal(hist, [np.bincount(r, minlength=11) for r in hits])
-    segcertify([[1, 0]], [[3, 0]], tau=0.5, alpha=0.5)
-    for fn in (
-        kernels.hit_histograms,
-        kernels.count_thresholds,
-        kernels.apply_thresholds,
-        kernels.guess_and_hits,
-    ):
+def test_kernels_run_jitted_histogram_and_sort_paths():
+    """The numba kernels are compiled and both family strategies agree with a reference."""
+    rng = np.random.default_rng(0)
+    for n, shape in ((10, (2, 40_000)), (5000, (3, 50)), (5000, (1, 7))):
+        hits = rng.integers(max(0, n - 30), n + 1, size=shape)
+        hits[:, :3] = n
+        guess = rng.integers(0, 9, size=shape)
+        table = table_ref(n, 0.5)
+        for method, code in FAST_METHODS.items():
+            labels = np.empty(shape, np.int64)
+            copy = np.empty(shape, np.int64)
+            n_rej, n_bad, n_neg = kernels.certify_families(
+                guess, hits, table, 0.05, 2, code, ABSTAIN, labels, copy
+            )
+            single = not method.endswith("holm")
+            ref = np.array([stepdown_ref(table[r], 0.05, 2, single) for r in hits])
+            np.testing.assert_array_equal(labels, labels_ref(guess, ref))
+            np.testing.assert_array_equal(n_rej, ref.sum(axis=1))
+            np.testing.assert_array_equal(copy, hits)
+            assert n_bad == 0 and n_neg == 0
+    for fn in (kernels.certify_families, kernels.guess_and_hits):
         assert fn.signatures, fn

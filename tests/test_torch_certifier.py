@@ -85,6 +85,10 @@ def test_predict_base_and_smoothed():
     img = torch.rand(3, 4, 4)
     assert (c.predict(img) == 1).all()
     assert (c.predict(img, sigma=0.5, n=20) == 1).all()
+    assert (c.predict(img, sigma=0.5, n=20, alpha=0.01) == 1).all()
+    # a coin-flip pixel: majority vote returns a label, Cohen's PREDICT abstains
+    coin = Certifier(lambda x: (x[:, 0] > 0).long(), num_classes=2, batch_size=50)
+    assert (coin.predict(torch.zeros(1, 1, 1), sigma=1.0, n=100, alpha=0.001) == -1).all()
 
 
 def test_certifier_validation():
@@ -150,7 +154,8 @@ def test_metrics_accumulator_and_errors():
     assert out["accuracy"] == pytest.approx(4 / 5)
     # image 1: IoU0 = 1/2, IoU1 = 1/2; image 2: IoU1 = 1 (class 0 absent: skipped)
     assert out["miou"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
-    assert out["abstain_rate"] == pytest.approx(1 / 6)
+    # the one abstained pixel has an ignored target: not counted (as mtcert.metrics)
+    assert out["abstain_rate"] == 0.0
     with pytest.raises(ValueError, match="target"):
         segmentation_stats(torch.tensor([0]), torch.tensor([7]), 2)
     with pytest.raises(ValueError, match="pred"):
@@ -169,3 +174,40 @@ def test_dataset_loop_and_summary():
     assert rows[1]["acc"] == pytest.approx(0.5) and rows[1]["abstain"] == 0.0
     # im1: IoU_1 = 1; im2 (all 0, predicted all 1): IoU_0 = IoU_1 = 0 -> mean 1/3
     assert rows[1]["miou"] == pytest.approx(1 / 3)
+
+
+def test_metrics_agree_with_mtcert_metrics():
+    from mtcert.metrics import CertifiedSegmentationMetrics
+
+    rng = np.random.default_rng(1)
+    ours, core = SegmentationMetrics(5), CertifiedSegmentationMetrics(5)
+    for _ in range(10):
+        pred = rng.integers(-1, 5, size=(9, 11))
+        target = rng.integers(0, 5, size=(9, 11))
+        target[rng.random((9, 11)) < 0.15] = 255
+        ours.update(torch.as_tensor(pred), torch.as_tensor(target))
+        core.update(pred, target)
+    a, b = ours.compute(), core.compute()
+    assert a["accuracy"] == pytest.approx(b.accuracy, rel=1e-12)
+    assert a["miou"] == pytest.approx(b.mean_iou, rel=1e-12)
+    assert a["abstain_rate"] == pytest.approx(b.abstain_rate, rel=1e-12)
+
+
+def test_automatic_batch_reused_and_still_shrinks():
+    limit = {"b": 8}
+
+    def classify(x):
+        if x.shape[0] > limit["b"]:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return torch.zeros((x.shape[0], *x.shape[2:]), dtype=torch.long)
+
+    c = Certifier(classify, num_classes=2, memory_budget=2**40)
+    kw = dict(sigma=0.25, tau=0.75, n0=10, n=100, alpha=0.001)
+    cert = c.certify(torch.zeros(3, 4, 4), **kw)
+    assert (cert.labels == 0).all() and c.last_batch_size == 8
+    limit["b"] = 3  # less memory now: the cached automatic size must shrink, not fail
+    c.certify(torch.zeros(3, 4, 4), **kw)
+    assert c.last_batch_size <= 3
+    fixed = Certifier(classify, num_classes=2, batch_size=8)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        fixed.certify(torch.zeros(3, 4, 4), **kw)

@@ -95,3 +95,28 @@ def test_errors(tmp_path):
         open_dataset(tmp_path, num_classes=19, layout="cityscapes")
     with pytest.raises(ValueError, match="layout"):
         open_dataset(tmp_path, num_classes=3, layout="coco")
+
+
+def test_figure_colours_abstain_white_ignore_black(tmp_path):
+    from mtcert_torch.results import colorize, default_palette, save_figure
+
+    pal = default_palette(3)
+    rgb = colorize(np.array([[0, 1], [-1, 255]]), pal)
+    assert rgb[0, 0].tolist() == pal[0].tolist() and rgb[0, 1].tolist() == pal[1].tolist()
+    assert rgb[1, 0].tolist() == [255, 255, 255] and rgb[1, 1].tolist() == [0, 0, 0]
+    assert not (default_palette(30) == 255).all(axis=1).any()
+    path = tmp_path / "fig.png"
+    save_figure(
+        path,
+        np.random.default_rng(0).random((3, 8, 8)),
+        np.zeros((8, 8), int),
+        -np.ones((8, 8), int),
+        pal,
+        base=np.zeros((8, 8), int),
+        title="R=0.17",
+    )
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    # four panels side by side; the certified panel (all abstained) is white
+    assert arr.shape[1] > 4 * arr.shape[0] // 2
+    assert (arr[20:100, -60:-10] == 255).all()

@@ -148,6 +148,12 @@ def test_cli_outputs_resumption_and_determinism(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(cli_args(root, out, "--limit", "4", "--sigma", "0.5"))
     assert e.value.code == 2 and "different settings" in capsys.readouterr().err
+    for bad, msg in (("--tau", "tau"), ("--alpha", "alpha"), ("--n", "n"), ("--method", "method")):
+        value = {"--method": "holmes"}.get(bad, "0")
+        with pytest.raises(SystemExit):
+            main(cli_args(root, tmp_path / "bad", bad, value))
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
     with pytest.raises(SystemExit) as e:
         main(cli_args(root, tmp_path / "x", "--model", "no_such_module:Net"))
     assert e.value.code == 2 and "cannot import" in capsys.readouterr().err
@@ -193,3 +199,34 @@ def test_torch_distributed_gloo_two_processes(trained, tmp_path):
     assert (single / "summary.csv").read_text().splitlines()[2].split(",")[:6] == (
         summary[2].split(",")[:6]
     )
+
+
+def test_cli_registry_model_multiscale_flip(trained, tmp_path, capsys):
+    # --model by registry name (HRNetV2, random weights): the wiring, not the accuracy
+    _, _, _, root = trained
+    args = [
+        "certify", "--model", "hrnetv2_w18_small_v1", "--num-classes", "3",
+        "--data", str(root / "data"), "--sigma", "0.25", "--n0", "2", "--n", "6",
+        "--alpha", "0.01", "--out", str(tmp_path / "hr"), "--limit", "1", "--no-progress",
+        "--scale", "0.5,1.0", "--flip", "--figures", "0",
+    ]  # fmt: skip
+    assert main(args) == 0
+    rec = json.loads((tmp_path / "hr" / "per_image.jsonl").read_text())
+    assert rec["n"] == 6 and rec["pixels"] == SIZE * SIZE
+    cfg = json.loads((tmp_path / "hr" / "config.json").read_text())
+    assert cfg["scales"] == [0.5, 1.0] and cfg["flip"] is True
+    with pytest.raises(SystemExit):
+        main([*args[:2], "hrnetv2_w999", *args[3:], "--out", str(tmp_path / "other")])
+    assert "neither a registered model" in capsys.readouterr().err
+
+
+def test_run_demo_small(tmp_path):
+    from mtcert_torch.demo import run_demo
+
+    out = tmp_path / "demo"
+    kw = dict(n_train=16, n_test=2, size=16, steps=3, n=10, progress=False)
+    assert run_demo(out, **kw) == 0
+    assert run_demo(out, **kw) == 0  # a second run replaces the first one's results
+    assert len((out / "certify" / "per_image.jsonl").read_text().splitlines()) == 2
+    assert (out / "certify" / "summary.md").is_file()
+    assert len(list((out / "certify" / "figures").glob("*.png"))) == 2

@@ -8,7 +8,11 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from mtcert_torch.noise import NoiseModel  # noqa: E402
-from mtcert_torch.sampler import StreamingSampler, estimate_batch_size  # noqa: E402
+from mtcert_torch.sampler import (  # noqa: E402
+    CPU_MAX_BATCH,
+    StreamingSampler,
+    estimate_batch_size,
+)
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)
@@ -132,7 +136,7 @@ def test_counts_exact_with_uneven_batches():
         batch_size=6,
     )
     c = s.counts(torch.zeros(7), 17)
-    expected = torch.zeros(3, 7, dtype=torch.long)
+    expected = torch.zeros(3, 7, dtype=torch.int32)
     expected[torch.arange(7) % 3, torch.arange(7)] = 17
     assert torch.equal(c, expected)
     assert s.stats.samples == 17 and s.stats.batch_sizes == [6, 6, 5]
@@ -169,6 +173,11 @@ def test_label_range_and_shape_checked():
     )
     with pytest.raises(ValueError, match="integer labels"):
         s.counts(torch.zeros(4), 3)
+    s.classify = lambda x: x > 0
+    with pytest.raises(ValueError, match="integer labels"):
+        s.counts(torch.zeros(4), 3)
+    s.classify = lambda x: (x > 0).to(torch.int32)  # any integer dtype is fine
+    assert int(s.counts(torch.zeros(4), 3).sum()) == 12
     with pytest.raises(ValueError, match="num"):
         s.counts(torch.zeros(4), 0)
     with pytest.raises(ValueError, match="batch_size"):
@@ -183,6 +192,7 @@ def test_auto_batch_size_respects_budget():
     b = estimate_batch_size(lambda x: x, image, 5, memory_budget=10 * per_sample)
     assert b == 10
     assert estimate_batch_size(lambda x: x, image, 5, memory_budget=1) == 1
+    assert estimate_batch_size(lambda x: x, image, 5, memory_budget=2**40) == CPU_MAX_BATCH
 
 
 def test_out_of_memory_halves_automatic_batch():

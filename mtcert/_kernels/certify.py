@@ -8,7 +8,8 @@ hypotheses carry it: a histogram of the hit counts.  Walking the table from
 rank of the first member of each tie group is "1 + the number of hypotheses
 with a strictly smaller p-value" -- exactly the quantity a sort would give.
 The rejection set is then ``hits >= threshold`` for one threshold per family:
-O(N + n) work, no sort, no float array of p-values.
+O(N + n) work, no sort, no float array of p-values.  Families much smaller
+than n are sorted instead of histogrammed (O(m log m), memory O(m)).
 
 Method codes (shared with the Python wrapper):
 ``BONFERRONI``, ``HOLM``, ``GENERALIZED_BONFERRONI``, ``GENERALIZED_HOLM``.
@@ -24,154 +25,186 @@ HOLM = 1
 GENERALIZED_BONFERRONI = 2
 GENERALIZED_HOLM = 3
 
-# Below this many hypotheses per histogram bin, one plain histogram is cheaper
-# than four interleaved ones (which break the store-to-load dependency when
-# many neighbouring components share a hit count, e.g. hits == n).
-_SPLIT_MIN_PER_BIN = 8
+# A family is histogrammed when it has at least (n + 1) / _HIST_MIN_FILL
+# members (the O(n) histogram is then cheap next to the O(m) pass); smaller
+# families are sorted instead, so that huge n (1e6) with many small families
+# costs O(m log m) per family rather than O(n).
+_HIST_MIN_FILL = 8
+# Four interleaved histograms break the store-to-load dependency when many
+# neighbouring components share a hit count (e.g. hits == n on a clean image).
+_SPLIT_MIN = 1 << 14
 
 
 @njit(cache=True, nogil=True)
-def hit_histograms(hits, n):
-    """Histogram of hit counts per family.
+def _histogram_levels(row, n, part, levels, counts):
+    """Distinct hit values of ``row`` in decreasing order with their counts.
 
-    Parameters
-    ----------
-    hits : (F, m) integer array, C-contiguous; row f is family f.
-    n : number of testing samples; valid hits lie in [0, n].
-
-    Returns
-    -------
-    hist : (F, n + 1) int64, ``hist[f, j]`` = number of components of family f
-        with exactly ``j`` hits.
-    n_bad : number of entries outside [0, n] (not counted); the caller raises.
+    Returns ``(n_levels, n_bad)``; entries outside [0, n] are not counted.
     """
-    n_fam, m = hits.shape
-    hist = np.zeros((n_fam, n + 1), np.int64)
+    m = row.shape[0]
+    part[:, :] = 0
     n_bad = 0
-    split = m >= _SPLIT_MIN_PER_BIN * (n + 1)
-    part = np.zeros((4, n + 1), np.int64)
-    for f in range(n_fam):
-        if split:
-            part[:, :] = 0
-            stop = m - m % 4
-            for i in range(0, stop, 4):
-                for lane in range(4):
-                    h = hits[f, i + lane]
-                    if h < 0 or h > n:
-                        n_bad += 1
-                    else:
-                        part[lane, h] += 1
-            for i in range(stop, m):
-                h = hits[f, i]
+    if m >= _SPLIT_MIN:
+        stop = m - m % 4
+        for i in range(0, stop, 4):
+            for lane in range(4):
+                h = row[i + lane]
                 if h < 0 or h > n:
                     n_bad += 1
                 else:
-                    part[0, h] += 1
-            for j in range(n + 1):
-                hist[f, j] = part[0, j] + part[1, j] + part[2, j] + part[3, j]
+                    part[lane, h] += 1
+        start = stop
+    else:
+        start = 0
+    for i in range(start, m):
+        h = row[i]
+        if h < 0 or h > n:
+            n_bad += 1
         else:
-            for i in range(m):
-                h = hits[f, i]
-                if h < 0 or h > n:
-                    n_bad += 1
-                else:
-                    hist[f, h] += 1
-    return hist, n_bad
+            part[0, h] += 1
+    n_levels = 0
+    for j in range(n, -1, -1):
+        c = part[0, j] + part[1, j] + part[2, j] + part[3, j]
+        if c > 0:
+            levels[n_levels] = j
+            counts[n_levels] = c
+            n_levels += 1
+    return n_levels, n_bad
 
 
 @njit(cache=True, nogil=True)
-def count_thresholds(hist, table, alpha, k, method):
-    """Decide a counting-sort FWER / k-FWER procedure per family.
+def _sorted_levels(row, n, buf, levels, counts):
+    """As :func:`_histogram_levels`, by sorting (for families much smaller than n)."""
+    m = row.shape[0]
+    n_bad = 0
+    size = 0
+    for i in range(m):
+        h = row[i]
+        if h < 0 or h > n:
+            n_bad += 1
+        else:
+            buf[size] = h
+            size += 1
+    vals = np.sort(buf[:size])
+    n_levels = 0
+    i = size - 1
+    while i >= 0:
+        v = vals[i]
+        c = 0
+        while i >= 0 and vals[i] == v:
+            c += 1
+            i -= 1
+        levels[n_levels] = v
+        counts[n_levels] = c
+        n_levels += 1
+    return n_levels, n_bad
 
-    Parameters
-    ----------
-    hist : (F, n + 1) int64 histogram from :func:`hit_histograms`.
-    table : (n + 1,) float64, ``table[j] = P(Bin(n, tau) >= j)``, non-increasing.
-    alpha : level.
-    k : k of the k-FWER methods (1 for Bonferroni / Holm).
-    method : one of the module's method codes.
 
-    Returns
-    -------
-    thr : (F,) int64; family f rejects exactly the components with
-        ``hits >= thr[f]`` (``n + 1``: none).
-    n_rejected : (F,) int64 number of rejections per family.
+@njit(cache=True, nogil=True)
+def _decide(levels, counts, n_levels, table, m, alpha, k, step_down):
+    """Rejection threshold of one family from its hit levels (decreasing = ascending p).
 
-    Notes
-    -----
     Critical values for the 1-based rank r among m sorted p-values (Holm 1979;
-    Lehmann & Romano 2005, Thms 2.1 and 2.2), written with the same floating
-    point operations as :mod:`mtcert.multitest` (and statsmodels) so that the
+    Lehmann & Romano 2005, Thms 2.1 and 2.2), with the same floating-point
+    operations as :mod:`mtcert.multitest` (and statsmodels) so that the
     decisions are identical:
 
     - (generalized) Bonferroni: reject p_(r) iff p_(r) <= k alpha / m
-    - (generalized) Holm: reject p_(1..R) where R is the largest rank with
+    - (generalized) Holm: reject p_(1..R), R the largest rank with
       p_(r) <= k alpha / (m + k - max(r, k)) for every r <= R.
 
     Ties: a group of equal p-values at ranks r..r+t-1 is decided by its first
-    rank (the critical values grow with the rank, so if the first member
-    passes, all do; if it fails, step-down stops there).
+    rank (the critical values grow with the rank: if the first member passes,
+    all do; if it fails, step-down stops there).  Levels whose p-values are
+    equal in floating point (underflow to 0, rounding to 1) are one group.
+
+    Returns ``(thr, n_rejected)``: reject exactly ``hits >= thr``.
     """
-    n_fam = hist.shape[0]
     n = table.shape[0] - 1
-    thr = np.full(n_fam, n + 1, np.int64)
-    n_rej = np.zeros(n_fam, np.int64)
-    step_down = method == HOLM or method == GENERALIZED_HOLM
     ka = k * alpha
-    for f in range(n_fam):
-        m = 0
-        for j in range(n + 1):
-            m += hist[f, j]
-        below = 0  # hypotheses with a strictly smaller p-value than this group
-        j = n
-        while j >= 0:
-            p = table[j]
-            count = hist[f, j]
-            lo = j
-            # merge levels whose p-values are equal in floating point (e.g. both
-            # underflowed to 0, or both rounded to 1): they are statistical ties
-            while lo > 0 and table[lo - 1] == p:
-                lo -= 1
-                count += hist[f, lo]
-            if count > 0:
-                if step_down:
-                    rank = below + 1
-                    crit = ka / float(m + k - max(rank, k))
-                else:
-                    crit = ka / float(m)
-                if p <= crit:
-                    thr[f] = lo
-                    n_rej[f] += count
-                else:
-                    # p-values only grow from here and the critical values of a
-                    # step-down stop it at the first failure: nothing further
-                    break
-                below += count
-            j = lo - 1
+    thr = n + 1
+    n_rej = 0
+    i = 0
+    while i < n_levels:
+        lo = levels[i]
+        p = table[lo]
+        count = counts[i]
+        i += 1
+        while i < n_levels and table[levels[i]] == p:
+            lo = levels[i]
+            count += counts[i]
+            i += 1
+        if step_down:
+            crit = ka / float(m + k - max(n_rej + 1, k))
+        else:
+            crit = ka / float(m)
+        if p <= crit:
+            thr = lo
+            n_rej += count
+        else:
+            # p-values only grow from here, and step-down stops at the first
+            # failure: nothing further is rejected
+            break
     return thr, n_rej
 
 
 @njit(cache=True, nogil=True)
-def apply_thresholds(guess, hits, thr, abstain, labels, hits_copy):
-    """``labels[f, i] = guess[f, i] if hits[f, i] >= thr[f] else abstain``.
+def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits_copy):
+    """Counting-path SEGCERTIFY for every family (row) of ``hits``.
 
-    Also copies ``hits`` into ``hits_copy`` (a narrower dtype) in the same
-    pass, so the certificate does not alias the caller's buffer.  Returns the
-    number of negative guesses seen (they would be confused with ``abstain``);
-    the caller raises.
+    Parameters
+    ----------
+    guess, hits : (F, m) integer arrays, C-contiguous; row f is family f.
+    table : (n + 1,) float64, ``table[j] = P(Bin(n, tau) >= j)``, non-increasing.
+    alpha, k, method : level, k of the k-FWER methods (1 otherwise), method code.
+    abstain : label written where not certified.
+    labels : (F, m) output, ``guess`` where certified else ``abstain``.
+    hits_copy : (F, m) output, a copy of ``hits`` (narrower dtype) so the
+        certificate does not alias the caller's buffer.
+
+    Returns
+    -------
+    n_rejected : (F,) int64
+    n_bad : number of hits outside [0, n] (then the outputs are incomplete)
+    n_neg : number of negative guesses (they would be confused with ``abstain``)
     """
     n_fam, m = hits.shape
+    n = table.shape[0] - 1
+    step_down = method == HOLM or method == GENERALIZED_HOLM
+    use_hist = m * _HIST_MIN_FILL >= n + 1
+    part = np.zeros((4, n + 1) if use_hist else (4, 0), np.int64)
+    buf = np.empty(0 if use_hist else m, hits.dtype)
+    n_max = min(m, n + 1)
+    levels = np.empty(n_max, np.int64)
+    counts = np.empty(n_max, np.int64)
+    n_rej = np.zeros(n_fam, np.int64)
     n_neg = 0
     for f in range(n_fam):
-        t = thr[f]
+        row = hits[f]
+        if use_hist:
+            n_levels, n_bad = _histogram_levels(row, n, part, levels, counts)
+        else:
+            n_levels, n_bad = _sorted_levels(row, n, buf, levels, counts)
+        if n_bad:
+            return n_rej, n_bad, n_neg
+        thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, step_down)
+        g_row = guess[f]
+        out = labels[f]
+        copy = hits_copy[f]
+        g_min = 0
+        # branch-free body so that the loop vectorises; negatives are counted
+        # only if the minimum shows there are any
         for i in range(m):
-            g = guess[f, i]
-            h = hits[f, i]
-            if g < 0:
-                n_neg += 1
-            labels[f, i] = g if h >= t else abstain
-            hits_copy[f, i] = h
-    return n_neg
+            g = g_row[i]
+            h = row[i]
+            g_min = min(g_min, g)
+            out[i] = g if h >= thr else abstain
+            copy[i] = h
+        if g_min < 0:
+            for i in range(m):
+                if g_row[i] < 0:
+                    n_neg += 1
+    return n_rej, 0, n_neg
 
 
 @njit(cache=True, nogil=True)
