@@ -60,7 +60,7 @@ from mtcert.radius import rotation_radius
 
 from .models.pointnet2 import PointNet2PartSegMsg, predict_parts
 from .noise import NoiseModel
-from .sampler import CPU_MEMORY_BUDGET, SamplerStats, StreamingSampler
+from .sampler import CPU_MAX_BATCH, CPU_MEMORY_BUDGET, SamplerStats, StreamingSampler
 from .shapenet import category_index
 
 __all__ = [
@@ -331,7 +331,8 @@ def pointnet2_batch_size(
 
     CPU heuristic: per cloud, three float32 copies of the widest grouped
     tensor of ``sa1``/``sa2`` (centres × neighbours × channels) plus the
-    centre-to-point distance and index matrices.  Clamped to ``[1, 256]``.
+    centre-to-point distance and index matrices.  Clamped to ``[1, CPU_MAX_BATCH]``
+    (:data:`mtcert_torch.sampler.CPU_MAX_BATCH`).
     """
     per = 0
     for sa in (model.sa1, model.sa2):
@@ -340,7 +341,7 @@ def pointnet2_batch_size(
             width = max(c.out_channels for c in convs)
             per = max(per, 3 * 4 * s * min(k, num_points) * width + 12 * s * num_points)
         num_points = s
-    return int(max(1, min(256, memory_budget // max(per, 1))))
+    return int(max(1, min(CPU_MAX_BATCH, memory_budget // max(per, 1))))
 
 
 class PointCloudCertifier:
@@ -367,8 +368,8 @@ class PointCloudCertifier:
         smoothing (paper §6.3).  The certificate is about the normalised cloud.
     batch_size : int, optional
         Noisy copies per forward pass.  Automatic when omitted: measured on
-        CUDA, a memory heuristic for PointNet++ on CPU, 32 for other callables
-        on CPU.
+        CUDA (halved after an out-of-memory error), a memory heuristic for
+        PointNet++ on CPU, ``CPU_MAX_BATCH`` (16) for other callables on CPU.
     seed : int, default 0
         Seed of the smoothing noise (and, through :meth:`manual_seed`, of the
         adapter's farthest-point sampling).
@@ -500,22 +501,25 @@ class PointCloudCertifier:
         return x0, noise, classify
 
     def _sampler(self, points, noise, classify) -> StreamingSampler:
-        key = (tuple(points.shape), self.smoothing)
-        batch = self.batch_size or self._auto_batch.get(key)
-        if batch is None and self.device.type != "cuda":
-            if isinstance(self.model, PointCloudAdapter):
-                budget = self.memory_budget or CPU_MEMORY_BUDGET
-                batch = pointnet2_batch_size(self.model.model, points.shape[0], budget)
-            else:
-                batch = 32
-        return StreamingSampler(
+        sampler = StreamingSampler(
             classify,
             num_classes=self.num_classes,
             noise=noise,
             generator=self.generator,
-            batch_size=batch,
+            batch_size=self.batch_size,
             memory_budget=self.memory_budget,
         )
+        if self.batch_size is None:
+            # Preset, but still automatic: on CUDA it may shrink after an out-of-memory error.
+            batch = self._auto_batch.get((tuple(points.shape), self.smoothing))
+            if batch is None and self.device.type != "cuda":
+                if isinstance(self.model, PointCloudAdapter):
+                    budget = self.memory_budget or CPU_MEMORY_BUDGET
+                    batch = pointnet2_batch_size(self.model.model, points.shape[0], budget)
+                else:
+                    batch = CPU_MAX_BATCH
+            sampler.batch_size = batch
+        return sampler
 
     def _done(self, sampler: StreamingSampler, points) -> None:
         if self.batch_size is None:
