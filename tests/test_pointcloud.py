@@ -149,9 +149,7 @@ def test_hit_counts_are_binomial_under_coordinate_noise():
     clean = p.clone()
     spy = Spy(rule=lambda x: (x[..., 0] - clean[:, 0]) > t * sigma)
     c = PointCloudCertifier(spy, num_classes=2, normalize=False, batch_size=10, seed=11)
-    guess = torch.ones(1500, dtype=torch.long)
-    x0, noise, classify = c._problem(p, 0, sigma)
-    hits = c._sampler(p, noise, classify).hits(x0, guess, n).numpy()
+    hits = c.counts(p, 0, sigma=sigma, num=n)[1].numpy()  # hits of label 1
     q = float(stats.norm.sf(t))
     assert abs(hits.mean() - n * q) < 5 * math.sqrt(n * q * (1 - q) / hits.size)
     assert hits.var(ddof=1) / (n * q * (1 - q)) == pytest.approx(1.0, abs=0.10)
