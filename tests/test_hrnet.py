@@ -474,7 +474,7 @@ def test_bad_checkpoint_sources(tmp_path, small_v1):
 
 
 def test_registry():
-    assert list_models() == tuple(sorted(NAMES))
+    assert tuple(n for n in list_models() if n.startswith("hrnet")) == tuple(sorted(NAMES))
     with torch.device("meta"):
         model = get_model("hrnetv2_w32", num_classes=59, align_corners=True)
     assert isinstance(model, HRNetV2)

@@ -1,8 +1,9 @@
 """Base models with upstream-compatible weights, and a registry by name.
 
 >>> from mtcert_torch.models import get_model, list_models
->>> list_models()
-('hrnetv2_w18', 'hrnetv2_w18_small_v1', 'hrnetv2_w18_small_v2', 'hrnetv2_w32', 'hrnetv2_w48')
+>>> list_models()  # doctest: +NORMALIZE_WHITESPACE
+('hrnetv2_w18', 'hrnetv2_w18_small_v1', 'hrnetv2_w18_small_v2', 'hrnetv2_w32',
+ 'hrnetv2_w48', 'pointnet2_part_seg_msg')
 >>> get_model("hrnetv2_w18_small_v1", num_classes=59).num_classes
 59
 """
@@ -25,11 +26,17 @@ from mtcert_torch.models.hrnet import (
     hrnetv2_w32,
     hrnetv2_w48,
 )
+from mtcert_torch.models.pointnet2 import (
+    PointNet2PartSegMsg,
+    pointnet2_part_seg_msg,
+    predict_parts,
+)
 
 __all__ = [
     "CONFIGS",
     "HRNetConfig",
     "HRNetV2",
+    "PointNet2PartSegMsg",
     "StageConfig",
     "get_model",
     "hrnetv2_w18",
@@ -39,6 +46,8 @@ __all__ = [
     "hrnetv2_w48",
     "list_models",
     "load_checkpoint",
+    "pointnet2_part_seg_msg",
+    "predict_parts",
 ]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -49,6 +58,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
         hrnetv2_w18,
         hrnetv2_w32,
         hrnetv2_w48,
+        pointnet2_part_seg_msg,
     )
 }
 
@@ -67,7 +77,8 @@ def get_model(name: str, **kwargs) -> nn.Module:
         One of :func:`list_models`.
     **kwargs
         Passed to the builder, e.g. ``num_classes``, ``checkpoint``,
-        ``align_corners`` for the HRNetV2 family.
+        ``align_corners`` for the HRNetV2 family; ``num_parts``,
+        ``num_categories``, ``normals``, ``checkpoint`` for PointNet++.
 
     Returns
     -------

@@ -28,6 +28,9 @@ __all__ = ["load_checkpoint"]
 _WRAPPER_PREFIXES = ("module.", "model.")
 # Entries that only exist at training time: FullModel's loss (e.g. class weights).
 _TRAINING_ONLY_PREFIXES = ("loss.",)
+# Where training scripts put the weights: HRNet's "state_dict", the PointNet++
+# reference script's "model_state_dict" (next to "optimizer_state_dict").
+_STATE_KEYS = ("state_dict", "model_state_dict")
 _OPTIONAL_SUFFIX = ".num_batches_tracked"  # absent from checkpoints of torch < 0.4.1
 _MAX_LISTED = 20
 
@@ -77,7 +80,11 @@ def _read(source) -> Mapping:
 
 def _unwrap(raw: Mapping) -> dict[str, torch.Tensor]:
     """Return the network's entries: unwrapped, prefixes stripped, training-only entries gone."""
-    state = raw["state_dict"] if isinstance(raw.get("state_dict"), Mapping) else raw
+    state = raw
+    for key in _STATE_KEYS:
+        if isinstance(raw.get(key), Mapping):
+            state = raw[key]
+            break
     out = {}
     for key, value in state.items():
         if not isinstance(key, str):
@@ -111,8 +118,9 @@ def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     checkpoint : str, os.PathLike or mapping
         A file saved with :func:`torch.save` (read on the CPU with
         ``weights_only=True``) or an already loaded mapping.  Accepted layouts:
-        a plain state dict, or ``{"state_dict": state_dict, ...}`` (other
-        top-level entries such as ``epoch`` or ``optimizer`` are ignored).
+        a plain state dict, ``{"state_dict": state_dict, ...}`` or
+        ``{"model_state_dict": state_dict, ...}`` (other top-level entries such
+        as ``epoch`` or ``optimizer`` are ignored).
         Keys may carry the prefixes ``module.`` and/or ``model.``; entries under
         ``loss.`` are dropped; missing ``num_batches_tracked`` buffers keep the
         model's values.
