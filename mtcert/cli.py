@@ -3,9 +3,12 @@
 Commands
 --------
 run
-    The main job on built-in defaults (the README's first command).
+    The main job on built-in defaults (the README's first command): the paper's
+    Fig. 2 power studies and, with torch installed, a certified segmentation.
 demo
     A small multiple-testing demo on simulated p-values.
+power
+    Power studies on synthetic oracles (:mod:`mtcert._power_cli`).
 
 Feature modules register further sub-commands through :data:`COMMANDS`.
 """
@@ -30,10 +33,6 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
     return register
 
 
-def _no_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
-
-
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--m", type=int, default=10_000, help="number of tests (default 10000)")
     parser.add_argument("--alpha", type=float, default=0.05, help="level (default 0.05)")
@@ -48,11 +47,15 @@ def _demo(args) -> int:
     return 0
 
 
-@command("run", "the main job on built-in defaults", _no_arguments)
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="results", help="output folder (default: results)")
+
+
+@command("run", "the main job on built-in defaults", _run_arguments)
 def _run(args) -> int:
     from mtcert._demo import main_job
 
-    return main_job()
+    return main_job(args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,3 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     return int(args._run(args) or 0)
+
+
+# Sub-commands defined in feature modules register themselves on import.
+from mtcert import _power_cli  # noqa: E402, F401

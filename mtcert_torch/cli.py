@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--align-corners",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="bilinear resizes in the adapter (default: the model's own align_corners, else off)",
+        help="bilinear resizes in the adapter and, for registry models, inside the network "
+        "(default: the model's own align_corners, else off)",
     )
     m.add_argument("--mean", type=_floats, default=IMAGENET_MEAN)
     m.add_argument("--std", type=_floats, default=IMAGENET_STD)
@@ -185,9 +186,13 @@ def certify_command(args) -> int:
         ),
     )
     num_classes = num_classes or ds.num_classes
+    model_kwargs = _json_kwargs(args.model_kwargs)
+    if args.align_corners is not None and ":" not in args.model:
+        # Registry models (HRNetV2) resize inside the network too: one setting for both.
+        model_kwargs.setdefault("align_corners", args.align_corners)
     config = {
         "model": args.model,
-        "model_kwargs": _json_kwargs(args.model_kwargs),
+        "model_kwargs": model_kwargs,
         "checkpoint": None if args.checkpoint is None else str(Path(args.checkpoint).resolve()),
         "data": str(Path(args.data).resolve()),
         "num_classes": num_classes,

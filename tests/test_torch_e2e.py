@@ -201,11 +201,20 @@ def test_torch_distributed_gloo_two_processes(trained, tmp_path):
     )
 
 
-def test_cli_registry_model_multiscale_flip(trained, tmp_path, capsys):
-    # --model by registry name (HRNetV2, random weights): the wiring, not the accuracy
+def test_cli_registry_model_upstream_checkpoint_multiscale_flip(trained, tmp_path, capsys):
+    # --model by registry name with a checkpoint in the upstream HRNet training layout
+    # ({"state_dict": ...}, keys prefixed "model.", loss weights): the wiring, not accuracy.
+    from mtcert_torch.models import get_model
+
     _, _, _, root = trained
+    torch.manual_seed(3)
+    net = get_model("hrnetv2_w18_small_v1", num_classes=3)
+    state = {f"model.{k}": v for k, v in net.state_dict().items()}
+    state["loss.criterion.weight"] = torch.ones(3)
+    torch.save({"epoch": 7, "state_dict": state}, tmp_path / "upstream.pth.tar")
     args = [
         "certify", "--model", "hrnetv2_w18_small_v1", "--num-classes", "3",
+        "--checkpoint", str(tmp_path / "upstream.pth.tar"), "--align-corners",
         "--data", str(root / "data"), "--sigma", "0.25", "--n0", "2", "--n", "6",
         "--alpha", "0.01", "--out", str(tmp_path / "hr"), "--limit", "1", "--no-progress",
         "--scale", "0.5,1.0", "--flip", "--figures", "0",
@@ -215,9 +224,21 @@ def test_cli_registry_model_multiscale_flip(trained, tmp_path, capsys):
     assert rec["n"] == 6 and rec["pixels"] == SIZE * SIZE
     cfg = json.loads((tmp_path / "hr" / "config.json").read_text())
     assert cfg["scales"] == [0.5, 1.0] and cfg["flip"] is True
+    assert cfg["model_kwargs"] == {"align_corners": True}  # reaches the network too
     with pytest.raises(SystemExit):
         main([*args[:2], "hrnetv2_w999", *args[3:], "--out", str(tmp_path / "other")])
     assert "neither a registered model" in capsys.readouterr().err
+    # a checkpoint of another width is refused with the key differences listed
+    wide = {
+        f"model.{k}": v for k, v in get_model("hrnetv2_w18", num_classes=3).state_dict().items()
+    }
+    torch.save({"state_dict": wide}, tmp_path / "w18.pth")
+    bad = list(args)
+    bad[args.index("--checkpoint") + 1] = str(tmp_path / "w18.pth")
+    bad[args.index("--out") + 1] = str(tmp_path / "bad")
+    with pytest.raises(SystemExit):
+        main(bad)
+    assert "checkpoint does not match HRNetV2" in capsys.readouterr().err
 
 
 def test_run_demo_small(tmp_path):
