@@ -112,3 +112,34 @@ def as_counts(values, name: str) -> np.ndarray:
 def check_nan_policy(nan_policy) -> str:
     """Check a scipy-style ``nan_policy``."""
     return check_option(nan_policy, "nan_policy", NAN_POLICIES)
+
+
+def as_class_counts(counts, name: str) -> np.ndarray:
+    """Integer class counts of shape (..., C): a non-empty class axis, at least one row."""
+    counts = as_counts(counts, name)
+    if counts.ndim < 1 or counts.shape[-1] == 0:
+        raise ValueError(f"{name} must have a non-empty class axis (the last one)")
+    if counts.size == 0:
+        raise ValueError(f"{name} is empty: there is nothing to classify")
+    return counts
+
+
+def as_independent_count_pair(counts0, counts) -> tuple[np.ndarray, np.ndarray]:
+    """Guessing and testing class counts, validated as a pair of the same shape.
+
+    The two must come from independent samples (reusing the guessing samples for
+    the test biases it towards the guess); passing the same or overlapping arrays
+    is the one violation that can be detected, and is refused.
+    """
+    if counts0 is counts or np.may_share_memory(counts0, counts):
+        raise ValueError(
+            "counts0 and counts must come from independent samples; "
+            "got the same (or overlapping) array for both"
+        )
+    counts0 = as_class_counts(counts0, "counts0")
+    counts = as_class_counts(counts, "counts")
+    if counts0.shape != counts.shape:
+        raise ValueError(
+            f"counts0 and counts must have the same shape; got {counts0.shape} and {counts.shape}"
+        )
+    return counts0, counts

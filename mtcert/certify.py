@@ -32,6 +32,7 @@ from mtcert import radius as _radius
 from mtcert._kernels import certify as _k
 from mtcert._validation import (
     as_counts,
+    as_independent_count_pair,
     check_alpha,
     check_option,
     check_positive_int,
@@ -455,22 +456,8 @@ def segcertify(counts0, counts, *, tau, alpha, method="holm", k=1, axis=None):
     tau = check_tau(tau)
     alpha = check_alpha(alpha)
     method, k = _check_method(method, k)
-    if counts0 is counts or np.may_share_memory(counts0, counts):
-        raise ValueError(
-            "counts0 and counts must come from independent samples; "
-            "got the same (or overlapping) array for both"
-        )
-    counts0 = as_counts(counts0, "counts0")
-    counts = as_counts(counts, "counts")
-    if counts0.shape != counts.shape:
-        raise ValueError(
-            f"counts0 and counts must have the same shape; got {counts0.shape} and {counts.shape}"
-        )
-    if counts.ndim < 1 or counts.shape[-1] == 0:
-        raise ValueError("counts must have a non-empty class axis (the last one)")
+    counts0, counts = as_independent_count_pair(counts0, counts)
     comp_shape = counts.shape[:-1]
-    if int(np.prod(comp_shape)) == 0:
-        raise ValueError("counts is empty: there are no components to certify")
     n_classes = counts.shape[-1]
     guess, hits, n, consistent = _k.guess_and_hits(
         np.ascontiguousarray(counts0).reshape(-1, n_classes),

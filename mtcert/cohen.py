@@ -21,7 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtcert import radius as _radius
-from mtcert._validation import as_counts, check_alpha, check_option, check_positive_real
+from mtcert._validation import (
+    as_class_counts,
+    as_counts,
+    as_independent_count_pair,
+    check_alpha,
+    check_option,
+    check_positive_real,
+)
 from mtcert.binomial import binom_test, clopper_pearson
 
 __all__ = [
@@ -57,29 +64,6 @@ def _fmt(x):
     if x.ndim == 0:
         return repr(x[()].item())
     return f"<array shape={x.shape} dtype={x.dtype}>"
-
-
-def _counts_pair(counts0, counts):
-    if counts0 is counts or np.may_share_memory(counts0, counts):
-        raise ValueError(
-            "counts0 and counts must come from independent samples; "
-            "got the same (or overlapping) array for both"
-        )
-    counts0 = as_counts(counts0, "counts0")
-    counts = as_counts(counts, "counts")
-    if counts0.shape != counts.shape:
-        raise ValueError(
-            f"counts0 and counts must have the same shape; got {counts0.shape} and {counts.shape}"
-        )
-    _check_classes(counts, "counts")
-    return counts0, counts
-
-
-def _check_classes(counts, name):
-    if counts.ndim < 1 or counts.shape[-1] == 0:
-        raise ValueError(f"{name} must have a non-empty class axis (the last one)")
-    if counts.size == 0:
-        raise ValueError(f"{name} is empty: there is nothing to classify")
 
 
 def _p_lower_and_radius(hits, n, alpha, sigma, noise):
@@ -162,8 +146,7 @@ def predict(counts, *, alpha):
     array([ 0, -1])
     """
     alpha = check_alpha(alpha)
-    counts = as_counts(counts, "counts")
-    _check_classes(counts, "counts")
+    counts = as_class_counts(counts, "counts")
     top = np.argmax(counts, axis=-1)
     ordered = np.sort(counts, axis=-1)
     n_a = ordered[..., -1]
@@ -220,7 +203,7 @@ def certify(counts0, counts, *, alpha, sigma=1.0, noise="gaussian"):
     alpha = check_alpha(alpha)
     sigma = check_positive_real(sigma, "sigma")
     noise = check_option(noise, "noise", _NOISE)
-    counts0, counts = _counts_pair(counts0, counts)
+    counts0, counts = as_independent_count_pair(counts0, counts)
     guess = np.argmax(counts0, axis=-1)
     hits = np.take_along_axis(counts, guess[..., None], axis=-1)[..., 0]
     n = counts.sum(axis=-1)
@@ -431,7 +414,7 @@ def indivclass(counts0, counts, *, alpha, sigma=1.0, noise="gaussian", axis=None
     alpha = check_alpha(alpha)
     sigma = check_positive_real(sigma, "sigma")
     noise = check_option(noise, "noise", _NOISE)
-    counts0, counts = _counts_pair(counts0, counts)
+    counts0, counts = as_independent_count_pair(counts0, counts)
     comp_shape = counts.shape[:-1]
     if axis is None:
         # one family: flatten the components to a single axis
