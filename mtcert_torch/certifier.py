@@ -179,11 +179,7 @@ class Certifier:
         self.last_batch_size = sampler.batch_size
         if self.batch_size is None:
             self._auto_batch[tuple(image.shape)] = sampler.batch_size
-        s = sampler.stats
-        self.stats.samples += s.samples
-        self.stats.batches += s.batches
-        self.stats.seconds += s.seconds
-        self.stats.batch_sizes.extend(s.batch_sizes)
+        self.stats.add(sampler.stats)
 
     def counts(self, image, *, sigma: float, num: int) -> torch.Tensor:
         """Class counts ``(C, H, W)`` over ``num`` noisy copies (on the model's device)."""

@@ -524,11 +524,7 @@ class PointCloudCertifier:
     def _done(self, sampler: StreamingSampler, points) -> None:
         if self.batch_size is None:
             self._auto_batch[(tuple(points.shape), self.smoothing)] = sampler.batch_size
-        s = sampler.stats
-        self.stats.samples += s.samples
-        self.stats.batches += s.batches
-        self.stats.seconds += s.seconds
-        self.stats.batch_sizes.extend(s.batch_sizes)
+        self.stats.add(sampler.stats)
 
     # -- API ---------------------------------------------------------------------------------
     def counts(self, points, category, *, sigma: float, num: int) -> torch.Tensor:

@@ -50,6 +50,13 @@ class SamplerStats:
     def samples_per_second(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else math.nan
 
+    def add(self, other: SamplerStats) -> None:
+        """Accumulate another sampler's totals into these."""
+        self.samples += other.samples
+        self.batches += other.batches
+        self.seconds += other.seconds
+        self.batch_sizes.extend(other.batch_sizes)
+
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
