@@ -8,13 +8,11 @@ n_A + n_B at 1/2, and Cohen's CERTIFY the one-sided Clopper–Pearson lower boun
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from scipy import special
 
 from mtcert._kernels import binomial as _kb
+from mtcert._threads import map_chunks, workers_for
 from mtcert._validation import as_counts, as_probabilities, check_alpha, check_option
 
 __all__ = ["binom_test", "clopper_pearson", "greater_pvalue_table"]
@@ -28,19 +26,12 @@ _MIN_CHUNK = 1 << 16
 def _elementwise(alternative: str, k: np.ndarray, n: np.ndarray, p: np.ndarray, out: np.ndarray):
     """Run the elementwise kernel, in nogil chunks on a thread pool for large inputs."""
     code = _ALT_CODE[alternative]
-    workers = min(os.cpu_count() or 1, out.size // _MIN_CHUNK)
-    if workers <= 1:
-        _kb.binom_test_elementwise(code, k, n, p, out, _kb.BETAINC, _kb.BETAINCC)
-        return
-    bounds = np.linspace(0, out.size, workers + 1).astype(np.int64)
 
-    def run(i):
-        lo, hi = bounds[i], bounds[i + 1]
+    def run(_worker, lo, hi):
         part = [a if a.size == 1 else a[lo:hi] for a in (k, n, p)]
         _kb.binom_test_elementwise(code, *part, out[lo:hi], _kb.BETAINC, _kb.BETAINCC)
 
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(run, range(workers)))
+    map_chunks(run, out.size, workers_for(out.size, _MIN_CHUNK))
 
 
 def _validated_knp(k, n, p):

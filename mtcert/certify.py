@@ -30,6 +30,7 @@ import numpy as np
 
 from mtcert import radius as _radius
 from mtcert._kernels import certify as _k
+from mtcert._threads import map_chunks, workers_for
 from mtcert._validation import (
     as_counts,
     as_independent_count_pair,
@@ -80,6 +81,10 @@ FAST_METHODS = {
 
 #: Noise models accepted by :meth:`SegmentationCertificate.radius`.
 NOISE_MODELS = ("gaussian", "laplace", "uniform")
+
+# One large family (axis=None) is split over threads from this many
+# components per thread on: below it, dispatch costs more than it saves.
+_MIN_CHUNK = 1 << 17
 
 _RADIUS = {
     "gaussian": _radius.gaussian_radius,
@@ -264,6 +269,39 @@ def _hits_dtype(n):
     return np.dtype(np.int64)
 
 
+def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy, workers):
+    """:func:`mtcert._kernels.certify.certify_families` for one large family, on threads.
+
+    Partial histograms per thread (merged in the decision), then labels per
+    chunk: the same kernels as the serial path, so the same decisions.
+    """
+    n = table.shape[0] - 1
+    parts = np.zeros((workers, 4, n + 1), np.int64)
+    early = _k.copy_first(hits, hits_copy)
+    no_copy = hits_copy[:0]
+
+    def count(w, lo, hi):
+        copy = hits_copy[lo:hi] if early else no_copy
+        return _k.histogram_chunk(hits[lo:hi], n, parts[w], copy)
+
+    n_bad = sum(map_chunks(count, hits.size, workers))
+    if n_bad:
+        return None, n_bad, 0
+    thr, n_rej = _k.decide_histogram(parts.reshape(-1, n + 1), table, hits.size, alpha, k, method)
+
+    def label(_w, lo, hi):
+        if early:
+            return _k.label_chunk(
+                guess[lo:hi], hits_copy[lo:hi], thr, ABSTAIN, labels[lo:hi], no_copy
+            )
+        return _k.label_chunk(
+            guess[lo:hi], hits[lo:hi], thr, ABSTAIN, labels[lo:hi], hits_copy[lo:hi]
+        )
+
+    n_neg = sum(map_chunks(label, hits.size, workers))
+    return np.array([n_rej]), 0, n_neg
+
+
 def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
     """Shared core of :func:`segcertify` and :func:`segcertify_hits` (inputs validated)."""
     shape = hits.shape
@@ -277,7 +315,15 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
     labels2d = np.empty(hits2d.shape, _label_dtype(guess.dtype))
     hits_copy = np.empty(hits2d.shape, _hits_dtype(n))
     fast = FAST_METHODS.get(method)
-    if fast is not None:
+    workers = 1
+    if fast is not None and axis is None:
+        workers = workers_for(hits.size, _MIN_CHUNK)
+    if workers > 1 and _k.use_histogram(hits.size // workers, n):
+        n_rej, n_bad, n_neg = _one_family_threaded(
+            guess2d[0], hits2d[0], table, alpha, k, fast, labels2d[0], hits_copy[0], workers
+        )
+        canonical = method
+    elif fast is not None:
         n_rej, n_bad, n_neg = _k.certify_families(
             guess2d, hits2d, table, alpha, k, fast, ABSTAIN, labels2d, hits_copy
         )

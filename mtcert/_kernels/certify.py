@@ -11,6 +11,11 @@ The rejection set is then ``hits >= threshold`` for one threshold per family:
 O(N + n) work, no sort, no float array of p-values.  Families much smaller
 than n are sorted instead of histogrammed (O(m log m), memory O(m)).
 
+A large single family is split into chunks by the wrapper: partial
+histograms per thread (:func:`histogram_chunk`), one decision
+(:func:`decide_histogram`), then labels per chunk (:func:`label_chunk`); the
+batched path :func:`certify_families` runs the same pieces serially.
+
 Method codes (shared with the Python wrapper):
 ``BONFERRONI``, ``HOLM``, ``GENERALIZED_BONFERRONI``, ``GENERALIZED_HOLM``.
 """
@@ -36,50 +41,68 @@ _SPLIT_MIN = 1 << 14
 
 
 @njit(cache=True, nogil=True)
-def _histogram_levels(row, n, part, levels, counts):
-    """Distinct hit values of ``row`` in decreasing order with their counts.
+def histogram_chunk(hits, n, part, copy):
+    """Add the hit counts of ``hits`` to the histogram ``part``; copy them to ``copy``.
 
-    Returns ``(n_levels, n_bad)``; entries outside [0, n] are not counted.
+    ``part`` is (4, n + 1) int64, accumulated into (not cleared).  Entries
+    outside [0, n] are not counted but returned as the number of bad entries
+    (``copy`` is then meaningless).  ``copy`` is either empty (no copy) or as
+    long as ``hits``: copying wide hits into the narrow copy here lets the
+    labelling pass read the copy instead of re-reading ``hits``.
     """
-    m = row.shape[0]
-    part[:, :] = 0
+    m = hits.shape[0]
+    do_copy = copy.shape[0] != 0
     n_bad = 0
+    start = 0
     if m >= _SPLIT_MIN:
-        stop = m - m % 4
-        for i in range(0, stop, 4):
+        start = m - m % 4
+        for i in range(0, start, 4):
             for lane in range(4):
-                h = row[i + lane]
+                h = hits[i + lane]
+                if do_copy:
+                    copy[i + lane] = h
                 if h < 0 or h > n:
                     n_bad += 1
                 else:
                     part[lane, h] += 1
-        start = stop
-    else:
-        start = 0
     for i in range(start, m):
-        h = row[i]
+        h = hits[i]
+        if do_copy:
+            copy[i] = h
         if h < 0 or h > n:
             n_bad += 1
         else:
             part[0, h] += 1
+    return n_bad
+
+
+@njit(cache=True, nogil=True)
+def _histogram_levels(part, n, levels, counts):
+    """Distinct hit values, decreasing, with their counts summed over the rows of ``part``."""
     n_levels = 0
     for j in range(n, -1, -1):
-        c = part[0, j] + part[1, j] + part[2, j] + part[3, j]
+        c = 0
+        for r in range(part.shape[0]):
+            c += part[r, j]
         if c > 0:
             levels[n_levels] = j
             counts[n_levels] = c
             n_levels += 1
-    return n_levels, n_bad
+    return n_levels
 
 
 @njit(cache=True, nogil=True)
-def _sorted_levels(row, n, buf, levels, counts):
-    """As :func:`_histogram_levels`, by sorting (for families much smaller than n)."""
+def _sorted_levels(row, n, buf, levels, counts, copy):
+    """:func:`histogram_chunk` + :func:`_histogram_levels` by sorting (for small families).
+
+    Returns ``(n_levels, n_bad)``; always copies ``row`` into ``copy``.
+    """
     m = row.shape[0]
     n_bad = 0
     size = 0
     for i in range(m):
         h = row[i]
+        copy[i] = h
         if h < 0 or h > n:
             n_bad += 1
         else:
@@ -149,6 +172,65 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, step_down):
 
 
 @njit(cache=True, nogil=True)
+def decide_histogram(part, table, m, alpha, k, method):
+    """Rejection threshold of one family of ``m`` from its (partial) histograms.
+
+    ``part`` is (R, n + 1): the family's histogram is the sum of its rows (one
+    row per lane and chunk).  Returns ``(thr, n_rejected)`` as :func:`_decide`.
+    """
+    n = table.shape[0] - 1
+    n_max = min(m, n + 1)
+    levels = np.empty(n_max, np.int64)
+    counts = np.empty(n_max, np.int64)
+    n_levels = _histogram_levels(part, n, levels, counts)
+    step_down = method == HOLM or method == GENERALIZED_HOLM
+    return _decide(levels, counts, n_levels, table, m, alpha, k, step_down)
+
+
+@njit(cache=True, nogil=True)
+def label_chunk(guess, hits, thr, abstain, labels, copy):
+    """``labels = where(hits >= thr, guess, abstain)``; returns the number of negative guesses.
+
+    ``copy`` is either empty or receives a copy of ``hits`` (then in the same
+    pass, which is cheaper than a separate one when ``hits`` is narrow).
+    """
+    m = guess.shape[0]
+    g_min = 0
+    # branch-free bodies so that the loops vectorise; negatives are counted
+    # only if the minimum shows there are any
+    if copy.shape[0] == 0:
+        for i in range(m):
+            g = guess[i]
+            g_min = min(g_min, g)
+            labels[i] = g if hits[i] >= thr else abstain
+    else:
+        for i in range(m):
+            g = guess[i]
+            h = hits[i]
+            g_min = min(g_min, g)
+            labels[i] = g if h >= thr else abstain
+            copy[i] = h
+    n_neg = 0
+    if g_min < 0:
+        for i in range(m):
+            if guess[i] < 0:
+                n_neg += 1
+    return n_neg
+
+
+@njit(cache=True, nogil=True)
+def copy_first(hits, copy):
+    """Copy ``hits`` while histogramming (True: it is wider than ``copy``) or while labelling."""
+    return hits.itemsize > copy.itemsize
+
+
+@njit(cache=True, nogil=True)
+def use_histogram(m, n):
+    """Whether a family of ``m`` is histogrammed (else sorted) for ``n`` samples."""
+    return m * _HIST_MIN_FILL >= n + 1
+
+
+@njit(cache=True, nogil=True)
 def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits_copy):
     """Counting-path SEGCERTIFY for every family (row) of ``hits``.
 
@@ -171,7 +253,7 @@ def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits
     n_fam, m = hits.shape
     n = table.shape[0] - 1
     step_down = method == HOLM or method == GENERALIZED_HOLM
-    use_hist = m * _HIST_MIN_FILL >= n + 1
+    use_hist = use_histogram(m, n)
     part = np.zeros((4, n + 1) if use_hist else (4, 0), np.int64)
     buf = np.empty(0 if use_hist else m, hits.dtype)
     n_max = min(m, n + 1)
@@ -179,31 +261,24 @@ def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits
     counts = np.empty(n_max, np.int64)
     n_rej = np.zeros(n_fam, np.int64)
     n_neg = 0
+    # the sorting path copies while collecting the levels
+    early = copy_first(hits, hits_copy) or not use_hist
+    no_copy = hits_copy[0, :0]
     for f in range(n_fam):
-        row = hits[f]
+        copy = hits_copy[f]
         if use_hist:
-            n_levels, n_bad = _histogram_levels(row, n, part, levels, counts)
+            part[:, :] = 0
+            n_bad = histogram_chunk(hits[f], n, part, copy if early else no_copy)
+            n_levels = _histogram_levels(part, n, levels, counts)
         else:
-            n_levels, n_bad = _sorted_levels(row, n, buf, levels, counts)
+            n_levels, n_bad = _sorted_levels(hits[f], n, buf, levels, counts, copy)
         if n_bad:
             return n_rej, n_bad, n_neg
         thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, step_down)
-        g_row = guess[f]
-        out = labels[f]
-        copy = hits_copy[f]
-        g_min = 0
-        # branch-free body so that the loop vectorises; negatives are counted
-        # only if the minimum shows there are any
-        for i in range(m):
-            g = g_row[i]
-            h = row[i]
-            g_min = min(g_min, g)
-            out[i] = g if h >= thr else abstain
-            copy[i] = h
-        if g_min < 0:
-            for i in range(m):
-                if g_row[i] < 0:
-                    n_neg += 1
+        if early:
+            n_neg += label_chunk(guess[f], copy, thr, abstain, labels[f], no_copy)
+        else:
+            n_neg += label_chunk(guess[f], hits[f], thr, abstain, labels[f], copy)
     return n_rej, 0, n_neg
 
 
