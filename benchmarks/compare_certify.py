@@ -88,7 +88,7 @@ def main(size: int = N_DEFAULT, subset: int = 2000, repeat: int = 7) -> None:
     print(f"{'':<60} {'time':>10} {'vs mtcert':>10}")
     rows = [
         ("mtcert segcertify_hits (int64 guess and hits)", t_ours),
-        ("memory floor: np.where(hits >= thr, guess, -1)", t_floor),
+        ("np.where(hits >= thr, guess, -1), threshold known, 1 thread", t_floor),
         ("scipy binom.sf + statsmodels multipletests + np.where", t_ref),
         ("  of which scipy binom.sf alone", t_sf),
         (f"paper authors: scalar binomtest x N (from {subset}, extrapolated)", t_authors),
