@@ -40,6 +40,8 @@ def _get_pool(threads: int) -> ThreadPoolExecutor:
     with _lock:
         pid = os.getpid()
         if _pool is None or _pool_key[0] != pid or _pool_key[1] < threads:
+            if _pool is not None and _pool_key[0] == pid:
+                _pool.shutdown(wait=False)  # a smaller pool of this process: let it go
             _pool = ThreadPoolExecutor(threads, thread_name_prefix="mtcert")
             _pool_key = (pid, threads)
         return _pool
