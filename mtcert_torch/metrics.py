@@ -130,3 +130,38 @@ class SegmentationMetrics:
             "abstain_rate": self.abstained_valid / self.valid if self.valid else math.nan,
             "images": self.images,
         }
+
+
+def part_iou(intersection, union, parts: tuple[int, int]) -> float:
+    """ShapeNet-part IoU of one shape: mean IoU over its category's parts only.
+
+    The usual ShapeNet-part convention (Qi et al., PointNet; the reference
+    PointNet++ ``test_partseg.py``): for each part ``c`` in ``range(*parts)``,
+    IoU_c = |P_c ∩ G_c| / |P_c ∪ G_c|, and IoU_c = 1 when the part is neither
+    predicted nor present; the shape's IoU is their mean.  Averaged over
+    shapes it is the "instance mIoU", averaged per category and then over
+    categories the "class mIoU".  Feed it the per-class counts of
+    :func:`segmentation_stats`; abstained points belong to no predicted part,
+    so they lower the IoU of their true part.
+
+    Parameters
+    ----------
+    intersection, union : array_like (num_classes,)
+        Per-class counts of one shape.
+    parts : (start, stop)
+        The category's part labels, e.g. :data:`mtcert_torch.shapenet.PART_RANGES`.
+
+    Examples
+    --------
+    >>> s = segmentation_stats([12, 12, -1, 13], [12, 12, 13, 13], 50)
+    >>> part_iou(s["intersection"], s["union"], (12, 16))  # (1 + 1/2 + 1 + 1) / 4
+    0.875
+    """
+    lo, hi = (int(v) for v in parts)
+    inter = np.asarray(intersection, dtype=np.float64)
+    union = np.asarray(union, dtype=np.float64)
+    if not 0 <= lo < hi <= min(len(inter), len(union)):
+        raise ValueError(f"parts must be a range (start, stop) of class indices; got {parts}")
+    i, u = inter[lo:hi], union[lo:hi]
+    ious = np.divide(i, u, out=np.ones_like(u), where=u > 0)
+    return float(ious.mean())
