@@ -61,15 +61,31 @@ def _read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
 class ResultsWriter:
     """Append-only per-image results with resumption (see module docstring)."""
 
-    def __init__(self, out, config: dict, *, rank: int = 0):
+    def __init__(
+        self,
+        out,
+        config: dict,
+        *,
+        rank: int = 0,
+        stem: str = "per_image",
+        fields: tuple[str, ...] = CSV_FIELDS,
+        resume_keys: tuple[str, ...] = RESUME_KEYS,
+        figures: bool = True,
+    ):
+        """``stem`` names the record files (``<stem>.jsonl``, ``<stem>.csv``), ``fields``
+        their CSV columns and ``resume_keys`` the config entries a resumed run must
+        match; the defaults are the image run's."""
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "figures").mkdir(exist_ok=True)
+        if figures:
+            (self.out / "figures").mkdir(exist_ok=True)
         self.rank = rank
+        self.stem = stem
+        self.fields = tuple(fields)
         cfg_path = self.out / "config.json"
         if cfg_path.is_file():
             old = json.loads(cfg_path.read_text())
-            diff = [k for k in RESUME_KEYS if old.get(k) != config.get(k)]
+            diff = [k for k in resume_keys if old.get(k) != config.get(k)]
             if diff:
                 raise ValueError(
                     f"{self.out} holds results of a run with different settings "
@@ -81,22 +97,22 @@ class ResultsWriter:
             tmp = cfg_path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
             os.replace(tmp, cfg_path)
-        self.jsonl = self.out / ("per_image.jsonl" if rank == 0 else f"per_image.rank{rank}.jsonl")
+        self.jsonl = self.out / (f"{stem}.jsonl" if rank == 0 else f"{stem}.rank{rank}.jsonl")
         self.csv = self.jsonl.with_suffix(".csv")
         own = _read_jsonl(self.jsonl, repair=True)
         # Rewrite the CSV from the JSON records so the two always agree after a restart.
         with self.csv.open("w", newline="") as f:
-            w = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
+            w = csv.DictWriter(f, self.fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(own)
 
     def done(self) -> set[str]:
-        """Names finished by any rank (all ``per_image*.jsonl`` files in the folder)."""
+        """Names finished by any rank (all ``<stem>*.jsonl`` files in the folder)."""
         return {r["name"] for r in self.all_records()}
 
     def all_records(self) -> list[dict]:
         recs = []
-        for p in sorted(self.out.glob("per_image*.jsonl")):
+        for p in sorted(self.out.glob(f"{self.stem}*.jsonl")):
             recs.extend(_read_jsonl(p))
         return recs
 
@@ -113,7 +129,7 @@ class ResultsWriter:
                 if line is not None:
                     f.write(line)
                 else:
-                    csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore").writerow(record)
+                    csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(record)
                 f.flush()
                 os.fsync(f.fileno())
 
@@ -122,25 +138,40 @@ def _fmt(x, spec=".2f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def write_summary(out, records: list[dict]) -> list[dict]:
-    """Write ``summary.csv`` and ``summary.md`` (paper Table 1 columns); return the rows."""
+#: Table-1 columns: (key of a :func:`summarize` row, Markdown header, number format).
+TABLE1_COLUMNS = (
+    ("model", "model", None), ("sigma", "σ", ".2f"), ("radius", "R", ".2f"),
+    ("acc", "acc.", ".2f"), ("miou", "mIoU", ".2f"), ("abstain", "%∅", ".2f"),
+    ("t", "t [s]", ".3f"), ("images", "images", None),
+)  # fmt: skip
+
+
+def write_table(out, rows: list[dict], columns, *, name: str = "summary") -> None:
+    """Write ``rows`` to ``<name>.csv`` and, formatted, ``<name>.md`` in folder ``out``.
+
+    ``columns`` is a sequence of ``(key, header, format)``; a ``None`` format
+    prints the value as is, missing or NaN numbers print as ``-``.
+    """
     out = Path(out)
-    # Sorted by name: the same images give the same bytes whatever order they finished in.
-    rows = summarize(sorted(records, key=lambda r: r["name"]))
-    with (out / "summary.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, ("model", "sigma", "radius", "acc", "miou", "abstain", "t", "images"))
+    with (out / f"{name}.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, [c[0] for c in columns])
         w.writeheader()
         w.writerows(rows)
     lines = [
-        "| model | σ | R | acc. | mIoU | %∅ | t [s] | images |",
-        "|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(c[1] for c in columns) + " |",
+        "|" + "---|" * len(columns),
     ]
     for r in rows:
-        lines.append(
-            f"| {r['model']} | {_fmt(r['sigma'])} | {_fmt(r['radius'])} | {_fmt(r['acc'])} | "
-            f"{_fmt(r['miou'])} | {_fmt(r['abstain'])} | {_fmt(r['t'], '.3f')} | {r['images']} |"
-        )
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+        cells = (str(r[k]) if spec is None else _fmt(r[k], spec) for k, _, spec in columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def write_summary(out, records: list[dict]) -> list[dict]:
+    """Write ``summary.csv`` and ``summary.md`` (paper Table 1 columns); return the rows."""
+    # Sorted by name: the same images give the same bytes whatever order they finished in.
+    rows = summarize(sorted(records, key=lambda r: r["name"]))
+    write_table(out, rows, TABLE1_COLUMNS)
     return rows
 
 
