@@ -360,6 +360,11 @@ class ShapeNetPart(Sequence):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def names(self) -> list[str]:
+        """Item names ``"<synset>/<token>"`` in order, without reading any shape file."""
+        return [f"{synset}/{token}" for synset, token, _ in self._items]
+
     def __getitem__(self, index: int) -> ShapeNetPartItem:
         if not isinstance(index, (int, np.integer)):
             raise TypeError(f"index must be an integer; got {type(index).__name__}")
