@@ -226,3 +226,13 @@ def summarize_clouds(records: Iterable[dict]) -> list[dict]:
         )
         rows.append(g.row(model, sigma))
     return rows
+
+
+def write_cloud_summary(out, records: list[dict]) -> list[dict]:
+    """Write ``summary.csv`` and ``summary.md`` (:data:`TABLE2_COLUMNS`); return the rows."""
+    from .results import write_table
+
+    # Sorted by name: the same clouds give the same bytes whatever order they finished in.
+    rows = summarize_clouds(sorted(records, key=lambda r: r["name"]))
+    write_table(out, rows, TABLE2_COLUMNS)
+    return rows
