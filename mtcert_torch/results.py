@@ -12,6 +12,8 @@ Each record is appended and flushed (``fsync``) as soon as its image is done,
 so an interrupted run loses at most the image in flight; on restart the
 finished names are skipped and a torn last line is dropped.  Under
 ``torch.distributed`` every rank writes its own ``per_image.rank<r>.jsonl``.
+The point-cloud command uses the same writer with ``per_cloud.*`` files, its own
+columns and :func:`write_table` for its Table-2 summary.
 """
 
 from __future__ import annotations

@@ -171,6 +171,21 @@ def test_matches_library_call(setup, first_run):
     assert _strip([rec]) == {item.name: _strip(_records(first_run))[item.name]}
 
 
+def test_certify_clouds_skips(setup):
+    from mtcert_torch.pointcloud import PointCloudAdapter, PointCloudCertifier
+    from mtcert_torch.pointcloud_eval import certify_clouds
+    from mtcert_torch.shapenet import ShapeNetPart
+
+    _, root, _ = setup
+    net = pointnet2_part_seg_msg(npoints=(16, 4))
+    certifier = PointCloudCertifier(PointCloudAdapter(net, votes=1), batch_size=4)
+    data = ShapeNetPart(root, npoints=32)
+    out = list(certify_clouds(certifier, data, skip=[data.names[0]], sigma=0.25, tau=0.75,
+                              n0=2, n=4, alpha=0.1, base=False))  # fmt: skip
+    assert [r["name"] for r, _, _ in out] == data.names[1:]
+    assert all(c.labels.shape == (32,) and b is None for _, c, b in out)
+
+
 def test_changed_settings_refused(setup, first_run, capsys):
     _, root, ckpt = setup
     with pytest.raises(SystemExit) as e:
