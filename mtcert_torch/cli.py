@@ -221,8 +221,6 @@ def _distributed(device: torch.device):
 
 
 def certify_command(args) -> int:
-    from tqdm.auto import tqdm
-
     # Fail before any output is written: mtcert validates tau, alpha, n, method and k.
     NoiseModel(args.noise, args.sigma)
     check_positive_int(args.n0, "n0")
@@ -309,14 +307,8 @@ def certify_command(args) -> int:
     )
     palette = CITYSCAPES_PALETTE if num_classes == 19 else default_palette(num_classes)
     figure_names = set(names[i] for i in order[: args.figures])
-    bar = tqdm(
-        todo,
-        desc=f"certify[{rank}]" if world > 1 else "certify",
-        unit="img",
-        disable=args.no_progress or rank != 0,
-        file=sys.stderr,
-    )
-    for i in bar:
+
+    def certify_image(i):
         name, image, target = ds[i]
         certifier.manual_seed(image_seed(args.seed, name))
         rec, cert, base = certify_one(
@@ -334,7 +326,6 @@ def certify_command(args) -> int:
             ignore_index=args.ignore_index,
             base=not args.no_base,
         )
-        writer.append(rec)
         if name in figure_names:
             save_figure(
                 writer.out / "figures" / f"{name}.png",
@@ -345,13 +336,35 @@ def certify_command(args) -> int:
                 base=base,
                 title=f"R={cert.radius:.3f} abstain={cert.abstain_rate:.1%}",
             )
-        bar.set_postfix(acc=f"{rec['cert_acc']:.3f}", abstain=f"{rec['abstain_rate']:.3f}")
+        return rec
 
+    _certify_loop(todo, certify_image, writer, unit="img", args=args, rank=rank, world=world)
     records = _gather(writer, rank, world, owned)
     if rank == 0:
         write_summary(writer.out, records)
         print((writer.out / "summary.md").read_text(), end="")
     return 0
+
+
+def _certify_loop(todo, certify_item, writer: ResultsWriter, *, unit, args, rank, world) -> None:
+    """The resumable loop of both commands: certify each item, append its record at once.
+
+    ``certify_item(i)`` returns the record of item ``i``; a record is flushed to
+    disk as soon as it exists, so an interrupted run loses nothing finished.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        todo,
+        desc=f"certify[{rank}]" if world > 1 else "certify",
+        unit=unit,
+        disable=args.no_progress or rank != 0,
+        file=sys.stderr,
+    )
+    for i in bar:
+        rec = certify_item(i)
+        writer.append(rec)
+        bar.set_postfix(acc=f"{rec['cert_acc']:.3f}", abstain=f"{rec['abstain_rate']:.3f}")
 
 
 def _gather(writer: ResultsWriter, rank: int, world: int, owned: bool) -> list[dict]:
@@ -372,8 +385,6 @@ def _gather(writer: ResultsWriter, rank: int, world: int, owned: bool) -> list[d
 
 def certify_pointcloud_command(args) -> int:
     """``certify-pointcloud``: SEGCERTIFY every ShapeNet-part cloud of a split (Table 2)."""
-    from tqdm.auto import tqdm
-
     from .pointcloud import PointCloudAdapter, PointCloudCertifier
     from .pointcloud_eval import (
         CLOUD_CSV_FIELDS,
@@ -459,14 +470,8 @@ def certify_pointcloud_command(args) -> int:
     # Names are read from the split list, not the shape files: skipping costs nothing.
     names = ds.names
     todo = [i for i in order[rank::world] if names[i] not in done]
-    bar = tqdm(
-        todo,
-        desc=f"certify[{rank}]" if world > 1 else "certify",
-        unit="cloud",
-        disable=args.no_progress or rank != 0,
-        file=sys.stderr,
-    )
-    for i in bar:
+
+    def certify_item(i):
         name, points, category, labels = ds[i]
         certifier.manual_seed(image_seed(args.seed, name))
         rec, _, _ = certify_cloud(
@@ -484,8 +489,9 @@ def certify_pointcloud_command(args) -> int:
             k=args.k,
             base=not args.no_base,
         )
-        writer.append(rec)
-        bar.set_postfix(acc=f"{rec['cert_acc']:.3f}", abstain=f"{rec['abstain_rate']:.3f}")
+        return rec
+
+    _certify_loop(todo, certify_item, writer, unit="cloud", args=args, rank=rank, world=world)
     records = _gather(writer, rank, world, owned)
     if rank == 0:
         write_cloud_summary(writer.out, records)
