@@ -316,15 +316,8 @@ def certify_command(args) -> int:
             name,
             image,
             target,
-            sigma=args.sigma,
-            tau=args.tau,
-            n0=args.n0,
-            n=args.n,
-            alpha=args.alpha,
-            method=args.method,
-            k=args.k,
             ignore_index=args.ignore_index,
-            base=not args.no_base,
+            **_certify_options(args),
         )
         if name in figure_names:
             save_figure(
@@ -344,6 +337,20 @@ def certify_command(args) -> int:
         write_summary(writer.out, records)
         print((writer.out / "summary.md").read_text(), end="")
     return 0
+
+
+def _certify_options(args) -> dict:
+    """The SEGCERTIFY settings both commands pass on for every item."""
+    return {
+        "sigma": args.sigma,
+        "tau": args.tau,
+        "n0": args.n0,
+        "n": args.n,
+        "alpha": args.alpha,
+        "method": args.method,
+        "k": args.k,
+        "base": not args.no_base,
+    }
 
 
 def _certify_loop(todo, certify_item, writer: ResultsWriter, *, unit, args, rank, world) -> None:
@@ -480,14 +487,7 @@ def certify_pointcloud_command(args) -> int:
             points,
             category,
             labels,
-            sigma=args.sigma,
-            tau=args.tau,
-            n0=args.n0,
-            n=args.n,
-            alpha=args.alpha,
-            method=args.method,
-            k=args.k,
-            base=not args.no_base,
+            **_certify_options(args),
         )
         return rec
 
