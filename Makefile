@@ -1,11 +1,13 @@
 # Two entry points for a fresh machine:  `make run`  and  `make test`.
-# Both create (or refresh) the virtual environment in .venv first.
+# Every target creates (or refreshes) the virtual environment in .venv first, with the
+# package's optional features ([all]), the test-suite's needs ([test]) and the linters and
+# documentation tools ([dev]).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mtcert-installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml
 	# The pinned CPU build of torch lies on local disk here; an unpinned torch would
 	# pull a multi-GB CUDA build. Fall back to the extra's range elsewhere.
 	$(PY) -m pip install -q torch==2.13.0 || echo "torch==2.13.0 not available; the [torch] extra will choose a build"
-	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q -e ".[all,test,dev]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -24,10 +26,16 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# The documentation site (guides + API reference from the docstrings), built strictly:
+# any warning (a broken link, an unresolved reference) fails.  Open site/index.html.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-enable
 	$(PY) benchmarks/compare.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .hypothesis
+	rm -rf $(VENV) results site .pytest_cache .hypothesis

@@ -11,6 +11,7 @@ baselines), :mod:`mtcert.radius`, :mod:`mtcert.metrics`, :mod:`mtcert.oracle`,
 """
 
 from mtcert import metrics, radius
+from mtcert._version import __version__
 from mtcert.binomial import binom_test, clopper_pearson, greater_pvalue_table
 from mtcert.certify import ABSTAIN, SegmentationCertificate, segcertify, segcertify_hits
 from mtcert.cohen import indivclass, jointclass
@@ -23,8 +24,6 @@ from mtcert.multitest import (
     adjust,
     multipletests,
 )
-
-__version__ = "0.1.0"
 
 # Power-study names pull in pandas; load them on first use.
 _LAZY = {

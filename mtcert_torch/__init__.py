@@ -9,6 +9,8 @@ certification with coordinate noise or rotation smoothing
 statistics are done by the core :mod:`mtcert`, which never imports torch.
 """
 
+from mtcert._version import __version__
+
 from .adapter import SegmentationAdapter
 from .certifier import Certifier, ImageCertificate, certify_dataset, summarize
 from .noise import NoiseModel
@@ -24,6 +26,7 @@ __all__ = [
     "PointCloudCertifier",
     "SegmentationAdapter",
     "StreamingSampler",
+    "__version__",
     "certify_dataset",
     "summarize",
 ]
