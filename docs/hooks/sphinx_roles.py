@@ -1,0 +1,53 @@
+"""Griffe extension for the API reference: Sphinx roles in docstrings become links.
+
+The numpydoc docstrings use Sphinx roles (:func:`adjust`, :mod:`mtcert.power`,
+:class:`~mtcert.oracle.BinaryOracle`), which Markdown would print verbatim. A role whose
+target is a public object of the documented packages (resolved from the scope of the
+object the docstring belongs to, as Sphinx does) becomes a cross-reference, which the
+strict build checks; any other target (numpy, torch, private helpers) becomes a code span.
+"""
+
+from __future__ import annotations
+
+import re
+
+import griffe
+
+_ROLE = re.compile(r":(?:py:)?(?:mod|func|class|meth|attr|data|obj|exc|const):`(~?)([\w.]+)`")
+
+
+class SphinxRoles(griffe.Extension):
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs) -> None:
+        for obj in _objects(pkg):
+            if obj.docstring is not None:
+                text = obj.docstring.value
+                obj.docstring.value = _ROLE.sub(lambda m, o=obj: _replace(o, m, loader), text)
+
+
+def _objects(obj: griffe.Object):
+    yield obj
+    for member in obj.members.values():
+        if not member.is_alias:
+            yield from _objects(member)
+
+
+def _replace(obj: griffe.Object, match: re.Match, loader: griffe.GriffeLoader) -> str:
+    tilde, target = match.groups()
+    label = target.rsplit(".", 1)[-1] if tilde else target
+    path = _resolve(obj, target, loader)
+    if path is None or any(part.startswith("_") for part in path.split(".")):
+        return f"`{label}`"
+    return f"[`{label}`][{path}]"
+
+
+def _resolve(obj: griffe.Object, target: str, loader: griffe.GriffeLoader) -> str | None:
+    head, _, rest = target.partition(".")
+    try:
+        base = obj.resolve(head)
+    except griffe.NameResolutionError:
+        base = head
+    try:
+        found = loader.modules_collection[f"{base}.{rest}" if rest else base]
+        return found.final_target.path if found.is_alias else found.path
+    except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+        return None
