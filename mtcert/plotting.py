@@ -94,6 +94,11 @@ def _draw(ax: Any, df: pd.DataFrame, x: str, y: str, errorbars: bool) -> None:
             ax.fill_between(curve[x], lo, hi, color=line.get_color(), alpha=0.18, lw=0)
 
 
+def _wrap(title: str, width: int) -> str:
+    # Keep "α = 0.001" on one line: wrap only between the settings.
+    return textwrap.fill(title.replace(" = ", "\u00a0=\u00a0"), width)
+
+
 def _check_columns(df: pd.DataFrame, x: str, y: str | None) -> str:
     if x not in df.columns:
         raise ValueError(f"df has no column {x!r}")
@@ -156,7 +161,7 @@ def plot_power(
     if own:
         ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
-        ax.set_title(textwrap.fill(title, 70), fontsize="medium")
+        ax.set_title(_wrap(title, 70), fontsize="medium")
     return fig
 
 
@@ -205,7 +210,7 @@ def plot_fig2(frames: Mapping[str, pd.DataFrame], *, errorbars: bool = False) ->
         y = "certified_rate_smoothed" if preset.smooth else "certified_rate"
         y = y if y in frames[name] else "certified_rate"
         plot_power(frames[name], x=preset.x, y=y, errorbars=errorbars, ax=ax)
-        ax.set_title(f"({letter}) {textwrap.fill(preset.title, 42)}", fontsize="medium")
+        ax.set_title(_wrap(f"({letter}) {preset.title}", 48), fontsize="medium")
     handles: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
