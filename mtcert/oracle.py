@@ -37,6 +37,7 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mtcert._kernels.oracle import joint_mode_kernel
 from mtcert._validation import as_probabilities, check_positive_int
@@ -49,7 +50,7 @@ __all__ = ["BinaryOracle", "JointMode", "MultiClassOracle", "Oracle", "check_gam
 _CHUNK_ELEMENTS = 1 << 20
 
 
-def _check_rng(rng) -> np.random.Generator:
+def _check_rng(rng: object) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise ValueError(
             f"rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(seed)); "
@@ -58,7 +59,7 @@ def _check_rng(rng) -> np.random.Generator:
     return rng
 
 
-def _check_reps(reps) -> int | None:
+def _check_reps(reps: object) -> int | None:
     return None if reps is None else check_positive_int(reps, "reps")
 
 
@@ -98,7 +99,7 @@ class Oracle:
         """True label of each component, shape ``(N,)`` (int64)."""
         raise NotImplementedError
 
-    def label_probabilities(self, labels) -> np.ndarray:
+    def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
         """Probability that component ``i`` shows ``labels[..., i]``."""
         raise NotImplementedError
 
@@ -109,7 +110,9 @@ class Oracle:
         raise NotImplementedError
 
     # -- shared API ----------------------------------------------------------------
-    def sample_guess_hits(self, n0: int, n: int, *, rng, reps: int | None = None):
+    def sample_guess_hits(
+        self, n0: int, n: int, *, rng: np.random.Generator, reps: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Simulate the two sampling stages of CERTIFY / SEGCERTIFY per component.
 
         Stage one draws ``n0`` class counts per component and guesses their
@@ -149,7 +152,9 @@ class Oracle:
             return guess[0], hits[0]
         return guess, hits
 
-    def sample_joint_mode(self, n0: int, *, rng, reps: int | None = None) -> JointMode:
+    def sample_joint_mode(
+        self, n0: int, *, rng: np.random.Generator, reps: int | None = None
+    ) -> JointMode:
         """Simulate the modal joint label vector among ``n0`` joint draws.
 
         This is the guessing stage of JOINTCLASS, which treats the whole label
@@ -179,14 +184,16 @@ class Oracle:
             return JointMode(prob[0], n_wrong[0], count[0])
         return JointMode(prob, n_wrong, count)
 
-    def sample_counts(self, n: int, *, rng, size=None) -> np.ndarray:
+    def sample_counts(
+        self, n: int, *, rng: np.random.Generator, size: int | tuple[int, ...] | None = None
+    ) -> np.ndarray:
         """Class counts of ``n`` samples per component, shape ``(*size, N, C)``."""
         n = check_positive_int(n, "n")
         rng = _check_rng(rng)
         shape = () if size is None else tuple(np.atleast_1d(size).astype(int))
         return self._draw_counts(rng, n, shape)
 
-    def sample_labels(self, n: int, *, rng) -> np.ndarray:
+    def sample_labels(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``n`` joint label vectors, shape ``(n, N)`` (materialised: small N only)."""
         n = check_positive_int(n, "n")
         rng = _check_rng(rng)
@@ -241,7 +248,7 @@ class BinaryOracle(Oracle):
     bad_factor: float = 5.0
     n_classes: int = field(default=2, init=False, repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         N = check_positive_int(self.N, "N")
         gamma = check_gamma(self.gamma)
         n_bad = check_positive_int(self.n_bad, "n_bad", minimum=0)
@@ -288,7 +295,7 @@ class BinaryOracle(Oracle):
         q[: max(0, min(self.n_bad, hi) - lo)] = self.q_bad
         return q
 
-    def label_probabilities(self, labels) -> np.ndarray:
+    def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
         labels = np.asarray(labels)
         if labels.shape[-1:] != (self.N,):
             raise ValueError(f"labels must have last axis of length N = {self.N}")
@@ -358,7 +365,7 @@ class MultiClassOracle(Oracle):
     probabilities: np.ndarray
     truth: np.ndarray = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         p = as_probabilities(self.probabilities, "probabilities", allow_nan=False)
         if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 2:
             raise ValueError(
@@ -395,7 +402,7 @@ class MultiClassOracle(Oracle):
     def correct_probabilities(self) -> np.ndarray:
         return self.probabilities[np.arange(self.n_components), self.truth]
 
-    def label_probabilities(self, labels) -> np.ndarray:
+    def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
         labels = np.asarray(labels)
         if labels.shape[-1:] != (self.n_components,):
             raise ValueError(f"labels must have last axis of length N = {self.n_components}")
