@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from mtcert._cli_common import positive_int
+
 __all__ = [
     "HELP",
     "JOB_GROUP",
@@ -93,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results", help="output folder")
     parser.add_argument(
         "--reps",
-        type=int,
+        type=positive_int,
         help="repetitions per power-study grid point (None: the presets'; small = a quick check)",
     )
 

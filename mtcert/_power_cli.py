@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from mtcert._cli_common import UsageError, fail, output_folder, output_name
+from mtcert._cli_common import UsageError, fail, output_folder, output_name, positive_int
 from mtcert._validation import check_option, check_positive_int
 
 __all__ = ["HELP", "Study", "add_arguments", "power_study", "run", "save_figure"]
@@ -185,7 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="root seed")
     parser.add_argument(
-        "--workers", type=int, help="threads or processes (None: all cores; 1 = serial)"
+        "--workers", type=positive_int, help="threads or processes (None: all cores; 1 = serial)"
     )
     parser.add_argument(
         "--backend", choices=BACKENDS, default="threads", help="local parallel back-end"

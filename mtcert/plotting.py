@@ -147,7 +147,9 @@ def plot_power(
     >>> from mtcert.plotting import plot_power
     >>> df = run_grid(["segcertify-holm", "segcertify-bonferroni"], gamma=[0.0, 0.1],
     ...               N=100, reps=2)
-    >>> fig = plot_power(df)  # doctest: +SKIP
+    >>> fig = plot_power(df, title="N = 100, α = 0.001")
+    >>> [line.get_label() for line in fig.axes[0].lines]
+    ['SegCertifyHolm', 'SegCertifyBon']
     """
     plt = _pyplot()
     y = _check_columns(df, x, y)
