@@ -4,13 +4,14 @@ Exact binomial tests, FWER / k-FWER / FDR procedures with adjusted p-values,
 and the SEGCERTIFY family of certification algorithms (Fischer, Baader & Vechev,
 ICML 2021).  The core never imports torch; see :mod:`mtcert_torch` for models.
 
-Sub-modules: :mod:`mtcert.binomial`, :mod:`mtcert.multitest`, :mod:`mtcert.certify`
-(SEGCERTIFY), :mod:`mtcert.cohen` (Cohen et al.'s PREDICT/CERTIFY and the paper's
-baselines), :mod:`mtcert.radius`, :mod:`mtcert.metrics`, :mod:`mtcert.oracle`,
+Sub-modules (each an attribute of :mod:`mtcert`): :mod:`mtcert.binomial`,
+:mod:`mtcert.multitest`, :mod:`mtcert.certify` (SEGCERTIFY), :mod:`mtcert.cohen`
+(Cohen et al.'s PREDICT/CERTIFY and the paper's baselines), :mod:`mtcert.radius`,
+:mod:`mtcert.metrics`, and, loaded on first use, :mod:`mtcert.oracle`,
 :mod:`mtcert.power`, :mod:`mtcert.plotting` and :mod:`mtcert.testing`.
 """
 
-from mtcert import metrics, radius
+from mtcert import binomial, certify, cohen, metrics, multitest, radius
 from mtcert._version import __version__
 from mtcert.binomial import binom_test, clopper_pearson, greater_pvalue_table
 from mtcert.certify import ABSTAIN, SegmentationCertificate, segcertify, segcertify_hits
@@ -25,7 +26,8 @@ from mtcert.multitest import (
     multipletests,
 )
 
-# Power-study names pull in pandas; load them on first use.
+# Power-study names pull in pandas (and plotting matplotlib); load them on first use.
+_LAZY_MODULES = ("oracle", "plotting", "power", "testing")
 _LAZY = {
     "BinaryOracle": "mtcert.oracle",
     "MultiClassOracle": "mtcert.oracle",
@@ -35,12 +37,18 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+def __getattr__(name: str) -> object:
+    import importlib
 
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"mtcert.{name}")
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mtcert' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_LAZY_MODULES})
 
 
 __all__ = [
@@ -56,16 +64,24 @@ __all__ = [
     "__version__",
     "adjust",
     "binom_test",
+    "binomial",
+    "certify",
     "check_error_rate",
     "clopper_pearson",
+    "cohen",
     "greater_pvalue_table",
     "indivclass",
     "jointclass",
     "metrics",
     "multipletests",
+    "multitest",
+    "oracle",
+    "plotting",
+    "power",
     "radius",
     "run_grid",
     "run_preset",
     "segcertify",
     "segcertify_hits",
+    "testing",
 ]

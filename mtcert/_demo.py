@@ -1,11 +1,14 @@
-"""The README's main job (``python -m mtcert run``) and the small demo behind ``demo``."""
+"""``python -m mtcert demo``: a small multiple-testing demo on simulated p-values."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+import argparse
 
 import numpy as np
+
+__all__ = ["HELP", "add_arguments", "multitest_demo", "run"]
+
+HELP = "multiple-testing demo on simulated p-values"
 
 
 def multitest_demo(m: int = 10_000, alpha: float = 0.05, seed: int = 0) -> str:
@@ -45,18 +48,19 @@ def multitest_demo(m: int = 10_000, alpha: float = 0.05, seed: int = 0) -> str:
     return "\n".join(lines)
 
 
-def main_job(out: str | Path = "results") -> int:
-    """Fig. 2 power studies, then (with torch installed) a certified segmentation demo."""
-    from mtcert._power_cli import run_main_job
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``demo`` sub-command's options to ``parser``."""
+    parser.add_argument("--m", type=int, default=10_000, help="number of tests")
+    parser.add_argument("--alpha", type=float, default=0.05, help="level")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
 
-    print(multitest_demo())
-    print()
-    code = run_main_job(out=str(out))
-    if code:
-        return code
-    if importlib.util.find_spec("torch") is None:
-        print("torch is not installed: skipping the certified-segmentation demo")
-        return 0
-    from mtcert_torch.demo import run_demo
 
-    return run_demo(Path(out) / "segmentation")
+def run(args: argparse.Namespace) -> int:
+    """Run the ``demo`` sub-command."""
+    from mtcert._cli_common import fail
+
+    try:
+        print(multitest_demo(m=args.m, alpha=args.alpha, seed=args.seed))
+    except ValueError as exc:
+        return fail(args.prog, str(exc))
+    return 0

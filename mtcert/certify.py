@@ -16,7 +16,7 @@ of hit counts in O(N + n) (:mod:`mtcert._kernels.certify`).  Every other
 procedure goes through :func:`mtcert.multitest.adjust`.
 
 Cohen et al.'s PREDICT / CERTIFY and the paper's baselines JOINTCLASS and
-INDIVCLASS live in :mod:`mtcert.cohen` and are re-exported here.
+INDIVCLASS live in :mod:`mtcert.cohen` (only there).
 """
 
 from __future__ import annotations
@@ -41,32 +41,14 @@ from mtcert._validation import (
     check_tau,
 )
 from mtcert.binomial import greater_pvalue_table
-from mtcert.cohen import (
-    ABSTAIN,
-    CertifyResult,
-    IndivClassResult,
-    JointClassResult,
-    PredictResult,
-    certify,
-    indivclass,
-    jointclass,
-    predict,
-)
+from mtcert.cohen import ABSTAIN
 from mtcert.multitest import adjust
 
 __all__ = [
     "ABSTAIN",
     "FAST_METHODS",
     "NOISE_MODELS",
-    "CertifyResult",
-    "IndivClassResult",
-    "JointClassResult",
-    "PredictResult",
     "SegmentationCertificate",
-    "certify",
-    "indivclass",
-    "jointclass",
-    "predict",
     "segcertify",
     "segcertify_hits",
 ]

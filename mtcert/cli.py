@@ -1,77 +1,69 @@
-"""Command-line interface: ``python -m mtcert <command>``.
+"""Command-line interface: ``python -m mtcert <command>`` (or the ``mtcert`` script).
 
 Commands
 --------
 run
     The main job on built-in defaults (the README's first command): the paper's
-    Fig. 2 power studies and, with torch installed, a certified segmentation.
+    Fig. 2 power studies and the jobs plugins register (``mtcert.jobs``).
 demo
     A small multiple-testing demo on simulated p-values.
 power
-    Power studies on synthetic oracles (:mod:`mtcert._power_cli`).
+    Power studies on synthetic oracles.
 
-Feature modules register further sub-commands through :data:`COMMANDS`.
+Adding a command: write a module with ``HELP`` (one line), ``add_arguments(parser)``
+and ``run(args) -> int`` (exit status), and add one line to :data:`COMMANDS`.
+Every user error is one stderr line and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-# name -> (help, add_arguments(parser), run(args) -> exit code)
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+from mtcert._cli_common import Parser
 
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register ``run(args) -> int`` as sub-command ``name``."""
-
-    def register(run):
-        COMMANDS[name] = (help, add_arguments, run)
-        return run
-
-    return register
+#: Sub-command name -> module defining ``HELP``, ``add_arguments(parser)``, ``run(args)``.
+COMMANDS: dict[str, str] = {
+    "run": "mtcert._main_job",
+    "demo": "mtcert._demo",
+    "power": "mtcert._power_cli",
+}
 
 
-def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--m", type=int, default=10_000, help="number of tests (default 10000)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="level (default 0.05)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+def program_name(argv0: str | None = None) -> str:
+    """``python -m mtcert`` when run as a module, else the console script's name."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    base = os.path.basename(argv0 or "")
+    if not base or base in ("__main__.py", "-c") or base.startswith("python"):
+        return "python -m mtcert"
+    return base
 
 
-@command("demo", "multiple-testing demo on simulated p-values", _demo_arguments)
-def _demo(args) -> int:
-    from mtcert._demo import multitest_demo
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The full parser: one sub-parser per entry of :data:`COMMANDS`."""
+    from mtcert import __version__
 
-    print(multitest_demo(m=args.m, alpha=args.alpha, seed=args.seed))
-    return 0
-
-
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="results", help="output folder (default: results)")
-
-
-@command("run", "the main job on built-in defaults", _run_arguments)
-def _run(args) -> int:
-    from mtcert._demo import main_job
-
-    return main_job(args.out)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mtcert", description=__doc__.split("\n")[0])
+    parser = Parser(prog=prog or program_name(), description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_, add_arguments, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
-        add_arguments(p)
-        p.set_defaults(_run=run)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(run=module.run, prog=p.prog)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return int(args._run(args) or 0)
-
-
-# Sub-commands defined in feature modules register themselves on import.
-from mtcert import _power_cli  # noqa: E402, F401
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return its exit status."""
+    args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{args.prog}: interrupted", file=sys.stderr)
+        return 130

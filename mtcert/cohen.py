@@ -19,6 +19,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mtcert import radius as _radius
 from mtcert._validation import (
@@ -39,7 +40,9 @@ __all__ = [
     "PredictResult",
     "certify",
     "indivclass",
+    "indivclass_hits",
     "jointclass",
+    "jointclass_hits",
     "predict",
 ]
 
@@ -67,12 +70,42 @@ def _fmt(x):
 
 
 def _p_lower_and_radius(hits, n, alpha, sigma, noise):
-    """One-sided Clopper–Pearson lower bound and Cohen's radius (NaN where abstaining)."""
+    """One-sided Clopper–Pearson lower bound and Cohen's radius (NaN where abstaining).
+
+    With one ``n`` for all inputs the bound depends on the hit count alone, so it
+    is evaluated once per distinct count (at most ``n + 1``), not once per input:
+    the beta quantile otherwise dominates the cost of a power study.
+    """
+    hits = np.asarray(hits)
+    inverse = None
+    if np.ndim(n) == 0 and hits.size > 1:
+        hits, inverse = np.unique(hits, return_inverse=True)
     p_lower = np.asarray(clopper_pearson(hits, n, alpha=alpha, alternative="greater")[0])
     certified = p_lower > 0.5
     with np.errstate(invalid="ignore"):
         r = np.asarray(_RADIUS[noise](p_lower, sigma), dtype=np.float64)
-    return p_lower, certified, np.where(certified, r, np.nan)
+    r = np.where(certified, r, np.nan)
+    if inverse is None:
+        return p_lower, certified, r
+    return p_lower[inverse], certified[inverse], r[inverse]
+
+
+def _hits_and_n(hits, n, shape_name="hits"):
+    """Validate hit counts and their sample sizes: integers with 0 <= hits <= n, n >= 1."""
+    hits = as_counts(hits, shape_name)
+    n = as_counts(n, "n")
+    try:
+        n_b = np.broadcast_to(n, hits.shape)
+    except ValueError:
+        raise ValueError(
+            f"n must be one sample size or one per input of hits' shape {hits.shape}; "
+            f"got shape {n.shape}"
+        ) from None
+    if n_b.size and n_b.min() < 1:
+        raise ValueError(f"n must be >= 1; found {int(n_b.min())}")
+    if np.any(hits > n_b):
+        raise ValueError(f"{shape_name} must lie in [0, n]; found a count above n")
+    return hits, (int(n) if n.ndim == 0 else n_b)
 
 
 @dataclass(frozen=True)
@@ -224,12 +257,13 @@ def certify(counts0, counts, *, alpha, sigma=1.0, noise="gaussian"):
 class JointClassResult:
     """Result of :func:`jointclass`.
 
-    ``labels`` (the guessed label vector, or all ABSTAIN), ``certified`` (bool
+    ``labels`` (the guessed label vector, or all ABSTAIN; ``None`` from
+    :func:`jointclass_hits` without a guess), ``certified`` (bool
     per batch entry), ``hits`` (testing samples equal to the guessed vector),
     ``p_lower``, ``radius`` (NaN where abstaining), ``alpha``, ``sigma``, ``noise``.
     """
 
-    labels: np.ndarray
+    labels: np.ndarray | None
     certified: np.ndarray
     hits: np.ndarray
     p_lower: np.ndarray
@@ -282,7 +316,7 @@ def jointclass(samples0, samples, *, alpha, sigma=1.0, noise="gaussian"):
     Notes
     -----
     With only the number ``h`` of testing samples equal to the guessed vector,
-    JOINTCLASS is ``certify([[1, 0]], [[h, n - h]], ...)``.
+    use :func:`jointclass_hits` (this function counts ``h`` and calls it).
 
     References
     ----------
@@ -329,18 +363,82 @@ def jointclass(samples0, samples, *, alpha, sigma=1.0, noise="gaussian"):
         top = idx[np.argmax(cnt)]
         guess[b] = v0[b, top]
         hits[b] = np.count_nonzero(np.all(v[b] == guess[b], axis=-1))
-    p_lower, certified, r = _p_lower_and_radius(hits, s.shape[-2], alpha, sigma, noise)
-    labels = np.where(certified[:, None], guess, ABSTAIN)
+    return _jointclass_decide(
+        guess.reshape((*batch, n_comp)), hits.reshape(batch), s.shape[-2], alpha, sigma, noise
+    )
+
+
+def _jointclass_decide(guess, hits, n, alpha, sigma, noise) -> JointClassResult:
+    """JOINTCLASS's decision from validated hit counts (the one place it is made)."""
+    p_lower, certified, r = _p_lower_and_radius(hits, n, alpha, sigma, noise)
+    labels = None
+    if guess is not None:
+        labels = np.where(certified[..., None], guess, ABSTAIN)
     return JointClassResult(
-        labels=labels.reshape((*batch, n_comp)),
-        certified=_out(certified.reshape(batch)),
-        hits=_out(hits.reshape(batch)),
-        p_lower=_out(p_lower.reshape(batch)),
-        radius=_out(r.reshape(batch)),
+        labels=labels,
+        certified=_out(certified),
+        hits=_out(hits),
+        p_lower=_out(p_lower),
+        radius=_out(r),
         alpha=alpha,
         sigma=sigma,
         noise=noise,
     )
+
+
+def jointclass_hits(
+    guess: ArrayLike | None,
+    hits: ArrayLike,
+    n: int | ArrayLike,
+    *,
+    alpha: float,
+    sigma: float = 1.0,
+    noise: str = "gaussian",
+) -> JointClassResult:
+    """JOINTCLASS from the guessed label vector's hit count (streaming form).
+
+    For samplers (and simulators) that keep only how many of the ``n`` testing
+    samples reproduced the guessed label vector *exactly*, mirroring
+    :func:`mtcert.certify.segcertify_hits`.  :func:`jointclass` reduces to it.
+
+    Parameters
+    ----------
+    guess : array_like of int, shape (..., N), or None
+        The guessed (modal) label vector per input; ``None`` when only the
+        decision is needed (``labels`` of the result is then ``None``).
+    hits : array_like of int, shape (...)
+        Testing samples whose whole label vector equals the guess, in [0, n].
+        **Must come from samples independent of those that chose the guess.**
+    n : int or array_like of int
+        Number of testing samples (>= 1), one for all inputs or one per input.
+    alpha, sigma, noise
+        As in :func:`certify`.
+
+    Returns
+    -------
+    JointClassResult
+
+    Examples
+    --------
+    >>> from mtcert.cohen import jointclass_hits
+    >>> res = jointclass_hits(None, [98, 60], 100, alpha=0.001)
+    >>> res.certified
+    array([ True, False])
+    >>> jointclass_hits([1, 2, 2], 98, 100, alpha=0.001).labels
+    array([1, 2, 2])
+    """
+    alpha = check_alpha(alpha)
+    sigma = check_positive_real(sigma, "sigma")
+    noise = check_option(noise, "noise", _NOISE)
+    hits, n = _hits_and_n(hits, n)
+    if guess is not None:
+        guess = as_counts(guess, "guess")
+        if guess.ndim < 1 or guess.shape[:-1] != hits.shape or guess.shape[-1] == 0:
+            raise ValueError(
+                f"guess must have shape (*hits.shape, N) with N >= 1; got {guess.shape} "
+                f"for hits of shape {hits.shape}"
+            )
+    return _jointclass_decide(guess, hits, n, alpha, sigma, noise)
 
 
 @dataclass(frozen=True)
@@ -415,12 +513,77 @@ def indivclass(counts0, counts, *, alpha, sigma=1.0, noise="gaussian", axis=None
     sigma = check_positive_real(sigma, "sigma")
     noise = check_option(noise, "noise", _NOISE)
     counts0, counts = as_independent_count_pair(counts0, counts)
-    comp_shape = counts.shape[:-1]
+    guess = np.argmax(counts0, axis=-1)
+    hits = np.take_along_axis(counts, guess[..., None], axis=-1)[..., 0]
+    n = counts.sum(axis=-1)
+    if np.any(n == 0):
+        raise ValueError("counts must hold at least one testing sample per input; found n = 0")
+    return _indivclass_decide(guess, hits, n, alpha, sigma, noise, axis)
+
+
+def indivclass_hits(
+    guess: ArrayLike,
+    hits: ArrayLike,
+    n: int | ArrayLike,
+    *,
+    alpha: float,
+    sigma: float = 1.0,
+    noise: str = "gaussian",
+    axis: int | None = None,
+) -> IndivClassResult:
+    """INDIVCLASS from guessed labels and their hit counts (streaming form).
+
+    The per-component form of :func:`indivclass`, mirroring
+    :func:`mtcert.certify.segcertify_hits`: component ``i`` guessed label
+    ``guess[i]``, which came up ``hits[i]`` times among ``n`` testing samples.
+
+    Parameters
+    ----------
+    guess : array_like of int
+        Guessed label per component (any shape; non-negative).
+    hits : array_like of int
+        Same shape as ``guess``, values in [0, n].  **Must come from samples
+        independent of those that produced** ``guess``.
+    n : int or array_like of int
+        Testing samples (>= 1): one for all components or one per component.
+    alpha, sigma, noise, axis
+        As in :func:`indivclass`.
+
+    Returns
+    -------
+    IndivClassResult
+
+    Examples
+    --------
+    >>> from mtcert.cohen import indivclass_hits
+    >>> res = indivclass_hits([[0, 1], [0, 1]], [[100, 99], [100, 60]], 100,
+    ...                       alpha=0.001, sigma=0.25, axis=-1)
+    >>> res.certified
+    array([ True, False])
+    >>> res.labels
+    array([[ 0,  1],
+           [-1, -1]])
+    """
+    alpha = check_alpha(alpha)
+    sigma = check_positive_real(sigma, "sigma")
+    noise = check_option(noise, "noise", _NOISE)
+    hits, n = _hits_and_n(hits, n)
+    guess = as_counts(guess, "guess")
+    if guess.shape != hits.shape:
+        raise ValueError(
+            f"guess and hits must have the same shape; got {guess.shape} and {hits.shape}"
+        )
+    if hits.size == 0:
+        raise ValueError("hits is empty: there are no components to certify")
+    return _indivclass_decide(guess, hits, n, alpha, sigma, noise, axis)
+
+
+def _indivclass_decide(guess, hits, n, alpha, sigma, noise, axis) -> IndivClassResult:
+    """INDIVCLASS's decision from validated guesses and hits (the one place it is made)."""
+    comp_shape = hits.shape
     if axis is None:
-        # one family: flatten the components to a single axis
-        counts0 = counts0.reshape(1, -1, counts.shape[-1])
-        counts = counts.reshape(1, -1, counts.shape[-1])
-        fam_axis = 1
+        fam_axis = None
+        m = hits.size
     else:
         comp_ndim = len(comp_shape)
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
@@ -430,21 +593,18 @@ def indivclass(counts0, counts, *, alpha, sigma=1.0, noise="gaussian", axis=None
                 f"axis {axis} is out of bounds for components with {comp_ndim} dimension(s)"
             )
         fam_axis = int(axis) % comp_ndim
-    alpha_per_test = alpha / counts.shape[fam_axis]
-    res = certify(counts0, counts, alpha=alpha_per_test, sigma=sigma, noise=noise)
-    comp_labels = np.asarray(res.label)
-    comp_radius = np.asarray(res.radius)
-    p_lower = np.asarray(res.p_lower)
-    certified = np.all(comp_labels != ABSTAIN, axis=fam_axis, keepdims=True)
+        m = comp_shape[fam_axis]
+    alpha_per_test = alpha / m  # Bonferroni over the family's m components
+    p_lower, comp_ok, comp_radius = _p_lower_and_radius(hits, n, alpha_per_test, sigma, noise)
+    comp_labels = np.where(comp_ok, guess, ABSTAIN)
+    certified = np.all(comp_ok, axis=fam_axis, keepdims=True)  # one abstention abstains all
     radius = np.where(certified, np.min(comp_radius, axis=fam_axis, keepdims=True), np.nan)
     labels = np.where(certified, comp_labels, ABSTAIN)
-    certified = np.squeeze(certified, axis=fam_axis)
-    radius = np.squeeze(radius, axis=fam_axis)
-    if axis is None:
-        labels, comp_labels, comp_radius, p_lower = (
-            x.reshape(comp_shape) for x in (labels, comp_labels, comp_radius, p_lower)
-        )
-        certified, radius = certified[0], radius[0]
+    if fam_axis is None:
+        certified, radius = certified.reshape(()), radius.reshape(())
+    else:
+        certified = np.squeeze(certified, axis=fam_axis)
+        radius = np.squeeze(radius, axis=fam_axis)
     return IndivClassResult(
         labels=labels,
         certified=_out(certified),

@@ -37,19 +37,20 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mtcert._kernels.oracle import joint_mode_kernel
 from mtcert._validation import as_probabilities, check_positive_int
 from mtcert.binomial import binom_test
 
-__all__ = ["BinaryOracle", "JointMode", "MultiClassOracle", "Oracle"]
+__all__ = ["BinaryOracle", "JointMode", "MultiClassOracle", "Oracle", "check_gamma"]
 
 # Columns drawn per binomial call: bounds the temporaries of sample_guess_hits
 # at a few times this many elements whatever N is.
 _CHUNK_ELEMENTS = 1 << 20
 
 
-def _check_rng(rng) -> np.random.Generator:
+def _check_rng(rng: object) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise ValueError(
             f"rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(seed)); "
@@ -58,7 +59,7 @@ def _check_rng(rng) -> np.random.Generator:
     return rng
 
 
-def _check_reps(reps) -> int | None:
+def _check_reps(reps: object) -> int | None:
     return None if reps is None else check_positive_int(reps, "reps")
 
 
@@ -98,7 +99,7 @@ class Oracle:
         """True label of each component, shape ``(N,)`` (int64)."""
         raise NotImplementedError
 
-    def label_probabilities(self, labels) -> np.ndarray:
+    def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
         """Probability that component ``i`` shows ``labels[..., i]``."""
         raise NotImplementedError
 
@@ -109,7 +110,9 @@ class Oracle:
         raise NotImplementedError
 
     # -- shared API ----------------------------------------------------------------
-    def sample_guess_hits(self, n0: int, n: int, *, rng, reps: int | None = None):
+    def sample_guess_hits(
+        self, n0: int, n: int, *, rng: np.random.Generator, reps: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Simulate the two sampling stages of CERTIFY / SEGCERTIFY per component.
 
         Stage one draws ``n0`` class counts per component and guesses their
@@ -149,7 +152,9 @@ class Oracle:
             return guess[0], hits[0]
         return guess, hits
 
-    def sample_joint_mode(self, n0: int, *, rng, reps: int | None = None) -> JointMode:
+    def sample_joint_mode(
+        self, n0: int, *, rng: np.random.Generator, reps: int | None = None
+    ) -> JointMode:
         """Simulate the modal joint label vector among ``n0`` joint draws.
 
         This is the guessing stage of JOINTCLASS, which treats the whole label
@@ -179,21 +184,24 @@ class Oracle:
             return JointMode(prob[0], n_wrong[0], count[0])
         return JointMode(prob, n_wrong, count)
 
-    def sample_counts(self, n: int, *, rng, size=None) -> np.ndarray:
+    def sample_counts(
+        self, n: int, *, rng: np.random.Generator, size: int | tuple[int, ...] | None = None
+    ) -> np.ndarray:
         """Class counts of ``n`` samples per component, shape ``(*size, N, C)``."""
         n = check_positive_int(n, "n")
         rng = _check_rng(rng)
         shape = () if size is None else tuple(np.atleast_1d(size).astype(int))
         return self._draw_counts(rng, n, shape)
 
-    def sample_labels(self, n: int, *, rng) -> np.ndarray:
+    def sample_labels(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``n`` joint label vectors, shape ``(n, N)`` (materialised: small N only)."""
         n = check_positive_int(n, "n")
         rng = _check_rng(rng)
         return self._draw_labels(rng, n)
 
 
-def _check_gamma(gamma) -> float:
+def check_gamma(gamma: object) -> float:
+    """Validate an error rate ``gamma`` in [0, 1] (a real number, not a bool)."""
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
         raise ValueError(f"gamma must be a real number in [0, 1]; got {gamma!r}")
     gamma = float(gamma)
@@ -206,8 +214,8 @@ def _check_gamma(gamma) -> float:
 class BinaryOracle(Oracle):
     """The paper's binary oracle (§6.1): two classes, true class 1 everywhere.
 
-    Component ``i`` is correct with probability ``1 - gamma`` on ``N - k``
-    components and ``clip(1 - bad_factor * gamma, 0, 1)`` on the first ``k``
+    Component ``i`` is correct with probability ``1 - gamma`` on ``N - n_bad``
+    components and ``clip(1 - bad_factor * gamma, 0, 1)`` on the first ``n_bad``
     ("bad") ones, independently of everything else.
 
     Parameters
@@ -216,8 +224,9 @@ class BinaryOracle(Oracle):
         Number of components (>= 1).
     gamma : float
         Error rate of the good components, in [0, 1].
-    k : int, default 0
-        Number of bad components, ``0 <= k <= N``.
+    n_bad : int, default 0
+        Number of bad components, ``0 <= n_bad <= N`` (the paper calls it k;
+        here ``k`` is reserved for the k-FWER).
     bad_factor : float, default 5.0
         The bad components' error rate is ``bad_factor * gamma`` (clamped).
 
@@ -225,7 +234,7 @@ class BinaryOracle(Oracle):
     --------
     >>> import numpy as np
     >>> from mtcert.oracle import BinaryOracle
-    >>> oracle = BinaryOracle(N=4, gamma=0.05, k=1)
+    >>> oracle = BinaryOracle(N=4, gamma=0.05, n_bad=1)
     >>> oracle.correct_probabilities()
     array([0.75, 0.95, 0.95, 0.95])
     >>> guess, hits = oracle.sample_guess_hits(100, 100, rng=np.random.default_rng(0), reps=3)
@@ -235,16 +244,16 @@ class BinaryOracle(Oracle):
 
     N: int
     gamma: float
-    k: int = 0
+    n_bad: int = 0
     bad_factor: float = 5.0
     n_classes: int = field(default=2, init=False, repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         N = check_positive_int(self.N, "N")
-        gamma = _check_gamma(self.gamma)
-        k = check_positive_int(self.k, "k", minimum=0)
-        if k > N:
-            raise ValueError(f"k (bad components) must be <= N = {N}; got {k}")
+        gamma = check_gamma(self.gamma)
+        n_bad = check_positive_int(self.n_bad, "n_bad", minimum=0)
+        if n_bad > N:
+            raise ValueError(f"n_bad (bad components) must be <= N = {N}; got {n_bad}")
         bf = self.bad_factor
         if (
             isinstance(bf, bool)
@@ -254,7 +263,7 @@ class BinaryOracle(Oracle):
             raise ValueError(f"bad_factor must be a finite real number >= 0; got {bf!r}")
         object.__setattr__(self, "N", N)
         object.__setattr__(self, "gamma", gamma)
-        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "n_bad", n_bad)
         object.__setattr__(self, "bad_factor", float(bf))
 
     @property
@@ -278,15 +287,15 @@ class BinaryOracle(Oracle):
 
     def correct_probabilities(self) -> np.ndarray:
         q = np.full(self.N, self.q_good)
-        q[: self.k] = self.q_bad
+        q[: self.n_bad] = self.q_bad
         return q
 
     def _q_slice(self, lo, hi):
         q = np.full(hi - lo, self.q_good)
-        q[: max(0, min(self.k, hi) - lo)] = self.q_bad
+        q[: max(0, min(self.n_bad, hi) - lo)] = self.q_bad
         return q
 
-    def label_probabilities(self, labels) -> np.ndarray:
+    def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
         labels = np.asarray(labels)
         if labels.shape[-1:] != (self.N,):
             raise ValueError(f"labels must have last axis of length N = {self.N}")
@@ -295,8 +304,8 @@ class BinaryOracle(Oracle):
         out = np.zeros(labels.shape)
         out[labels == 1] = self.q_good
         out[labels == 0] = 1.0 - self.q_good
-        bad = labels[..., : self.k]
-        out[..., : self.k] = np.where(
+        bad = labels[..., : self.n_bad]
+        out[..., : self.n_bad] = np.where(
             bad == 1, self.q_bad, np.where(bad == 0, 1.0 - self.q_bad, 0.0)
         )
         return out
@@ -319,8 +328,8 @@ class BinaryOracle(Oracle):
         return (rng.random((n, self.N)) < self.correct_probabilities()).astype(np.int64)
 
     def _blocks(self):
-        sizes = np.array([self.k, self.N - self.k], dtype=np.int64)
-        offsets = np.array([0, self.k], dtype=np.int64)
+        sizes = np.array([self.n_bad, self.N - self.n_bad], dtype=np.int64)
+        offsets = np.array([0, self.n_bad], dtype=np.int64)
         q = np.array([self.q_bad, self.q_good])
         with np.errstate(divide="ignore"):
             log_q = np.log(q)
@@ -356,7 +365,7 @@ class MultiClassOracle(Oracle):
     probabilities: np.ndarray
     truth: np.ndarray = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         p = as_probabilities(self.probabilities, "probabilities", allow_nan=False)
         if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 2:
             raise ValueError(
@@ -393,7 +402,7 @@ class MultiClassOracle(Oracle):
     def correct_probabilities(self) -> np.ndarray:
         return self.probabilities[np.arange(self.n_components), self.truth]
 
-    def label_probabilities(self, labels) -> np.ndarray:
+    def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
         labels = np.asarray(labels)
         if labels.shape[-1:] != (self.n_components,):
             raise ValueError(f"labels must have last axis of length N = {self.n_components}")

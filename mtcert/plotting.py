@@ -3,15 +3,22 @@
 matplotlib is an optional dependency (the ``plot`` extra:
 ``pip install "mtcert[plot]"``); importing this module works without it, and
 the plotting functions raise an ``ImportError`` that says how to install it.
+
+Every curve has its own colour, marker and line style, so curves that lie on
+top of each other (SEGCERTIFY-Holm under -Bonferroni in Fig. 2b) stay visible
+in print and in black and white; legends sit outside the axes.
 """
 
 from __future__ import annotations
 
+import itertools
 import textwrap
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["plot_power", "plot_preset"]
+__all__ = ["plot_fig2", "plot_power", "plot_preset"]
 
 _LABELS = {
     "jointclass": "JointClass",
@@ -19,10 +26,20 @@ _LABELS = {
     "segcertify-holm": "SegCertifyHolm",
     "segcertify-bonferroni": "SegCertifyBon",
 }
-_X_LABELS = {"gamma": r"$\gamma$", "N": r"$N$"}
+# The paper's four methods keep fixed styles across figures; other curves cycle.
+_STYLES = {
+    "jointclass": dict(color="C0", marker="s", linestyle="-"),
+    "indivclass": dict(color="C1", marker="^", linestyle="-."),
+    "segcertify-holm": dict(color="C2", marker="o", linestyle="-"),
+    "segcertify-bonferroni": dict(color="C3", marker="x", linestyle="--"),
+}
+_MARKERS = ("o", "s", "^", "D", "v", "x", "P", "*")
+_LINESTYLES = ("-", "--", "-.", ":")
+_X_LABELS = {"gamma": r"error rate $\gamma$", "N": r"components $N$"}
+_MARKERS_PER_CURVE = 11  # dense sweeps (101 gammas) get markers every ~10 points
 
 
-def _pyplot():
+def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
     except ImportError:  # pragma: no cover - exercised only without matplotlib
@@ -38,6 +55,60 @@ def _label(method: str, budget_spec: str | None, by_budget: bool) -> str:
     return _LABELS.get(method, method)
 
 
+def _style_axes(ax: Any, x: str) -> None:
+    if x == "N":
+        ax.set_xscale("log")
+    ax.set_xlabel(_X_LABELS.get(x, x))
+    ax.set_ylabel("certified rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, color="white")
+    ax.set_facecolor((0.96, 0.96, 0.96))
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+
+
+def _draw(ax: Any, df: pd.DataFrame, x: str, y: str, errorbars: bool) -> None:
+    methods = list(dict.fromkeys(df["method"]))
+    by_budget = "budget_spec" in df and df["budget_spec"].nunique() > 1 and len(methods) == 1
+    keys = ["method", "budget_spec"] if "budget_spec" in df else ["method"]
+    cycle = itertools.count()
+    for key, curve in df.groupby(keys, sort=False):
+        method, spec = (key if isinstance(key, tuple) else (key,)) + (None,) * (2 - len(keys))
+        curve = curve.sort_values(x)
+        i = next(cycle)
+        style = _STYLES.get(method) if not by_budget else None
+        if style is None:
+            style = dict(
+                color=f"C{i % 10}",
+                marker=_MARKERS[i % len(_MARKERS)],
+                linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+            )
+        every = max(1, len(curve) // _MARKERS_PER_CURVE)
+        (line,) = ax.plot(
+            curve[x], curve[y], label=_label(method, spec, by_budget), markevery=every,
+            markersize=5, linewidth=1.4, markerfacecolor="none", **style,
+        )  # fmt: skip
+        if errorbars and "stderr" in curve:
+            lo = (curve[y] - 2 * curve["stderr"]).clip(0, 1)
+            hi = (curve[y] + 2 * curve["stderr"]).clip(0, 1)
+            ax.fill_between(curve[x], lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+
+
+def _wrap(title: str, width: int) -> str:
+    # Keep "α = 0.001" on one line: wrap only between the settings.
+    return textwrap.fill(title.replace(" = ", "\u00a0=\u00a0"), width)
+
+
+def _check_columns(df: pd.DataFrame, x: str, y: str | None) -> str:
+    if x not in df.columns:
+        raise ValueError(f"df has no column {x!r}")
+    if y is None:
+        y = "certified_rate_smoothed" if "certified_rate_smoothed" in df else "certified_rate"
+    if y not in df.columns:
+        raise ValueError(f"df has no column {y!r}")
+    return y
+
+
 def plot_power(
     df: pd.DataFrame,
     *,
@@ -45,8 +116,8 @@ def plot_power(
     y: str | None = None,
     title: str | None = None,
     errorbars: bool = False,
-    ax=None,
-):
+    ax: Any = None,
+) -> Any:
     """Plot the certified rate against ``x``, one line per method (or budget).
 
     Parameters
@@ -54,62 +125,49 @@ def plot_power(
     df : pandas.DataFrame
         Output of :func:`mtcert.power.run_grid` / :func:`~mtcert.power.run_preset`.
     x : {"gamma", "N"}
-        The swept column; ``"N"`` uses a logarithmic axis with markers, as in
-        the paper's Figs. 2c and 6.
+        The swept column; ``"N"`` uses a logarithmic axis, as in the paper's
+        Figs. 2c and 6.
     y : str, optional
         Column to plot; defaults to ``certified_rate_smoothed`` when present,
         else ``certified_rate``.
     title : str, optional
     errorbars : bool, default False
-        Shade +-2 standard errors around unsmoothed curves.
+        Shade ±2 standard errors (column ``stderr``) around each curve.
     ax : matplotlib Axes, optional
-        Draw into this axes; a new figure is created otherwise.
+        Draw into this axes (no legend is added then); a new figure with the
+        legend outside the axes, right of the data, is created otherwise.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from mtcert.power import run_grid
+    >>> from mtcert.plotting import plot_power
+    >>> df = run_grid(["segcertify-holm", "segcertify-bonferroni"], gamma=[0.0, 0.1],
+    ...               N=100, reps=2)
+    >>> fig = plot_power(df, title="N = 100, α = 0.001")
+    >>> [line.get_label() for line in fig.axes[0].lines]
+    ['SegCertifyHolm', 'SegCertifyBon']
     """
     plt = _pyplot()
-    if x not in df.columns:
-        raise ValueError(f"df has no column {x!r}")
-    if y is None:
-        y = "certified_rate_smoothed" if "certified_rate_smoothed" in df else "certified_rate"
-    if y not in df.columns:
-        raise ValueError(f"df has no column {y!r}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    y = _check_columns(df, x, y)
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(7.0, 3.8), layout="constrained")
     else:
         fig = ax.figure
-    methods = list(dict.fromkeys(df["method"]))
-    by_budget = "budget_spec" in df and df["budget_spec"].nunique() > 1
-    keys = ["method", "budget_spec"] if "budget_spec" in df else ["method"]
-    for key, curve in df.groupby(keys, sort=False):
-        method, spec = (key if isinstance(key, tuple) else (key,)) + (None,) * (2 - len(keys))
-        curve = curve.sort_values(x)
-        label = _label(method, spec, by_budget and len(methods) == 1)
-        style = dict(marker="x") if x == "N" else {}
-        (line,) = ax.plot(curve[x], curve[y], label=label, **style)
-        if errorbars and y == "certified_rate" and "stderr" in curve:
-            lo = (curve[y] - 2 * curve["stderr"]).clip(0, 1)
-            hi = (curve[y] + 2 * curve["stderr"]).clip(0, 1)
-            ax.fill_between(curve[x], lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-    if x == "N":
-        ax.set_xscale("log")
-    ax.set_xlabel(_X_LABELS.get(x, x))
-    ax.set_ylabel("certified rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(True, color="white")
-    ax.set_facecolor((0.97, 0.97, 0.97))
-    for side in ("top", "right", "left", "bottom"):
-        ax.spines[side].set_visible(False)
-    ax.legend(frameon=False)
+    _draw(ax, df, x, y, errorbars)
+    _style_axes(ax, x)
+    if own:
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
-        ax.set_title(textwrap.fill(title, 60), fontsize="medium")
-    fig.tight_layout()
+        ax.set_title(_wrap(title, 70), fontsize="medium")
     return fig
 
 
-def plot_preset(df: pd.DataFrame, name: str, *, path=None):
+def plot_preset(df: pd.DataFrame, name: str, *, path: Any = None, errorbars: bool = False) -> Any:
     """Plot a preset's DataFrame like the paper's figure; save to ``path`` if given.
 
     Returns the matplotlib Figure.
@@ -120,7 +178,47 @@ def plot_preset(df: pd.DataFrame, name: str, *, path=None):
         raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}; got {name!r}")
     preset = PRESETS[name]
     y = "certified_rate_smoothed" if preset.smooth else "certified_rate"
-    fig = plot_power(df, x=preset.x, y=y, title=f"{name}: {preset.title}")
+    fig = plot_power(df, x=preset.x, y=y, title=f"{name}: {preset.title}", errorbars=errorbars)
     if path is not None:
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=150)
+    return fig
+
+
+def plot_fig2(frames: Mapping[str, pd.DataFrame], *, errorbars: bool = False) -> Any:
+    """The paper's Fig. 2 as one panel: (a) n = 100, (b) n = 1000, (c) growing N.
+
+    Parameters
+    ----------
+    frames : mapping
+        ``{"fig2a": df, "fig2b": df, "fig2c": df}`` from :func:`mtcert.power.run_preset`.
+    errorbars : bool, default False
+        Shade ±2 standard errors.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three axes side by side with one shared legend below them.
+    """
+    from mtcert.power import PRESETS
+
+    plt = _pyplot()
+    names = ("fig2a", "fig2b", "fig2c")
+    missing = [n for n in names if n not in frames]
+    if missing:
+        raise ValueError(f"frames needs the presets {', '.join(names)}; missing {missing}")
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.0), layout="constrained")
+    for letter, name, ax in zip("abc", names, axes, strict=True):
+        preset = PRESETS[name]
+        y = "certified_rate_smoothed" if preset.smooth else "certified_rate"
+        y = y if y in frames[name] else "certified_rate"
+        plot_power(frames[name], x=preset.x, y=y, errorbars=errorbars, ax=ax)
+        ax.set_title(_wrap(f"({letter}) {preset.title}", 48), fontsize="medium")
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(
+        handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles),
+        frameon=False,
+    )  # fmt: skip
     return fig

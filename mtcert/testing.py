@@ -205,13 +205,13 @@ def _normal_sf(z):
     return 0.5 * special.erfc(z / np.sqrt(2.0))
 
 
-def _independent(rng, reps, m, m0, k, mu, rho):
+def _independent(rng, reps, m, m0, clump, mu, rho):
     z = rng.standard_normal((reps, m))
     z[:, m0:] += mu
     return _normal_sf(z)
 
 
-def _positive(rng, reps, m, m0, k, mu, rho):
+def _positive(rng, reps, m, m0, clump, mu, rho):
     # Equicorrelated one-sided z-tests (correlation rho >= 0): positively
     # regression dependent (PRDS), the setting of Hochberg, Hommel and BH.
     w = rng.standard_normal((reps, 1))
@@ -220,20 +220,20 @@ def _positive(rng, reps, m, m0, k, mu, rho):
     return _normal_sf(z)
 
 
-def _adversarial(rng, reps, m, m0, k, mu, rho):
+def _adversarial(rng, reps, m, m0, clump, mu, rho):
     # Extremal dependence for Bonferroni-type bounds: the m0 true nulls form
-    # G = ceil(m0 / k) clumps of (up to) k equal p-values, clump j at
+    # G = ceil(m0 / clump) clumps of (up to) `clump` equal p-values, clump j at
     # (U + j / G) mod 1 with one U ~ U(0, 1).  Every p-value is exactly uniform,
     # and for t <= 1/G the events "clump j <= t" are disjoint, so
     # P(>= k nulls <= t) = G t: Bonferroni (t = alpha/m, k = 1, m0 = m) and
-    # generalized Bonferroni (t = k alpha/m, k | m0 = m) attain their level
+    # generalized Bonferroni (t = k alpha/m, clump = k | m0 = m) attain their level
     # exactly (Lehmann & Romano 2005, sharpness of Thm 2.1).  The false nulls get
     # p = 0, so step-down methods reach the nulls with their largest constants.
-    G = -(-m0 // k)
+    G = -(-m0 // clump)
     u = rng.random((reps, 1))
-    clump = np.arange(m0) // k
+    index = np.arange(m0) // clump
     p = np.zeros((reps, m))
-    p[:, :m0] = np.mod(u + clump / G, 1.0)
+    p[:, :m0] = np.mod(u + index / G, 1.0)
     return p
 
 
@@ -301,6 +301,7 @@ def check_error_rate(
     m0: int | None = None,
     alpha: float = 0.05,
     k: int = 1,
+    clump: int | None = None,
     rate: str = "fwer",
     reps: int = 2000,
     seed: int = 0,
@@ -328,15 +329,18 @@ def check_error_rate(
         construction that attains the Bonferroni / Lehmann–Romano bounds
         exactly (the worst case for single-step and step-down procedures valid
         under arbitrary dependence).  A callable
-        ``scenario(rng, reps, m, m0, k, mu, rho) -> (reps, m) p-values`` plugs
+        ``scenario(rng, reps, m, m0, clump, mu, rho) -> (reps, m) p-values`` plugs
         in a custom construction (nulls first).
     m, m0 : int
         Family size and number of true nulls (default ``m0 = m``).
     alpha : float
         The level the procedure claims.
     k : int, default 1
-        For ``rate="kfwer"``: an error is ``>= k`` false rejections; also the
-        clump size of the adversarial scenario.
+        For ``rate="kfwer"``: an error is ``>= k`` false rejections.
+    clump : int, optional
+        Size of the clumps of equal null p-values in the adversarial scenario
+        (default ``k``: the construction that attains the generalized
+        Bonferroni bound at this ``k``); passed to a callable scenario as well.
     rate : {"fwer", "kfwer", "fdr"}
     reps : int
         Monte Carlo repetitions.
@@ -366,6 +370,7 @@ def check_error_rate(
         raise ValueError(f"m0 must be <= m = {m}; got {m0}")
     alpha = check_alpha(alpha)
     k = check_positive_int(k, "k")
+    clump = k if clump is None else check_positive_int(clump, "clump")
     rate = check_option(rate, "rate", ("fwer", "kfwer", "fdr"))
     if rate == "fwer" and k != 1:
         raise ValueError(f"rate='fwer' needs k == 1 (use rate='kfwer'); got k={k}")
@@ -382,7 +387,7 @@ def check_error_rate(
         make = SCENARIOS[name]
 
     rng_p, rng_fdp = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    p = np.asarray(make(rng_p, reps, m, m0, k, float(mu), float(rho)), dtype=np.float64)
+    p = np.asarray(make(rng_p, reps, m, m0, clump, float(mu), float(rho)), dtype=np.float64)
     if p.shape != (reps, m):
         raise ValueError(f"scenario returned shape {p.shape}; expected {(reps, m)}")
     if vectorized:

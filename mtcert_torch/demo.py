@@ -21,7 +21,7 @@ from .training import train_with_noise
 
 
 def run_demo(
-    out="results/segmentation",
+    out: str | Path = "results/segmentation",
     *,
     n_train: int = 96,
     n_test: int = 12,

@@ -160,3 +160,77 @@ def test_indivclass_against_per_component_reference():
     assert "IndivClassResult" in repr(allc)
     with pytest.raises(ValueError, match="axis"):
         indivclass(c0, c, alpha=0.01, axis=2)
+
+
+# -- streaming forms: indivclass_hits / jointclass_hits ---------------------------------
+
+
+def test_indivclass_hits_equals_indivclass_on_counts():
+    from mtcert.cohen import indivclass_hits
+    from mtcert.oracle import BinaryOracle
+
+    o = BinaryOracle(N=30, gamma=0.08, n_bad=2)
+    guess, hits = o.sample_guess_hits(50, 50, rng=np.random.default_rng(0), reps=400)
+    res = indivclass_hits(guess, hits, 50, alpha=0.01, sigma=0.5, axis=-1)
+    counts0 = np.stack([guess == 0, guess == 1], axis=-1).astype(np.int64)
+    counts = np.stack(
+        [np.where(guess == 0, hits, 50 - hits), np.where(guess == 1, hits, 50 - hits)], -1
+    )
+    ref = indivclass(counts0, counts, alpha=0.01, sigma=0.5, axis=-1)
+    for field in ("labels", "certified", "component_labels", "p_lower"):
+        np.testing.assert_array_equal(getattr(res, field), getattr(ref, field), err_msg=field)
+    np.testing.assert_allclose(res.radius, ref.radius)
+    assert 0 < np.mean(res.certified) < 1  # both outcomes occur
+    # p_lower per component is the Clopper–Pearson bound at alpha / N (statsmodels)
+    h = int(hits[0, 0])
+    ref_p = proportion_confint(h, 50, alpha=2 * 0.01 / 30, method="beta")[0]
+    assert res.p_lower[0, 0] == pytest.approx(ref_p, rel=1e-10, abs=1e-300)
+
+
+def test_indivclass_hits_per_component_n_and_validation():
+    from mtcert.cohen import indivclass_hits
+
+    one = indivclass_hits([0, 1, 2], [95, 190, 9], [100, 200, 10], alpha=0.01)
+    for g, h, n, lab in zip([0, 1, 2], [95, 190, 9], [100, 200, 10], one.component_labels,
+                            strict=True):  # fmt: skip
+        ref = cohen_certify_ref(np.eye(3)[g], np.eye(3)[g] * h + (n - h) * np.eye(3)[g - 1],
+                                0.01 / 3, 1.0)  # fmt: skip
+        assert lab == ref[0]
+    with pytest.raises(ValueError, match="hits must lie in"):
+        indivclass_hits([0], [101], 100, alpha=0.01)
+    with pytest.raises(ValueError, match="same shape"):
+        indivclass_hits([0, 1], [1], 100, alpha=0.01)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        indivclass_hits([0], [0], 0, alpha=0.01)
+    with pytest.raises(ValueError, match="guess"):
+        indivclass_hits([-1], [1], 10, alpha=0.01)
+    with pytest.raises(ValueError, match="empty"):
+        indivclass_hits([], [], 10, alpha=0.01)
+    with pytest.raises(ValueError, match="axis"):
+        indivclass_hits([[0]], [[1]], 10, alpha=0.01, axis=2)
+
+
+def test_jointclass_hits_is_jointclass_from_the_count():
+    from mtcert.cohen import jointclass_hits
+
+    rng = np.random.default_rng(5)
+    reps, n0, n, N = 9, 20, 60, 4
+    s0 = np.where(rng.random((reps, n0, N)) < 0.03, 1, 0)
+    s = np.where(rng.random((reps, n, N)) < 0.03, 1, 0)
+    ref = jointclass(s0, s, alpha=0.01, sigma=0.25)
+    got = jointclass_hits(ref.labels.clip(0), ref.hits, n, alpha=0.01, sigma=0.25)
+    np.testing.assert_array_equal(got.certified, ref.certified)
+    np.testing.assert_array_equal(got.p_lower, ref.p_lower)
+    np.testing.assert_array_equal(np.isnan(got.radius), np.isnan(ref.radius))
+    bare = jointclass_hits(None, ref.hits, n, alpha=0.01)
+    assert bare.labels is None
+    np.testing.assert_array_equal(bare.certified, ref.certified)
+    for h in (0, 35, 59, 60):  # against statsmodels' Clopper–Pearson
+        p = proportion_confint(h, n, alpha=0.02, method="beta")[0] if h else 0.0
+        assert float(jointclass_hits(None, h, n, alpha=0.01).p_lower) == pytest.approx(p, abs=1e-12)
+    with pytest.raises(ValueError, match="hits must lie in"):
+        jointclass_hits(None, 61, 60, alpha=0.01)
+    with pytest.raises(ValueError, match="guess must have shape"):
+        jointclass_hits([[1, 2]], [3, 4], 60, alpha=0.01)
+    with pytest.raises(ValueError, match="alpha"):
+        jointclass_hits(None, 3, 60, alpha=0)

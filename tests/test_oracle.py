@@ -22,7 +22,7 @@ def close_to(freq, prob, reps):
 
 
 def test_binary_probabilities_and_clamping():
-    o = BinaryOracle(N=5, gamma=0.05, k=2)
+    o = BinaryOracle(N=5, gamma=0.05, n_bad=2)
     np.testing.assert_allclose(o.correct_probabilities(), [0.75, 0.75, 0.95, 0.95, 0.95])
     assert BinaryOracle(3, 0.3, 1).q_bad == 0.0  # 1 - 5 * 0.3 clamped to 0
     assert BinaryOracle(3, 0.0, 3).q_bad == 1.0
@@ -39,8 +39,8 @@ def test_binary_probabilities_and_clamping():
         (dict(N=5, gamma=1.5), "gamma"),
         (dict(N=5, gamma=float("nan")), "gamma"),
         (dict(N=5, gamma="0.1"), "gamma"),
-        (dict(N=5, gamma=0.1, k=6), "k"),
-        (dict(N=5, gamma=0.1, k=-1), "k"),
+        (dict(N=5, gamma=0.1, n_bad=6), "n_bad"),
+        (dict(N=5, gamma=0.1, n_bad=-1), "n_bad"),
         (dict(N=5, gamma=0.1, bad_factor=-1.0), "bad_factor"),
     ],
 )
@@ -70,7 +70,7 @@ def test_binary_guess_law_with_pessimistic_ties(n0):
     q = np.array([0.5, 0.6, 0.95])
     reps = 40_000
     o = MultiClassOracle(np.stack([1 - q, q], axis=1), truth=np.ones(3, dtype=np.int64))
-    b = BinaryOracle(N=3, gamma=0.4, k=0)  # q = 0.6 everywhere
+    b = BinaryOracle(N=3, gamma=0.4, n_bad=0)  # q = 0.6 everywhere
     rng = np.random.default_rng(1)
     guess, _ = b.sample_guess_hits(n0, 5, rng=rng, reps=reps)
     expected = stats.binom.sf(n0 // 2, n0, 0.6)  # count > n0/2
@@ -81,7 +81,7 @@ def test_binary_guess_law_with_pessimistic_ties(n0):
 
 
 def test_binary_hits_law_given_guess():
-    o = BinaryOracle(N=2, gamma=0.3, k=1)  # q = (0, 0.7): the bad one is always wrong
+    o = BinaryOracle(N=2, gamma=0.3, n_bad=1)  # q = (0, 0.7): the bad one is always wrong
     rng = np.random.default_rng(2)
     reps = 50_000
     guess, hits = o.sample_guess_hits(1, 20, rng=rng, reps=reps)
@@ -95,7 +95,7 @@ def test_binary_hits_law_given_guess():
 
 
 def test_sampling_is_reproducible_and_shapes():
-    o = BinaryOracle(N=7, gamma=0.05, k=1)
+    o = BinaryOracle(N=7, gamma=0.05, n_bad=1)
     a = o.sample_guess_hits(100, 100, rng=np.random.default_rng(5), reps=3)
     b = o.sample_guess_hits(100, 100, rng=np.random.default_rng(5), reps=3)
     np.testing.assert_array_equal(a[0], b[0])
@@ -108,14 +108,14 @@ def test_sampling_is_reproducible_and_shapes():
 
 def test_large_N_is_drawn_in_chunks():
     # More columns than one chunk: the result must still cover every component.
-    o = BinaryOracle(N=(1 << 20) + 3, gamma=0.0, k=2)
+    o = BinaryOracle(N=(1 << 20) + 3, gamma=0.0, n_bad=2)
     g, h = o.sample_guess_hits(3, 7, rng=np.random.default_rng(0), reps=2)
     assert g.shape == (2, (1 << 20) + 3)
     assert (g == 1).all() and (h == 7).all()  # gamma = 0: always right
 
 
 def test_sample_counts_and_labels_laws():
-    o = BinaryOracle(N=3, gamma=0.1, k=1)
+    o = BinaryOracle(N=3, gamma=0.1, n_bad=1)
     rng = np.random.default_rng(3)
     c = o.sample_counts(50, rng=rng, size=4000)
     assert c.shape == (4000, 3, 2)
@@ -185,7 +185,7 @@ def _bruteforce_mode_probability(oracle, n0, reps, seed):
 @pytest.mark.parametrize(
     "oracle",
     [
-        BinaryOracle(N=3, gamma=0.15, k=1),
+        BinaryOracle(N=3, gamma=0.15, n_bad=1),
         MultiClassOracle([[0.6, 0.3, 0.1], [0.2, 0.1, 0.7]]),
     ],
     ids=["binary", "multiclass"],
@@ -207,12 +207,12 @@ def test_joint_mode_law_matches_bruteforce(oracle):
 
 def test_joint_mode_edge_cases():
     rng = np.random.default_rng(0)
-    m = BinaryOracle(N=50, gamma=0.0, k=3).sample_joint_mode(7, rng=rng, reps=4)
+    m = BinaryOracle(N=50, gamma=0.0, n_bad=3).sample_joint_mode(7, rng=rng, reps=4)
     np.testing.assert_array_equal(m.probability, 1.0)
     np.testing.assert_array_equal(m.n_wrong, 0)
     np.testing.assert_array_equal(m.mode_count, 7)
     # gamma = 1: every component is always wrong, so the mode is the all-wrong vector.
-    m = BinaryOracle(N=5, gamma=1.0, k=2).sample_joint_mode(3, rng=rng, reps=2)
+    m = BinaryOracle(N=5, gamma=1.0, n_bad=2).sample_joint_mode(3, rng=rng, reps=2)
     np.testing.assert_array_equal(m.probability, 1.0)
     np.testing.assert_array_equal(m.n_wrong, 5)
     # 0-d results without reps

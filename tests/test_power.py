@@ -12,8 +12,7 @@ import pytest
 from scipy import stats
 from scipy.signal import savgol_filter
 
-from mtcert import certify as C
-from mtcert import power
+from mtcert import cohen, power
 from mtcert.oracle import BinaryOracle
 from mtcert.power import PRESETS, run_grid, run_preset, smooth
 
@@ -47,14 +46,14 @@ def _close(observed, expected, sd):
     assert abs(observed - expected) <= Z * sd + 1e-12, (observed, expected, sd)
 
 
-@pytest.mark.parametrize("gamma, k", [(0.06, 1), (0.1, 0)])
-def test_segcertify_bonferroni_matches_closed_form(gamma, k):
+@pytest.mark.parametrize("gamma, n_bad", [(0.06, 1), (0.1, 0)])
+def test_segcertify_bonferroni_matches_closed_form(gamma, n_bad):
     N, n0, n, alpha, tau, reps = 50, 30, 40, 0.01, 0.75, 2000
     df = run_grid(
         "segcertify-bonferroni",
-        gamma=gamma, N=N, k=k, n0=n0, n=n, alpha=alpha, tau=tau, reps=reps, workers=1,
+        gamma=gamma, N=N, n_bad=n_bad, n0=n0, n=n, alpha=alpha, tau=tau, reps=reps, workers=1,
     )  # fmt: skip
-    q = BinaryOracle(N, gamma, k).correct_probabilities()
+    q = BinaryOracle(N, gamma, n_bad).correct_probabilities()
     p_cert, p_right = _per_component(q, n0, n, _h_star(n, tau, alpha / N))
     sd = np.sqrt((p_cert * (1 - p_cert)).sum() / N**2 / reps)
     _close(df.certified_rate[0], p_cert.mean(), sd)
@@ -66,7 +65,7 @@ def test_segcertify_bonferroni_matches_closed_form(gamma, k):
 def test_indivclass_matches_closed_form():
     N, n0, n, alpha, gamma, reps = 10, 20, 60, 0.05, 0.06, 3000
     df = run_grid(
-        "indivclass", gamma=gamma, N=N, k=1, n0=n0, n=n, alpha=alpha, reps=reps, workers=1
+        "indivclass", gamma=gamma, N=N, n_bad=1, n0=n0, n=n, alpha=alpha, reps=reps, workers=1
     )
     q = BinaryOracle(N, gamma, 1).correct_probabilities()
     p_cert, p_right = _per_component(q, n0, n, _h_cp(n, alpha / N))
@@ -77,31 +76,16 @@ def test_indivclass_matches_closed_form():
     _close(df.certified_correct_rate[0], correct, np.sqrt(p_all / reps))
 
 
-def test_indivclass_shortcut_equals_certify_indivclass():
-    o = BinaryOracle(N=30, gamma=0.08, k=2)
-    rng = np.random.default_rng(0)
-    guess, hits = o.sample_guess_hits(50, 50, rng=rng, reps=400)
-    certified, p_lower = power._indivclass(guess, hits, 50, 0.01)
-    counts0 = np.stack([guess == 0, guess == 1], axis=-1).astype(np.int64)
-    counts = np.stack(
-        [np.where(guess == 0, hits, 50 - hits), np.where(guess == 1, hits, 50 - hits)], -1
-    )
-    ref = C.indivclass(counts0, counts, alpha=0.01, axis=-1)
-    np.testing.assert_array_equal(certified, np.asarray(ref.labels) != C.ABSTAIN)
-    np.testing.assert_allclose(p_lower, ref.p_lower)
-    assert 0 < certified[:, 0].mean() < 1
-
-
 def test_jointclass_matches_bruteforce_on_materialised_samples():
     N, n0, n, alpha, gamma, reps = 3, 20, 30, 0.05, 0.05, 1500
     df = run_grid(
-        "jointclass", gamma=gamma, N=N, k=1, n0=n0, n=n, alpha=alpha, reps=reps, workers=1
+        "jointclass", gamma=gamma, N=N, n_bad=1, n0=n0, n=n, alpha=alpha, reps=reps, workers=1
     )
     o = BinaryOracle(N, gamma, 1)
     rng = np.random.default_rng(123)
     s0 = o.sample_labels(reps * n0, rng=rng).reshape(reps, n0, N)
     s = o.sample_labels(reps * n, rng=rng).reshape(reps, n, N)
-    ref = C.jointclass(s0, s, alpha=alpha)
+    ref = cohen.jointclass(s0, s, alpha=alpha)
     p_ref = np.asarray(ref.certified).mean()
     assert 0.1 < p_ref < 0.9
     _close(df.certified_rate[0], p_ref, np.sqrt(2 * p_ref * (1 - p_ref) / reps))
@@ -154,7 +138,8 @@ def test_budget_counts_errors_beyond_b():
 def test_common_random_numbers_order_methods():
     df = run_grid(
         ["segcertify-holm", "segcertify-bonferroni", "segcertify-generalized-holm"],
-        gamma=[0.02, 0.07], N=100, k=1, n0=100, n=100, alpha=0.001, tau=0.75, reps=50, workers=1,
+        gamma=[0.02, 0.07], N=100, n_bad=1, n0=100, n=100, alpha=0.001, tau=0.75, reps=50,
+        workers=1,
     )  # fmt: skip
     for _, g in df.groupby("gamma"):
         r = g.set_index("method").certified_rate
@@ -166,14 +151,16 @@ def test_common_random_numbers_order_methods():
 def test_results_do_not_depend_on_executor_or_grid():
     kw = dict(
         method=["jointclass", "indivclass", "segcertify-holm"],
-        gamma=[0.0, 0.03, 0.06], N=[20, 100], k=1, n0=50, n=50, alpha=0.01, tau=0.75, reps=30,
+        gamma=[0.0, 0.03, 0.06], N=[20, 100], n_bad=1, n0=50, n=50, alpha=0.01, tau=0.75, reps=30,
     )  # fmt: skip
     serial = run_grid(**kw, workers=1).drop(columns=DROP)
-    processes = run_grid(**kw, workers=2).drop(columns=DROP)
+    threads = run_grid(**kw, workers=3).drop(columns=DROP)  # the default back-end
+    processes = run_grid(**kw, workers=2, backend="processes").drop(columns=DROP)
     with cf.ThreadPoolExecutor(3) as ex:
-        threads = run_grid(**kw, executor=ex).drop(columns=DROP)
-    pd.testing.assert_frame_equal(serial, processes)
+        executor = run_grid(**kw, executor=ex).drop(columns=DROP)
     pd.testing.assert_frame_equal(serial, threads)
+    pd.testing.assert_frame_equal(serial, processes)
+    pd.testing.assert_frame_equal(serial, executor)
     # A scenario's draws depend on its parameters, not on the rest of the grid.
     alone = run_grid(**{**kw, "gamma": 0.03, "N": 100}, workers=1).drop(columns=DROP)
     part = serial[(serial.gamma == 0.03) & (serial.N == 100)].reset_index(drop=True)
@@ -206,7 +193,8 @@ def test_columns_and_budget_resolution():
         (dict(method="holm"), "method"),
         (dict(gamma=2.0), "gamma"),
         (dict(N=0), "N"),
-        (dict(k=200), "k"),
+        (dict(n_bad=200), "n_bad"),
+        (dict(backend="fork"), "backend"),
         (dict(alpha=0.0), "alpha"),
         (dict(tau=0.4), "tau"),
         (dict(budget=-1), "budget"),
@@ -248,7 +236,7 @@ def test_presets_have_the_paper_settings():
     a = PRESETS["fig2a"].grid
     assert len(a["gamma"]) == 101 and a["gamma"][0] == 0.0 and a["gamma"][-1] == 0.1
     assert np.allclose(np.diff(a["gamma"]), 0.001)
-    assert (a["N"], a["k"], a["n0"], a["n"], a["alpha"], a["tau"]) == (
+    assert (a["N"], a["n_bad"], a["n0"], a["n"], a["alpha"], a["tau"]) == (
         100,
         1,
         100,
@@ -265,7 +253,7 @@ def test_presets_have_the_paper_settings():
     }
     assert PRESETS["fig2b"].grid["n0"] == PRESETS["fig2b"].grid["n"] == 1000
     c = PRESETS["fig2c"].grid
-    assert (c["gamma"], c["k"], c["n0"], c["alpha"]) == (0.05, 0, 1000, 0.1)
+    assert (c["gamma"], c["n_bad"], c["n0"], c["alpha"]) == (0.05, 0, 1000, 0.1)
     assert min(c["N"]) == 100 and max(c["N"]) == 10**6
     assert not PRESETS["fig5"].smooth and PRESETS["fig5"].grid == PRESETS["fig2b"].grid
     assert PRESETS["fig6a"].grid["alpha"] == 0.1 and PRESETS["fig6b"].grid["alpha"] == 0.001
@@ -286,7 +274,7 @@ def test_paper_findings_fig2_qualitatively():
     # §6.1 on a coarse grid: JointClass fails once gamma > 0, IndivClass holds
     # at small gamma then collapses, SegCertify-Holm >= -Bonferroni; with
     # n0 = n = 1000 SegCertify stays near 1 (0.99 once the bad component < tau).
-    kw = dict(N=100, k=1, alpha=0.001, tau=0.75, reps=60, workers=1)
+    kw = dict(N=100, n_bad=1, alpha=0.001, tau=0.75, reps=60, workers=1)
     a = run_grid(list(PRESETS["fig2a"].grid["method"]), gamma=[0.0, 0.02, 0.1], n0=100, n=100, **kw)
     r = a.set_index(["method", "gamma"]).certified_rate
     assert r["jointclass", 0.0] == 1.0 and r["jointclass", 0.02] < 0.05
@@ -295,61 +283,6 @@ def test_paper_findings_fig2_qualitatively():
     b = run_grid("segcertify-holm", gamma=[0.04, 0.1], n0=1000, n=1000, **kw)
     rb = b.set_index("gamma").certified_rate
     assert rb[0.04] > 0.99 and 0.97 < rb[0.1] <= 0.99 + 1e-12
-
-
-# -- CLI ------------------------------------------------------------------------------
-
-
-def _cli(args):
-    import mtcert._power_cli  # noqa: F401  (registers the sub-command)
-    from mtcert.cli import main
-
-    return main(["power", *args])
-
-
-def test_cli_adhoc_grid_writes_csv_and_png(tmp_path, capsys):
-    code = _cli(
-        [
-            "--method", "segcertify-holm,segcertify-bonferroni", "--gamma", "0:0.1:0.05",
-            "--N", "100", "--n0", "100", "--n", "100", "--reps", "3", "--workers", "1",
-            "--out", str(tmp_path), "--name", "mine", "--no-progress",
-        ]
-    )  # fmt: skip
-    assert code == 0
-    df = pd.read_csv(tmp_path / "mine.csv")
-    assert sorted(df.gamma.unique()) == [0.0, 0.05, 0.1]
-    assert {"method", "gamma", "N", "n0", "n", "alpha", "tau", "certified_rate"} <= set(df)
-    assert (tmp_path / "mine.png").stat().st_size > 1000
-    out = capsys.readouterr().out
-    assert str(tmp_path / "mine.csv") in out and str(tmp_path / "mine.png") in out
-
-
-def test_cli_preset_and_errors(tmp_path, capsys):
-    code = _cli(["--preset", "fig2c", "--reps", "1", "--workers", "1", "--out", str(tmp_path),
-                 "--no-progress", "--no-plot"])  # fmt: skip
-    assert code == 0 and (tmp_path / "fig2c.csv").exists() and not (tmp_path / "fig2c.png").exists()
-    assert _cli(["--method", "nope", "--out", str(tmp_path), "--no-progress"]) == 2
-    assert "method must be one of" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        _cli(["--gamma", "0.1:0:0.01"])
-
-
-def test_range_parsing_includes_stop_without_drift():
-    from mtcert._power_cli import _budgets, _floats, _ints
-
-    g = _floats("0:0.1:0.001")
-    assert len(g) == 101 and g[-1] == 0.1 and g[37] == 0.037
-    assert _ints("100,1e3,1e6") == [100, 1000, 1000000]
-    assert _budgets("0,1,0.01") == [0, 1, 0.01]
-
-
-@pytest.mark.slow
-def test_run_main_job(tmp_path):
-    from mtcert._power_cli import MAIN_JOB_PRESETS, run_main_job
-
-    assert run_main_job(str(tmp_path)) == 0
-    for name in MAIN_JOB_PRESETS:
-        assert (tmp_path / f"{name}.csv").exists() and (tmp_path / f"{name}.png").exists()
 
 
 # -- plotting -------------------------------------------------------------------------
@@ -379,3 +312,59 @@ def test_plot_power_lines_and_axes(tmp_path):
     plt.close(fig)
     with pytest.raises(ValueError, match="column"):
         plot_power(df, x="gamma", y="nope")
+
+
+# -- scripts without a __main__ guard ---------------------------------------------------
+
+SCRIPT = """
+from mtcert.power import run_grid
+
+df = run_grid(["segcertify-holm", "indivclass"], gamma=[0.0, 0.05], N=[20, 50], n_bad=1,
+              reps=5, workers=2{backend})
+print("rows", len(df))
+"""
+
+
+def _run_script(tmp_path, backend=""):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "study.py"
+    script.write_text(SCRIPT.format(backend=backend))  # no `if __name__ == "__main__":`
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+
+
+def test_run_grid_in_a_plain_script_without_main_guard(tmp_path):
+    res = _run_script(tmp_path)  # default back-end: threads
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == "rows 8"
+
+
+def test_process_pool_that_cannot_start_says_how_to_fix_it(tmp_path):
+    res = _run_script(tmp_path, backend=', backend="processes"')
+    assert res.returncode != 0
+    # the script's own traceback ends in our error (a resource-tracker warning may follow)
+    final = [
+        line for line in res.stderr.splitlines() if line.startswith(("RuntimeError", "concurrent"))
+    ]
+    assert final[-1].startswith("RuntimeError: the power study's worker processes could not start")
+    assert "__main__" in final[-1] and "backend='threads'" in final[-1]
+
+
+def test_public_names_and_single_home_of_cohen():
+    import mtcert
+    from mtcert import certify, cohen
+
+    for name in ("power", "oracle", "plotting", "testing", "run_grid", "BinaryOracle"):
+        assert name in dir(mtcert) and getattr(mtcert, name) is not None
+    for name in ("certify", "indivclass", "jointclass", "predict", "CertifyResult"):
+        assert not hasattr(certify, name), f"mtcert.certify re-exports {name}"
+        assert hasattr(cohen, name)
+    assert mtcert.power.run_grid is run_grid
+    assert "n_bad" in power.COLUMNS and "k" not in power.COLUMNS

@@ -14,7 +14,7 @@ def test_dask_executor_matches_serial():
         method=["jointclass", "indivclass", "segcertify-holm", "segcertify-bonferroni"],
         gamma=[0.0, 0.04, 0.08],
         N=[50, 200],
-        k=1,
+        n_bad=1,
         n0=60,
         n=60,
         alpha=0.01,

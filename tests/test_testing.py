@@ -163,7 +163,7 @@ def test_loop_and_vectorized_paths_agree():
 
 
 def test_custom_scenario_callable():
-    def all_zero(rng, reps, m, m0, k, mu, rho):
+    def all_zero(rng, reps, m, m0, clump, mu, rho):
         return np.zeros((reps, m))
 
     res = check_error_rate(_vec("holm", 0.05), scenario=all_zero, m=4, reps=50, vectorized=True)
@@ -193,3 +193,24 @@ def test_checker_validation(kwargs, match):
 
 def test_scenarios_are_named():
     assert set(SCENARIOS) == {"independent", "positive", "adversarial"}
+
+
+def test_clump_size_is_its_own_parameter():
+    from mtcert.testing import SCENARIOS
+
+    seen = {}
+
+    def spy(rng, reps, m, m0, clump, mu, rho):
+        seen["clump"] = clump
+        return SCENARIOS["adversarial"](rng, reps, m, m0, clump, mu, rho)
+
+    check_error_rate(_vec("generalized-bonferroni", 0.1, 2), scenario=spy, m=12, alpha=0.1, k=2,
+                     rate="kfwer", reps=10, vectorized=True)  # fmt: skip
+    assert seen["clump"] == 2  # defaults to k: the sharp construction for the k-FWER
+    check_error_rate(_vec("holm", 0.1), scenario=spy, m=12, alpha=0.1, clump=3, reps=10,
+                     vectorized=True)  # fmt: skip
+    assert seen["clump"] == 3
+    p = SCENARIOS["adversarial"](np.random.default_rng(0), 2, 6, 6, 3, 3.0, 0.5)
+    assert len(np.unique(p[0])) == 2  # two clumps of three equal p-values
+    with pytest.raises(ValueError, match="clump"):
+        check_error_rate(_vec("holm", 0.1), clump=0, reps=10, vectorized=True)

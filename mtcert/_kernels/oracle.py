@@ -12,6 +12,8 @@ the number of wrong components drawn, not to N.
 Joint label vectors are compared through two independent 64-bit hashes of
 their deviation sets (a commutative sum of mixed codes), so a false match of
 two different vectors has probability below ``n0**2 * 2**-128``.
+
+The kernel releases the GIL, so power studies run scenarios on threads.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mix64(x):
     # splitmix64 finaliser: a bijection on 64-bit words with good avalanche.
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -30,7 +32,7 @@ def _mix64(x):
     return x ^ (x >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def joint_mode_kernel(rng, reps, n0, sizes, offsets, err, log_q, wrong_cdf, wrong_logp):
     """Simulate the modal joint label vector among ``n0`` joint draws, ``reps`` times.
 
