@@ -7,13 +7,15 @@ ICML 2021).  The core never imports torch; see :mod:`mtcert_torch` for models.
 Sub-modules: :mod:`mtcert.binomial`, :mod:`mtcert.multitest`, :mod:`mtcert.certify`
 (SEGCERTIFY), :mod:`mtcert.cohen` (Cohen et al.'s PREDICT/CERTIFY and the paper's
 baselines), :mod:`mtcert.radius`, :mod:`mtcert.metrics`, :mod:`mtcert.oracle`,
-:mod:`mtcert.power`, :mod:`mtcert.plotting` and :mod:`mtcert.testing`.
+:mod:`mtcert.power`, :mod:`mtcert.plotting`, :mod:`mtcert.testing` and
+:mod:`mtcert.hierarchy` (adaptive hierarchical certification).
 """
 
 from mtcert import metrics, radius
 from mtcert.binomial import binom_test, clopper_pearson, greater_pvalue_table
 from mtcert.certify import ABSTAIN, SegmentationCertificate, segcertify, segcertify_hits
 from mtcert.cohen import indivclass, jointclass
+from mtcert.hierarchy import ClassHierarchy, hierarchical_segcertify
 from mtcert.multitest import (
     FDR_METHODS,
     FWER_METHODS,
@@ -52,6 +54,7 @@ __all__ = [
     "METHODS",
     "AdjustResult",
     "BinaryOracle",
+    "ClassHierarchy",
     "MultiClassOracle",
     "SegmentationCertificate",
     "__version__",
@@ -60,6 +63,7 @@ __all__ = [
     "check_error_rate",
     "clopper_pearson",
     "greater_pvalue_table",
+    "hierarchical_segcertify",
     "indivclass",
     "jointclass",
     "metrics",
