@@ -55,6 +55,7 @@ from mtcert._validation import check_option, check_positive_int, check_positive_
 from mtcert.binomial import clopper_pearson
 from mtcert.certify import ABSTAIN
 from mtcert.cohen import predict as cohen_predict
+from mtcert.metrics import certified_accuracy
 
 from .adapter import SegmentationAdapter
 
@@ -471,11 +472,6 @@ class CertificateAttack:
         )
 
 
-def _accuracy(pred: np.ndarray, target: np.ndarray, ignore_index: int) -> float:
-    valid = target != ignore_index
-    return float((pred == target)[valid].mean()) if valid.any() else float("nan")
-
-
 def attack_certificate(
     certifier,
     image,
@@ -578,8 +574,8 @@ def attack_certificate(
         flipped_significant=flipped_sig,
         flip_rate=flipped / n_cert if n_cert else float("nan"),
         flip_interval=interval,
-        base_acc_clean=_accuracy(base_clean, target_np, ignore_index),
-        base_acc_attacked=_accuracy(base_adv, target_np, ignore_index),
+        base_acc_clean=certified_accuracy(base_clean, target_np, ignore_index=ignore_index),
+        base_acc_attacked=certified_accuracy(base_adv, target_np, ignore_index=ignore_index),
         adversarial=adv.cpu(),
         base_attacked=base_adv,
         certified_labels=cert.labels,
