@@ -100,6 +100,68 @@ def _check_name(name, what: str) -> str:
     return name
 
 
+def _parse_tree(classes: tuple[str, ...], tree) -> tuple[list[str], list[int], list[int]]:
+    """Node names, parent ids and levels of ``tree`` over ``classes``, validated."""
+    if not isinstance(tree, Mapping):
+        raise TypeError(f"tree must be a mapping {{node: [children]}}; got {type(tree)}")
+    fine_id = {c: i for i, c in enumerate(classes)}
+    names = list(classes)
+    parent = [-1] * len(classes)
+    levels = [0] * len(classes)
+    seen: dict[str, str] = {}
+    coarse_seen: set[str] = set()
+
+    def add(mapping, parent_id, path):
+        child_levels = []
+        for name, children in mapping.items():
+            _check_name(name, "node")
+            if name in coarse_seen:
+                raise ValueError(f"coarse node {name!r} appears more than once in tree")
+            coarse_seen.add(name)
+            if isinstance(children, Mapping):
+                children = [children]
+            if isinstance(children, str) or not isinstance(children, Sequence):
+                raise TypeError(
+                    f"children of node {name!r} must be a list; got {type(children).__name__}"
+                )
+            if not children:
+                raise ValueError(f"node {name!r} has no children")
+            node = len(names)
+            names.append(name)
+            parent.append(parent_id)
+            levels.append(0)
+            sub_levels = []
+            for child in children:
+                if isinstance(child, Mapping):
+                    sub_levels.append(add(child, node, f"{path}/{name}"))
+                elif isinstance(child, str):
+                    if child not in fine_id:
+                        raise ValueError(
+                            f"{child!r} under {path}/{name} is not one of the fine classes"
+                        )
+                    if child in seen:
+                        raise ValueError(
+                            f"fine class {child!r} appears twice: under {seen[child]} and "
+                            f"under {path}/{name}; every fine class needs exactly one path"
+                        )
+                    seen[child] = f"{path}/{name}"
+                    parent[fine_id[child]] = node
+                    sub_levels.append(0)
+                else:
+                    raise TypeError(
+                        f"children of {name!r} must be class names or mappings; got {child!r}"
+                    )
+            levels[node] = 1 + max(sub_levels)
+            child_levels.append(levels[node])
+        return max(child_levels) if child_levels else 0
+
+    add(tree, -1, "")
+    missing = [c for c in classes if c not in seen]
+    if missing:
+        raise ValueError(f"every fine class must appear in tree exactly once; missing: {missing}")
+    return names, parent, levels
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class ClassHierarchy:
     """A tree (or forest) over fine classes: fine classes are leaves, coarser nodes above.
@@ -114,8 +176,8 @@ class ClassHierarchy:
         form (sub-trees).  Every fine class must appear exactly once; a fine
         class that should stay alone at every level sits under a node of its
         own (as Cityscapes' "sky").  Top-level names are roots (there may be
-        several; a single root above everything would only add a level that
-        certifies nothing).
+        several; a single root above everything adds a level whose
+        certificates carry no information, CIG 0).
 
     Attributes
     ----------
@@ -165,66 +227,10 @@ class ClassHierarchy:
         dup = sorted({c for c in classes if classes.count(c) > 1})
         if dup:
             raise ValueError(f"classes must be unique; repeated: {dup}")
-        if not isinstance(self.tree, Mapping):
-            raise TypeError(f"tree must be a mapping {{node: [children]}}; got {type(self.tree)}")
-        fine_id = {c: i for i, c in enumerate(classes)}
-        names = list(classes)
-        parent = [-1] * len(classes)
-        seen: dict[str, str] = {}
-        coarse_seen: set[str] = set()
-
-        def add(mapping, parent_id, path):
-            child_levels = []
-            for name, children in mapping.items():
-                _check_name(name, "node")
-                if name in coarse_seen:
-                    raise ValueError(f"coarse node {name!r} appears more than once in tree")
-                coarse_seen.add(name)
-                if isinstance(children, Mapping):
-                    children = [children]
-                if isinstance(children, str) or not isinstance(children, Sequence):
-                    raise TypeError(
-                        f"children of node {name!r} must be a list; got {type(children).__name__}"
-                    )
-                if not children:
-                    raise ValueError(f"node {name!r} has no children")
-                node = len(names)
-                names.append(name)
-                parent.append(parent_id)
-                levels.append(0)
-                sub_levels = []
-                for child in children:
-                    if isinstance(child, Mapping):
-                        sub_levels.append(add(child, node, f"{path}/{name}"))
-                    elif isinstance(child, str):
-                        if child not in fine_id:
-                            raise ValueError(
-                                f"{child!r} under {path}/{name} is not one of the fine classes"
-                            )
-                        if child in seen:
-                            raise ValueError(
-                                f"fine class {child!r} appears twice: under {seen[child]} and "
-                                f"under {path}/{name}; every fine class needs exactly one path"
-                            )
-                        seen[child] = f"{path}/{name}"
-                        parent[fine_id[child]] = node
-                        sub_levels.append(0)
-                    else:
-                        raise TypeError(
-                            f"children of {name!r} must be class names or mappings; got {child!r}"
-                        )
-                levels[node] = 1 + max(sub_levels)
-                child_levels.append(levels[node])
-            return max(child_levels) if child_levels else 0
-
-        levels = [0] * len(classes)
-        add(self.tree, -1, "")
-        missing = [c for c in classes if c not in seen]
-        if missing:
-            raise ValueError(
-                f"every fine class must appear in tree exactly once; missing: {missing}"
-            )
+        names, parent, levels = _parse_tree(classes, self.tree)
         object.__setattr__(self, "classes", classes)
+        # a private plain copy: later changes to the caller's mapping cannot reach us
+        object.__setattr__(self, "tree", json.loads(json.dumps(self.tree)))
         object.__setattr__(self, "names", tuple(names))
         for attr, values in (("parent", parent), ("level", levels)):
             arr = np.asarray(values, dtype=np.int64)
