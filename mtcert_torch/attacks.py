@@ -133,8 +133,13 @@ def _norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def _random_start(like: torch.Tensor, radius: float, norm: str, generator) -> torch.Tensor:
-    """A point drawn uniformly from the ball of ``norm`` and ``radius`` for every item."""
-    shape, dev, dt = like.shape, like.device, like.dtype
+    """A point drawn uniformly from the ball of ``norm`` and ``radius`` for every item.
+
+    Drawn on the generator's device (if any) and moved to ``like``'s, so a CPU
+    generator can seed an attack on the GPU.
+    """
+    shape, dt = like.shape, like.dtype
+    dev = like.device if generator is None else generator.device
     if norm == "l2":
         direction = torch.randn(shape, generator=generator, device=dev, dtype=dt)
     else:  # i.i.d. Laplace normalised in ℓ1 is uniform on the ℓ1 sphere
@@ -144,7 +149,7 @@ def _random_start(like: torch.Tensor, radius: float, norm: str, generator) -> to
     d = _per_item(like).shape[1]
     u = torch.rand((shape[0],), generator=generator, device=dev, dtype=dt)
     r = radius * u.pow(1.0 / d)  # radius law of a uniform point in a d-dimensional ball
-    return direction * r.reshape(-1, *([1] * (like.dim() - 1)))
+    return (direction * r.reshape(-1, *([1] * (like.dim() - 1)))).to(like.device)
 
 
 def _ascent_step(grad: torch.Tensor, norm: str, normalize: bool, sparsity: float):
