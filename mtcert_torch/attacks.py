@@ -132,11 +132,12 @@ def _norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
     return _per_item(delta).norm(p=2 if norm == "l2" else 1, dim=1)
 
 
-def _random_start(like: torch.Tensor, radius: float, norm: str, generator) -> torch.Tensor:
+def _random_start(like: torch.Tensor, radius: float, norm: str, generator, mask=None):
     """A point drawn uniformly from the ball of ``norm`` and ``radius`` for every item.
 
-    Drawn on the generator's device (if any) and moved to ``like``'s, so a CPU
-    generator can seed an attack on the GPU.
+    Only the coordinates where ``mask`` (broadcastable to ``like[0]``) is
+    non-zero move.  Drawn on the generator's device (if any) and moved to
+    ``like``'s, so a CPU generator can seed an attack on the GPU.
     """
     shape, dt = like.shape, like.dtype
     dev = like.device if generator is None else generator.device
@@ -145,8 +146,12 @@ def _random_start(like: torch.Tensor, radius: float, norm: str, generator) -> to
     else:  # i.i.d. Laplace normalised in ℓ1 is uniform on the ℓ1 sphere
         e = torch.empty((2, *shape), device=dev, dtype=dt).exponential_(generator=generator)
         direction = e[0] - e[1]
+    if mask is None:
+        mask = torch.ones(())
+    mask = torch.broadcast_to(mask.to(dev, dt), shape[1:])
+    direction = direction * mask
     direction = direction / _norm(direction, norm).reshape(-1, *([1] * (like.dim() - 1)))
-    d = _per_item(like).shape[1]
+    d = int(mask.count_nonzero())
     u = torch.rand((shape[0],), generator=generator, device=dev, dtype=dt)
     r = radius * u.pow(1.0 / d)  # radius law of a uniform point in a d-dimensional ball
     return (direction * r.reshape(-1, *([1] * (like.dim() - 1)))).to(like.device)
@@ -194,7 +199,7 @@ def _pgd(loss_fn, x, *, radius, steps, step_size, norm, random_start, generator,
         return adv.clamp(*box) if box is not None else adv
 
     if random_start:
-        adv = feasible(_random_start(x * mask, radius, norm, generator))
+        adv = feasible(_random_start(x, radius, norm, generator, mask))
     else:
         adv = x.clone()
     for _ in range(steps):

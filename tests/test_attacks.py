@@ -111,6 +111,12 @@ def test_random_start_is_uniform_in_the_ball(norm):
     assert stats.kstest((r / R) ** d, "uniform").pvalue > 1e-4
     # the direction is symmetric: every coordinate has mean ~0
     assert np.abs(x.mean(0).numpy()).max() < 4 * R / np.sqrt(4000)
+    # with a mask only the marked coordinates move, uniformly in their own ball
+    mask = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    x = _random_start(torch.zeros(4000, 5, dtype=torch.float64), R, norm, g, mask)
+    assert (x[:, 3:] == 0).all()
+    r = x.norm(p=2 if norm == "l2" else 1, dim=1).numpy()
+    assert stats.kstest((r / R) ** 3, "uniform").pvalue > 1e-4
 
 
 # -- attacks on images ------------------------------------------------------------------------
