@@ -397,3 +397,53 @@ def test_oracle_hierarchy_certifies_more_and_gains_more_information():
     assert clean["flat"] == clean["hierarchical"] == {
         "abstain_rate": 0.0, "certified_accuracy": 1.0, "cig": 1.0
     }  # fmt: skip
+
+
+# -- random hierarchies -------------------------------------------------------------------------
+
+
+def random_tree(draw_int, classes):
+    """A random nested tree over ``classes``: split them into groups, recurse, sometimes stop."""
+    counter = iter(range(10**6))
+
+    def build(names, depth):
+        if len(names) == 1 or depth >= 3 or draw_int(0, 2) == 0:
+            return list(names)
+        cut = draw_int(1, len(names) - 1)
+        return [
+            {f"n{next(counter)}": build(names[:cut], depth + 1)},
+            {f"n{next(counter)}": build(names[cut:], depth + 1)},
+        ]
+
+    return {"root": build(list(classes), 0)}
+
+
+def test_random_hierarchies_structural_invariants():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @given(st.integers(1, 9), st.data())
+    def check(C, data):
+        classes = [f"c{i}" for i in range(C)]
+        order = data.draw(st.permutations(classes))
+        tree = random_tree(lambda a, b: data.draw(st.integers(a, b)), order)
+        h = ClassHierarchy(classes, tree)
+        assert sorted(h.leaf_counts[: h.n_classes]) == [1] * C
+        assert h.membership[:C, :].sum() == C  # fine nodes hold only themselves
+        for lvl in range(h.n_levels):
+            m = h.level_map(lvl)
+            for c in range(C):
+                v = m[c]
+                assert h.level[v] <= lvl and h.membership[v, c]
+                up = h.parent[v]
+                assert up < 0 or h.level[up] > lvl  # the highest such ancestor
+        top = h.level_map(h.n_levels - 1)
+        assert (h.parent[top] == -1).all()
+        # hits are monotone along the path: an ancestor never has fewer
+        counts = np.arange(1, C + 1)[None, :].repeat(h.n_nodes, 0)
+        hits = node_hits(counts, np.arange(h.n_nodes), h)
+        for v in range(h.n_nodes):
+            if h.parent[v] >= 0:
+                assert hits[h.parent[v]] >= hits[v]
+
+    check()
