@@ -557,9 +557,11 @@ class HierarchicalCertificate:
         The node guessed for each component (certified or not).
 
     With probability at least ``1 - alpha`` every certified component's node
-    receives more than ``tau`` of the base model's noisy labels, so the
-    smoothed model keeps predicting a fine class under that node within
-    ``certificate.radius(sigma)``.
+    receives more than ``tau`` of the base model's noisy labels at the input,
+    so at every input within ``certificate.radius(sigma)`` it still receives
+    more than half of them: the smoothed classifier over that level's nodes
+    keeps predicting the node.  (The fine-class argmax may change: "car"
+    0.30 and "truck" 0.25 against "person" 0.45 is still "vehicle".)
     """
 
     certificate: SegmentationCertificate
