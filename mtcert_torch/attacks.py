@@ -46,6 +46,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,6 +63,7 @@ from .adapter import SegmentationAdapter
 __all__ = [
     "CertificateAttack",
     "attack_certificate",
+    "attack_figures_hook",
     "pgd_point_cloud",
     "pgd_segmentation",
     "project_l1",
@@ -486,14 +488,9 @@ def attack_certificate(
     certifier,
     image,
     target,
+    settings,
     *,
-    sigma: float,
-    tau: float,
-    n0: int,
-    n: int,
-    alpha: float,
-    method: str = "holm",
-    k: int = 1,
+    certificate=None,
     n_predict: int | None = None,
     steps: int = 100,
     step_size: float | None = None,
@@ -504,7 +501,8 @@ def attack_certificate(
 ) -> CertificateAttack:
     """Certify ``image``, attack it within the radius, and count certified pixels that flip.
 
-    1. SEGCERTIFY on the clean image gives certified labels and the radius ``R``.
+    1. SEGCERTIFY on the clean image gives certified labels and the radius ``R``
+       (or pass the image's ``certificate`` if it is already certified).
     2. :func:`pgd_segmentation` attacks the base model (through the adapter)
        within ``radius_factor * R`` in the norm the noise certifies, against
        ``target``.
@@ -521,13 +519,15 @@ def attack_certificate(
     Parameters
     ----------
     certifier : mtcert_torch.Certifier
-        Its model must be a :class:`SegmentationAdapter` (the attack needs
-        gradients).
+        Over an :class:`~mtcert_torch.ImageTask` whose model is a
+        :class:`SegmentationAdapter` (the attack needs gradients).
     image : tensor (3, H, W) in [0, 1]
     target : array_like (H, W)
         Ground truth (``ignore_index`` where unlabelled).
-    sigma, tau, n0, n, alpha, method, k
-        SEGCERTIFY's settings.
+    settings : mtcert_torch.evaluation.Settings
+        SEGCERTIFY's σ, τ, n0, n, α, method and k.
+    certificate : mtcert_torch.Certificate, optional
+        The clean image's certificate under ``settings``; certified here when omitted.
     n_predict : int, optional
         Fresh noisy copies of the attacked image (``n`` by default).
     steps, step_size
@@ -543,28 +543,31 @@ def attack_certificate(
     -------
     CertificateAttack
     """
-    from .certifier import as_image
+    from .image import as_image
 
     if not isinstance(certifier.model, SegmentationAdapter):
         raise ValueError("attack_certificate needs a Certifier built on a SegmentationAdapter")
     radius_factor = check_positive_real(radius_factor, "radius_factor")
-    n_predict = n if n_predict is None else check_positive_int(n_predict, "n_predict")
+    n_predict = settings.n if n_predict is None else check_positive_int(n_predict, "n_predict")
     img = as_image(image, certifier.device)
     target_np = np.asarray(target)
     if target_np.shape != tuple(img.shape[-2:]):
         raise ValueError(f"target must have shape {tuple(img.shape[-2:])}; got {target_np.shape}")
-    cert = certifier.certify(img, sigma=sigma, tau=tau, n0=n0, n=n, alpha=alpha, method=method, k=k)
-    norm = "l2" if certifier.noise == "gaussian" else "l1"
+    cert = certificate if certificate is not None else certifier.certify(img, **settings.kwargs())
+    if cert.labels.shape != target_np.shape:
+        raise ValueError(f"certificate has shape {cert.labels.shape}, the image {target_np.shape}")
+    norm = "l2" if certifier.task.noise == "gaussian" else "l1"
     radius = cert.radius * radius_factor
     tgt = torch.as_tensor(target_np, device=img.device).long().unsqueeze(0)
     adv = pgd_segmentation(
         certifier.model, img.unsqueeze(0), tgt, radius=radius, steps=steps,
         step_size=step_size, norm=norm, ignore_index=ignore_index, generator=generator,
     )[0]  # fmt: skip
-    counts = np.moveaxis(certifier.counts(adv, sigma=sigma, num=n_predict).cpu().numpy(), 0, -1)
+    counts = certifier.counts(adv, sigma=settings.sigma, num=n_predict).cpu().numpy()
+    counts = np.moveaxis(counts, 0, -1)
     certified = cert.labels != ABSTAIN
     smoothed = counts.argmax(-1)
-    significant = cohen_predict(counts, alpha=alpha).label
+    significant = cohen_predict(counts, alpha=settings.alpha).label
     flipped = int((certified & (smoothed != cert.labels)).sum())
     flipped_sig = int((certified & (significant != ABSTAIN) & (significant != cert.labels)).sum())
     n_cert = int(certified.sum())
@@ -590,3 +593,56 @@ def attack_certificate(
         base_attacked=base_adv,
         certified_labels=cert.labels,
     )
+
+
+def attack_figures_hook(
+    certifier, settings, *, names, folder, palette, seed: int = 0, steps: int = 100,
+    ignore_index: int = 255,
+):  # fmt: skip
+    """An :func:`~mtcert_torch.evaluation.evaluate` hook: the paper's Fig. 1 for chosen items.
+
+    For every item whose name is in ``names`` it runs :func:`attack_certificate`
+    on the loop's certificate and saves ``folder/<name>.png`` with four panels:
+    the attacked input, the ground truth, the base model on the attacked input
+    and the clean input's certified labels (abstentions white).  The record
+    gains ``attack_radius``, ``attack_certified``, ``attack_flipped``,
+    ``attack_flipped_significant``, ``attack_base_acc_clean`` and
+    ``attack_base_acc``.  The attack's random start is seeded from ``seed``
+    and the item's name.
+    """
+    from .evaluation import item_seed
+    from .results import save_figure
+
+    names = set(names)
+    folder = Path(folder)
+
+    def hook(item, result):
+        if item.name not in names:
+            return None
+        g = torch.Generator().manual_seed(item_seed(seed, item.name))
+        res = attack_certificate(
+            certifier, item.input, result.target, settings, certificate=result.certificate,
+            steps=steps, ignore_index=ignore_index, generator=g,
+        )  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        save_figure(
+            folder / f"{item.name}.png",
+            res.adversarial.numpy(),
+            result.target,
+            res.certified_labels,
+            palette,
+            base=res.base_attacked,
+            title=f"PGD R={res.radius:.3f}: certified changed {res.flipped}/{res.certified}, "
+            f"base acc {res.base_acc_clean:.3f}->{res.base_acc_attacked:.3f}",
+            input_title="attacked input",
+        )
+        return {
+            "attack_radius": res.radius,
+            "attack_certified": res.certified,
+            "attack_flipped": res.flipped,
+            "attack_flipped_significant": res.flipped_significant,
+            "attack_base_acc_clean": res.base_acc_clean,
+            "attack_base_acc": res.base_acc_attacked,
+        }
+
+    return hook

@@ -330,10 +330,12 @@ def default_palette(num_classes: int) -> np.ndarray:
     return np.concatenate([np.asarray(TAB10), extra])[:num_classes].astype(np.uint8)
 
 
-def save_figure(path, image, target, certified, palette, *, base=None, title: str = "") -> None:
+def save_figure(
+    path, image, target, certified, palette, *, base=None, title: str = "", input_title="input"
+) -> None:
     """Fig.-1-style panel: input | ground truth | [base prediction |] certified (abstain white)."""
     img = (np.clip(np.asarray(image).transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
-    panels = [("input", img), ("ground truth", colorize(target, palette))]
+    panels = [(input_title, img), ("ground truth", colorize(target, palette))]
     if base is not None:
         panels.append(("base model", colorize(base, palette)))
     panels.append(("certified (abstain white)", colorize(certified, palette)))

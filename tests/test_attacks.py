@@ -24,6 +24,7 @@ from mtcert_torch.attacks import (  # noqa: E402
     segmentation_log_probs,
 )
 from mtcert_torch.certifier import Certifier  # noqa: E402
+from mtcert_torch.evaluation import Settings  # noqa: E402
 from mtcert_torch.synthetic import TinySegNet, make_shapes  # noqa: E402
 from mtcert_torch.training import train_with_noise  # noqa: E402
 
@@ -242,10 +243,11 @@ def test_certified_pixels_do_not_flip_within_the_radius(demo):
     """Within R no certified pixel's smoothed label changes; at 30 R they do (positive control)."""
     adapter, x, y = demo
     certifier = Certifier(adapter, batch_size=110, seed=0)
-    kw = dict(sigma=0.25, tau=0.75, n0=10, n=100, alpha=0.001, steps=20)
+    settings = Settings(sigma=0.25, tau=0.75, n0=10, n=100, alpha=0.001)
     res = attack_certificate(
-        certifier, x[0], y[0].numpy(), generator=torch.Generator().manual_seed(8), **kw
-    )
+        certifier, x[0], y[0].numpy(), settings, steps=20,
+        generator=torch.Generator().manual_seed(8),
+    )  # fmt: skip
     print(res)
     assert res.certified > 300 and res.perturbation <= res.radius * (1 + TOL)
     assert res.radius == pytest.approx(0.25 * stats.norm.ppf(0.75))
@@ -253,8 +255,8 @@ def test_certified_pixels_do_not_flip_within_the_radius(demo):
     assert res.flipped == 0 and lo == 0 and 0 < hi < 0.015
     assert res.base_acc_attacked <= res.base_acc_clean
     far = attack_certificate(
-        certifier, x[0], y[0].numpy(), radius_factor=30.0,
-        generator=torch.Generator().manual_seed(9), **kw,
+        certifier, x[0], y[0].numpy(), settings, steps=20, radius_factor=30.0,
+        generator=torch.Generator().manual_seed(9),
     )  # fmt: skip
     print(far)
     assert far.flip_interval[0] > 0.01  # flips are measurable when the promise does not apply
