@@ -264,7 +264,10 @@ class ClassHierarchy:
             raise ValueError(
                 f"{str(path)!r} must hold a JSON object with exactly the keys 'classes' and 'tree'"
             )
-        return cls(data["classes"], data["tree"])
+        try:
+            return cls(data["classes"], data["tree"])
+        except TypeError as exc:  # a file's content is a value error of that file
+            raise ValueError(f"{str(path)!r}: {exc}") from None
 
     def to_json(self) -> str:
         """The JSON form :meth:`from_json` reads."""

@@ -78,12 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="holm", help="FWER method of mtcert.adjust")
     s.add_argument("--k", type=int, default=1, help="k-FWER (error budget k - 1)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--hierarchy",
+        default=None,
+        help="also certify adaptively within a class hierarchy: 'cityscapes' or a JSON file "
+        "(summary rows with CIG and abstain rate, flat and adaptive)",
+    )
     r = c.add_argument_group("run")
     r.add_argument("--out", required=True)
     r.add_argument("--device", default="cpu")
     r.add_argument("--batch-size", type=int, default=None, help="default: automatic")
     r.add_argument("--memory-budget", type=float, default=None, help="MiB per batch (auto mode)")
     r.add_argument("--figures", type=int, default=4, help="Fig.-1 panels for the first N images")
+    r.add_argument(
+        "--attack-figures",
+        type=int,
+        default=0,
+        help="attack the first N images with PGD within the certified radius: Fig.-1 panels "
+        "(attacked input, truth, base model on it, certified) in figures-attack/",
+    )
     r.add_argument("--no-base", action="store_true", help="skip the base-model row")
     r.add_argument("--no-progress", action="store_true")
     _add_pointcloud_parser(sub)
@@ -175,6 +188,8 @@ def certify_command(args) -> int:
         batch_size=args.batch_size,
         memory_budget=args.memory_budget,
         figures=args.figures,
+        attack_figures=args.attack_figures,
+        hierarchy=args.hierarchy,
         base=not args.no_base,
         progress=not args.no_progress,
     )

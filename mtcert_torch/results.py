@@ -259,17 +259,28 @@ def summarize(records, *, unit: str = "images") -> list[dict]:
     groups: dict = {}
     base = None
     for r in records:
-        key = (r["noise"], r["sigma"], r["tau"], r["n0"], r["n"], r["alpha"], r["method"], r["k"])
-        groups.setdefault(key, _Row(r["radius"])).add(r, "cert", r["seconds"])
+        groups.setdefault(setting_key(r), _Row(r["radius"])).add(r, "cert", r["seconds"])
         if "base_correct" in r:
             base = base or _Row()
             base.add(r, "base", r["seconds_base"])
     rows = [] if base is None else [base.row("base model", None, unit)]
-    for (noise, sigma, tau, n0, n, alpha, method, k), g in groups.items():
-        kfwer = f" k={k}" if k != 1 else ""
-        model = f"SegCertify {method}{kfwer} {noise} n0={n0} n={n} tau={tau:g} alpha={alpha:g}"
-        rows.append(g.row(model, sigma, unit))
-    return rows
+    for key, g in groups.items():
+        rows.append(g.row(setting_name(key), key[1], unit))
+    from .hierarchy import hierarchy_rows  # adaptive rows and CIG when records carry them
+
+    return hierarchy_rows(records, rows, unit)
+
+
+def setting_key(r: dict) -> tuple:
+    """``(noise, sigma, tau, n0, n, alpha, method, k)`` of a record: one summary row each."""
+    return (r["noise"], r["sigma"], r["tau"], r["n0"], r["n"], r["alpha"], r["method"], r["k"])
+
+
+def setting_name(key: tuple, algorithm: str = "SegCertify") -> str:
+    """The summary's model column for a :func:`setting_key`."""
+    noise, _, tau, n0, n, alpha, method, k = key
+    kfwer = f" k={k}" if k != 1 else ""
+    return f"{algorithm} {method}{kfwer} {noise} n0={n0} n={n} tau={tau:g} alpha={alpha:g}"
 
 
 def write_table(out, rows: list[dict], columns, *, name: str = "summary") -> None:
@@ -298,6 +309,9 @@ def write_summary(out, records: list[dict], *, unit="images", columns=TABLE1_COL
     return the rows."""
     # Sorted by name: the same items give the same bytes whatever order they finished in.
     rows = summarize(sorted(records, key=lambda r: r["name"]), unit=unit)
+    if rows and "cig" in rows[0]:  # hierarchical runs: CIG after the abstain rate
+        at = [c[0] for c in columns].index("abstain") + 1
+        columns = (*columns[:at], ("cig", "CIG", ".2f"), *columns[at:])
     write_table(out, rows, columns)
     return rows
 

@@ -19,6 +19,7 @@ import torch
 from mtcert._validation import check_positive_int
 
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter
+from .attacks import attack_figures_hook
 from .certifier import Certifier
 from .data import CITYSCAPES_PALETTE, open_dataset
 from .evaluation import (
@@ -30,6 +31,7 @@ from .evaluation import (
     evaluate,
     init_distributed,
 )
+from .hierarchy import hierarchy_hook, load_hierarchy
 from .image import ImageTask
 from .pointcloud import PointCloudTask
 from .results import CLOUD_FILES, IMAGE_FILES, ResultsWriter, default_palette, save_figure
@@ -130,11 +132,18 @@ def certify_images(
     batch_size: int | None = None,
     memory_budget: float | None = None,
     figures: int = 4,
+    attack_figures: int = 0,
+    hierarchy=None,
     base: bool = True,
     progress: bool = True,
     hooks: Sequence[Callable] = (),
 ) -> Evaluation:
     """Certify a segmentation model on a folder of images (``python -m mtcert_torch certify``).
+
+    ``attack_figures``: attack the first N images within the certified radius
+    (:func:`mtcert_torch.attacks.attack_figures_hook`).  ``hierarchy``:
+    ``"cityscapes"``, a JSON file or a :class:`mtcert.hierarchy.ClassHierarchy`;
+    also certify adaptively within it (:func:`mtcert_torch.hierarchy.hierarchy_hook`).
 
     Arguments are the command's options (``memory_budget`` in MiB); the
     result files go to ``out`` (see :mod:`mtcert_torch.results`).  Returns
@@ -148,6 +157,8 @@ def certify_images(
         check_positive_int(num_classes, "--num-classes")
     if figures < 0:
         raise ValueError(f"--figures must be >= 0; got {figures}")
+    if attack_figures < 0:
+        raise ValueError(f"--attack-figures must be >= 0; got {attack_figures}")
     budget = _budget(memory_budget)
     cityscapes = layout == "cityscapes" or (
         layout == "auto" and (Path(data) / "leftImg8bit").is_dir()
@@ -159,6 +170,7 @@ def certify_images(
         **({"split": split, "every": every} if cityscapes else {"ignore_index": ignore_index}),
     )
     num_classes = num_classes or ds.num_classes
+    tree = None if hierarchy is None else load_hierarchy(hierarchy, num_classes)
     model_kwargs = dict(model_kwargs or {})
     if align_corners is not None and ":" not in model:
         # Registry models (HRNetV2) resize inside the network too: one setting for both.
@@ -182,6 +194,7 @@ def certify_images(
         "noise": noise,
         **settings.kwargs(),
         "seed": seed,
+        "hierarchy": None if tree is None else {"classes": tree.classes, "tree": tree.tree},
     }
     ResultsWriter.check_config(out, config)  # refuse a mismatching folder before any work
     device, owned = init_distributed(torch.device(device))
@@ -212,10 +225,20 @@ def certify_images(
                 title=f"R={cert.radius:.3f} abstain={cert.abstain_rate:.1%}",
             )
 
+    extra = []
+    if attack_figures:
+        extra.append(attack_figures_hook(
+            certifier, settings, names=items.names[:attack_figures], seed=seed, palette=palette,
+            folder=writer.out / "figures-attack", ignore_index=ignore_index,
+        ))  # fmt: skip
+    if tree is not None:
+        name = hierarchy if isinstance(hierarchy, str) else "custom"
+        extra.append(hierarchy_hook(certifier, tree, settings, name=Path(name).stem, seed=seed,
+                                    ignore_index=ignore_index))  # fmt: skip
     try:
         return evaluate(certifier, items, settings, writer=writer, seed=seed, base=base,
-                        ignore_index=ignore_index, limit=limit, hooks=[figure, *hooks],
-                        progress=progress)  # fmt: skip
+                        ignore_index=ignore_index, limit=limit,
+                        hooks=[figure, *extra, *hooks], progress=progress)  # fmt: skip
     finally:
         _finish(owned)
 

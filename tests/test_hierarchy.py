@@ -129,6 +129,9 @@ def test_json_round_trip_and_bad_files(tmp_path):
         ClassHierarchy.from_json(tmp_path / "keys.json")
     with pytest.raises(ValueError, match="cannot read"):
         ClassHierarchy.from_json(tmp_path / "missing.json")
+    (tmp_path / "type.json").write_text(json.dumps({"classes": ["a"], "tree": {"X": "a"}}))
+    with pytest.raises(ValueError, match="must be a list"):
+        ClassHierarchy.from_json(tmp_path / "type.json")
 
 
 # -- stage 1 and 2: level rules and node hits ------------------------------------------------
