@@ -8,7 +8,8 @@ Sub-modules (each an attribute of :mod:`mtcert`): :mod:`mtcert.binomial`,
 :mod:`mtcert.multitest`, :mod:`mtcert.certify` (SEGCERTIFY), :mod:`mtcert.cohen`
 (Cohen et al.'s PREDICT/CERTIFY and the paper's baselines), :mod:`mtcert.radius`,
 :mod:`mtcert.metrics`, and, loaded on first use, :mod:`mtcert.oracle`,
-:mod:`mtcert.power`, :mod:`mtcert.plotting` and :mod:`mtcert.testing`.
+:mod:`mtcert.power`, :mod:`mtcert.plotting`, :mod:`mtcert.testing` and
+:mod:`mtcert.hierarchy` (adaptive hierarchical certification).
 """
 
 from mtcert import binomial, certify, cohen, metrics, multitest, radius
@@ -16,6 +17,7 @@ from mtcert._version import __version__
 from mtcert.binomial import binom_test, clopper_pearson, greater_pvalue_table
 from mtcert.certify import ABSTAIN, SegmentationCertificate, segcertify, segcertify_hits
 from mtcert.cohen import indivclass, jointclass
+from mtcert.hierarchy import ClassHierarchy, hierarchical_segcertify
 from mtcert.multitest import (
     FDR_METHODS,
     FWER_METHODS,
@@ -59,6 +61,7 @@ __all__ = [
     "METHODS",
     "AdjustResult",
     "BinaryOracle",
+    "ClassHierarchy",
     "MultiClassOracle",
     "SegmentationCertificate",
     "__version__",
@@ -70,6 +73,7 @@ __all__ = [
     "clopper_pearson",
     "cohen",
     "greater_pvalue_table",
+    "hierarchical_segcertify",
     "indivclass",
     "jointclass",
     "metrics",
