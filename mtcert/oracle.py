@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtcert._kernels.oracle import joint_mode_kernel
-from mtcert._validation import as_probabilities, check_positive_int
 from mtcert.binomial import binom_test
+from mtcert.validation import as_probabilities, check_positive_int
 
 __all__ = ["BinaryOracle", "JointMode", "MultiClassOracle", "Oracle"]
 

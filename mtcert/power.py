@@ -85,8 +85,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mtcert._validation import check_alpha, check_positive_int, check_tau
 from mtcert.oracle import BinaryOracle, _check_gamma
+from mtcert.validation import check_alpha, check_positive_int, check_tau
 
 __all__ = [
     "PRESETS",
