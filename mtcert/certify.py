@@ -117,8 +117,7 @@ class SegmentationCertificate:
     labels : ndarray
         The guessed label where certified, :data:`ABSTAIN` elsewhere; same
         shape as the components (0-d for a single component given as a
-        scalar or as one count vector).  From :func:`segcertify`: int64; from
-        :func:`segcertify_hits`: the guess dtype widened as needed to hold ``-1``.
+        scalar or as one count vector), int64.
     tau, alpha : float
         Threshold and (k-)FWER level of the certificate.
     method : str
@@ -254,11 +253,6 @@ def _from_families(arr2d, shape, axis):
     return np.moveaxis(arr2d.reshape(moved_shape), -1, axis)
 
 
-def _label_dtype(dtype):
-    out = np.promote_types(dtype, np.int8)
-    return out if out.kind == "i" else np.dtype(np.int64)
-
-
 @functools.lru_cache(maxsize=32)
 def _pvalue_table(n: int, tau: float) -> np.ndarray:
     """``P(Bin(n, tau) >= j)`` for ``j = 0..n``, cached (read-only) per ``(n, tau)``.
@@ -271,16 +265,12 @@ def _pvalue_table(n: int, tau: float) -> np.ndarray:
     return table
 
 
-def _smallest_dtype(top, candidates):
-    """The first of ``candidates`` that holds every value in ``[0, top]``."""
-    for dt in candidates:
-        if top <= np.iinfo(dt).max:
+def _hits_dtype(n):
+    """The narrowest of the four hit widths the kernels are compiled for that holds ``n``."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if n <= np.iinfo(dt).max:
             return np.dtype(dt)
     return np.dtype(np.int64)
-
-
-def _hits_dtype(n):
-    return _smallest_dtype(n, (np.uint8, np.uint16, np.uint32))
 
 
 def _direct_table(hits, n, tau):
@@ -330,20 +320,27 @@ def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy
     return np.array([n_rej]), 0, n_neg
 
 
-def _check_hits_range(hits, n):
-    n_bad = int(np.count_nonzero((hits < 0) | (hits > n)))
-    if n_bad:
+def _check_ranges(guess, hits, n):
+    """Refuse hits outside [0, n] and negative guesses (min/max passes, no temporaries)."""
+    lo, hi = int(hits.min()), int(hits.max())
+    if lo < 0 or hi > n:
+        n_bad = int(np.count_nonzero((hits < 0) | (hits > n)))
         raise ValueError(
-            f"hits must lie in [0, n] = [0, {n}]; {n_bad} value(s) do not "
-            f"(min {int(hits.min())}, max {int(hits.max())})"
+            f"hits must lie in [0, n] = [0, {n}]; {n_bad} value(s) do not (min {lo}, max {hi})"
+        )
+    if int(guess.min()) < 0:
+        n_neg = int(np.count_nonzero(guess < 0))
+        raise ValueError(
+            f"guess must hold non-negative labels ({ABSTAIN} is ABSTAIN); found {n_neg} negative"
         )
 
 
-def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False, label_dtype=None):
+def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
     """Shared core of :func:`segcertify` and :func:`segcertify_hits` (inputs validated).
 
     ``owned``: ``hits`` is a private array of the caller (no defensive copy needed).
-    ``label_dtype``: dtype of the labels (default: the guess dtype widened to hold -1).
+    The kernels see int64 guesses and labels and hits in one of four widths
+    (whatever the caller's dtypes), so that only a few specialisations compile.
     """
     shape = hits.shape
     if hits.size == 0:
@@ -352,49 +349,39 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False, l
         raise ValueError(f"axis {axis} has length 0: the families are empty")
     if n > MAX_N:
         raise ValueError(f"n must be at most 2**53 testing samples; got {n}")
-    hits2d = _to_families(hits, axis)
-    guess2d = _to_families(guess, axis)
+    _check_ranges(guess, hits, n)
+    guess2d = _to_families(guess.astype(np.int64, copy=False), axis)
     if _k.use_histogram(hits.size, n):
         table = _pvalue_table(n, tau)
+        if not (owned and hits.dtype == _hits_dtype(n)):
+            # a narrow private copy: the certificate must not alias the caller's buffer
+            hits = hits.astype(_hits_dtype(n))
+        hits2d = _to_families(hits, axis)
     else:
-        _check_hits_range(hits2d, n)
-        table, hits2d = _direct_table(hits2d, n, tau)
-        owned = True
-    n_levels = table.shape[0] - 1  # hits (or their ranks) lie in [0, n_levels]
-    labels2d = np.empty(hits2d.shape, label_dtype or _label_dtype(guess.dtype))
-    hits_copy = hits2d if owned else np.empty(hits2d.shape, _hits_dtype(n_levels))
+        table, hits2d = _direct_table(_to_families(hits, axis), n, tau)
+    labels2d = np.empty(hits2d.shape, np.int64)
     fast = FAST_METHODS.get(method)
     workers = 1
     if fast is not None and axis is None:
         workers = workers_for(hits.size, _MIN_CHUNK)
-    if workers > 1 and _k.use_histogram(hits.size // workers, n_levels):
-        n_rej, n_bad, n_neg = _one_family_threaded(
-            guess2d[0], hits2d[0], table, alpha, k, fast, labels2d[0], hits_copy[0], workers
+    # the kernels' copy of the hits goes to the hits themselves: they are private here
+    if workers > 1 and _k.use_histogram(hits.size // workers, table.shape[0] - 1):
+        n_rej, _, _ = _one_family_threaded(
+            guess2d[0], hits2d[0], table, alpha, k, fast, labels2d[0], hits2d[0], workers
         )
         canonical = method
     elif fast is not None:
-        n_rej, n_bad, n_neg = _k.certify_families(
-            guess2d, hits2d, table, alpha, k, fast, ABSTAIN, labels2d, hits_copy
+        n_rej, _, _ = _k.certify_families(
+            guess2d, hits2d, table, alpha, k, fast, ABSTAIN, labels2d, hits2d
         )
         canonical = method
     else:
-        n_bad = int(np.count_nonzero((hits2d < 0) | (hits2d > n_levels)))
-    if n_bad:
-        _check_hits_range(hits, n)
-    if fast is None:
         res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
         canonical = res.method
         rej2d = np.asarray(res.reject, dtype=bool)
         n_rej = rej2d.sum(axis=-1)
         labels2d.fill(ABSTAIN)
-        np.copyto(labels2d, guess2d, where=rej2d, casting="unsafe")
-        if not owned:
-            hits_copy[...] = hits2d
-        n_neg = int(np.count_nonzero(guess2d < 0))
-    if n_neg:
-        raise ValueError(
-            f"guess must hold non-negative labels ({ABSTAIN} is ABSTAIN); found {n_neg} negative"
-        )
+        np.copyto(labels2d, guess2d, where=rej2d)
     if canonical in FDR_METHODS:
         warnings.warn(
             f"method {canonical!r} controls the false discovery rate (the expected fraction "
@@ -414,7 +401,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False, l
         n=n,
         axis=axis,
         n_certified=n_certified,
-        _hits=_from_families(hits_copy, shape, axis),
+        _hits=_from_families(hits2d, shape, axis),
         _table=table,
     )
 
@@ -564,7 +551,7 @@ def segcertify(counts0, counts, *, tau, alpha, method="holm", k=1, axis=None):
     # outputs as narrow as the data allow: the counts are not copied or widened,
     # so the peak memory stays a small fraction of the input
     n = int(counts[(0,) * len(comp_shape)].sum(dtype=np.int64))
-    guess = np.empty(comp_shape, _smallest_dtype(n_classes - 1, (np.int8, np.int16, np.int32)))
+    guess = np.empty(comp_shape, np.int64)
     hits = np.empty(comp_shape, _hits_dtype(n))
     consistent = _k.guess_and_hits(
         np.ascontiguousarray(counts0).reshape(-1, n_classes),
@@ -583,6 +570,4 @@ def segcertify(counts0, counts, *, tau, alpha, method="holm", k=1, axis=None):
         raise ValueError("counts sum to n = 0: there are no testing samples")
     if n > MAX_N:
         raise ValueError(f"counts must total at most 2**53 testing samples; got n = {n}")
-    return _certify_hits(
-        guess, hits, n, tau, alpha, method, k, axis, owned=True, label_dtype=np.int64
-    )
+    return _certify_hits(guess, hits, n, tau, alpha, method, k, axis, owned=True)

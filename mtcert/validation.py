@@ -265,17 +265,24 @@ def as_probabilities(values, name: str, *, allow_nan: bool = True) -> np.ndarray
     Raises
     ------
     ValueError
-        On non-numeric input or values outside [0, 1].
+        On ragged or non-numeric input (strings, ``None``, complex numbers
+        are refused rather than converted) or values outside [0, 1].
 
     Examples
     --------
     >>> as_probabilities([0.5, 1], "p")
     array([0.5, 1. ])
     """
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be an array of numbers in [0, 1]: {exc}") from None
+    arr = _asarray(values, name)
+    kind = arr.dtype.kind
+    if kind == "O":
+        # None would silently become NaN, a complex number lose its imaginary part
+        if not all(isinstance(v, numbers.Real) for v in arr.flat):
+            bad = next(v for v in arr.flat if not isinstance(v, numbers.Real))
+            raise ValueError(f"{name} must hold real numbers in [0, 1]; found {bad!r}")
+    elif kind not in "biuf":
+        raise ValueError(f"{name} must be real numbers in [0, 1]; got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
     nan = np.isnan(arr)
     if not allow_nan and nan.any():
         raise ValueError(f"{name} contains NaN")
@@ -288,7 +295,9 @@ def as_probabilities(values, name: str, *, allow_nan: bool = True) -> np.ndarray
     return arr
 
 
-def as_integer_array(values, name: str, *, strict: bool = False) -> np.ndarray:
+def as_integer_array(
+    values, name: str, *, strict: bool = False, what: str = "integers"
+) -> np.ndarray:
     """Integers of either sign, in the caller's integer dtype where that is safe.
 
     Integer input is returned without a copy when it is already in native
@@ -305,6 +314,8 @@ def as_integer_array(values, name: str, *, strict: bool = False) -> np.ndarray:
         Argument name used in error messages.
     strict : bool, default False
         Accept integer dtypes only (no booleans, no floats).
+    what : str, default "integers"
+        What the values are, for error messages.
 
     Returns
     -------
@@ -328,13 +339,15 @@ def as_integer_array(values, name: str, *, strict: bool = False) -> np.ndarray:
     """
     arr = _asarray(values, name)
     kind = arr.dtype.kind
+    if arr.size == 0 and kind in "bf":
+        return arr.astype(np.int64)  # ``np.asarray([])`` is float64: still no values to refuse
     if kind not in ("iu" if strict else "biuf"):
-        raise ValueError(f"{name} must be an array of integers; got dtype {arr.dtype}")
+        raise ValueError(f"{name} must be an array of {what}; got dtype {arr.dtype}")
     if kind == "b":
         return arr.view(np.uint8)
     if kind == "f":
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must hold finite integers; found NaN or inf")
+            raise ValueError(f"{name} must be finite {what}; found NaN or inf")
         if not np.all(arr == np.floor(arr)):
             raise ValueError(f"{name} must hold integers; found non-integral values")
         if arr.size and np.abs(arr).max() > 2.0**62:
@@ -364,7 +377,7 @@ def as_integer_counts(values, name: str) -> np.ndarray:
     ...
     ValueError: hits must be non-negative; found -5
     """
-    arr = as_integer_array(values, name)
+    arr = as_integer_array(values, name, what="non-negative integers")
     if arr.size and arr.dtype.kind == "i":
         low = int(arr.min())
         if low < 0:
