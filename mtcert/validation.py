@@ -53,6 +53,13 @@ NAN_POLICIES = ("propagate", "omit", "raise")
 _INT64_MAX = int(np.iinfo(np.int64).max)
 
 
+def _real(value, name: str, what: str) -> float:
+    """``float(value)`` for a real number (bools, strings, complex refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {what}; got {value!r}")
+    return float(value)
+
+
 def check_option(value, name: str, allowed: Iterable[str]) -> str:
     """Check that ``value`` is one of the strings in ``allowed``.
 
@@ -110,9 +117,7 @@ def check_alpha(alpha, name: str = "alpha") -> float:
     >>> check_alpha(0.05)
     0.05
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise ValueError(f"{name} must be a real number in (0, 1); got {alpha!r}")
-    alpha = float(alpha)
+    alpha = _real(alpha, name, "a real number in (0, 1)")
     if not (0.0 < alpha < 1.0):  # also rejects NaN
         raise ValueError(f"{name} must lie strictly between 0 and 1; got {alpha!r}")
     return alpha
@@ -142,9 +147,7 @@ def check_tau(tau, name: str = "tau") -> float:
     >>> check_tau(0.5)
     0.5
     """
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
-        raise ValueError(f"{name} must be a real number in [0.5, 1); got {tau!r}")
-    tau = float(tau)
+    tau = _real(tau, name, "a real number in [0.5, 1)")
     if not (0.5 <= tau < 1.0):
         raise ValueError(f"{name} must lie in [0.5, 1); got {tau!r}")
     return tau
@@ -218,9 +221,7 @@ def check_positive_real(value, name: str) -> float:
     >>> check_positive_real(0.25, "sigma")
     0.25
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a positive real number; got {value!r}")
-    value = float(value)
+    value = _real(value, name, "a positive real number")
     if not (math.isfinite(value) and value > 0.0):
         raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
     return value

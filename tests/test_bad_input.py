@@ -447,6 +447,17 @@ def test_cohen_any_input(data, shape):
     def cp_lower(hits, n, a):
         return np.where(hits == 0, 0.0, stats.beta.ppf(a, hits, n - hits + 1))
 
+    def per_component(joint):
+        """Guesses and CERTIFY outcomes; ``joint``: Bonferroni over all components."""
+        _, _, (c0, c) = collect(check_alpha, check_sigma, counts_pair)
+        n = np.asarray(c.sum(axis=-1))
+        if (n == 0).any():
+            raise Invalid("counts")
+        guess = _first_argmax(c0)
+        hits = np.take_along_axis(c, guess[..., None], -1)[..., 0]
+        level = alpha / hits.size if joint else alpha
+        return guess, cp_lower(hits.astype(float), n.astype(float), level) > 0.5
+
     if which == "predict":
 
         def call():
@@ -471,14 +482,8 @@ def test_cohen_any_input(data, shape):
             return cohen.certify(counts0, counts, alpha=alpha, sigma=sigma).label
 
         def reference():
-            _, _, (c0, c) = collect(check_alpha, check_sigma, counts_pair)
-            n = np.asarray(c.sum(axis=-1))
-            if (n == 0).any():
-                raise Invalid("counts")
-            guess = _first_argmax(c0)
-            hits = np.take_along_axis(c, guess[..., None], -1)[..., 0]
-            low = cp_lower(hits.astype(float), n.astype(float), alpha)
-            return np.where(low > 0.5, guess, ABSTAIN)
+            guess, ok = per_component(joint=False)
+            return np.where(ok, guess, ABSTAIN)
 
         plain = {"counts0": plain0, "counts": plain1}
     else:
@@ -487,15 +492,8 @@ def test_cohen_any_input(data, shape):
             return cohen.indivclass(counts0, counts, alpha=alpha, sigma=sigma).labels
 
         def reference():
-            _, _, (c0, c) = collect(check_alpha, check_sigma, counts_pair)
-            n = np.asarray(c.sum(axis=-1))
-            if (n == 0).any():
-                raise Invalid("counts")
-            guess = _first_argmax(c0)
-            hits = np.take_along_axis(c, guess[..., None], -1)[..., 0]
-            low = cp_lower(hits.astype(float), n.astype(float), alpha / max(hits.size, 1))
-            ok = bool(np.all(low > 0.5))
-            return np.where(ok, guess, ABSTAIN)
+            guess, ok = per_component(joint=True)
+            return np.where(np.all(ok), guess, ABSTAIN)
 
         plain = {"counts0": plain0, "counts": plain1}
     check(f"cohen.{which}", call, reference, equal, plain)
