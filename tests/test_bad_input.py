@@ -45,11 +45,9 @@ INT64_MAX = 2**63 - 1
 ABSTAIN = mtcert.ABSTAIN
 INT_DTYPES = [np.dtype(f"{o}{c}{s}") for o in "<>" for c in "iu" for s in (1, 2, 4, 8)]
 OTHER_DTYPES = [np.dtype(bool), np.dtype("<f8"), np.dtype(">f8"), np.dtype("<f4"), object]
+# the example count comes from the profile in conftest.py ("ci" 60, "dev" 300)
 SETTINGS = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    report_multiple_bugs=False,
+    deadline=None, suppress_health_check=[HealthCheck.too_slow], report_multiple_bugs=False
 )
 
 #: tried / accepted-and-correct / refused-with-a-named-error, per group (printed with -s)
@@ -419,7 +417,7 @@ def _perturb(draw, values):
         target[draw(st.integers(0, len(target) - 1))] = draw(COUNT)
 
 
-@settings(SETTINGS, max_examples=120)
+@settings(SETTINGS, max_examples=2 * settings().max_examples)
 @given(data=st.data(), shape=shapes(min_dims=1, max_dims=2))
 def test_cohen_any_input(data, shape):
     which = data.draw(st.sampled_from(["predict", "certify", "indivclass"]))
@@ -508,7 +506,10 @@ def _first_argmax(c):
 @SETTINGS
 @given(data=st.data(), shape=shapes(min_dims=2, max_dims=3, max_side=3))
 def test_jointclass_any_input(data, shape):
-    label = st.one_of(st.integers(0, 2), st.integers(0, 2), COUNT)
+    # labels in [2**63, 2**64) are only compared here: jointclass may accept or refuse them
+    label = st.one_of(st.integers(0, 2), st.integers(0, 2), COUNT).filter(
+        lambda v: not (isinstance(v, int) and INT64_MAX < v < 2**64)
+    )
     s0, plain0 = data.draw(represented(nested(data.draw, shape, label)))
     s, plain1 = data.draw(represented(nested(data.draw, shape, label)))
 
@@ -582,14 +583,23 @@ def test_binom_test_and_clopper_pearson_any_input(data, shape):
             return stats.binom.sf(kk - 1, nn, pp)
         if alternative == "less":
             return stats.binom.cdf(kk, nn, pp)
-        flat = [stats.binomtest(int(v), int(nn), float(pp)).pvalue for v in kk.ravel()]
+        try:
+            flat = [stats.binomtest(int(v), int(nn), float(pp)).pvalue for v in kk.ravel()]
+        except OverflowError:  # scipy's own limit (huge n, subnormal p): only check the range
+            return None
         return np.array(flat).reshape(kk.shape)
+
+    def binom_compare(got, expected):
+        if expected is None:
+            assert np.all((np.asarray(got) >= 0) & (np.asarray(got) <= 1))
+        else:
+            close(got, expected, rtol=1e-7)
 
     check(
         "binom_test",
         lambda: mtcert.binom_test(k, n, p, alternative=alternative),
         binom_ref,
-        lambda g, e: close(g, e, rtol=1e-7),
+        binom_compare,
         {"k": plain_k, "n": plain_n, "p": plain_p},
     )
 
@@ -730,9 +740,10 @@ def test_metrics_any_input(data, shape):
         if pr.shape != tg.shape:
             raise Invalid("pred", "target")
         pf, tf = pr.ravel().tolist(), tg.ravel().tolist()
-        if any(not (0 <= t < n_cls or t == 255) for t in tf):
+        top = INT64_MAX if fn == "accuracy" else n_cls - 1  # accuracy takes no num_classes
+        if any(not (0 <= t <= top or t == 255) for t in tf):
             raise Invalid("target")
-        if any(not (0 <= q < n_cls or q == ABSTAIN) for q in pf):
+        if any(not (0 <= q <= top or q == ABSTAIN) for q in pf):
             raise Invalid("pred")
         valid = [t != 255 for t in tf]
         if fn == "accuracy":
