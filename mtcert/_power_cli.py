@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from mtcert._cli_common import UsageError, fail, output_folder, output_name, positive_int
-from mtcert._validation import check_option, check_positive_int
+from mtcert.validation import check_option, check_positive_int
 
 __all__ = ["HELP", "Study", "add_arguments", "power_study", "run", "save_figure"]
 

@@ -13,7 +13,7 @@ from scipy import special
 
 from mtcert._kernels import binomial as _kb
 from mtcert._threads import map_chunks, workers_for
-from mtcert._validation import as_counts, as_probabilities, check_alpha, check_option
+from mtcert.validation import as_counts, as_probabilities, check_alpha, check_option
 
 __all__ = ["binom_test", "clopper_pearson", "greater_pvalue_table"]
 

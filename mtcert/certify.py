@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -31,23 +32,24 @@ import numpy as np
 from mtcert import radius as _radius
 from mtcert._kernels import certify as _k
 from mtcert._threads import map_chunks, workers_for
-from mtcert._validation import (
-    as_counts,
+from mtcert.binomial import binom_test, greater_pvalue_table
+from mtcert.cohen import ABSTAIN
+from mtcert.multitest import FDR_METHODS, adjust
+from mtcert.validation import (
     as_independent_count_pair,
+    as_integer_array,
     check_alpha,
     check_option,
     check_positive_int,
     check_positive_real,
     check_tau,
 )
-from mtcert.binomial import greater_pvalue_table
-from mtcert.cohen import ABSTAIN
-from mtcert.multitest import adjust
 
 __all__ = [
     "ABSTAIN",
     "FAST_METHODS",
     "NOISE_MODELS",
+    "NotACertificateWarning",
     "SegmentationCertificate",
     "segcertify",
     "segcertify_hits",
@@ -68,11 +70,24 @@ NOISE_MODELS = ("gaussian", "laplace", "uniform")
 # components per thread on: below it, dispatch costs more than it saves.
 _MIN_CHUNK = 1 << 17
 
+# Largest number of testing samples: beyond 2**53 a count is no longer exact in
+# the float64 arithmetic of the binomial tail, so the p-value could be wrong.
+MAX_N = 2**53
+
 _RADIUS = {
     "gaussian": _radius.gaussian_radius,
     "laplace": _radius.laplace_radius,
     "uniform": _radius.uniform_radius,
 }
+
+
+class NotACertificateWarning(UserWarning):
+    """An FDR method was asked for a certificate it cannot give.
+
+    FDR procedures ("fdr_bh", "fdr_by", ...) bound the *expected fraction* of
+    wrongly certified components, not the probability that any is wrong: the
+    labels they return do not hold jointly with probability ``1 - alpha``.
+    """
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -83,8 +98,8 @@ class SegmentationCertificate:
     ----------
     labels : ndarray
         The guessed label where certified, :data:`ABSTAIN` elsewhere; same
-        shape as the components.  Signed integer dtype (the guess dtype
-        widened as needed to hold ``-1``).
+        shape as the components (0-d for a single component given as a
+        scalar or as one count vector), int64.
     tau, alpha : float
         Threshold and (k-)FWER level of the certificate.
     method : str
@@ -184,13 +199,14 @@ def _family_shape(shape, axis):
 
 
 def _check_axis(axis, ndim):
+    """A valid component axis, or None; a single (0-d) component is one family either way."""
     if axis is None:
         return None
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise ValueError(f"axis must be None or an integer; got {axis!r}")
-    if not -ndim <= axis < ndim:
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
         raise ValueError(f"axis {axis} is out of bounds for components with {ndim} dimension(s)")
-    return int(axis) % ndim
+    return int(axis) % ndim if ndim else None
 
 
 def _check_method(method, k):
@@ -202,14 +218,6 @@ def _check_method(method, k):
             f"k must be 1 for method {method!r} (use 'generalized-{method}' for k > 1)"
         )
     return method, k
-
-
-def _integers(x, name):
-    """Integer ndarray without copying integer input (range checks happen in the kernels)."""
-    arr = np.asarray(x)
-    if arr.dtype.kind in "iu":
-        return arr
-    return as_counts(arr, name)
 
 
 def _to_families(arr, axis):
@@ -227,11 +235,6 @@ def _from_families(arr2d, shape, axis):
     return np.moveaxis(arr2d.reshape(moved_shape), -1, axis)
 
 
-def _label_dtype(dtype):
-    out = np.promote_types(dtype, np.int8)
-    return out if out.kind == "i" else np.dtype(np.int64)
-
-
 @functools.lru_cache(maxsize=32)
 def _pvalue_table(n: int, tau: float) -> np.ndarray:
     """``P(Bin(n, tau) >= j)`` for ``j = 0..n``, cached (read-only) per ``(n, tau)``.
@@ -245,10 +248,25 @@ def _pvalue_table(n: int, tau: float) -> np.ndarray:
 
 
 def _hits_dtype(n):
+    """The narrowest of the four hit widths the kernels are compiled for that holds ``n``."""
     for dt in (np.uint8, np.uint16, np.uint32):
         if n <= np.iinfo(dt).max:
             return np.dtype(dt)
     return np.dtype(np.int64)
+
+
+def _direct_table(hits, n, tau):
+    """P-values of the hit counts present only, and the hits as ranks into them.
+
+    For few components and a large ``n`` the ``n + 1`` entry table would cost
+    far more than the components (n = 1e8: 800 MB for four pixels).  The hit
+    counts are replaced by their rank among the distinct counts, which keeps
+    their order, so the counting kernels decide on ranks exactly as on counts;
+    the p-values are the same entries the full table would hold.
+    """
+    levels, ranks = np.unique(hits, return_inverse=True)
+    table = binom_test(levels, n, tau, alternative="greater")
+    return table, ranks.reshape(hits.shape).astype(_hits_dtype(levels.size - 1))
 
 
 def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy, workers):
@@ -284,50 +302,76 @@ def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy
     return np.array([n_rej]), 0, n_neg
 
 
-def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
-    """Shared core of :func:`segcertify` and :func:`segcertify_hits` (inputs validated)."""
+def _check_ranges(guess, hits, n):
+    """Refuse hits outside [0, n] and negative guesses (min/max passes, no temporaries)."""
+    lo, hi = int(hits.min()), int(hits.max())
+    if lo < 0 or hi > n:
+        n_bad = int(np.count_nonzero((hits < 0) | (hits > n)))
+        raise ValueError(
+            f"hits must lie in [0, n] = [0, {n}]; {n_bad} value(s) do not (min {lo}, max {hi})"
+        )
+    if int(guess.min()) < 0:
+        n_neg = int(np.count_nonzero(guess < 0))
+        raise ValueError(
+            f"guess must hold non-negative labels ({ABSTAIN} is ABSTAIN); found {n_neg} negative"
+        )
+
+
+def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
+    """Shared core of :func:`segcertify` and :func:`segcertify_hits` (inputs validated).
+
+    ``owned``: ``hits`` is a private array of the caller (no defensive copy needed).
+    The kernels see int64 guesses and labels and hits in one of four widths
+    (whatever the caller's dtypes), so that only a few specialisations compile.
+    """
     shape = hits.shape
     if hits.size == 0:
         raise ValueError("hits is empty: there are no components to certify")
     if axis is not None and shape[axis] == 0:
         raise ValueError(f"axis {axis} has length 0: the families are empty")
-    hits2d = _to_families(hits, axis)
-    guess2d = _to_families(guess, axis)
-    table = _pvalue_table(n, tau)
-    labels2d = np.empty(hits2d.shape, _label_dtype(guess.dtype))
-    hits_copy = np.empty(hits2d.shape, _hits_dtype(n))
+    if n > MAX_N:
+        raise ValueError(f"n must be at most 2**53 testing samples; got {n}")
+    _check_ranges(guess, hits, n)
+    guess2d = _to_families(guess.astype(np.int64, copy=False), axis)
+    if _k.use_histogram(hits.size, n):
+        table = _pvalue_table(n, tau)
+        if not (owned and hits.dtype == _hits_dtype(n)):
+            # a narrow private copy: the certificate must not alias the caller's buffer
+            hits = hits.astype(_hits_dtype(n))
+        hits2d = _to_families(hits, axis)
+    else:
+        table, hits2d = _direct_table(_to_families(hits, axis), n, tau)
+    labels2d = np.empty(hits2d.shape, np.int64)
     fast = FAST_METHODS.get(method)
     workers = 1
     if fast is not None and axis is None:
         workers = workers_for(hits.size, _MIN_CHUNK)
-    if workers > 1 and _k.use_histogram(hits.size // workers, n):
-        n_rej, n_bad, n_neg = _one_family_threaded(
-            guess2d[0], hits2d[0], table, alpha, k, fast, labels2d[0], hits_copy[0], workers
+    # the kernels' copy of the hits goes to the hits themselves: they are private here
+    if workers > 1 and _k.use_histogram(hits.size // workers, table.shape[0] - 1):
+        n_rej, _, _ = _one_family_threaded(
+            guess2d[0], hits2d[0], table, alpha, k, fast, labels2d[0], hits2d[0], workers
         )
         canonical = method
     elif fast is not None:
-        n_rej, n_bad, n_neg = _k.certify_families(
-            guess2d, hits2d, table, alpha, k, fast, ABSTAIN, labels2d, hits_copy
+        n_rej, _, _ = _k.certify_families(
+            guess2d, hits2d, table, alpha, k, fast, ABSTAIN, labels2d, hits2d
         )
         canonical = method
     else:
-        n_bad = int(np.count_nonzero((hits2d < 0) | (hits2d > n)))
-    if n_bad:
-        raise ValueError(
-            f"hits must lie in [0, n] = [0, {n}]; {n_bad} value(s) do not "
-            f"(min {int(hits.min())}, max {int(hits.max())})"
-        )
-    if fast is None:
         res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
         canonical = res.method
         rej2d = np.asarray(res.reject, dtype=bool)
         n_rej = rej2d.sum(axis=-1)
-        np.copyto(labels2d, np.where(rej2d, guess2d, ABSTAIN), casting="unsafe")
-        hits_copy[...] = hits2d
-        n_neg = int(np.count_nonzero(guess2d < 0))
-    if n_neg:
-        raise ValueError(
-            f"guess must hold non-negative labels ({ABSTAIN} is ABSTAIN); found {n_neg} negative"
+        labels2d.fill(ABSTAIN)
+        np.copyto(labels2d, guess2d, where=rej2d)
+    if canonical in FDR_METHODS:
+        warnings.warn(
+            f"method {canonical!r} controls the false discovery rate (the expected fraction "
+            "of wrongly certified components), not the family-wise error rate: the labels "
+            "are not a certificate that holds with probability 1 - alpha; use an FWER "
+            "method such as 'holm' for one",
+            NotACertificateWarning,
+            stacklevel=3,
         )
     n_certified = int(n_rej[0]) if axis is None else n_rej.reshape(_family_shape(shape, axis))
     return SegmentationCertificate(
@@ -339,7 +383,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
         n=n,
         axis=axis,
         n_certified=n_certified,
-        _hits=_from_families(hits_copy, shape, axis),
+        _hits=_from_families(hits2d, shape, axis),
         _table=table,
     )
 
@@ -422,17 +466,15 @@ def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None
     """
     tau = check_tau(tau)
     alpha = check_alpha(alpha)
-    n = check_positive_int(n, "n")
+    n = check_positive_int(n, "n", maximum=MAX_N)
     method, k = _check_method(method, k)
-    guess = _integers(guess, "guess")
-    hits = _integers(hits, "hits")
+    guess = as_integer_array(guess, "guess")
+    hits = as_integer_array(hits, "hits")
     if guess.shape != hits.shape:
         raise ValueError(
             f"guess and hits must have the same shape; got {guess.shape} and {hits.shape}"
         )
-    axis = _check_axis(axis, hits.ndim) if hits.ndim else _check_axis(axis, 1)
-    if hits.ndim == 0:
-        guess, hits = guess.reshape(1), hits.reshape(1)
+    axis = _check_axis(axis, hits.ndim)
     return _certify_hits(guess, hits, n, tau, alpha, method, k, axis)
 
 
@@ -486,23 +528,28 @@ def segcertify(counts0, counts, *, tau, alpha, method="holm", k=1, axis=None):
     method, k = _check_method(method, k)
     counts0, counts = as_independent_count_pair(counts0, counts)
     comp_shape = counts.shape[:-1]
+    axis = _check_axis(axis, len(comp_shape))
     n_classes = counts.shape[-1]
-    guess, hits, n, consistent = _k.guess_and_hits(
+    # outputs as narrow as the data allow: the counts are not copied or widened,
+    # so the peak memory stays a small fraction of the input
+    n = int(counts[(0,) * len(comp_shape)].sum(dtype=np.int64))
+    guess = np.empty(comp_shape, np.int64)
+    hits = np.empty(comp_shape, _hits_dtype(n))
+    consistent = _k.guess_and_hits(
         np.ascontiguousarray(counts0).reshape(-1, n_classes),
         np.ascontiguousarray(counts).reshape(-1, n_classes),
+        n,
+        guess.reshape(-1),
+        hits.reshape(-1),
     )
     if not consistent:
-        totals = counts.sum(axis=-1)
+        totals = counts.sum(axis=-1, dtype=np.int64)
         raise ValueError(
             "every component's counts must sum to the same n; "
             f"got totals between {int(totals.min())} and {int(totals.max())}"
         )
     if n < 1:
         raise ValueError("counts sum to n = 0: there are no testing samples")
-    if len(comp_shape) == 0:
-        guess, hits = guess.reshape(1), hits.reshape(1)
-        axis = _check_axis(axis, 1)
-    else:
-        guess, hits = guess.reshape(comp_shape), hits.reshape(comp_shape)
-        axis = _check_axis(axis, len(comp_shape))
-    return _certify_hits(guess, hits, int(n), tau, alpha, method, k, axis)
+    if n > MAX_N:
+        raise ValueError(f"counts must total at most 2**53 testing samples; got n = {n}")
+    return _certify_hits(guess, hits, n, tau, alpha, method, k, axis, owned=True)

@@ -22,7 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mtcert import radius as _radius
-from mtcert._validation import (
+from mtcert.binomial import binom_test, clopper_pearson
+from mtcert.validation import (
     as_class_counts,
     as_counts,
     as_independent_count_pair,
@@ -30,7 +31,6 @@ from mtcert._validation import (
     check_option,
     check_positive_real,
 )
-from mtcert.binomial import binom_test, clopper_pearson
 
 __all__ = [
     "ABSTAIN",

@@ -55,8 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mtcert._validation import as_class_counts, as_independent_count_pair, check_tau
 from mtcert.certify import ABSTAIN, SegmentationCertificate, segcertify_hits
+from mtcert.validation import as_class_counts, as_independent_count_pair, check_tau
 
 __all__ = [
     "CITYSCAPES",

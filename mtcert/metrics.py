@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtcert._validation import check_positive_int
 from mtcert.cohen import ABSTAIN
+from mtcert.validation import as_integer_array, check_positive_int
 
 __all__ = [
     "CertifiedSegmentationMetrics",
@@ -66,10 +66,8 @@ def _check_ignore(ignore_index, num_classes):
 
 
 def _labels(x, name):
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be an integer label array; got dtype {arr.dtype}")
-    return arr
+    """Integer labels, native byte order; uint64 as int64 (numpy mixes the two to float)."""
+    return as_integer_array(x, name, strict=True)
 
 
 def _pair(pred, target, num_classes, ignore_index, batch_axis):

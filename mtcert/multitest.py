@@ -39,7 +39,7 @@ import numpy as np
 from scipy import special
 
 from mtcert._kernels import multitest as _k
-from mtcert._validation import (
+from mtcert.validation import (
     as_probabilities,
     check_alpha,
     check_nan_policy,

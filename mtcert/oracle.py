@@ -40,8 +40,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mtcert._kernels.oracle import joint_mode_kernel
-from mtcert._validation import as_probabilities, check_positive_int
 from mtcert.binomial import binom_test
+from mtcert.validation import as_probabilities, check_positive_int
 
 __all__ = ["BinaryOracle", "JointMode", "MultiClassOracle", "Oracle", "check_gamma"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-from mtcert._validation import as_probabilities, check_positive_real
+from mtcert.validation import as_probabilities, check_positive_real
 
 __all__ = [
     "gaussian_radius",

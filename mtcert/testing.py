@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from mtcert._validation import check_alpha, check_option, check_positive_int
 from mtcert.binomial import clopper_pearson
+from mtcert.validation import check_alpha, check_option, check_positive_int
 
 __all__ = [
     "SCENARIOS",

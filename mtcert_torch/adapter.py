@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from mtcert._validation import check_option, check_positive_int, check_positive_real
+from mtcert.validation import check_option, check_positive_int, check_positive_real
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -52,11 +52,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtcert._validation import check_option, check_positive_int, check_positive_real
 from mtcert.binomial import clopper_pearson
 from mtcert.certify import ABSTAIN
 from mtcert.cohen import predict as cohen_predict
 from mtcert.metrics import certified_accuracy
+from mtcert.validation import check_option, check_positive_int, check_positive_real
 
 from .adapter import SegmentationAdapter
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mtcert._validation import check_alpha, check_positive_int, check_tau
 from mtcert.certify import segcertify_hits
+from mtcert.validation import check_alpha, check_positive_int, check_tau
 
 from .image import ImageTask
 from .noise import NoiseModel

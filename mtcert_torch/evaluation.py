@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mtcert._validation import check_positive_int
 from mtcert.certify import segcertify_hits
+from mtcert.validation import check_positive_int
 
 from .certifier import Certificate, Certifier
 from .metrics import segmentation_counts

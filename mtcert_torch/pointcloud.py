@@ -51,8 +51,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mtcert._validation import check_option, check_positive_int
 from mtcert.radius import rotation_radius
+from mtcert.validation import check_option, check_positive_int
 
 from .sampler import CPU_MAX_BATCH
 from .task import Smoothed, Task

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mtcert._validation import check_positive_int
+from mtcert.validation import check_positive_int
 
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter
 from .attacks import attack_figures_hook

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mtcert._validation import check_positive_int
+from mtcert.validation import check_positive_int
 
 from .noise import NoiseModel
 

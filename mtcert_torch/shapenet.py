@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mtcert._validation import check_option, check_positive_int
+from mtcert.validation import check_option, check_positive_int
 
 __all__ = [
     "CATEGORIES",

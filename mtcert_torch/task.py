@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mtcert._validation import check_option, check_positive_int
 from mtcert.radius import gaussian_radius, laplace_radius
+from mtcert.validation import check_option, check_positive_int
 
 from .noise import NOISES
 

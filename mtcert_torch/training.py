@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mtcert._validation import check_positive_int, check_positive_real
+from mtcert.validation import check_positive_int, check_positive_real
 
 
 def gaussian_augment(

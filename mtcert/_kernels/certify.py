@@ -283,17 +283,16 @@ def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits
 
 
 @njit(cache=True, nogil=True)
-def guess_and_hits(counts0, counts):
-    """Per component: guess = first argmax of ``counts0``, hits = its count in ``counts``.
+def guess_and_hits(counts0, counts, n, guess, hits):
+    """Per component: ``guess`` = first argmax of ``counts0``, ``hits`` = its count in ``counts``.
 
-    Both inputs are (N, C) int64. Returns ``(guess, hits, n, consistent)`` where
-    ``n`` is the first row total of ``counts`` and ``consistent`` says whether
-    every row of ``counts`` sums to it.
+    ``counts0`` and ``counts`` are (N, C) non-negative integers of any width
+    (the caller's dtypes, not copied) whose row totals fit in int64; ``guess``
+    and ``hits`` are (N,) outputs wide enough for ``C - 1`` and for ``n``.
+    Returns whether every row of ``counts`` sums to ``n`` (if not, ``hits``
+    may have wrapped and must not be used).
     """
     n_comp, n_cls = counts.shape
-    guess = np.empty(n_comp, np.int64)
-    hits = np.empty(n_comp, np.int64)
-    n = -1
     consistent = True
     for i in range(n_comp):
         best = 0
@@ -304,11 +303,8 @@ def guess_and_hits(counts0, counts):
             if v > top:
                 top = v
                 best = c
-            total += counts[i, c]
+            total += np.int64(counts[i, c])
         guess[i] = best
         hits[i] = counts[i, best]
-        if i == 0:
-            n = total
-        elif total != n:
-            consistent = False
-    return guess, hits, n, consistent
+        consistent &= total == n
+    return consistent

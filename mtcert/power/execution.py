@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from mtcert._validation import check_option, check_positive_int
 from mtcert.power.grid import Scenario, expand_grid
 from mtcert.power.simulation import COLUMNS, run_scenario, run_scenarios
+from mtcert.validation import check_option, check_positive_int
 
 __all__ = ["BACKENDS", "run_grid"]
 

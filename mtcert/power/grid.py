@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from mtcert._validation import check_alpha, check_positive_int, check_tau
 from mtcert.oracle import check_gamma
+from mtcert.validation import check_alpha, check_positive_int, check_tau
 
 __all__ = [
     "Evaluation",

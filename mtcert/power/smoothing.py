@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mtcert._validation import check_positive_int
+from mtcert.validation import check_positive_int
 
 __all__ = ["smooth"]
 

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtcert._validation import check_positive_int
+from mtcert.validation import check_positive_int
 from mtcert_torch.models._checkpoint import load_checkpoint
 from mtcert_torch.sampler import CPU_MAX_BATCH, CPU_MEMORY_BUDGET
 from mtcert_torch.shapenet import PART_RANGES, category_index
