@@ -168,7 +168,7 @@ def certify_images(
         "model_kwargs": model_kwargs,
         "checkpoint": _resolved(checkpoint),
         "data": _resolved(data),
-        "layout": layout,
+        "layout": "cityscapes" if cityscapes else "folder",
         "split": split,
         "every": every,
         "num_classes": num_classes,
