@@ -59,15 +59,18 @@ def _read(source) -> Mapping:
         try:
             with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
+        except pickle.UnpicklingError:
             raise ValueError(
-                f"could not read checkpoint {path!r} with torch.load(weights_only=True), which "
-                "refuses everything but tensors and plain containers. If the file is a "
-                "checkpoint you trust, load it with torch.load(path, weights_only=False) and "
-                f"pass the result.\n{exc}"
+                f"refused checkpoint {path!r}: torch.load(weights_only=True) accepts only "
+                "tensors and plain containers (if you trust the file, load it with "
+                "torch.load(path, weights_only=False) and pass the result)"
             ) from None
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise ValueError(f"could not read checkpoint {path!r}: {exc}") from None
+        except (OSError, RuntimeError, EOFError, KeyError, ValueError, TypeError) as exc:
+            # Garbage (e.g. a text file) fails deep inside the unpickler with any of these.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(
+                f"could not read checkpoint {path!r}: not a torch file ({first})"
+            ) from None
         if not isinstance(loaded, Mapping):
             raise ValueError(
                 f"checkpoint {path!r} holds a {type(loaded).__name__}, not a state dict"
