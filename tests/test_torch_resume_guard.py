@@ -43,7 +43,8 @@ IMAGE_CHANGES = [
     ("--model-kwargs", '{"width": 5}'), ("--scale", "0.5"), ("--flip", None),
     ("--align-corners", None), ("--mean", "0.9,0.9,0.9"), ("--std", "1,1,1"),
     ("--every", "2"), ("--noise", "laplace"), ("--sigma", "0.5"), ("--tau", "0.8"),
-    ("--n0", "3"), ("--n", "5"), ("--alpha", "0.2"), ("--method", "bonferroni"), ("--k", "2 --method generalized-holm"),
+    ("--n0", "3"), ("--n", "5"), ("--alpha", "0.2"), ("--method", "bonferroni"),
+    ("--k", "2 --method generalized-holm"),
     ("--seed", "1"), ("--ignore-index", "254"), ("--num-classes", "4"), ("--autocast", "bf16"),
     ("--split", "train"),
 ]  # fmt: skip
@@ -74,9 +75,9 @@ def test_image_resume_refuses_another_checkpoint_and_keeps_k_in_csv(image_run, c
         main(argv)
     assert e.value.code == 2 and "checkpoint" in capsys.readouterr().err
     config = json.loads((root / "run" / "config.json").read_text())
-    for key in ("mean", "std", "split", "every", "scales", "flip", "align_corners", "noise",
-                "sigma", "tau", "n0", "n", "alpha", "method", "k", "seed", "model_kwargs"):  # fmt: skip
-        assert key in config
+    keys = ("mean", "std", "split", "every", "scales", "flip", "align_corners", "noise", "sigma",
+            "tau", "n0", "n", "alpha", "method", "k", "seed", "model_kwargs")  # fmt: skip
+    assert all(key in config for key in keys)
     header = (root / "run" / "per_image.csv").read_text().splitlines()[0].split(",")
     assert "k" in header and header.index("k") == header.index("method") + 1
     # the same settings resume (an explicit --layout equal to the detected one included)
