@@ -215,28 +215,32 @@ class ResultsWriter:
         # One writer per folder (per rank): a second run refuses instead of doubling records.
         self.lock = FolderLock(self.out / (".lock" if rank == 0 else f".lock.rank{rank}"))
         self.lock.acquire()
-        if figures:
-            (self.out / "figures").mkdir(exist_ok=True)
-        self.rank = rank
-        self.stem = stem
-        self.fields = tuple(fields)
-        self.unit = unit
-        self.columns = TABLE1_COLUMNS if columns is None else columns
-        config = self.check_config(self.out, config)
-        cfg_path = self.out / "config.json"
-        if not cfg_path.is_file() and rank == 0:
-            # atomic: other ranks may read it at the same moment
-            tmp = cfg_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-            os.replace(tmp, cfg_path)
-        self.jsonl = self.out / (f"{stem}.jsonl" if rank == 0 else f"{stem}.rank{rank}.jsonl")
-        self.csv = self.jsonl.with_suffix(".csv")
-        own = _unique(_read_jsonl(self.jsonl, repair=True))
-        # Rewrite the CSV from the JSON records so the two always agree after a restart.
-        with self.csv.open("w", newline="") as f:
-            w = csv.DictWriter(f, self.fields, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(own)
+        try:
+            if figures:
+                (self.out / "figures").mkdir(exist_ok=True)
+            self.rank = rank
+            self.stem = stem
+            self.fields = tuple(fields)
+            self.unit = unit
+            self.columns = TABLE1_COLUMNS if columns is None else columns
+            config = self.check_config(self.out, config)
+            cfg_path = self.out / "config.json"
+            if not cfg_path.is_file() and rank == 0:
+                # atomic: other ranks may read it at the same moment
+                tmp = cfg_path.with_suffix(".json.tmp")
+                tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+                os.replace(tmp, cfg_path)
+            self.jsonl = self.out / (f"{stem}.jsonl" if rank == 0 else f"{stem}.rank{rank}.jsonl")
+            self.csv = self.jsonl.with_suffix(".csv")
+            own = _unique(_read_jsonl(self.jsonl, repair=True))
+            # Rewrite the CSV from the JSON records so the two always agree after a restart.
+            with self.csv.open("w", newline="") as f:
+                w = csv.DictWriter(f, self.fields, extrasaction="ignore")
+                w.writeheader()
+                w.writerows(own)
+        except BaseException:
+            self.lock.release()
+            raise
 
     @staticmethod
     def check_config(out, config: dict) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -57,7 +58,9 @@ def _read(source) -> Mapping:
         # weights_only refuses arbitrary pickled code.  For a trusted file holding other
         # objects, call torch.load(path, weights_only=False) yourself and pass the result.
         try:
-            with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
+            with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS), warnings.catch_warnings():
+                # A foreign pickle protocol only matters if loading fails, which we report.
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             raise ValueError(
@@ -65,8 +68,9 @@ def _read(source) -> Mapping:
                 "tensors and plain containers (if you trust the file, load it with "
                 "torch.load(path, weights_only=False) and pass the result)"
             ) from None
-        except (OSError, RuntimeError, EOFError, KeyError, ValueError, TypeError) as exc:
-            # Garbage (e.g. a text file) fails deep inside the unpickler with any of these.
+        except Exception as exc:
+            # Garbage (e.g. a text file) fails deep inside the unpickler with any exception
+            # (KeyError, IndexError, EOFError, RuntimeError, ...): all mean "not a torch file".
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(
                 f"could not read checkpoint {path!r}: not a torch file ({first})"
