@@ -90,7 +90,7 @@ MISUSES = {
 
 @pytest.mark.parametrize("case", list(MISUSES))
 def test_image_misuse_is_one_line_and_exit_2(env, tmp_path, capsys, case):
-    root, args = env
+    _, args = env
     kw, extra, *words = MISUSES[case]
     if case == "device cuda:7" and torch.cuda.device_count() > 7:
         pytest.skip("this machine has eight GPUs")
