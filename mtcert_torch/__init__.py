@@ -15,6 +15,8 @@ classifiers and segmenters.  Architectures live in :mod:`mtcert_torch.models`
 which never imports torch.
 """
 
+from mtcert import __version__
+
 from .adapter import SegmentationAdapter
 from .certifier import Certificate, Certifier
 from .evaluation import Evaluation, Item, ItemResult, Items, Settings, certify_item, evaluate
@@ -43,6 +45,7 @@ __all__ = [
     "StreamingSampler",
     "Task",
     "TensorTask",
+    "__version__",
     "certify_item",
     "evaluate",
     "summarize",

@@ -39,7 +39,8 @@ def env(tmp_path_factory):
     write_folder_dataset(root / "data", x, y)
     (root / "notes.txt").write_text("these are not weights\n")
     (root / "garbage.pt").write_bytes(os.urandom(300))
-    (root / "evil.pt").write_bytes(pickle.dumps(Evil()))
+    (root / "evil.pt").write_bytes(pickle.dumps(Evil(), protocol=2))
+    (root / "evil4.pt").write_bytes(pickle.dumps(Evil(), protocol=4))
     (root / "afile").write_text("x")
 
     def args(out, *extra, checkpoint="tiny.pt"):
@@ -67,7 +68,8 @@ def one_line_error(capsys, argv, *words):
 MISUSES = {
     "text checkpoint": (dict(checkpoint="notes.txt"), [], "checkpoint"),
     "garbage checkpoint": (dict(checkpoint="garbage.pt"), [], "checkpoint"),
-    "malicious checkpoint": (dict(checkpoint="evil.pt"), [], "refused checkpoint"),
+    "malicious checkpoint": (dict(checkpoint="evil.pt"), [], "refused checkpoint", "system"),
+    "malicious checkpoint protocol 4": (dict(checkpoint="evil4.pt"), [], "checkpoint"),
     "device bogus": ({}, ["--device", "bogus"], "--device"),
     "device cuda:7": ({}, ["--device", "cuda:7"], "--device"),
     "model builtins:print": ({}, ["--model", "builtins:print"], "--model"),

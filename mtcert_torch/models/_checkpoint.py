@@ -14,7 +14,7 @@ loaded partially.
 from __future__ import annotations
 
 import os
-import pickle
+import re
 import warnings
 from collections.abc import Mapping
 
@@ -62,18 +62,25 @@ def _read(source) -> Mapping:
                 # A foreign pickle protocol only matters if loading fails, which we report.
                 warnings.filterwarnings("ignore", message="Detected pickle protocol")
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            raise ValueError(
-                f"refused checkpoint {path!r}: torch.load(weights_only=True) accepts only "
-                "tensors and plain containers (if you trust the file, load it with "
-                "torch.load(path, weights_only=False) and pass the result)"
-            ) from None
         except Exception as exc:
+            text = str(exc).strip()
+            code = re.search(r"GLOBAL (\S+)", text)
+            if code:  # a pickled function or class: refused, never executed
+                raise ValueError(
+                    f"refused checkpoint {path!r}: it holds code ({code.group(1)}), and "
+                    "torch.load(weights_only=True) accepts only tensors and plain containers "
+                    "(if you trust the file, load it with torch.load(path, weights_only=False) "
+                    "and pass the result)"
+                ) from None
             # Garbage (e.g. a text file) fails deep inside the unpickler with any exception
             # (KeyError, IndexError, EOFError, RuntimeError, ...): all mean "not a torch file".
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            unpickler = re.search(r"WeightsUnpickler error:\s*([^\n]*)", text)
+            if unpickler:
+                reason = unpickler.group(1).strip() or "unreadable pickle"
+            else:
+                reason = text.splitlines()[0] if text else type(exc).__name__
             raise ValueError(
-                f"could not read checkpoint {path!r}: not a torch file ({first})"
+                f"could not read checkpoint {path!r}: not a torch file ({reason})"
             ) from None
         if not isinstance(loaded, Mapping):
             raise ValueError(
