@@ -15,7 +15,7 @@ classifiers and segmenters.  Architectures live in :mod:`mtcert_torch.models`
 which never imports torch.
 """
 
-from mtcert._version import __version__
+from mtcert import __version__
 
 from .adapter import SegmentationAdapter
 from .certifier import Certificate, Certifier

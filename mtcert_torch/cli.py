@@ -1,7 +1,10 @@
-"""``python -m mtcert_torch certify``: certify a segmentation model on a folder of images.
+"""``python -m mtcert_torch``: certify models on data sets from the command line.
 
-``python -m mtcert_torch certify-pointcloud`` does the same for ShapeNet-part
-point clouds (paper Table 2; see ``docs/pointcloud.md``).
+Commands:
+
+* ``certify``: a segmentation model on a folder of images (paper Table 1);
+* ``certify-pointcloud``: a part segmenter on ShapeNet-part clouds (Table 2);
+* ``repair``: fix an output folder whose record file holds a damaged line.
 
 Example (the paper's Table 1 setting, scale 0.25)::
 
@@ -9,241 +12,325 @@ Example (the paper's Table 1 setting, scale 0.25)::
         --data /data/cityscapes --sigma 0.25 --tau 0.75 --n0 10 --n 100 --alpha 0.001 \\
         --scale 0.25 --out results/cs --device cuda --limit 100
 
-Under ``torchrun --nproc_per_node K`` the images are sharded over the K
+Under ``torchrun --nproc_per_node K`` the items are sharded over the K
 processes (``torch.distributed``; gloo on CPU, NCCL on CUDA) and rank 0 writes
-the gathered summary.  See :mod:`mtcert_torch.results` for the output files.
+the summary.  See :mod:`mtcert_torch.results` for the output files.
+
+The parser only maps options to keyword values of
+:func:`mtcert_torch.runs.certify_images`, :func:`~mtcert_torch.runs.certify_pointclouds`
+and :func:`mtcert_torch.results.repair_results`.  Every user error is one line
+on stderr and exit status 2; an interrupt (Ctrl-C) keeps every finished item,
+prints one line and exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
+from mtcert import __version__
+
 from .adapter import IMAGENET_MEAN, IMAGENET_STD
+from .results import repair_results
 from .runs import certify_images, certify_pointclouds
+
+__all__ = ["build_parser", "main"]
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The default after every option's help ("required", "off" for flags); descriptions
+    keep their line breaks."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or "(default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if isinstance(action, argparse._StoreConstAction):  # store_true / store_false flags
+            return f"{text} (default: off)"
+        if action.default is None:
+            return f"{text} (default: none)"
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``prog: error: ...``), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _json_kwargs(text: str) -> dict:
     try:
         out = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--model-kwargs must be a JSON object: {exc}") from None
+        raise argparse.ArgumentTypeError(f"not a JSON object: {exc}") from None
     if not isinstance(out, dict):
-        raise ValueError(f"--model-kwargs must be a JSON object; got {text!r}")
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
     return out
 
 
 def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(","))
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated numbers: {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mtcert_torch", description=__doc__.split("\n")[0]
+def _prog() -> str:
+    """``python -m mtcert_torch`` when run as a module, else the script's own name."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m mtcert_torch" if name in ("", "__main__.py", "-c") else name
+
+
+def add_model_options(group, *, image: bool) -> None:
+    """Options that build the model (``--model``, ``--model-kwargs``, ``--checkpoint``, …)."""
+    if image:
+        group.add_argument("--model", required=True, help="registry name or module.path:callable")
+    else:
+        group.add_argument(
+            "--model",
+            default="pointnet2_part_seg_msg",
+            help="registry name or module.path:callable returning a PointNet2PartSegMsg",
+        )
+    group.add_argument(
+        "--model-kwargs",
+        type=_json_kwargs,
+        default={},
+        help="JSON keyword arguments for the model, e.g. '{\"width\": 16}'",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("certify", help="certify a segmentation model on a dataset (SEGCERTIFY)")
-    m = c.add_argument_group("model")
-    m.add_argument("--model", required=True, help="registry name or module.path:callable")
-    m.add_argument("--model-kwargs", default="{}", help="JSON keyword arguments for the model")
-    m.add_argument("--checkpoint", help="state dict to load (strict)")
-    m.add_argument("--num-classes", type=int, default=None, help="default: 19 (Cityscapes)")
-    m.add_argument("--scale", type=_floats, default=(1.0,), help="scale(s), comma separated")
-    m.add_argument("--flip", action="store_true", help="average with horizontal flips")
-    m.add_argument(
+    group.add_argument(
+        "--checkpoint", help="state dict to load strictly (weights only; default: none)"
+    )
+    if not image:
+        group.add_argument("--votes", type=int, default=3, help="forward passes averaged per call")
+        return
+    group.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="number of classes (default: the data set's, 19 for Cityscapes)",
+    )
+    group.add_argument(
+        "--scale",
+        dest="scales",
+        type=_floats,
+        default=(1.0,),
+        help="input scale(s), comma separated; several are averaged",
+    )
+    group.add_argument("--flip", action="store_true", help="average with horizontal flips")
+    group.add_argument(
         "--align-corners",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="bilinear resizes in the adapter and, for registry models, inside the network "
         "(default: the model's own align_corners, else off)",
     )
-    m.add_argument("--mean", type=_floats, default=IMAGENET_MEAN)
-    m.add_argument("--std", type=_floats, default=IMAGENET_STD)
-    m.add_argument("--autocast", choices=("bf16", "fp16"), default=None)
+    group.add_argument(
+        "--mean",
+        type=_floats,
+        default=IMAGENET_MEAN,
+        help="per-channel mean subtracted after the noise",
+    )
+    group.add_argument(
+        "--std",
+        type=_floats,
+        default=IMAGENET_STD,
+        help="per-channel std divided by after the noise",
+    )
+    group.add_argument(
+        "--autocast",
+        choices=("bf16", "fp16"),
+        default=None,
+        help="run the network in reduced precision",
+    )
+
+
+def add_certification_options(group, *, n0: int, n: int, noise_choices) -> None:
+    """SEGCERTIFY's settings (``--sigma``, ``--tau``, ``--n0``, ``--n``, ``--alpha``, …)."""
+    name = "--noise" if len(noise_choices) == 2 else "--smoothing"
+    group.add_argument(
+        name,
+        choices=noise_choices,
+        default="gaussian",
+        help="smoothing distribution: Gaussian (l2), Laplace (l1) or rotations",
+    )
+    if name == "--smoothing":
+        group.add_argument(
+            "--axis",
+            choices=("x", "y", "z"),
+            default=None,
+            help="rotation smoothing about one axis (default: three Euler angles)",
+        )
+    group.add_argument(
+        "--sigma",
+        type=float,
+        required=True,
+        help="noise scale (Gaussian s.d., Laplace scale, or radians)",
+    )
+    group.add_argument("--tau", type=float, default=0.75, help="SEGCERTIFY threshold in [1/2, 1)")
+    group.add_argument("--n0", type=int, default=n0, help="noisy copies to guess the labels")
+    group.add_argument("--n", type=int, default=n, help="fresh noisy copies to test the guesses")
+    group.add_argument("--alpha", type=float, default=0.001, help="error probability")
+    group.add_argument("--method", default="holm", help="FWER method of mtcert.adjust")
+    group.add_argument("--k", type=int, default=1, help="k-FWER (error budget k - 1)")
+    group.add_argument(
+        "--allow-fdr",
+        action="store_true",
+        help="accept an FDR method (no joint certificate; see docs/torch.md)",
+    )
+    group.add_argument(
+        "--seed", type=int, default=0, help="run seed (per-item seeds derive from it)"
+    )
+
+
+def add_run_options(group, *, figures: bool) -> None:
+    """Where and how to run (``--out``, ``--device``, batch size, progress)."""
+    group.add_argument("--out", required=True, help="output folder (resumed if it exists)")
+    group.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="noisy copies per forward pass (default: automatic)",
+    )
+    group.add_argument(
+        "--memory-budget",
+        type=float,
+        default=None,
+        help="MiB per batch for the automatic batch size",
+    )
+    if figures:
+        group.add_argument(
+            "--figures", type=int, default=4, help="Fig.-1 panels for the first N images"
+        )
+    group.add_argument(
+        "--no-base", dest="base", action="store_false", help="skip the base-model row"
+    )
+    group.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``python -m mtcert_torch`` (``prog``: the name shown in messages)."""
+    parser = _Parser(
+        prog=prog or _prog(), description=__doc__.split("\n\n")[0], formatter_class=_Formatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser(
+        "certify",
+        formatter_class=_Formatter,
+        help="certify a segmentation model on a data set of images (Table 1)",
+    )
+    add_model_options(c.add_argument_group("model"), image=True)
     d = c.add_argument_group("data")
     d.add_argument("--data", required=True, help="Cityscapes root or folder with images/ labels/")
-    d.add_argument("--layout", choices=("auto", "cityscapes", "folder"), default="auto")
+    d.add_argument(
+        "--layout",
+        choices=("auto", "cityscapes", "folder"),
+        default="auto",
+        help="data layout (auto: Cityscapes if leftImg8bit/ exists)",
+    )
     d.add_argument("--split", default="val", help="Cityscapes split")
     d.add_argument("--every", type=int, default=1, help="keep every k-th image")
-    d.add_argument("--ignore-index", type=int, default=255)
+    d.add_argument("--ignore-index", type=int, default=255, help="label of unscored pixels")
     d.add_argument("--limit", type=int, default=None, help="certify the first N images only")
-    s = c.add_argument_group("certification")
-    s.add_argument("--noise", choices=("gaussian", "laplace"), default="gaussian")
-    s.add_argument("--sigma", type=float, required=True)
-    s.add_argument("--tau", type=float, default=0.75)
-    s.add_argument("--n0", type=int, default=10)
-    s.add_argument("--n", type=int, default=100)
-    s.add_argument("--alpha", type=float, default=0.001)
-    s.add_argument("--method", default="holm", help="FWER method of mtcert.adjust")
-    s.add_argument("--k", type=int, default=1, help="k-FWER (error budget k - 1)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument(
+    add_certification_options(
+        c.add_argument_group("certification"), n0=10, n=100, noise_choices=("gaussian", "laplace")
+    )
+    c.add_argument_group("certification").add_argument(
         "--hierarchy",
         default=None,
         help="also certify adaptively within a class hierarchy: 'cityscapes' or a JSON file "
         "(summary rows with CIG and abstain rate, flat and adaptive)",
     )
-    r = c.add_argument_group("run")
-    r.add_argument("--out", required=True)
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--batch-size", type=int, default=None, help="default: automatic")
-    r.add_argument("--memory-budget", type=float, default=None, help="MiB per batch (auto mode)")
-    r.add_argument("--figures", type=int, default=4, help="Fig.-1 panels for the first N images")
-    r.add_argument(
+    run = c.add_argument_group("run")
+    add_run_options(run, figures=True)
+    run.add_argument(
         "--attack-figures",
         type=int,
         default=0,
         help="attack the first N images with PGD within the certified radius: Fig.-1 panels "
         "(attacked input, truth, base model on it, certified) in figures-attack/",
     )
-    r.add_argument("--no-base", action="store_true", help="skip the base-model row")
-    r.add_argument("--no-progress", action="store_true")
-    _add_pointcloud_parser(sub)
+
+    p = sub.add_parser(
+        "certify-pointcloud",
+        formatter_class=_Formatter,
+        help="certify a point-cloud part segmenter on ShapeNet-part (Table 2)",
+    )
+    add_model_options(p.add_argument_group("model"), image=False)
+    d = p.add_argument_group("data")
+    d.add_argument(
+        "--data",
+        required=True,
+        help="the shapenetcore_partanno_segmentation_benchmark_v0_normal folder",
+    )
+    d.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "val", "test", "trainval"),
+        help="ShapeNet-part split",
+    )
+    d.add_argument("--categories", nargs="+", default=None, help="category names (default: all)")
+    d.add_argument("--npoints", type=int, default=2048, help="points per cloud")
+    d.add_argument(
+        "--no-normals", dest="normals", action="store_false", help="xyz only (model and data)"
+    )
+    d.add_argument("--limit", type=int, default=None, help="certify the first N clouds only")
+    add_certification_options(
+        p.add_argument_group("certification"),
+        n0=100,
+        n=1000,
+        noise_choices=("gaussian", "laplace", "rotation"),
+    )
+    add_run_options(p.add_argument_group("run"), figures=False)
+
+    r = sub.add_parser(
+        "repair",
+        formatter_class=_Formatter,
+        help="move damaged or repeated records of an output folder aside",
+    )
+    r.add_argument("--out", required=True, help="the output folder to repair")
     return parser
 
 
-def _add_pointcloud_parser(sub) -> None:
-    c = sub.add_parser(
-        "certify-pointcloud",
-        help="certify a point-cloud part segmenter on ShapeNet-part (SEGCERTIFY, Table 2)",
-    )
-    m = c.add_argument_group("model")
-    m.add_argument(
-        "--model",
-        default="pointnet2_part_seg_msg",
-        help="registry name or module.path:callable returning a PointNet2PartSegMsg",
-    )
-    m.add_argument(
-        "--model-kwargs",
-        default="{}",
-        help="JSON keyword arguments, e.g. '{\"npoints\": [512, 128]}'",
-    )
-    m.add_argument("--checkpoint", help="state dict or upstream best_model.pth (strict)")
-    m.add_argument("--votes", type=int, default=3, help="forward passes averaged per call")
-    d = c.add_argument_group("data")
-    d.add_argument(
-        "--data", required=True, help="shapenetcore_partanno_segmentation_benchmark_v0_normal"
-    )
-    d.add_argument("--split", default="test", choices=("train", "val", "test", "trainval"))
-    d.add_argument("--categories", nargs="+", default=None, help="category names (default: all)")
-    d.add_argument("--npoints", type=int, default=2048, help="points per cloud")
-    d.add_argument("--no-normals", action="store_true", help="xyz only (model and data)")
-    d.add_argument("--limit", type=int, default=None, help="certify the first N clouds only")
-    s = c.add_argument_group("certification")
-    s.add_argument("--smoothing", choices=("gaussian", "laplace", "rotation"), default="gaussian")
-    s.add_argument(
-        "--axis",
-        choices=("x", "y", "z"),
-        default=None,
-        help="rotation smoothing about one axis (default: three Euler angles)",
-    )
-    s.add_argument("--sigma", type=float, required=True)
-    s.add_argument("--tau", type=float, default=0.75)
-    s.add_argument("--n0", type=int, default=100, help="guess samples (Table 2: 100)")
-    s.add_argument("--n", type=int, default=1000, help="test samples (Table 2: 1000 or 10000)")
-    s.add_argument("--alpha", type=float, default=0.001)
-    s.add_argument("--method", default="holm", help="FWER method of mtcert.adjust")
-    s.add_argument("--k", type=int, default=1, help="k-FWER (error budget k - 1)")
-    s.add_argument("--seed", type=int, default=0, help="noise, FPS and sub-sampling seed")
-    r = c.add_argument_group("run")
-    r.add_argument("--out", required=True)
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--batch-size", type=int, default=None, help="default: automatic")
-    r.add_argument("--memory-budget", type=float, default=None, help="MiB per batch (auto mode)")
-    r.add_argument("--no-base", action="store_true", help="skip the base-model row")
-    r.add_argument("--no-progress", action="store_true")
+COMMANDS = {
+    "certify": certify_images,
+    "certify-pointcloud": certify_pointclouds,
+    "repair": repair_results,
+}
 
 
-def certify_command(args) -> int:
-    """``certify``: the options as values to :func:`mtcert_torch.runs.certify_images`."""
-    ev = certify_images(
-        model=args.model,
-        model_kwargs=_json_kwargs(args.model_kwargs),
-        checkpoint=args.checkpoint,
-        num_classes=args.num_classes,
-        scales=args.scale,
-        flip=args.flip,
-        align_corners=args.align_corners,
-        mean=args.mean,
-        std=args.std,
-        autocast=args.autocast,
-        data=args.data,
-        layout=args.layout,
-        split=args.split,
-        every=args.every,
-        ignore_index=args.ignore_index,
-        limit=args.limit,
-        noise=args.noise,
-        sigma=args.sigma,
-        tau=args.tau,
-        n0=args.n0,
-        n=args.n,
-        alpha=args.alpha,
-        method=args.method,
-        k=args.k,
-        seed=args.seed,
-        out=args.out,
-        device=args.device,
-        batch_size=args.batch_size,
-        memory_budget=args.memory_budget,
-        figures=args.figures,
-        attack_figures=args.attack_figures,
-        hierarchy=args.hierarchy,
-        base=not args.no_base,
-        progress=not args.no_progress,
-    )
-    return _print_summary(ev, args.out)
-
-
-def certify_pointcloud_command(args) -> int:
-    """``certify-pointcloud``: the options as values to
-    :func:`mtcert_torch.runs.certify_pointclouds`."""
-    ev = certify_pointclouds(
-        model=args.model,
-        model_kwargs=_json_kwargs(args.model_kwargs),
-        checkpoint=args.checkpoint,
-        votes=args.votes,
-        data=args.data,
-        split=args.split,
-        categories=args.categories,
-        npoints=args.npoints,
-        normals=not args.no_normals,
-        limit=args.limit,
-        smoothing=args.smoothing,
-        axis=args.axis,
-        sigma=args.sigma,
-        tau=args.tau,
-        n0=args.n0,
-        n=args.n,
-        alpha=args.alpha,
-        method=args.method,
-        k=args.k,
-        seed=args.seed,
-        out=args.out,
-        device=args.device,
-        batch_size=args.batch_size,
-        memory_budget=args.memory_budget,
-        base=not args.no_base,
-        progress=not args.no_progress,
-    )
-    return _print_summary(ev, args.out)
-
-
-def _print_summary(ev, out) -> int:
-    if ev.rank == 0:
-        print((Path(out) / "summary.md").read_text(), end="")
-    return 0
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
 
 
 def main(argv=None) -> int:
+    """Run one command; return its exit status (2 for a user error, 130 when interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    options = vars(parser.parse_args(argv))
+    command = options.pop("command")
     try:
-        if args.command == "certify":
-            return certify_command(args)
-        if args.command == "certify-pointcloud":
-            return certify_pointcloud_command(args)
-    except ValueError as exc:
-        parser.exit(2, f"error: {exc}\n")
-    return 1
+        result = COMMANDS[command](**options)
+    except KeyboardInterrupt:
+        print(
+            f"{parser.prog}: interrupted; finished items are kept in {options['out']} "
+            "(rerun the same command to resume)",
+            file=sys.stderr,
+        )
+        return 130
+    except (ValueError, OSError) as exc:
+        parser.exit(2, f"{parser.prog} {command}: error: {_one_line(exc)}\n")
+    if command == "repair":
+        print("\n".join(result))
+    elif result.rank == 0:
+        print((Path(options["out"]) / "summary.md").read_text(), end="")
+    return 0

@@ -130,9 +130,14 @@ class Settings:
         method and k; σ by the noise model)."""
         NoiseModel(noise, self.sigma)
         check_positive_int(self.n0, "n0")
-        segcertify_hits(np.zeros(1, np.int64), np.zeros(1, np.int64), self.n, tau=self.tau,
-                        alpha=self.alpha, method=self.method, k=self.k)  # fmt: skip
+        self.canonical_method()
         return self
+
+    def canonical_method(self) -> str:
+        """The FWER method's canonical name (aliases resolved by mtcert)."""
+        zero = np.zeros(1, np.int64)
+        kw = {"tau": self.tau, "alpha": self.alpha, "method": self.method, "k": self.k}
+        return segcertify_hits(zero, zero, self.n, **kw).method
 
     def kwargs(self) -> dict:
         return {

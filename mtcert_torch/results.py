@@ -25,6 +25,7 @@ import csv
 import json
 import math
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -48,23 +49,135 @@ CLOUD_CSV_FIELDS = (
 )  # fmt: skip
 
 
+#: How to repair a folder whose record file holds a damaged line (docs/torch.md).
+REPAIR_COMMAND = "python -m mtcert_torch repair --out {out}"
+
+
 def _read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
     """Records of one file.  A torn (unparseable) last line — a write cut short —
-    is skipped, and with ``repair`` (only for the caller's own file) cut from disk."""
+    is skipped, and with ``repair`` (only for the caller's own file) cut from disk.
+    A damaged line anywhere else is an error naming its line number and the
+    repair command (:func:`repair_results`)."""
     if not path.is_file():
         return []
     lines = path.read_text().splitlines(keepends=True)
     records = []
     for i, line in enumerate(lines):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i != len(lines) - 1:
-                raise ValueError(f"{path}: corrupt record on line {i + 1}") from None
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or "name" not in rec:
+                raise ValueError("not a record")
+            records.append(rec)
+        except ValueError:  # json.JSONDecodeError is a ValueError
+            if i != len(lines) - 1 or line.endswith("\n"):
+                raise ValueError(
+                    f"{path}: line {i + 1} is not a JSON record (a torn or edited line); "
+                    f"repair with: {REPAIR_COMMAND.format(out=path.parent)}"
+                ) from None
             if repair:
                 with path.open("r+b") as f:
                     f.truncate(len("".join(lines[:i]).encode()))
     return records
+
+
+def _unique(records: list[dict]) -> list[dict]:
+    """One record per name (the first), whatever a hand-edited file holds."""
+    seen: set = set()
+    out = []
+    for r in records:
+        if r["name"] not in seen:
+            seen.add(r["name"])
+            out.append(r)
+    return out
+
+
+class FolderLock:
+    """An exclusive, non-blocking lock on an output folder (``fcntl.flock`` on a lock file).
+
+    The operating system releases it when the process ends, however it ends,
+    so a lock file left behind by a killed run is stale and simply taken over;
+    the file records the holder's pid and host for the error message.  Where
+    ``fcntl`` does not exist (Windows) no lock is taken.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ValueError(
+                f"--out {self.path.parent} is in use by another run ({holder}); wait for it "
+                "to finish or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+def repair_results(out) -> list[str]:
+    """Repair the record files of output folder ``out``; return one line per file.
+
+    Lines that are not JSON records (torn or edited) and repeated names are
+    moved to ``<file>.corrupt`` (kept for inspection); the record file and its
+    CSV are rewritten.  A rerun of the certify command then redoes the items
+    whose records were removed.  Takes the folder's lock.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is not a folder")
+    lock = FolderLock(out / ".lock").acquire()
+    try:
+        report = []
+        seen: set = set()
+        for path in sorted(out.glob("*.jsonl")):
+            good, bad = [], []
+            for i, line in enumerate(path.read_text().splitlines(), 1):
+                try:
+                    rec = json.loads(line)
+                    ok = isinstance(rec, dict) and "name" in rec and rec["name"] not in seen
+                except ValueError:
+                    ok = False
+                if ok:
+                    seen.add(rec["name"])
+                    good.append(line)
+                else:
+                    bad.append(i)
+                    with path.with_suffix(".jsonl.corrupt").open("a") as f:
+                        f.write(line + "\n")
+            if bad:
+                tmp = path.with_suffix(".jsonl.tmp")
+                tmp.write_text("".join(g + "\n" for g in good))
+                os.replace(tmp, path)
+                _rewrite_csv(path)
+            lines = ", ".join(map(str, bad)) or "none"
+            report.append(f"{path.name}: kept {len(good)} records; moved lines: {lines}")
+        return report
+    finally:
+        lock.release()
+
+
+def _rewrite_csv(jsonl: Path) -> None:
+    fields = CLOUD_CSV_FIELDS if jsonl.name.startswith("per_cloud") else CSV_FIELDS
+    with jsonl.with_suffix(".csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(_read_jsonl(jsonl))
 
 
 class ResultsWriter:
@@ -99,28 +212,35 @@ class ResultsWriter:
     ):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        if figures:
-            (self.out / "figures").mkdir(exist_ok=True)
-        self.rank = rank
-        self.stem = stem
-        self.fields = tuple(fields)
-        self.unit = unit
-        self.columns = TABLE1_COLUMNS if columns is None else columns
-        config = self.check_config(self.out, config)
-        cfg_path = self.out / "config.json"
-        if not cfg_path.is_file() and rank == 0:
-            # atomic: other ranks may read it at the same moment
-            tmp = cfg_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-            os.replace(tmp, cfg_path)
-        self.jsonl = self.out / (f"{stem}.jsonl" if rank == 0 else f"{stem}.rank{rank}.jsonl")
-        self.csv = self.jsonl.with_suffix(".csv")
-        own = _read_jsonl(self.jsonl, repair=True)
-        # Rewrite the CSV from the JSON records so the two always agree after a restart.
-        with self.csv.open("w", newline="") as f:
-            w = csv.DictWriter(f, self.fields, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(own)
+        # One writer per folder (per rank): a second run refuses instead of doubling records.
+        self.lock = FolderLock(self.out / (".lock" if rank == 0 else f".lock.rank{rank}"))
+        self.lock.acquire()
+        try:
+            if figures:
+                (self.out / "figures").mkdir(exist_ok=True)
+            self.rank = rank
+            self.stem = stem
+            self.fields = tuple(fields)
+            self.unit = unit
+            self.columns = TABLE1_COLUMNS if columns is None else columns
+            config = self.check_config(self.out, config)
+            cfg_path = self.out / "config.json"
+            if not cfg_path.is_file() and rank == 0:
+                # atomic: other ranks may read it at the same moment
+                tmp = cfg_path.with_suffix(".json.tmp")
+                tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+                os.replace(tmp, cfg_path)
+            self.jsonl = self.out / (f"{stem}.jsonl" if rank == 0 else f"{stem}.rank{rank}.jsonl")
+            self.csv = self.jsonl.with_suffix(".csv")
+            own = _unique(_read_jsonl(self.jsonl, repair=True))
+            # Rewrite the CSV from the JSON records so the two always agree after a restart.
+            with self.csv.open("w", newline="") as f:
+                w = csv.DictWriter(f, self.fields, extrasaction="ignore")
+                w.writeheader()
+                w.writerows(own)
+        except BaseException:
+            self.lock.release()
+            raise
 
     @staticmethod
     def check_config(out, config: dict) -> dict:
@@ -139,18 +259,23 @@ class ResultsWriter:
                 )
         return config
 
+    def close(self) -> None:
+        """Release the folder's lock (also released when the process ends)."""
+        self.lock.release()
+
     def done(self) -> set[str]:
         """Names finished by any rank (all ``<stem>*.jsonl`` files in the folder)."""
         return {r["name"] for r in self.all_records()}
 
     def all_records(self) -> list[dict]:
+        """Every record of the folder, one per name."""
         recs = []
         for p in sorted(self.out.glob(f"{self.stem}*.jsonl")):
             recs.extend(_read_jsonl(p))
-        return recs
+        return _unique(recs)
 
     def own_records(self) -> list[dict]:
-        return _read_jsonl(self.jsonl)
+        return _unique(_read_jsonl(self.jsonl))
 
     def append(self, record: dict) -> None:
         """Append one record to the JSONL and CSV files and force it to disk."""

@@ -11,11 +11,13 @@ values, so scripts, the demo and the CLI call them alike; both accept
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
+from mtcert import FDR_METHODS
 from mtcert.validation import check_positive_int
 
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter
@@ -36,7 +38,10 @@ from .image import ImageTask
 from .pointcloud import PointCloudTask
 from .results import CLOUD_FILES, IMAGE_FILES, ResultsWriter, default_palette, save_figure
 
-__all__ = ["certify_images", "certify_pointclouds", "load_model"]
+__all__ = ["certify_images", "certify_pointclouds", "check_device", "check_output", "load_model"]
+
+#: Largest ``--scale``: beyond it a resize would allocate absurd memory.
+MAX_SCALE = 8.0
 
 
 def load_model(
@@ -75,12 +80,58 @@ def load_model(
         )
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    model = factory(**kwargs)
+    if not callable(factory):
+        raise ValueError(f"--model {spec!r} is not callable")
+    try:
+        model = factory(**kwargs)
+    except TypeError as exc:  # keyword arguments the model does not take
+        raise ValueError(f"--model {spec!r} rejected --model-kwargs {kwargs}: {exc}") from None
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"--model {spec!r} did not return a torch.nn.Module")
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model
+
+
+def check_device(spec) -> torch.device:
+    """``spec`` as a usable device, or ValueError naming ``--device``."""
+    try:
+        device = torch.device(spec)
+        torch.empty(1, device=device)
+    except Exception as exc:  # RuntimeError, AssertionError ("not compiled with CUDA"), ...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--device {str(spec)!r} cannot be used here: {reason}") from None
+    return device
+
+
+def check_output(out) -> Path:
+    """Refuse an ``--out`` that cannot become a writable folder, without creating it."""
+    out = Path(out)
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is a file" if probe == out else f"lies below the file {str(probe)!r}"
+        raise ValueError(f"--out {str(out)!r} {what}; choose a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(out)!r}: {str(probe)!r} is not writable")
+    return out
+
+
+def check_settings(settings: Settings, noise: str, allow_fdr: bool) -> Settings:
+    """Validate the SEGCERTIFY settings; refuse FDR methods unless ``allow_fdr``."""
+    settings.validate(noise)
+    if not allow_fdr:
+        if settings.canonical_method() in FDR_METHODS:
+            raise ValueError(
+                f"--method {settings.method!r} controls the false discovery rate, not the "
+                "family-wise error: it bounds the expected fraction of wrongly certified "
+                "components, so the certificate would not hold for all of them jointly with "
+                "probability 1 - alpha; pass --allow-fdr to run it anyway"
+            )
+    return settings
 
 
 def _resolved(path) -> str | None:
@@ -137,6 +188,7 @@ def certify_images(
     base: bool = True,
     progress: bool = True,
     hooks: Sequence[Callable] = (),
+    allow_fdr: bool = False,
 ) -> Evaluation:
     """Certify a segmentation model on a folder of images (``python -m mtcert_torch certify``).
 
@@ -149,17 +201,27 @@ def certify_images(
     result files go to ``out`` (see :mod:`mtcert_torch.results`).  Returns
     the :class:`~mtcert_torch.evaluate.Evaluation`; rank 0 has the summary rows.
     """
-    settings = Settings(sigma, tau, n0, n, alpha, method, k).validate(noise)
+    settings = check_settings(Settings(sigma, tau, n0, n, alpha, method, k), noise, allow_fdr)
     check_positive_int(every, "--every")
     if limit is not None:
         check_positive_int(limit, "--limit")
     if num_classes is not None:
         check_positive_int(num_classes, "--num-classes")
+        if 0 <= ignore_index < num_classes:
+            raise ValueError(
+                f"--ignore-index {ignore_index} is a real class in [0, {num_classes}): its "
+                "pixels would vanish from the metrics"
+            )
     if figures < 0:
         raise ValueError(f"--figures must be >= 0; got {figures}")
     if attack_figures < 0:
         raise ValueError(f"--attack-figures must be >= 0; got {attack_figures}")
+    for s in scales:
+        if not 0 < s <= MAX_SCALE:
+            raise ValueError(f"--scale values must lie in (0, {MAX_SCALE}]; got {s:g}")
     budget = _budget(memory_budget)
+    check_output(out)
+    device = check_device(device)
     cityscapes = layout == "cityscapes" or (
         layout == "auto" and (Path(data) / "leftImg8bit").is_dir()
     )
@@ -180,7 +242,7 @@ def certify_images(
         "model_kwargs": model_kwargs,
         "checkpoint": _resolved(checkpoint),
         "data": _resolved(data),
-        "layout": layout,
+        "layout": "cityscapes" if cityscapes else "folder",
         "split": split,
         "every": every,
         "num_classes": num_classes,
@@ -197,7 +259,7 @@ def certify_images(
         "hierarchy": None if tree is None else {"classes": tree.classes, "tree": tree.tree},
     }
     ResultsWriter.check_config(out, config)  # refuse a mismatching folder before any work
-    device, owned = init_distributed(torch.device(device))
+    device, owned = init_distributed(device)
     net = load_model(model, num_classes=num_classes, checkpoint=checkpoint, kwargs=model_kwargs)
     net = net.to(device).eval()
     align = align_corners if align_corners is not None else bool(getattr(net, "align_corners", 0))
@@ -240,6 +302,7 @@ def certify_images(
                         ignore_index=ignore_index, limit=limit,
                         hooks=[figure, *extra, *hooks], progress=progress)  # fmt: skip
     finally:
+        writer.close()
         _finish(owned)
 
 
@@ -272,6 +335,7 @@ def certify_pointclouds(
     base: bool = True,
     progress: bool = True,
     hooks: Sequence[Callable] = (),
+    allow_fdr: bool = False,
 ) -> Evaluation:
     """SEGCERTIFY every ShapeNet-part cloud of a split (``certify-pointcloud``, Table 2).
 
@@ -282,13 +346,15 @@ def certify_pointclouds(
     from .models import PointNet2Adapter, PointNet2PartSegMsg
     from .shapenet import ShapeNetPart, evaluation_items
 
-    settings = Settings(sigma, tau, n0, n, alpha, method, k).validate(
-        "gaussian" if smoothing == "rotation" else smoothing
-    )
+    noise = "gaussian" if smoothing == "rotation" else smoothing
+    settings = check_settings(Settings(sigma, tau, n0, n, alpha, method, k), noise, allow_fdr)
     check_positive_int(votes, "--votes")
+    check_positive_int(npoints, "--npoints")
     if limit is not None:
         check_positive_int(limit, "--limit")
     budget = _budget(memory_budget)
+    check_output(out)
+    device = check_device(device)
     if not Path(data).is_dir():
         raise ValueError(
             f"--data {str(data)!r} is not a folder (expected "
@@ -316,7 +382,7 @@ def certify_pointclouds(
         "seed": seed,
     }
     ResultsWriter.check_config(out, config)  # refuse a mismatching folder before any work
-    device, owned = init_distributed(torch.device(device))
+    device, owned = init_distributed(device)
     net = load_model(model, checkpoint=checkpoint, kwargs=model_kwargs)
     if not isinstance(net, PointNet2PartSegMsg):
         raise ValueError(f"--model {model!r} did not return a PointNet2PartSegMsg")
@@ -330,4 +396,5 @@ def certify_pointclouds(
         return evaluate(certifier, items, settings, writer=writer, seed=seed, base=base,
                         limit=limit, hooks=hooks, progress=progress)  # fmt: skip
     finally:
+        writer.close()
         _finish(owned)

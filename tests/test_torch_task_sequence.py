@@ -1,7 +1,8 @@
 """A third modality through the task interface alone: per-token labels of a sequence tagger.
 
 The task is the worked example of docs/torch.md ("Your own modality"), executed
-from the page itself, so the documented code is the tested code.
+from the page itself, so the documented code is the tested code (as are the
+page's custom-model and Smooth examples).
 """
 
 import re
@@ -19,16 +20,27 @@ pytestmark = pytest.mark.torch
 DOC = Path(__file__).resolve().parents[1] / "docs" / "torch.md"
 
 
-@pytest.fixture(scope="module")
-def example():
-    """Run the docs example; return its namespace."""
+def run_doc_example(name: str) -> dict:
+    """Execute the code block marked ``<!-- example: name -->`` in docs/torch.md."""
     text = DOC.read_text()
-    block = re.search(r"<!-- example: sequence-task -->\s*```python\n(.*?)```", text, re.S)
-    assert block, "docs/torch.md lost its sequence-task example"
+    block = re.search(rf"<!-- example: {name} -->\s*```python\n(.*?)```", text, re.S)
+    assert block, f"docs/torch.md lost its {name} example"
     namespace = {"__name__": "docs_example"}
     torch.set_num_threads(1)
     exec(compile(block.group(1), str(DOC), "exec"), namespace)
     return namespace
+
+
+@pytest.fixture(scope="module")
+def example():
+    """The sequence-task example's namespace."""
+    return run_doc_example("sequence-task")
+
+
+@pytest.mark.parametrize("name", ["custom-model", "smooth"])
+def test_other_docs_examples_run(name, capsys):
+    namespace = run_doc_example(name)
+    assert "cert" in namespace or "radius" in namespace
 
 
 def test_example_certifies_tokens_and_runs_the_evaluation_loop(example, capsys):

@@ -14,7 +14,8 @@ loaded partially.
 from __future__ import annotations
 
 import os
-import pickle
+import re
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -57,17 +58,30 @@ def _read(source) -> Mapping:
         # weights_only refuses arbitrary pickled code.  For a trusted file holding other
         # objects, call torch.load(path, weights_only=False) yourself and pass the result.
         try:
-            with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
+            with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS), warnings.catch_warnings():
+                # A foreign pickle protocol only matters if loading fails, which we report.
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
+        except Exception as exc:
+            text = str(exc).strip()
+            code = re.search(r"GLOBAL (\S+)", text)
+            if code:  # a pickled function or class: refused, never executed
+                raise ValueError(
+                    f"refused checkpoint {path!r}: it holds code ({code.group(1)}), and "
+                    "torch.load(weights_only=True) accepts only tensors and plain containers "
+                    "(if you trust the file, load it with torch.load(path, weights_only=False) "
+                    "and pass the result)"
+                ) from None
+            # Garbage (e.g. a text file) fails deep inside the unpickler with any exception
+            # (KeyError, IndexError, EOFError, RuntimeError, ...): all mean "not a torch file".
+            unpickler = re.search(r"WeightsUnpickler error:\s*([^\n]*)", text)
+            if unpickler:
+                reason = unpickler.group(1).strip() or "unreadable pickle"
+            else:
+                reason = text.splitlines()[0] if text else type(exc).__name__
             raise ValueError(
-                f"could not read checkpoint {path!r} with torch.load(weights_only=True), which "
-                "refuses everything but tensors and plain containers. If the file is a "
-                "checkpoint you trust, load it with torch.load(path, weights_only=False) and "
-                f"pass the result.\n{exc}"
+                f"could not read checkpoint {path!r}: not a torch file ({reason})"
             ) from None
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise ValueError(f"could not read checkpoint {path!r}: {exc}") from None
         if not isinstance(loaded, Mapping):
             raise ValueError(
                 f"checkpoint {path!r} holds a {type(loaded).__name__}, not a state dict"
