@@ -75,3 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Sub-commands defined in feature modules register themselves on import.
 from mtcert import _power_cli  # noqa: E402, F401
+from mtcert import _recertify_cli as _rc  # noqa: E402
+
+command("recertify", _rc.RECERTIFY_HELP, _rc.add_recertify_arguments)(_rc.run_recertify)
+command("plan", _rc.PLAN_HELP, _rc.add_plan_arguments)(_rc.run_plan)
