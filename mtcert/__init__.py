@@ -33,6 +33,9 @@ _LAZY = {
     "run_grid": "mtcert.power",
     "run_preset": "mtcert.power",
     "check_error_rate": "mtcert.testing",
+    **dict.fromkeys(("CountsWriter", "read_counts"), "mtcert.counts"),
+    **dict.fromkeys(("recertify", "radius_curve"), "mtcert.recertify"),
+    "plan_samples": "mtcert.planning",
 }
 
 
@@ -52,6 +55,7 @@ __all__ = [
     "METHODS",
     "AdjustResult",
     "BinaryOracle",
+    "CountsWriter",
     "MultiClassOracle",
     "SegmentationCertificate",
     "__version__",
@@ -64,7 +68,11 @@ __all__ = [
     "jointclass",
     "metrics",
     "multipletests",
+    "plan_samples",
     "radius",
+    "radius_curve",
+    "read_counts",
+    "recertify",
     "run_grid",
     "run_preset",
     "segcertify",

@@ -1,0 +1,185 @@
+"""recertify / decide / radius_curve against independent references (scipy, statsmodels, loops)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from mtcert.cli import main
+from mtcert.counts import CountsWriter, read_counts
+from mtcert.recertify import COLUMNS, decide, plot_radius_curves, radius_curve, recertify
+
+C = 4
+SETTINGS = dict(sigma=0.25, noise="gaussian", n0=10, n=100, seed=0, model="m", num_classes=C)
+
+
+def _make_run(path, *, seed=0, items=5, shape=(12, 10), settings=SETTINGS):
+    """Counts of a plausible run: confident interiors, uncertain edges, some ignored pixels."""
+    rng = np.random.default_rng(seed)
+    n = settings["n"]
+    with CountsWriter(path, settings) as w:
+        for i in range(items):
+            target = rng.integers(0, C, shape)
+            target[rng.random(shape) < 0.05] = 255
+            wrong = rng.random(shape) < 0.15
+            guess = np.where(wrong, rng.integers(0, C, shape), np.where(target == 255, 0, target))
+            p = np.clip(rng.beta(8, 1, shape), 0, 1)
+            w.add(f"img{i:02d}", guess=guess, hits=rng.binomial(n, p), target=target)
+    return path
+
+
+def _reference_labels(guess, hits, n, tau, alpha, method):
+    """statsmodels on scipy p-values: an independent decision path."""
+    guess, hits = guess.astype(np.int64), hits.astype(np.int64)  # stored as uint8
+    pv = stats.binom.sf(hits.ravel() - 1, n, tau)
+    reject = multipletests(pv, alpha=alpha, method=method)[0].reshape(hits.shape)
+    return np.where(reject, guess, -1)
+
+
+def _reference_scores(pairs):
+    """Accuracy, paper mIoU (mean over defined (image, class) IoUs) and abstention, by loops."""
+    correct = valid = abstained = 0
+    ious = []
+    for labels, target in pairs:
+        v = target != 255
+        valid += v.sum()
+        correct += (v & (labels == target)).sum()
+        abstained += (v & (labels == -1)).sum()
+        for c in range(C):
+            inter = (v & (labels == c) & (target == c)).sum()
+            union = (v & ((labels == c) | (target == c))).sum()
+            if union:
+                ious.append(inter / union)
+    return correct / valid, np.mean(ious), abstained / valid
+
+
+@pytest.fixture
+def run(tmp_path):
+    return _make_run(tmp_path / "run.mtcounts")
+
+
+def test_decide_matches_statsmodels_labels(run):
+    for method, sm in (("holm", "holm"), ("bonferroni", "bonferroni")):
+        for item, cert in decide(run, tau=0.75, alpha=1e-3, method=method):
+            ref = _reference_labels(item.guess, item.hits, 100, 0.75, 1e-3, sm)
+            np.testing.assert_array_equal(cert.labels, ref)
+
+
+def test_table_matches_independent_reference(run):
+    df = recertify(run, tau=[0.6, 0.75, 0.9], alpha=[1e-3, 1e-4], method=["holm", "bonferroni"])
+    assert list(df.columns) == list(COLUMNS) and len(df) == 12
+    counts = read_counts(run)
+    for row in df.itertuples():
+        pairs = [
+            (_reference_labels(it.guess, it.hits, 100, row.tau, row.alpha, row.method), it.target)
+            for it in counts
+        ]
+        acc, miou, abstain = _reference_scores(pairs)
+        assert row.acc == pytest.approx(acc, abs=1e-12)
+        assert row.miou == pytest.approx(miou, abs=1e-12)
+        assert row.abstain == pytest.approx(abstain, abs=1e-12)
+        assert row.radius == pytest.approx(0.25 * stats.norm.ppf(row.tau), rel=1e-12)
+        assert (row.items, row.pixels) == (5, sum((it.target != 255).sum() for it in counts))
+    # Holm certifies a superset of Bonferroni at the same (tau, alpha)
+    h = df[df.method == "holm"].reset_index()
+    b = df[df.method == "bonferroni"].reset_index()
+    assert (h.abstain <= b.abstain).all() and (h.acc >= b.acc).all()
+    # a higher threshold or a smaller alpha never certifies more
+    for _, g in h.groupby("alpha"):
+        assert g.sort_values("tau").abstain.is_monotonic_increasing
+
+
+def test_k_applies_to_kfwer_methods_only(run):
+    df = recertify(
+        run, tau=[0.6, 0.75, 0.9], alpha=[1e-3, 1e-4],
+        method=["holm", "bonferroni", "generalized-holm"], k=[1, 10],
+    )  # fmt: skip
+    assert len(df) == 3 * 2 * (1 + 1 + 2)
+    assert set(df[df.method != "generalized-holm"].k) == {1}
+    # generalized Holm with k = 1 is Holm, row for row
+    cols = ["tau", "alpha", "acc", "miou", "abstain"]
+    g1 = df[(df.method == "generalized-holm") & (df.k == 1)][cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(g1, df[df.method == "holm"][cols].reset_index(drop=True))
+    g10 = df[(df.method == "generalized-holm") & (df.k == 10)].reset_index()
+    assert (g10.abstain.to_numpy() <= g1.abstain.to_numpy()).all()
+
+
+def test_laplace_radius_and_several_runs(tmp_path):
+    a = _make_run(tmp_path / "a.mtcounts", seed=1)
+    lap = {**SETTINGS, "noise": "laplace", "sigma": 0.5}
+    b = _make_run(tmp_path / "b.mtcounts", seed=2, settings=lap)
+    df = recertify({"gauss": a, "laplace": b}, tau=[0.75, 0.9], alpha=1e-3)
+    assert list(df.columns[:2]) == ["run", "noise"]
+    lap_rows = df[df.run == "laplace"]
+    np.testing.assert_allclose(lap_rows.radius, -0.5 * np.log(2 * (1 - lap_rows.tau)), rtol=1e-12)
+    curve = radius_curve([a, b], tau=[0.5, 0.6, 0.75, 0.9])
+    assert (
+        len(curve) == 8
+        and curve.groupby("run").radius.apply(lambda r: r.is_monotonic_increasing).all()
+    )
+    assert curve.radius.min() == 0.0  # tau = 1/2 is radius 0
+    fig = plot_radius_curves(curve)
+    assert len(fig.axes[0].lines) == 2
+    with pytest.raises(ValueError, match="y must be"):
+        plot_radius_curves(curve, y="nope")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(tau=0.4, alpha=1e-3), "tau"),
+        (dict(tau=[], alpha=1e-3), "tau is empty"),
+        (dict(tau=0.75, alpha=0.0), "alpha"),
+        (dict(tau=0.75, alpha=1e-3, k=0), "k"),
+        (dict(tau=0.75, alpha=1e-3, method="nope"), "method"),
+        (dict(tau=0.75, alpha=1e-3, method=3), "method"),
+    ],
+)
+def test_bad_options(run, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        recertify(run, **kwargs)
+
+
+def test_cli_writes_table(run, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [
+        "recertify", str(run), "--tau", "0.6,0.75,0.9", "--alpha", "1e-3,1e-4",
+        "--method", "holm,bonferroni,generalized-holm", "--k", "1,10", "--out", str(out),
+        "--curve", "--curve-tau", "0.5,0.75,0.9",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    table = pd.read_csv(out / "recertify.csv")
+    expected = recertify(
+        run, tau=[0.6, 0.75, 0.9], alpha=[1e-3, 1e-4],
+        method=["holm", "bonferroni", "generalized-holm"], k=[1, 10],
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=1e-12)
+    md = (out / "recertify.md").read_text().splitlines()
+    assert md[0].startswith("| noise | sigma |") and len(md) == 2 + 24
+    assert (out / "radius_curve.csv").is_file() and (out / "radius_curve.png").is_file()
+    assert "separate certificate" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra", [["--tau", "0.3"], ["--tau", "a,b"], ["--method", "nope"], ["--k", "0"]]
+)
+def test_cli_errors_exit_2(run, tmp_path, extra, capsys):
+    with pytest.raises(SystemExit) if extra == ["--tau", "a,b"] else _nullcontext():
+        assert main(["recertify", str(run), "--out", str(tmp_path), *extra]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_cli_missing_file(tmp_path, capsys):
+    assert main(["recertify", str(tmp_path / "none.mtcounts"), "--out", str(tmp_path)]) == 2
+    assert "no counts file" in capsys.readouterr().err
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
