@@ -157,6 +157,12 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n0", type=int, help="simulate the guessing stage with n0 samples")
     parser.add_argument("--reps", type=int, default=200, help="simulated families per n")
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument(
+        "--items", type=int, help="items of the planned run, for the band (default: pilot's)"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=0, help="pilot resamples for the band (default 0)"
+    )
     parser.add_argument("--out", default="results/plan", help="output folder")
     parser.add_argument("--name", default="plan", help="output base name")
     parser.add_argument("--no-plot", action="store_true", help="write the CSV only")
@@ -186,7 +192,7 @@ def run_plan(args) -> int:
         plan = plan_samples(
             _profile(args), N=args.N, tau=args.tau, alpha=args.alpha, method=args.method,
             k=args.k, n=args.n or DEFAULT_N, target=args.target, n0=args.n0, reps=args.reps,
-            seed=args.seed,
+            seed=args.seed, items=args.items, bootstrap=args.bootstrap,
         )  # fmt: skip
     except (ValueError, TypeError, OSError) as exc:
         return _fail(exc)

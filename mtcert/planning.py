@@ -81,6 +81,8 @@ class Profile:
     fixed : ndarray or None
         When set, a family *is* these p values (N = its length) rather than
         an i.i.d. draw from the distribution.
+    item_hists : ndarray or None
+        A pilot's per-item hit histograms (for :meth:`bootstrap`).
     components : int or None
         Components per family suggested by the source (a pilot's mean item size).
     source : str
@@ -91,6 +93,24 @@ class Profile:
     fixed: np.ndarray | None = None
     components: int | None = None
     source: str = ""
+    item_hists: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def items(self) -> int | None:
+        """Items of the pilot the profile was fitted to (None otherwise)."""
+        return None if self.item_hists is None else len(self.item_hists)
+
+    def bootstrap(self, rng: np.random.Generator) -> Profile:
+        """The profile refitted to the pilot's items resampled with replacement."""
+        if self.item_hists is None:
+            raise ValueError("bootstrap needs a profile fitted to a pilot run's counts")
+        hists = self.item_hists
+        hist = hists[rng.integers(len(hists), size=len(hists))].sum(axis=0)
+        start = np.full(_GRID.size, 0.5 / _GRID.size)  # warm start; no grid point at 0
+        start[np.searchsorted(_GRID, self.support)] += 0.5 * self.weights
+        w = _npmle(hist, hists.shape[1] - 1, start=start)
+        keep = w > 1e-12
+        return Profile(_GRID[keep], w[keep] / w[keep].sum(), components=self.components)
 
     def mean(self) -> float:
         return float(self.support @ self.weights)
@@ -138,13 +158,22 @@ def profile_from_pilot(counts, *, max_iter: int = 5000, tol: float = 1e-10) -> P
     """
     counts = read_counts(counts)
     n = counts.n
-    hist = np.zeros(n + 1)
-    for item in counts:
-        hist += np.bincount(item.hits.ravel(), minlength=n + 1)
-    if hist.sum() == 0:
+    hists = np.array([np.bincount(it.hits.ravel(), minlength=n + 1) for it in counts], float)
+    if hists.size == 0:
         raise ValueError("the pilot holds no items")
+    w = _npmle(hists.sum(axis=0), n, max_iter=max_iter, tol=tol)
+    keep = w > 1e-12
+    comps = round(counts.components() / len(counts))
+    return Profile(
+        _GRID[keep], w[keep] / w[keep].sum(), components=comps,
+        source=f"pilot n={n} ({len(counts)} items)", item_hists=hists,
+    )  # fmt: skip
+
+
+def _npmle(hist, n, *, start=None, max_iter=5000, tol=1e-10) -> np.ndarray:
+    """Weights on :data:`_GRID` maximising the likelihood of the hit histogram (EM)."""
     lik = stats.binom.pmf(np.arange(n + 1)[:, None], n, _GRID[None, :])  # (n + 1, G)
-    w = np.full(_GRID.size, 1.0 / _GRID.size)
+    w = np.full(_GRID.size, 1.0 / _GRID.size) if start is None else start.copy()
     total = hist.sum()
     used = hist > 0
     hist_u, lik_u = hist[used], lik[used]
@@ -156,10 +185,7 @@ def profile_from_pilot(counts, *, max_iter: int = 5000, tol: float = 1e-10) -> P
         if ll - last < tol:
             break
         last = ll
-    keep = w > 1e-12
-    w = w[keep] / w[keep].sum()
-    comps = round(counts.components() / len(counts))
-    return Profile(_GRID[keep], w, components=comps, source=f"pilot n={n} ({len(counts)} items)")
+    return w
 
 
 def _as_profile(profile) -> Profile:
@@ -264,12 +290,15 @@ class SamplePlan:
         (Monte Carlo standard error; 0 when exact), ``rate_sd`` (standard
         deviation of the realised rate of *one* family of N — a run of I such
         items has about ``rate_sd / sqrt(I)``), ``threshold`` (h*, for the exact
-        methods), ``exact``.
+        methods), ``band_lo``/``band_hi`` (rate ± 2 standard deviations of the
+        measured rate of a run over ``items`` families, including the Monte
+        Carlo error and, with ``bootstrap``, the pilot's estimation error),
+        ``exact``.
     n_needed : int or None
         Smallest n reaching ``target`` (None without a target or if no n of
         the grid reaches it).  For the exact methods every integer below the
         first grid point that reaches the target is checked too.
-    N, tau, alpha, method, k, n0, target, reps
+    N, tau, alpha, method, k, n0, target, reps, items, bootstrap
         The inputs.
     profile : Profile
     """
@@ -284,6 +313,8 @@ class SamplePlan:
     n0: int | None
     target: float | None
     reps: int
+    items: int
+    bootstrap: int
     profile: Profile = field(repr=False)
 
     @property
@@ -319,6 +350,8 @@ def plan_samples(
     n0: int | None = None,
     reps: int = 200,
     seed: int = 0,
+    items: int | None = None,
+    bootstrap: int = 0,
 ) -> SamplePlan:
     """Expected certified rate of SEGCERTIFY against n, and the n for a target rate.
 
@@ -346,6 +379,14 @@ def plan_samples(
     reps : int, default 200
         Simulated families per n for the non-exact methods.
     seed : int, default 0
+    items : int, optional
+        Families (images) in the planned run, for the band of its measured
+        rate; defaults to the pilot's number of items, else 1.
+    bootstrap : int, default 0
+        With a pilot profile: refit the profile to this many resamples of the
+        pilot's items and add the spread of their predictions (the pilot's
+        own estimation error) to the band.  Simulated methods then use
+        ``max(10, reps // bootstrap)`` families per resample.
 
     Returns
     -------
@@ -392,22 +433,41 @@ def plan_samples(
     N = check_positive_int(N, "N")
     if prof.fixed is not None and N != prof.fixed.size:
         prof = Profile(prof.support, prof.weights, components=N, source=prof.source)
+    if bootstrap and prof.item_hists is None:
+        raise ValueError("bootstrap needs a pilot run's counts as the profile")
+    items = check_positive_int(items if items is not None else prof.items or 1, "items")
+    bootstrap = check_positive_int(bootstrap, "bootstrap", minimum=0)
     exact = method in EXACT_METHODS
     args = (tau, alpha, method, k, n0)
-    rows = []
-    for nn in grid:
+
+    def rate_of(p: Profile, nn: int, reps_: int, seed_: int):
         if exact:
-            rate, sd, h = _exact_rate(prof, nn, N, *args)
-            rows.append(dict(n=nn, rate=rate, rate_se=0.0, rate_sd=sd, threshold=h, exact=True))
-        else:
-            r = _simulated_rates(prof, nn, N, *args, reps, seed)
-            sd = float(r.std(ddof=1)) if reps > 1 else float("nan")
-            rows.append(
-                dict(
-                    n=nn, rate=float(r.mean()), rate_se=sd / math.sqrt(reps), rate_sd=sd,
-                    threshold=None, exact=False,
-                )
-            )  # fmt: skip
+            rate, sd, h = _exact_rate(p, nn, N, *args)
+            return rate, 0.0, sd, h
+        r = _simulated_rates(p, nn, N, *args, reps_, seed_)
+        sd = float(r.std(ddof=1)) if reps_ > 1 else float("nan")
+        return float(r.mean()), sd / math.sqrt(reps_), sd, None
+
+    boot = []
+    if bootstrap:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 2**32]))
+        resampled = [prof.bootstrap(rng) for _ in range(bootstrap)]
+        reps_b = max(10, reps // bootstrap)
+        boot = [
+            [rate_of(p, nn, reps_b, seed + 1 + b)[0] for nn in grid]
+            for b, p in enumerate(resampled)
+        ]
+    boot_sd = np.std(boot, axis=0, ddof=1) if bootstrap > 1 else np.zeros(len(grid))
+    rows = []
+    for j, nn in enumerate(grid):
+        rate, se, sd, h = rate_of(prof, nn, reps, seed)
+        half = 2.0 * math.sqrt(se**2 + boot_sd[j] ** 2 + sd**2 / items)
+        rows.append(
+            dict(
+                n=nn, rate=rate, rate_se=se, rate_sd=sd, band_lo=max(0.0, rate - half),
+                band_hi=min(1.0, rate + half), threshold=h, exact=exact,
+            )
+        )  # fmt: skip
     table = pd.DataFrame(rows)
     n_needed = None
     if target is not None:
@@ -423,12 +483,12 @@ def plan_samples(
                         break
     return SamplePlan(
         table=table, n_needed=n_needed, N=N, tau=tau, alpha=alpha, method=method, k=k, n0=n0,
-        target=target, reps=reps, profile=prof,
+        target=target, reps=reps, items=items, bootstrap=bootstrap, profile=prof,
     )  # fmt: skip
 
 
 def plot_plan(plan: SamplePlan, *, ax=None, measured: dict | None = None):
-    """Expected certified rate against n (log axis), ±2 Monte Carlo standard errors.
+    """Expected certified rate against n (log axis) with the band of a run's measured rate.
 
     Parameters
     ----------
@@ -451,9 +511,10 @@ def plot_plan(plan: SamplePlan, *, ax=None, measured: dict | None = None):
     t = plan.table
     label = f"{plan.method}" + (f" k={plan.k}" if plan.k != 1 else "")
     (line,) = ax.plot(t["n"], t["rate"], marker=".", label=f"predicted ({label})")
-    if not plan.exact:
-        lo, hi = t["rate"] - 2 * t["rate_se"], t["rate"] + 2 * t["rate_se"]
-        ax.fill_between(t["n"], lo, hi, color=line.get_color(), alpha=0.25, lw=0)
+    band = f"band: run of {plan.items} item(s)" + (", pilot bootstrap" if plan.bootstrap else "")
+    ax.fill_between(
+        t["n"], t["band_lo"], t["band_hi"], color=line.get_color(), alpha=0.25, lw=0, label=band
+    )
     if plan.target is not None:
         ax.axhline(plan.target, color="gray", ls="--", lw=1, label=f"target {plan.target:g}")
     if plan.n_needed is not None:

@@ -158,6 +158,22 @@ def test_pilot_profile_predicts_the_true_rate(tmp_path):
     )
 
 
+def test_band_and_pilot_bootstrap(tmp_path):
+    true = (np.array([0.7, 0.9, 0.98, 1.0]), np.array([0.1, 0.2, 0.3, 0.4]))
+    path = _pilot(tmp_path / "pilot.mtcounts", true, size=(10, 20))
+    kw = dict(tau=0.75, alpha=1e-3, method="bonferroni", n=[50, 100])
+    plain = plan_samples(path, **kw).table
+    assert (plain.band_lo <= plain.rate).all() and (plain.rate <= plain.band_hi).all()
+    # half width 2 sqrt(rate_sd^2 / items): 4 pilot items by default
+    np.testing.assert_allclose(plain.band_hi - plain.rate, plain.rate_sd, rtol=1e-9)
+    boot = plan_samples(path, bootstrap=20, **kw)
+    assert boot.bootstrap == 20 and (boot.table.band_hi > plain.band_hi).all()
+    one = plan_samples(path, items=1, **kw).table
+    np.testing.assert_allclose(one.band_hi - one.rate, 2 * one.rate_sd, rtol=1e-9)
+    with pytest.raises(ValueError, match="bootstrap needs"):
+        plan_samples(stats.beta(30, 1.5), N=10, bootstrap=5, **kw)
+
+
 def _hist(path):
     from mtcert.counts import read_counts
 
@@ -171,7 +187,8 @@ def test_plot_and_cli(tmp_path, capsys):
     fig = plot_plan(plan, measured={100: 0.6})
     assert fig.axes[0].get_xscale() == "log"
     out = tmp_path / "plan"
-    argv = ["plan", "--pilot", str(path), "--n", "20,100,200", "--target", "0.8", "--reps", "5"]
+    argv = ["plan", "--pilot", str(path), "--n", "20,100,200", "--target", "0.8", "--reps", "5",
+            "--bootstrap", "2"]  # fmt: skip
     assert main([*argv, "--out", str(out)]) == 0
     assert (out / "plan.csv").is_file() and (out / "plan.png").is_file()
     assert "smallest n reaching" in capsys.readouterr().out
@@ -210,6 +227,8 @@ def test_cli_errors(tmp_path, capsys, argv, match):
         (dict(profile=[0.9], method=2), "method"),
         (dict(profile=[0.9], n0=0), "n0"),
         (dict(profile=[0.9], target=True), "target"),
+        (dict(profile=[0.9], items=0), "items"),
+        (dict(profile=[0.9], bootstrap=-1), "bootstrap"),
     ],
 )
 def test_bad_input(kwargs, match):
