@@ -248,10 +248,10 @@ class CountsWriter:
 
     Examples
     --------
-    >>> import numpy as np, tempfile, pathlib
+    >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.mtcounts"
-    >>> settings = dict(sigma=0.25, noise="gaussian", n0=10, n=100, seed=0,
-    ...                 model="demo", num_classes=3)
+    >>> settings = {"sigma": 0.25, "noise": "gaussian", "n0": 10, "n": 100, "seed": 0,
+    ...             "model": "my_net.pt sha256:0f3a", "num_classes": 3}
     >>> with CountsWriter(path, settings) as w:
     ...     w.add("img0", guess=[[0, 2]], hits=[[100, 61]], target=[[0, 1]])
     >>> with CountsWriter(path, settings) as w:  # resumes

@@ -100,13 +100,13 @@ def decide(
 
     Examples
     --------
-    >>> import numpy as np, tempfile, pathlib
+    >>> import tempfile, pathlib
     >>> from mtcert.counts import CountsWriter
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.mtcounts"
-    >>> settings = dict(sigma=0.25, noise="gaussian", n0=10, n=100, seed=0,
-    ...                 model="demo", num_classes=3)
-    >>> with CountsWriter(path, settings) as w:
-    ...     w.add("img", guess=[0, 1, 2], hits=[100, 80, 60], target=[0, 1, 1])
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> w = CountsWriter(folder / "rank0.mtcounts", {"sigma": 0.5, "noise": "laplace", "n0": 8,
+    ...                  "n": 100, "seed": 1, "model": "m", "num_classes": 3})
+    >>> w.add("img", guess=[0, 1, 2], hits=[100, 80, 60], target=[0, 1, 1]); w.close()
+    >>> path = folder  # a folder: every *.mtcounts file in it
     >>> [(item.name, cert.labels) for item, cert in decide(path, tau=0.75, alpha=0.01)]
     [('img', array([ 0, -1, -1], dtype=int16))]
     """
