@@ -18,8 +18,8 @@ import time
 
 import torch
 
+from mtcert_torch.models import PointNet2Adapter
 from mtcert_torch.models.pointnet2 import farthest_point_sample, pointnet2_part_seg_msg
-from mtcert_torch.pointcloud import PointCloudAdapter
 
 
 def _usable_cores() -> int:
@@ -37,7 +37,7 @@ def _sync(device: str) -> None:
 def seconds_per_cloud(*, points=2048, batch=4, repeat=3, device="cpu", normals=True) -> float:
     """Best-of-``repeat`` time of one vote per cloud, in seconds."""
     torch.manual_seed(0)
-    adapter = PointCloudAdapter(pointnet2_part_seg_msg(normals=normals).to(device), votes=1)
+    adapter = PointNet2Adapter(pointnet2_part_seg_msg(normals=normals).to(device), votes=1)
     x = torch.randn(batch, points, 6 if normals else 3, device=device)
     best = float("inf")
     with torch.inference_mode():
@@ -63,7 +63,7 @@ def test_fps_2048_to_512(benchmark):
 
 def test_forward_cpu_512_points(benchmark):
     torch.set_num_threads(_usable_cores())
-    adapter = PointCloudAdapter(pointnet2_part_seg_msg(), votes=1)
+    adapter = PointNet2Adapter(pointnet2_part_seg_msg(), votes=1)
     x = torch.randn(1, 512, 6)
     with torch.inference_mode():
         out = benchmark.pedantic(adapter.labels, args=(x, 4), rounds=2, warmup_rounds=1)

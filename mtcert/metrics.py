@@ -13,10 +13,22 @@ every metric.
   for every input i and class c, averaged over all (i, c) pairs.  Pairs with
   an empty union (class absent from both prediction and ground truth of that
   input) have no IoU and are left out of the average;
-- abstention rate: abstained / non-ignored pixels.
+- abstention rate: abstained / non-ignored pixels;
+- ShapeNet-part IoU of one shape (:func:`part_iou`): the mean IoU over its
+  category's parts, a part absent from both prediction and ground truth
+  counting 1; averaged over shapes it is the *instance mIoU*, per category and
+  then over categories the *class mIoU*.
 
-:class:`CertifiedSegmentationMetrics` accumulates these over a data set one
-input (or batch) at a time; the functions are one-shot conveniences.
+Everything is computed from per-input counts (:class:`SegmentationCounts`:
+components, non-ignored, correct, abstained, per-class ∩ and ∪).
+:func:`segmentation_counts` computes them with numpy (the torch plugin computes
+the same counts on the model's device);
+:class:`CertifiedSegmentationMetrics` accumulates them over a data set
+(:meth:`~CertifiedSegmentationMetrics.add`, or
+:meth:`~CertifiedSegmentationMetrics.update` from label arrays), and
+accumulators of data-set shards combine by a sum of counts
+(:meth:`~CertifiedSegmentationMetrics.merge`).  The other functions are
+one-shot conveniences.
 """
 
 from __future__ import annotations
@@ -31,11 +43,14 @@ from mtcert.cohen import ABSTAIN
 
 __all__ = [
     "CertifiedSegmentationMetrics",
+    "SegmentationCounts",
     "SegmentationScores",
     "abstain_rate",
     "certified_accuracy",
     "iou_per_input",
     "mean_iou",
+    "part_iou",
+    "segmentation_counts",
 ]
 
 
@@ -205,6 +220,115 @@ def abstain_rate(pred, target=None, *, ignore_index=255):
 
 
 @dataclass(frozen=True)
+class SegmentationCounts:
+    """The counts of one input every metric is built from.
+
+    Attributes
+    ----------
+    components : int
+        All components (pixels, points) of the input.
+    valid : int
+        Components whose target is not ``ignore_index``.
+    correct : int
+        Valid components whose prediction equals the target.
+    abstained, abstained_valid : int
+        Abstained components, of all and of the valid ones.
+    intersection, union : ndarray of int64 ``(num_classes,)``
+        Per class, ``|P_c ∩ G_c|`` and ``|P_c ∪ G_c|`` over valid components
+        (an abstained component belongs to no predicted class).
+    """
+
+    components: int
+    valid: int
+    correct: int
+    abstained: int
+    abstained_valid: int
+    intersection: np.ndarray
+    union: np.ndarray
+
+    def __post_init__(self):
+        for name in ("intersection", "union"):
+            arr = np.asarray(getattr(self, name))
+            if arr.ndim != 1 or arr.dtype.kind not in "iu" or (arr < 0).any():
+                raise ValueError(f"{name} must be a 1-d array of non-negative integer counts")
+            object.__setattr__(self, name, arr.astype(np.int64))
+        if self.intersection.shape != self.union.shape or (self.intersection > self.union).any():
+            raise ValueError("intersection and union must have one entry per class, ∩ ≤ ∪")
+        for name in ("components", "valid", "correct", "abstained", "abstained_valid"):
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name, 0))
+        if not self.correct + self.abstained_valid <= self.valid <= self.components:
+            raise ValueError(
+                "counts must satisfy correct + abstained_valid <= valid <= components; got "
+                f"{self.correct} + {self.abstained_valid}, {self.valid}, {self.components}"
+            )
+
+    def part_iou(self, parts: tuple[int, int]) -> float:
+        """ShapeNet-part IoU of this input over the labels ``range(*parts)`` (:func:`part_iou`)."""
+        return part_iou(self.intersection, self.union, parts)
+
+
+def segmentation_counts(pred, target, *, num_classes, ignore_index=255) -> SegmentationCounts:
+    """The :class:`SegmentationCounts` of one input.
+
+    Parameters as :func:`iou_per_input` (one input, any shape).
+
+    Examples
+    --------
+    >>> from mtcert.metrics import segmentation_counts
+    >>> c = segmentation_counts([0, 1, -1, 1], [0, 1, 1, 255], num_classes=2)
+    >>> c.valid, c.correct, c.abstained, c.intersection.tolist(), c.union.tolist()
+    (3, 2, 1, [1, 1], [1, 2])
+    """
+    num_classes = check_positive_int(num_classes, "num_classes")
+    ignore_index = _check_ignore(ignore_index, num_classes)
+    pred, target, valid = _pair(pred, target, num_classes, ignore_index, None)
+    inter, area_p, area_g = _areas(pred, target, valid, num_classes)
+    abstain = pred == ABSTAIN
+    return SegmentationCounts(
+        components=int(pred.size),
+        valid=int(valid.sum()),
+        correct=int(inter.sum()),
+        abstained=int(abstain.sum()),
+        abstained_valid=int((abstain & valid).sum()),
+        intersection=inter[0],
+        union=(area_p + area_g - inter)[0],
+    )
+
+
+def part_iou(intersection, union, parts: tuple[int, int]) -> float:
+    """ShapeNet-part IoU of one shape: the mean IoU over its category's parts only.
+
+    The usual ShapeNet-part convention (Qi et al., PointNet; the reference
+    PointNet++ ``test_partseg.py``): for each part ``c`` in ``range(*parts)``,
+    IoU_c = |P_c ∩ G_c| / |P_c ∪ G_c|, and IoU_c = 1 when the part is neither
+    predicted nor present.  Abstained points belong to no predicted part, so
+    they lower the IoU of their true part.
+
+    Parameters
+    ----------
+    intersection, union : array_like ``(num_classes,)``
+        Per-class counts of one shape (:class:`SegmentationCounts`).
+    parts : (start, stop)
+        The category's part labels.
+
+    Examples
+    --------
+    >>> from mtcert.metrics import part_iou, segmentation_counts
+    >>> c = segmentation_counts([12, 12, -1, 13], [12, 12, 13, 13], num_classes=50)
+    >>> part_iou(c.intersection, c.union, (12, 16))  # (1 + 1/2 + 1 + 1) / 4
+    0.875
+    """
+    lo, hi = (int(v) for v in parts)
+    inter = np.asarray(intersection, dtype=np.float64)
+    union = np.asarray(union, dtype=np.float64)
+    if not 0 <= lo < hi <= min(len(inter), len(union)):
+        raise ValueError(f"parts must be a range (start, stop) of class indices; got {parts}")
+    i, u = inter[lo:hi], union[lo:hi]
+    ious = np.divide(i, u, out=np.ones_like(u), where=u > 0)
+    return float(ious.mean())
+
+
+@dataclass(frozen=True)
 class SegmentationScores:
     """Metrics computed by :meth:`CertifiedSegmentationMetrics.compute`.
 
@@ -226,6 +350,10 @@ class SegmentationScores:
         nanmean of ``pooled_iou`` (the common data-set mIoU, *not* the paper's).
     n_inputs, n_pixels : int
         Inputs seen and non-ignored pixels counted.
+    instance_miou, class_miou : float
+        ShapeNet-part instance and class mIoU (:func:`part_iou` averaged over
+        the inputs added with ``parts``, and per ``group`` then over groups);
+        NaN when no input had ``parts``.
     """
 
     accuracy: float
@@ -236,6 +364,8 @@ class SegmentationScores:
     pooled_mean_iou: float
     n_inputs: int
     n_pixels: int
+    instance_miou: float = float("nan")
+    class_miou: float = float("nan")
 
     def __repr__(self):
         return (
@@ -265,6 +395,17 @@ class CertifiedSegmentationMetrics:
     >>> s = acc.compute()
     >>> s.accuracy, round(s.mean_iou, 4), s.abstain_rate
     (0.7142857142857143, 0.5625, 0.14285714285714285)
+
+    Per-input counts (e.g. computed on a GPU), with ShapeNet-part IoU per group:
+
+    >>> from mtcert.metrics import segmentation_counts
+    >>> parts = CertifiedSegmentationMetrics(num_classes=4, ignore_index=None)
+    >>> for pred, target, group in (([0, 1], [0, 1], "mug"), ([2, -1], [2, 3], "cap")):
+    ...     c = segmentation_counts(pred, target, num_classes=4, ignore_index=None)
+    ...     parts.add(c, group=group, parts=(0, 2) if group == "mug" else (2, 4))
+    >>> s = parts.compute()
+    >>> s.instance_miou, s.class_miou, s.abstain_rate
+    (0.75, 0.75, 0.25)
     """
 
     def __init__(self, num_classes, *, ignore_index=255):
@@ -283,22 +424,70 @@ class CertifiedSegmentationMetrics:
         self._iou_count = np.zeros(c, np.int64)
         self._inter = np.zeros(c, np.int64)
         self._union = np.zeros(c, np.int64)
+        self._shape_iou_sum = 0.0
+        self._shapes = 0
+        self._groups: dict = {}  # group -> [sum of shape IoUs, shapes]
 
-    def update(self, pred, target, *, batch_axis=None):
-        """Add one input (``batch_axis=None``) or a batch of inputs along ``batch_axis``."""
-        pred, target, valid = _pair(pred, target, self.num_classes, self.ignore_index, batch_axis)
-        inter, area_p, area_g = _areas(pred, target, valid, self.num_classes)
-        union = area_p + area_g - inter
+    def add(self, counts: SegmentationCounts, *, group=None, parts=None) -> None:
+        """Add the :class:`SegmentationCounts` of one input.
+
+        ``parts`` (a label range ``(start, stop)``) adds the input's
+        :func:`part_iou` to the instance mIoU, and to the class mIoU of ``group``.
+        """
+        if not isinstance(counts, SegmentationCounts):
+            raise TypeError(f"counts must be SegmentationCounts; got {type(counts).__name__}")
+        if counts.intersection.shape != (self.num_classes,):
+            raise ValueError(
+                f"counts hold {counts.intersection.shape[0]} classes; expected {self.num_classes}"
+            )
+        self._accumulate(
+            counts.intersection[None], counts.union[None], counts.valid, counts.abstained_valid
+        )
+        if parts is not None:
+            iou = counts.part_iou(parts)
+            self._shape_iou_sum += iou
+            self._shapes += 1
+            g = self._groups.setdefault(group, [0.0, 0])
+            g[0] += iou
+            g[1] += 1
+
+    def merge(self, other: CertifiedSegmentationMetrics) -> CertifiedSegmentationMetrics:
+        """Add the totals of ``other`` (e.g. another shard of the data set) to these."""
+        if not isinstance(other, CertifiedSegmentationMetrics) or (
+            other.num_classes,
+            other.ignore_index,
+        ) != (self.num_classes, self.ignore_index):
+            raise ValueError("other must be a CertifiedSegmentationMetrics of the same setting")
+        for name in ("_n_inputs", "_n_valid", "_n_correct", "_n_abstain", "_shapes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("_iou_sum", "_iou_count", "_inter", "_union"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self._shape_iou_sum += other._shape_iou_sum
+        for group, (total, count) in other._groups.items():
+            g = self._groups.setdefault(group, [0.0, 0])
+            g[0] += total
+            g[1] += count
+        return self
+
+    def _accumulate(self, inter, union, n_valid, n_abstain) -> None:
+        """Add inputs given by per-input ``(B, C)`` intersections and unions."""
         defined = union > 0
         iou = np.divide(inter, union, out=np.zeros(union.shape), where=defined)
         self._iou_sum += iou.sum(axis=0)
         self._iou_count += defined.sum(axis=0)
         self._inter += inter.sum(axis=0)
         self._union += union.sum(axis=0)
-        self._n_inputs += pred.shape[0]
-        self._n_valid += int(valid.sum())
+        self._n_inputs += inter.shape[0]
+        self._n_valid += int(n_valid)
         self._n_correct += int(inter.sum())
-        self._n_abstain += int(np.count_nonzero(valid & (pred == ABSTAIN)))
+        self._n_abstain += int(n_abstain)
+
+    def update(self, pred, target, *, batch_axis=None):
+        """Add one input (``batch_axis=None``) or a batch of inputs along ``batch_axis``."""
+        pred, target, valid = _pair(pred, target, self.num_classes, self.ignore_index, batch_axis)
+        inter, area_p, area_g = _areas(pred, target, valid, self.num_classes)
+        n_abstain = np.count_nonzero(valid & (pred == ABSTAIN))
+        self._accumulate(inter, area_p + area_g - inter, valid.sum(), n_abstain)
 
     def compute(self) -> SegmentationScores:
         """Scores over everything seen since construction or :meth:`reset`."""
@@ -317,6 +506,10 @@ class CertifiedSegmentationMetrics:
             pooled_mean_iou=float(np.nanmean(pooled)) if np.any(self._union > 0) else nan,
             n_inputs=self._n_inputs,
             n_pixels=n,
+            instance_miou=self._shape_iou_sum / self._shapes if self._shapes else nan,
+            class_miou=(
+                float(np.mean([t / c for t, c in self._groups.values()])) if self._groups else nan
+            ),
         )
 
     def __repr__(self):

@@ -1,29 +1,49 @@
-"""mtcert_torch: certify PyTorch segmentation models with SEGCERTIFY.
+"""mtcert_torch: certify PyTorch models with SEGCERTIFY, for any modality.
 
-Noise models, a streaming independent sampler, a multi-scale segmentation
-adapter, the certifier and its dataset loop, data loaders, training helpers
-a command-line interface (``python -m mtcert_torch certify ...``), model
-architectures in :mod:`mtcert_torch.models` (HRNetV2, PointNet++) and point-cloud
-certification with coordinate noise or rotation smoothing
-(:mod:`mtcert_torch.pointcloud`).  All
-statistics are done by the core :mod:`mtcert`, which never imports torch.
+One :class:`Certifier` runs SEGCERTIFY's two sampling stages over a
+:class:`~mtcert_torch.task.Task` — what a modality adds: the input, where the
+noise goes, how outputs become labels, which radius the noise certifies.
+Images (:class:`ImageTask` with a :class:`SegmentationAdapter`) and point
+clouds (:class:`PointCloudTask`, coordinate noise or rotations) are two tasks;
+:class:`TensorTask` smooths any tensor input.  :func:`evaluate` is the one
+evaluation loop (per-item seeds, base predictions, metrics, resumable result
+files, ``torch.distributed`` sharding) behind the command-line interface
+(``python -m mtcert_torch certify ...``) and :mod:`mtcert_torch.runs`.
+:class:`Smooth` offers locuslab/smoothing's ``predict``/``certify`` for
+classifiers and segmenters.  Architectures live in :mod:`mtcert_torch.models`
+(HRNetV2, PointNet++).  All statistics are done by the core :mod:`mtcert`,
+which never imports torch.
 """
 
 from .adapter import SegmentationAdapter
-from .certifier import Certifier, ImageCertificate, certify_dataset, summarize
+from .certifier import Certificate, Certifier
+from .evaluation import Evaluation, Item, ItemResult, Items, Settings, certify_item, evaluate
+from .image import ImageTask
 from .noise import NoiseModel
-from .pointcloud import PointCloudAdapter, PointCloudCertificate, PointCloudCertifier
+from .pointcloud import PointCloudTask
+from .results import summarize
 from .sampler import StreamingSampler
+from .smooth import Smooth
+from .task import Smoothed, Task, TensorTask
 
 __all__ = [
+    "Certificate",
     "Certifier",
-    "ImageCertificate",
+    "Evaluation",
+    "ImageTask",
+    "Item",
+    "ItemResult",
+    "Items",
     "NoiseModel",
-    "PointCloudAdapter",
-    "PointCloudCertificate",
-    "PointCloudCertifier",
+    "PointCloudTask",
     "SegmentationAdapter",
+    "Settings",
+    "Smooth",
+    "Smoothed",
     "StreamingSampler",
-    "certify_dataset",
+    "Task",
+    "TensorTask",
+    "certify_item",
+    "evaluate",
     "summarize",
 ]

@@ -1,15 +1,18 @@
-"""Certify segmentation models with SEGCERTIFY (paper Algorithm 2) image by image.
+"""One certifier for every modality: SEGCERTIFY (paper Algorithm 2) over a task.
 
 The flow is model → sampler → counts → :func:`mtcert.certify.segcertify_hits`
-→ certificate → metrics.  This module owns the first two arrows and the dataset
-loop; all statistics (p-values, FWER control, radius) happen in :mod:`mtcert`.
+→ certificate.  The :class:`Certifier` owns the two sampling stages (guess
+with ``n0`` copies, test with ``n`` fresh copies), streaming counts, batch
+sizing and seeding; a :class:`~mtcert_torch.task.Task` says what a modality
+adds (input, noise space, labels, radius).  All statistics happen in
+:mod:`mtcert`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,101 +20,137 @@ import torch
 from mtcert._validation import check_alpha, check_positive_int, check_tau
 from mtcert.certify import segcertify_hits
 
-from .adapter import SegmentationAdapter
-from .metrics import segmentation_stats
+from .image import ImageTask
 from .noise import NoiseModel
-from .sampler import SamplerStats, StreamingSampler
+from .sampler import CPU_MAX_BATCH, SamplerStats, StreamingSampler
+from .task import Smoothed, Task
+
+__all__ = ["Certificate", "Certifier"]
 
 
 @dataclass(frozen=True, repr=False)
-class ImageCertificate:
-    """SEGCERTIFY result for one image at full input resolution.
+class Certificate:
+    """SEGCERTIFY result for one input, with the same fields for every modality.
+
+    With probability at least ``1 − alpha`` every non-abstained component of
+    ``labels`` is the smoothed model's label for every input within ``radius``
+    of the clean one in the task's smoothing space (ℓ2 for Gaussian, ℓ1 for
+    Laplace noise; radians for rotations) — all components simultaneously
+    (with ``k > 1``: all but at most ``k − 1`` of them).
 
     Attributes
     ----------
-    certificate : mtcert.certify.SegmentationCertificate
-        The statistical certificate (labels, rejections, p-values, α, τ, method).
-    labels : ndarray (H, W)
-        Certified label per pixel, ``-1`` (:data:`mtcert.ABSTAIN`) where abstained.
-        With probability at least 1 − α, *every* non-abstained pixel's label is
-        returned by the base model under noise with probability above τ, so
-        the smoothed model keeps that label on every input within ``radius``
-        (ℓ2 for Gaussian, ℓ1 for Laplace noise) — all pixels simultaneously
-        (with ``k > 1``: all but at most k − 1 of them).
-    guess, hits : ndarray (H, W)
-        The n0-stage guess and its hit count among the ``n`` fresh samples.
+    labels : ndarray ``(*components)``
+        Certified label per component, :data:`mtcert.ABSTAIN` (-1) where abstained.
+    guess, hits : ndarray ``(*components)``
+        The ``n0``-stage guess and its hit count among the ``n`` fresh copies.
+    pvalues : ndarray ``(*components)``
+        One-sided binomial p-values of H0: p ≤ τ (before FWER control).
+    abstained : ndarray of bool ``(*components)``
     radius : float
-        σΦ⁻¹(τ) for Gaussian noise, −λ ln(2(1 − τ)) for Laplace noise.
+    noise : str
+        The task's smoothing description (e.g. ``"gaussian"``, ``"rotation axis=0,0,1"``).
+    sigma, tau, alpha, method, k, n0, n :
+        The settings of the call.
     seconds_sampling, seconds_statistics : float
-        Wall time spent drawing samples (model forward passes) and in the statistics.
+        Wall time of the forward passes and of the statistics.
+    statistics : mtcert.certify.SegmentationCertificate
+        The core's certificate (rejections, adjusted decisions, …).
+    info : dict
+        Task details (e.g. a point cloud's normalisation ``center``/``scale``).
     """
 
-    certificate: object
     guess: np.ndarray
     hits: np.ndarray
-    noise: NoiseModel
+    radius: float
+    noise: str
+    sigma: float
     n0: int
     n: int
-    radius: float
     seconds_sampling: float
     seconds_statistics: float
+    statistics: object
+    info: dict = field(default_factory=dict)
 
     @property
     def labels(self) -> np.ndarray:
-        return self.certificate.labels
+        return self.statistics.labels
+
+    @property
+    def pvalues(self) -> np.ndarray:
+        return self.statistics.pvalues
+
+    @property
+    def abstained(self) -> np.ndarray:
+        return ~self.statistics.reject
+
+    @property
+    def tau(self) -> float:
+        return self.statistics.tau
+
+    @property
+    def alpha(self) -> float:
+        return self.statistics.alpha
+
+    @property
+    def method(self) -> str:
+        return self.statistics.method
+
+    @property
+    def k(self) -> int:
+        return self.statistics.k
 
     @property
     def abstain_rate(self) -> float:
-        return float(self.certificate.abstain_rate)
+        return float(self.statistics.abstain_rate)
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_sampling + self.seconds_statistics
 
     def __repr__(self) -> str:
-        c = self.certificate
         return (
-            f"ImageCertificate(shape={self.labels.shape}, noise={self.noise.kind}"
-            f"({self.noise.scale:g}), tau={c.tau:g}, alpha={c.alpha:g}, method={c.method!r}, "
+            f"Certificate(shape={self.labels.shape}, noise={self.noise}({self.sigma:g}), "
+            f"tau={self.tau:g}, alpha={self.alpha:g}, method={self.method!r}, k={self.k}, "
             f"n0={self.n0}, n={self.n}, radius={self.radius:.4f}, "
-            f"abstain_rate={self.abstain_rate:.4f}, "
-            f"seconds={self.seconds_sampling + self.seconds_statistics:.2f})"
+            f"abstain_rate={self.abstain_rate:.4f}, seconds={self.seconds:.2f})"
         )
 
 
-def as_image(image, device) -> torch.Tensor:
-    """A float32 ``(C, H, W)`` tensor in [0, 1] on ``device`` (uint8 input is divided by 255)."""
-    img = torch.as_tensor(image)
-    if img.dim() != 3:
-        raise ValueError(f"image must have shape (3, H, W); got {tuple(img.shape)}")
-    if img.dtype == torch.uint8:
-        img = img.float().div_(255.0)
-    return img.to(device=device, dtype=torch.float32)
-
-
 class Certifier:
-    """SEGCERTIFY for one segmentation model.
+    """SEGCERTIFY for one model over one task.
 
     Parameters
     ----------
-    model : SegmentationAdapter or callable
-        The base classifier in pixel space.  A :class:`SegmentationAdapter`
-        (recommended) brings normalisation, scales, flips and upsampling; any
-        other callable must map noisy inputs ``(B, *input_shape)`` to integer
-        labels ``(B, *component_shape)`` and then ``num_classes`` is required.
+    task : Task, SegmentationAdapter or callable
+        A :class:`~mtcert_torch.task.Task` (images, point clouds, your own).
+        A :class:`~mtcert_torch.SegmentationAdapter` or a plain callable on
+        image batches is shorthand for ``ImageTask(model, num_classes=...,
+        noise=...)``.
     num_classes : int, optional
-        Taken from the adapter when not given.
-    noise : {"gaussian", "laplace"}
-        Smoothing distribution; its scale is the ``sigma`` of each call.
+        Image shorthand only (taken from the adapter when not given).
+    noise : {"gaussian", "laplace"}, optional
+        Image shorthand only (default ``"gaussian"``); a task brings its own noise.
     batch_size : int, optional
-        Noisy copies per forward pass; automatic (memory-budgeted) when omitted.
+        Noisy copies per forward pass; automatic when omitted (measured on
+        CUDA and halved after an out-of-memory error; on CPU the task's hint
+        or a memory estimate, at most :data:`~mtcert_torch.sampler.CPU_MAX_BATCH`).
     memory_budget : int, optional
         Bytes per batch for the automatic batch size.
-    seed : int
-        Seed of the noise generator (on the model's device).  Two certifiers with
-        the same seed, model and batch size reproduce each other exactly.
+    seed : int or torch.Generator, default 0
+        Seed of the noise generator on the device, or the generator itself
+        (used as given; it must live on the certifier's device).  Two
+        certifiers with the same seed, task and batch size reproduce each other.
     device : str or torch.device, optional
-        Defaults to the adapter's device (CPU for plain callables).
+        Defaults to the task's device (CPU if it has none).
+    sampler : callable, default StreamingSampler
+        Factory with :class:`~mtcert_torch.sampler.StreamingSampler`'s
+        signature; inject a subclass to change how copies are drawn or counted.
 
     Examples
     --------
     >>> import torch
+    >>> from mtcert_torch import SegmentationAdapter
     >>> net = torch.nn.Conv2d(3, 2, 1)
     >>> with torch.no_grad():
     ...     _ = net.weight.zero_(); _ = net.bias.copy_(torch.tensor([0.0, 5.0]))
@@ -123,75 +162,114 @@ class Certifier:
 
     def __init__(
         self,
-        model: SegmentationAdapter | Callable,
+        task: Task | Callable,
         *,
         num_classes: int | None = None,
-        noise: str = "gaussian",
+        noise: str | None = None,
         batch_size: int | None = None,
         memory_budget: int | None = None,
-        seed: int = 0,
+        seed: int | torch.Generator = 0,
         device=None,
+        sampler: Callable[..., StreamingSampler] = StreamingSampler,
     ):
-        if isinstance(model, SegmentationAdapter):
-            model.eval()
-            num_classes = model.num_classes if num_classes is None else num_classes
-            device = model.device if device is None else device
-        elif not callable(model):
-            raise ValueError("model must be a SegmentationAdapter or a callable")
-        if num_classes is None:
-            raise ValueError("num_classes is required when model is not a SegmentationAdapter")
-        self.model = model
-        self.num_classes = check_positive_int(num_classes, "num_classes")
-        NoiseModel(noise, 1.0)  # validates the noise family early
-        self.noise = noise
+        if isinstance(task, Task):
+            if num_classes is not None or noise is not None:
+                raise ValueError(
+                    "num_classes and noise belong to the task; set them there, not on Certifier"
+                )
+        else:
+            task = ImageTask(task, num_classes=num_classes, noise=noise or "gaussian")
+        self.task = task.eval()
+        self.num_classes = check_positive_int(task.num_classes, "num_classes")
         self.batch_size = (
             None if batch_size is None else check_positive_int(batch_size, "batch_size")
         )
+        if memory_budget is not None:
+            memory_budget = check_positive_int(memory_budget, "memory_budget")
         self.memory_budget = memory_budget
-        self.device = torch.device("cpu" if device is None else device)
-        self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        if device is None:
+            device = task.device
+        if isinstance(seed, torch.Generator):
+            device = seed.device if device is None else device
+            self.device = torch.device(device)
+            if seed.device.type != self.device.type:
+                raise ValueError(
+                    f"seed: the generator lives on {seed.device}, the certifier on {self.device}"
+                )
+            self.generator = seed
+        else:
+            self.device = torch.device("cpu" if device is None else device)
+            self.generator = torch.Generator(device=self.device)
+            self.manual_seed(seed)
+        self.sampler_factory = sampler
         self.stats = SamplerStats()
         self._auto_batch: dict = {}
         self.last_batch_size: int | None = None
 
+    @property
+    def model(self):
+        """The task's model."""
+        return getattr(self.task, "model", None)
+
+    @property
+    def noise(self) -> str:
+        """The task's smoothing description."""
+        return self.task.label
+
     def manual_seed(self, seed: int) -> Certifier:
-        """Reseed the noise generator (the CLI seeds per image, so results do not
-        depend on the order, sharding or resumption of a run)."""
-        self.generator.manual_seed(int(seed))
+        """Reseed the noise generator and the task's own randomness (the evaluation
+        loop seeds per item, so results do not depend on order, sharding or resumption)."""
+        seed = check_positive_int(seed, "seed", minimum=0)
+        self.generator.manual_seed(seed)
+        self.task.manual_seed(seed)
         return self
 
-    def _sampler(self, image: torch.Tensor, sigma: float) -> StreamingSampler:
-        sampler = StreamingSampler(
-            self.model,
+    # -- sampling ---------------------------------------------------------------------------
+    def prepare(self, x) -> Smoothed:
+        """The task's :class:`~mtcert_torch.task.Smoothed` view of input ``x``."""
+        return self.task.prepare(x, self.device)
+
+    def _sampler(self, smoothed: Smoothed, sigma: float) -> StreamingSampler:
+        sampler = self.sampler_factory(
+            smoothed.classify,
             num_classes=self.num_classes,
-            noise=NoiseModel(self.noise, sigma),
+            noise=NoiseModel(self.task.noise, sigma),
             generator=self.generator,
             batch_size=self.batch_size,
             memory_budget=self.memory_budget,
         )
         if self.batch_size is None:
-            # reuse the automatic choice for this input shape (it stays automatic, so it
-            # may still shrink after an out-of-memory error)
-            sampler.batch_size = self._auto_batch.get(tuple(image.shape))
+            # Preset, but still automatic: on CUDA it may shrink after an out-of-memory error.
+            batch = self._auto_batch.get(self._key(smoothed))
+            if batch is None and self.device.type != "cuda":
+                batch = self.task.batch_size_hint(smoothed, self.memory_budget)
+                if batch is not None:
+                    batch = max(1, min(CPU_MAX_BATCH, int(batch)))
+            sampler.batch_size = batch
         return sampler
 
-    def _done(self, sampler: StreamingSampler, image: torch.Tensor) -> None:
+    @staticmethod
+    def _key(smoothed: Smoothed) -> tuple:
+        return tuple(smoothed.center.shape) if smoothed.size_key is None else smoothed.size_key
+
+    def _done(self, sampler: StreamingSampler, smoothed: Smoothed) -> None:
         self.last_batch_size = sampler.batch_size
         if self.batch_size is None:
-            self._auto_batch[tuple(image.shape)] = sampler.batch_size
+            self._auto_batch[self._key(smoothed)] = sampler.batch_size
         self.stats.add(sampler.stats)
 
-    def counts(self, image, *, sigma: float, num: int) -> torch.Tensor:
-        """Class counts ``(C, H, W)`` over ``num`` noisy copies (on the model's device)."""
-        img = as_image(image, self.device)
-        sampler = self._sampler(img, sigma)
-        out = sampler.counts(img, num)
-        self._done(sampler, img)
+    def counts(self, x, *, sigma: float, num: int) -> torch.Tensor:
+        """Label counts ``(C, *components)`` over ``num`` noisy copies (on the device)."""
+        smoothed = self.prepare(x)
+        sampler = self._sampler(smoothed, sigma)
+        out = sampler.counts(smoothed.center, num)
+        self._done(sampler, smoothed)
         return out
 
+    # -- SEGCERTIFY ---------------------------------------------------------------------------
     def certify(
         self,
-        image,
+        x,
         *,
         sigma: float,
         tau: float,
@@ -200,230 +278,60 @@ class Certifier:
         alpha: float,
         method: str = "holm",
         k: int = 1,
-    ) -> ImageCertificate:
-        """SEGCERTIFY one image (paper Algorithm 2).
+    ) -> Certificate:
+        """SEGCERTIFY one input (paper Algorithm 2).
 
-        ``n0`` noisy copies give the guess per pixel (argmax of the counts), ``n``
-        fresh copies give its hit count, and :func:`mtcert.certify.segcertify_hits`
-        tests H0: p_i ≤ τ per pixel with FWER (or k-FWER) control at ``alpha``.
+        ``n0`` noisy copies give the guess per component (argmax of the
+        counts), ``n`` fresh copies give its hit count, and
+        :func:`mtcert.certify.segcertify_hits` tests H0: p_i ≤ τ per component
+        with FWER (or k-FWER) control at ``alpha``.
         """
         tau = check_tau(tau)
         alpha = check_alpha(alpha)
         n0 = check_positive_int(n0, "n0")
         n = check_positive_int(n, "n")
-        img = as_image(image, self.device)
-        sampler = self._sampler(img, sigma)
+        smoothed = self.prepare(x)
+        sampler = self._sampler(smoothed, sigma)
         t0 = time.perf_counter()
-        guess = sampler.counts(img, n0).argmax(0)  # stage 1: guess only
-        hits = sampler.hits(img, guess, n)  # stage 2: fresh, independent draws
-        guess_np = guess.cpu().numpy()
-        hits_np = hits.cpu().numpy()
+        guess = sampler.counts(smoothed.center, n0).argmax(0)  # stage 1: the guess only
+        hits = sampler.hits(smoothed.center, guess, n)  # stage 2: fresh, independent draws
+        guess_np, hits_np = guess.cpu().numpy(), hits.cpu().numpy()
         t1 = time.perf_counter()
-        cert = segcertify_hits(guess_np, hits_np, n, tau=tau, alpha=alpha, method=method, k=k)
-        radius = float(cert.radius(sampler.noise.scale, noise=self.noise))
+        stats = segcertify_hits(guess_np, hits_np, n, tau=tau, alpha=alpha, method=method, k=k)
+        radius = self.task.radius(sampler.noise.scale, tau)
         t2 = time.perf_counter()
-        self._done(sampler, img)
-        return ImageCertificate(
-            certificate=cert,
+        self._done(sampler, smoothed)
+        return Certificate(
             guess=guess_np,
             hits=hits_np,
-            noise=sampler.noise,
+            radius=radius,
+            noise=self.task.label,
+            sigma=sampler.noise.scale,
             n0=n0,
             n=n,
-            radius=radius,
             seconds_sampling=t1 - t0,
             seconds_statistics=t2 - t1,
+            statistics=stats,
+            info=dict(smoothed.info),
         )
 
     def predict(
-        self, image, *, sigma: float | None = None, n: int = 100, alpha: float | None = None
+        self, x, *, sigma: float | None = None, n: int = 100, alpha: float | None = None
     ) -> np.ndarray:
-        """Uncertified prediction ``(H, W)``.
+        """Uncertified labels ``(*components)``.
 
-        ``sigma=None``: the base model on the clean image.  Otherwise the
-        smoothed model estimated from ``n`` noisy copies: the majority label per
-        pixel, or with ``alpha`` Cohen et al.'s PREDICT per pixel
+        ``sigma=None``: the base model on the clean input.  Otherwise the
+        smoothed model estimated from ``n`` noisy copies: the majority label
+        per component, or with ``alpha`` Cohen et al.'s PREDICT per component
         (:func:`mtcert.cohen.predict`), which abstains (``-1``) where the top
-        class does not significantly beat the runner-up; each pixel is then
-        wrong with probability at most ``alpha`` (per pixel, not jointly).
+        label does not significantly beat the runner-up; each component is
+        then wrong with probability at most ``alpha`` (per component, not jointly).
         """
-        img = as_image(image, self.device)
         if sigma is None:
-            with torch.inference_mode():
-                return self.model(img.unsqueeze(0))[0].cpu().numpy()
-        counts = self.counts(img, sigma=sigma, num=check_positive_int(n, "n"))
+            return self.prepare(x).base_labels().cpu().numpy()
+        counts = self.counts(x, sigma=sigma, num=check_positive_int(n, "n"))
         if alpha is None:
             return counts.argmax(0).cpu().numpy()
         from mtcert.cohen import predict as cohen_predict
 
         return cohen_predict(np.moveaxis(counts.cpu().numpy(), 0, -1), alpha=alpha).label
-
-
-def certify_one(
-    certifier: Certifier,
-    name: str,
-    image,
-    target,
-    *,
-    sigma: float,
-    tau: float,
-    n0: int,
-    n: int,
-    alpha: float,
-    method: str = "holm",
-    k: int = 1,
-    ignore_index: int = 255,
-    base: bool = True,
-) -> tuple[dict, ImageCertificate, np.ndarray | None]:
-    """Certify one image; return ``(record, certificate, base_prediction)``.
-
-    ``record`` holds the per-image counts behind the paper's Table 1 columns
-    (see :func:`mtcert_torch.metrics.segmentation_stats`) for the certified
-    prediction (``cert_*``) and, when ``base``, for the base model on the clean
-    image (``base_*``), plus timings; it is JSON-serialisable.
-    """
-    cert = certifier.certify(
-        image, sigma=sigma, tau=tau, n0=n0, n=n, alpha=alpha, method=method, k=k
-    )
-    c = segmentation_stats(cert.labels, target, certifier.num_classes, ignore_index=ignore_index)
-    rec = {
-        "name": name,
-        "height": int(cert.labels.shape[0]),
-        "width": int(cert.labels.shape[1]),
-        "noise": certifier.noise,
-        "sigma": float(sigma),
-        "tau": float(tau),
-        "n0": n0,
-        "n": n,
-        "alpha": float(alpha),
-        "method": method,
-        "k": k,
-        "radius": cert.radius,
-        "pixels": c["pixels"],
-        "valid": c["valid"],
-        "cert_correct": c["correct"],
-        "abstained": c["abstained"],
-        "abstained_valid": c["abstained_valid"],
-        "cert_acc": c["correct"] / c["valid"] if c["valid"] else float("nan"),
-        "abstain_rate": c["abstained_valid"] / c["valid"] if c["valid"] else float("nan"),
-        "seconds_sampling": cert.seconds_sampling,
-        "seconds_statistics": cert.seconds_statistics,
-        "seconds": cert.seconds_sampling + cert.seconds_statistics,
-        "cert_intersection": c["intersection"].tolist(),
-        "cert_union": c["union"].tolist(),
-    }
-    pred = None
-    if base:
-        t0 = time.perf_counter()
-        pred = certifier.predict(image)
-        rec["seconds_base"] = time.perf_counter() - t0
-        b = segmentation_stats(pred, target, certifier.num_classes, ignore_index=ignore_index)
-        rec["base_correct"] = b["correct"]
-        rec["base_acc"] = b["correct"] / b["valid"] if b["valid"] else float("nan")
-        rec["base_intersection"] = b["intersection"].tolist()
-        rec["base_union"] = b["union"].tolist()
-    return rec, cert, pred
-
-
-def certify_dataset(
-    certifier: Certifier,
-    dataset: Iterable,
-    *,
-    skip: Iterable[str] = (),
-    **kwargs,
-) -> Iterator[tuple[dict, ImageCertificate, np.ndarray | None]]:
-    """Certify every ``(name, image, target)`` item with :func:`certify_one`; yield its results.
-
-    Items whose name is in ``skip`` are passed over (resumption).  Keyword
-    arguments (``sigma``, ``tau``, ``n0``, ``n``, ``alpha``, ``method``, ``k``,
-    ``ignore_index``, ``base``) go to :func:`certify_one`.  Aggregate the
-    records with :func:`summarize`.
-    """
-    skip = set(skip)
-    for name, image, target in dataset:
-        if name not in skip:
-            yield certify_one(certifier, name, image, target, **kwargs)
-
-
-def summarize(records: Iterable[dict]) -> list[dict]:
-    """Table-1 rows (model, σ, R, acc., mIoU, %∅, t) from per-image records.
-
-    One "base model" row (when the records have base statistics) and one
-    SEGCERTIFY row per (noise, σ, τ, n0, n, α, method, k) setting.
-    """
-    from .metrics import SegmentationMetrics
-
-    groups: dict = {}
-    base = None
-    for r in records:
-        key = (
-            r["noise"],
-            r["sigma"],
-            r["tau"],
-            r["n0"],
-            r["n"],
-            r["alpha"],
-            r["method"],
-            r.get("k", 1),
-        )
-        g = groups.setdefault(key, {"m": SegmentationMetrics(0), "t": [], "radius": r["radius"]})
-        g["m"].add(
-            {
-                "pixels": r["pixels"],
-                "valid": r["valid"],
-                "correct": r["cert_correct"],
-                "abstained": r["abstained"],
-                "abstained_valid": r["abstained_valid"],
-                "intersection": r["cert_intersection"],
-                "union": r["cert_union"],
-            }
-        )
-        g["t"].append(r["seconds"])
-        if "base_correct" in r:
-            if base is None:
-                base = {"m": SegmentationMetrics(0), "t": []}
-            base["m"].add(
-                {
-                    "pixels": r["pixels"],
-                    "valid": r["valid"],
-                    "correct": r["base_correct"],
-                    "abstained": 0,
-                    "abstained_valid": 0,
-                    "intersection": r["base_intersection"],
-                    "union": r["base_union"],
-                }
-            )
-            base["t"].append(r["seconds_base"])
-    rows = []
-    if base is not None:
-        s = base["m"].compute()
-        rows.append(
-            {
-                "model": "base model",
-                "sigma": None,
-                "radius": None,
-                "acc": s["accuracy"],
-                "miou": s["miou"],
-                "abstain": 0.0,
-                "t": float(np.mean(base["t"])),
-                "images": s["images"],
-            }
-        )
-    for (noise, sigma, tau, n0, n, alpha, method, k), g in groups.items():
-        kfwer = f" k={k}" if k != 1 else ""
-        s = g["m"].compute()
-        rows.append(
-            {
-                "model": (
-                    f"SegCertify {method}{kfwer} {noise} n0={n0} n={n} tau={tau:g} alpha={alpha:g}"
-                ),
-                "sigma": sigma,
-                "radius": g["radius"],
-                "acc": s["accuracy"],
-                "miou": s["miou"],
-                "abstain": s["abstain_rate"],
-                "t": float(np.mean(g["t"])),
-                "images": s["images"],
-            }
-        )
-    return rows

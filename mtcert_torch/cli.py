@@ -17,74 +17,11 @@ the gathered summary.  See :mod:`mtcert_torch.results` for the output files.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib
 import json
-import os
-import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from mtcert._validation import check_positive_int
-from mtcert.certify import segcertify_hits
-
-from .adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter
-from .certifier import Certifier, certify_one
-from .data import CITYSCAPES_PALETTE, open_dataset
-from .noise import NoiseModel
-from .results import ResultsWriter, default_palette, save_figure, write_summary
-
-
-def load_model(
-    spec: str, *, num_classes: int | None = None, checkpoint=None, kwargs=None
-) -> torch.nn.Module:
-    """Build a model from a registry name or ``module.path:callable`` and load a checkpoint.
-
-    Registry names are those of :func:`mtcert_torch.models.list_models` (HRNetV2
-    variants, PointNet++); any other model is given as ``module.path:callable``.
-    The callable is called as ``callable(num_classes=num_classes, **kwargs)``
-    (without ``num_classes`` when it is None, as for point-cloud models).  The
-    checkpoint goes through :func:`mtcert_torch.models.load_checkpoint`: a bare
-    state dict or ``{"state_dict": ...}``, keys optionally prefixed ``module.``
-    and/or ``model.``, loaded strictly with ``weights_only=True``.
-    """
-    from .models import get_model, list_models, load_checkpoint
-
-    kwargs = dict(kwargs or {})
-    if ":" in spec:
-        mod_name, attr = spec.split(":", 1)
-        try:
-            factory = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(
-                f"--model {spec!r}: cannot import {attr} from {mod_name}: {exc}"
-            ) from None
-    elif spec in list_models():
-
-        def factory(**kw):
-            return get_model(spec, **kw)
-
-    else:
-        raise ValueError(
-            f"--model {spec!r} is neither a registered model ({', '.join(list_models())}) "
-            "nor module.path:callable"
-        )
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    model = factory(**kwargs)
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"--model {spec!r} did not return a torch.nn.Module")
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
-    return model
-
-
-def image_seed(seed: int, name: str) -> int:
-    """A per-image (or per-cloud) noise seed from the run seed and the name (order-independent)."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+from .adapter import IMAGENET_MEAN, IMAGENET_STD
+from .runs import certify_images, certify_pointclouds
 
 
 def _json_kwargs(text: str) -> dict:
@@ -205,304 +142,83 @@ def _add_pointcloud_parser(sub) -> None:
     r.add_argument("--no-progress", action="store_true")
 
 
-def _distributed(device: torch.device):
-    """(rank, world, initialised_here) from torchrun's environment (NCCL for CUDA, else gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return dist.get_rank(), dist.get_world_size(), True
-    return dist.get_rank(), dist.get_world_size(), False
-
-
 def certify_command(args) -> int:
-    # Fail before any output is written: mtcert validates tau, alpha, n, method and k.
-    NoiseModel(args.noise, args.sigma)
-    check_positive_int(args.n0, "n0")
-    check_positive_int(args.every, "--every")
-    if args.limit is not None:
-        check_positive_int(args.limit, "--limit")
-    segcertify_hits(np.zeros(1, np.int64), np.zeros(1, np.int64), args.n, tau=args.tau,
-                    alpha=args.alpha, method=args.method, k=args.k)  # fmt: skip
-    device = torch.device(args.device)
-    rank, world, owned = _distributed(device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", torch.cuda.current_device())
-    num_classes = args.num_classes
-    ds = open_dataset(
-        args.data,
-        num_classes=num_classes or 19,
-        layout=args.layout,
-        **(
-            {"split": args.split, "every": args.every}
-            if _is_cityscapes(args)
-            else {"ignore_index": args.ignore_index}
-        ),
-    )
-    num_classes = num_classes or ds.num_classes
-    model_kwargs = _json_kwargs(args.model_kwargs)
-    if args.align_corners is not None and ":" not in args.model:
-        # Registry models (HRNetV2) resize inside the network too: one setting for both.
-        model_kwargs.setdefault("align_corners", args.align_corners)
-    config = {
-        "model": args.model,
-        "model_kwargs": model_kwargs,
-        "checkpoint": None if args.checkpoint is None else str(Path(args.checkpoint).resolve()),
-        "data": str(Path(args.data).resolve()),
-        "num_classes": num_classes,
-        "noise": args.noise,
-        "sigma": args.sigma,
-        "tau": args.tau,
-        "n0": args.n0,
-        "n": args.n,
-        "alpha": args.alpha,
-        "method": args.method,
-        "k": args.k,
-        "seed": args.seed,
-        "scales": list(args.scale),
-        "flip": args.flip,
-        "align_corners": args.align_corners,
-        "autocast": args.autocast,
-        "ignore_index": args.ignore_index,
-        "layout": args.layout,
-    }
-    model = (
-        load_model(
-            args.model,
-            num_classes=num_classes,
-            checkpoint=args.checkpoint,
-            kwargs=config["model_kwargs"],
-        )
-        .to(device)
-        .eval()
-    )
-    writer = ResultsWriter(args.out, config, rank=rank)
-    done = writer.done()
-    names = ds.names
-    every = 1 if _is_cityscapes(args) else args.every  # Cityscapes applies it itself
-    order = list(range(len(ds)))[::every][: args.limit]
-    todo = [i for i in order[rank::world] if names[i] not in done]
-
-    align = args.align_corners
-    if align is None:
-        align = bool(getattr(model, "align_corners", False))
-    adapter = SegmentationAdapter(
-        model,
-        num_classes=num_classes,
-        mean=args.mean,
-        std=args.std,
+    """``certify``: the options as values to :func:`mtcert_torch.runs.certify_images`."""
+    ev = certify_images(
+        model=args.model,
+        model_kwargs=_json_kwargs(args.model_kwargs),
+        checkpoint=args.checkpoint,
+        num_classes=args.num_classes,
         scales=args.scale,
         flip=args.flip,
-        align_corners=align,
+        align_corners=args.align_corners,
+        mean=args.mean,
+        std=args.std,
         autocast=args.autocast,
-    ).to(device)
-    budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
-    certifier = Certifier(
-        adapter, noise=args.noise, batch_size=args.batch_size, memory_budget=budget, device=device
+        data=args.data,
+        layout=args.layout,
+        split=args.split,
+        every=args.every,
+        ignore_index=args.ignore_index,
+        limit=args.limit,
+        noise=args.noise,
+        sigma=args.sigma,
+        tau=args.tau,
+        n0=args.n0,
+        n=args.n,
+        alpha=args.alpha,
+        method=args.method,
+        k=args.k,
+        seed=args.seed,
+        out=args.out,
+        device=args.device,
+        batch_size=args.batch_size,
+        memory_budget=args.memory_budget,
+        figures=args.figures,
+        base=not args.no_base,
+        progress=not args.no_progress,
     )
-    palette = CITYSCAPES_PALETTE if num_classes == 19 else default_palette(num_classes)
-    figure_names = set(names[i] for i in order[: args.figures])
-
-    def certify_image(i):
-        name, image, target = ds[i]
-        certifier.manual_seed(image_seed(args.seed, name))
-        rec, cert, base = certify_one(
-            certifier,
-            name,
-            image,
-            target,
-            ignore_index=args.ignore_index,
-            **_certify_options(args),
-        )
-        if name in figure_names:
-            save_figure(
-                writer.out / "figures" / f"{name}.png",
-                image.numpy(),
-                target.numpy(),
-                cert.labels,
-                palette,
-                base=base,
-                title=f"R={cert.radius:.3f} abstain={cert.abstain_rate:.1%}",
-            )
-        return rec
-
-    _certify_loop(todo, certify_image, writer, unit="img", args=args, rank=rank, world=world)
-    records = _gather(writer, rank, world, owned)
-    if rank == 0:
-        write_summary(writer.out, records)
-        print((writer.out / "summary.md").read_text(), end="")
-    return 0
-
-
-def _certify_options(args) -> dict:
-    """The SEGCERTIFY settings both commands pass on for every item."""
-    return {
-        "sigma": args.sigma,
-        "tau": args.tau,
-        "n0": args.n0,
-        "n": args.n,
-        "alpha": args.alpha,
-        "method": args.method,
-        "k": args.k,
-        "base": not args.no_base,
-    }
-
-
-def _certify_loop(todo, certify_item, writer: ResultsWriter, *, unit, args, rank, world) -> None:
-    """The resumable loop of both commands: certify each item, append its record at once.
-
-    ``certify_item(i)`` returns the record of item ``i``; a record is flushed to
-    disk as soon as it exists, so an interrupted run loses nothing finished.
-    """
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        todo,
-        desc=f"certify[{rank}]" if world > 1 else "certify",
-        unit=unit,
-        disable=args.no_progress or rank != 0,
-        file=sys.stderr,
-    )
-    for i in bar:
-        rec = certify_item(i)
-        writer.append(rec)
-        bar.set_postfix(acc=f"{rec['cert_acc']:.3f}", abstain=f"{rec['abstain_rate']:.3f}")
-
-
-def _gather(writer: ResultsWriter, rank: int, world: int, owned: bool) -> list[dict]:
-    """All records of the run (on rank 0; the others get their own share)."""
-    if world <= 1:
-        return writer.all_records()
-    import torch.distributed as dist
-
-    gathered = [None] * world
-    dist.all_gather_object(gathered, writer.own_records())
-    # Union with the files on disk: records of earlier runs with another world size.
-    by_name = {r["name"]: r for r in writer.all_records()} if rank == 0 else {}
-    by_name.update((r["name"], r) for part in gathered for r in part)
-    if owned:
-        dist.destroy_process_group()
-    return list(by_name.values())
+    return _print_summary(ev, args.out)
 
 
 def certify_pointcloud_command(args) -> int:
-    """``certify-pointcloud``: SEGCERTIFY every ShapeNet-part cloud of a split (Table 2)."""
-    from .pointcloud import PointCloudAdapter, PointCloudCertifier
-    from .pointcloud_eval import (
-        CLOUD_CSV_FIELDS,
-        CLOUD_RESUME_KEYS,
-        certify_cloud,
-        write_cloud_summary,
-    )
-    from .shapenet import ShapeNetPart
-
-    # Fail before any output is written: mtcert validates tau, alpha, n, method and k.
-    NoiseModel("gaussian" if args.smoothing == "rotation" else args.smoothing, args.sigma)
-    check_positive_int(args.n0, "n0")
-    check_positive_int(args.votes, "--votes")
-    if args.limit is not None:
-        check_positive_int(args.limit, "--limit")
-    segcertify_hits(np.zeros(1, np.int64), np.zeros(1, np.int64), args.n, tau=args.tau,
-                    alpha=args.alpha, method=args.method, k=args.k)  # fmt: skip
-    device = torch.device(args.device)
-    rank, world, owned = _distributed(device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", torch.cuda.current_device())
-    if not Path(args.data).is_dir():
-        raise ValueError(
-            f"--data {args.data!r} is not a folder (expected "
-            "shapenetcore_partanno_segmentation_benchmark_v0_normal)"
-        )
-    normals = not args.no_normals
-    # The certifier normalises each sampled cloud itself (paper §6.3), so the
-    # loader does not (ShapeNetPart's normalize=False).
-    ds = ShapeNetPart(
-        args.data,
-        args.split,
-        npoints=args.npoints,
-        normals=normals,
-        seed=args.seed,
+    """``certify-pointcloud``: the options as values to
+    :func:`mtcert_torch.runs.certify_pointclouds`."""
+    ev = certify_pointclouds(
+        model=args.model,
+        model_kwargs=_json_kwargs(args.model_kwargs),
+        checkpoint=args.checkpoint,
+        votes=args.votes,
+        data=args.data,
+        split=args.split,
         categories=args.categories,
-    )
-    model_kwargs = _json_kwargs(args.model_kwargs)
-    model_kwargs.setdefault("normals", normals)
-    config = {
-        "model": args.model,
-        "model_kwargs": model_kwargs,
-        "checkpoint": None if args.checkpoint is None else str(Path(args.checkpoint).resolve()),
-        "data": str(Path(args.data).resolve()),
-        "split": args.split,
-        "categories": args.categories,
-        "npoints": args.npoints,
-        "normals": normals,
-        "smoothing": args.smoothing,
-        "axis": args.axis,
-        "sigma": args.sigma,
-        "tau": args.tau,
-        "n0": args.n0,
-        "n": args.n,
-        "alpha": args.alpha,
-        "method": args.method,
-        "k": args.k,
-        "votes": args.votes,
-        "seed": args.seed,
-    }
-    model = load_model(args.model, checkpoint=args.checkpoint, kwargs=model_kwargs)
-    adapter = PointCloudAdapter(model.to(device).eval(), votes=args.votes)
-    budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
-    certifier = PointCloudCertifier(
-        adapter,
+        npoints=args.npoints,
+        normals=not args.no_normals,
+        limit=args.limit,
         smoothing=args.smoothing,
         axis=args.axis,
+        sigma=args.sigma,
+        tau=args.tau,
+        n0=args.n0,
+        n=args.n,
+        alpha=args.alpha,
+        method=args.method,
+        k=args.k,
+        seed=args.seed,
+        out=args.out,
+        device=args.device,
         batch_size=args.batch_size,
-        memory_budget=budget,
-        device=device,
+        memory_budget=args.memory_budget,
+        base=not args.no_base,
+        progress=not args.no_progress,
     )
-    writer = ResultsWriter(
-        args.out,
-        config,
-        rank=rank,
-        stem="per_cloud",
-        fields=CLOUD_CSV_FIELDS,
-        resume_keys=CLOUD_RESUME_KEYS,
-        figures=False,
-    )
-    done = writer.done()
-    order = list(range(len(ds)))[: args.limit]
-    # Names are read from the split list, not the shape files: skipping costs nothing.
-    names = ds.names
-    todo = [i for i in order[rank::world] if names[i] not in done]
+    return _print_summary(ev, args.out)
 
-    def certify_item(i):
-        name, points, category, labels = ds[i]
-        certifier.manual_seed(image_seed(args.seed, name))
-        rec, _, _ = certify_cloud(
-            certifier,
-            name,
-            points,
-            category,
-            labels,
-            **_certify_options(args),
-        )
-        return rec
 
-    _certify_loop(todo, certify_item, writer, unit="cloud", args=args, rank=rank, world=world)
-    records = _gather(writer, rank, world, owned)
-    if rank == 0:
-        write_cloud_summary(writer.out, records)
-        print((writer.out / "summary.md").read_text(), end="")
+def _print_summary(ev, out) -> int:
+    if ev.rank == 0:
+        print((Path(out) / "summary.md").read_text(), end="")
     return 0
-
-
-def _is_cityscapes(args) -> bool:
-    return args.layout == "cityscapes" or (
-        args.layout == "auto" and (Path(args.data) / "leftImg8bit").is_dir()
-    )
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,10 @@
 """Certify point-cloud part segmentation with SEGCERTIFY (paper §6.3 and App. B.5).
 
-Two smoothing families, both run through the streaming sampler of
-:mod:`mtcert_torch.sampler` and certified by :func:`mtcert.certify.segcertify_hits`:
+:class:`PointCloudTask` is the point-cloud task of the one
+:class:`~mtcert_torch.Certifier` (see :mod:`mtcert_torch.task`).  It names no
+network and no dataset: the model is any callable that maps clouds ``(B, N, C)``
+(and, optionally, an object category) to per-point labels ``(B, N)``.  Two
+smoothing families:
 
 * **Coordinate noise** (``smoothing="gaussian"`` or ``"laplace"``).  The clean
   cloud is centred and scaled to the unit sphere (:func:`normalize_point_cloud`),
@@ -27,9 +30,10 @@ Two smoothing families, both run through the streaming sampler of
   before smoothing.
 
 Either way the two sample stages (``n0`` to guess, ``n`` to count hits) use
-disjoint stretches of one generator stream, every noisy copy gets its own
-draw, and each base-model call averages ``votes`` PointNet++ passes with fresh
-farthest-point-sampling start points.
+disjoint stretches of one generator stream and every noisy copy gets its own
+draw.  A model with randomness of its own (e.g. farthest-point sampling) may
+expose ``manual_seed(seed)``; the task reseeds it from a seed derived from the
+certifier's, so noise and model randomness never share a stream.
 
 References
 ----------
@@ -42,32 +46,20 @@ References
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from mtcert._validation import (
-    check_alpha,
-    check_option,
-    check_positive_int,
-    check_tau,
-)
-from mtcert.certify import segcertify_hits
+from mtcert._validation import check_option, check_positive_int
 from mtcert.radius import rotation_radius
 
-from .models.pointnet2 import PointNet2PartSegMsg, predict_parts
-from .noise import NoiseModel
-from .sampler import CPU_MAX_BATCH, CPU_MEMORY_BUDGET, SamplerStats, StreamingSampler
-from .shapenet import category_index
+from .sampler import CPU_MAX_BATCH
+from .task import Smoothed, Task
 
 __all__ = [
     "SMOOTHINGS",
-    "PointCloudAdapter",
-    "PointCloudCertificate",
-    "PointCloudCertifier",
+    "PointCloudTask",
     "axis_rotation_matrix",
     "euler_rotation_matrix",
     "normalize_point_cloud",
@@ -177,184 +169,24 @@ def _as_axis(axis) -> torch.Tensor | None:
     return v / norm
 
 
-# -- the base classifier ----------------------------------------------------------------------
-class PointCloudAdapter(torch.nn.Module):
-    """A PointNet++ part segmenter as a classifier of batches of clouds.
+# -- the task --------------------------------------------------------------------------------
+class PointCloudTask(Task):
+    """Point-cloud part segmentation under coordinate noise or rotations.
+
+    Inputs are ``points`` ``(N, 3)`` / ``(N, 6)`` (xyz, then normals) or a pair
+    ``(points, category)`` for models conditioned on an object category.
 
     Parameters
     ----------
-    model : PointNet2PartSegMsg
-    votes : int, default 3
-        Forward passes averaged per call (paper §6.3).
-    part_ranges : sequence of (start, stop), optional
-        Part range of each category (ShapeNet-part by default).
-    seed : int, default 0
-        Seed of the farthest-point-sampling generator (on the model's device).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from mtcert_torch.models import pointnet2_part_seg_msg
-    >>> adapter = PointCloudAdapter(pointnet2_part_seg_msg(npoints=(16, 4)), votes=2)
-    >>> adapter.labels(torch.randn(3, 64, 6), 4).shape
-    torch.Size([3, 64])
-    """
-
-    def __init__(
-        self,
-        model: PointNet2PartSegMsg,
-        *,
-        votes: int = 3,
-        part_ranges: Sequence[tuple[int, int]] | None = None,
-        seed: int = 0,
-    ):
-        super().__init__()
-        if not isinstance(model, PointNet2PartSegMsg):
-            raise ValueError(f"model must be a PointNet2PartSegMsg; got {type(model).__name__}")
-        self.model = model.eval()
-        self.votes = check_positive_int(votes, "votes")
-        self.part_ranges = part_ranges
-        self.seed = int(seed)
-        self._generator: torch.Generator | None = None
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.num_parts
-
-    @property
-    def in_channels(self) -> int:
-        return self.model.in_channels
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def manual_seed(self, seed: int) -> PointCloudAdapter:
-        """Restart the farthest-point-sampling stream from ``seed``."""
-        self.seed = int(seed)
-        self._generator = None
-        return self
-
-    def generator(self, device) -> torch.Generator:
-        device = torch.device(device)
-        g = self._generator
-        if g is None or g.device.type != device.type:
-            g = self._generator = torch.Generator(device=device).manual_seed(self.seed)
-        return g
-
-    def labels(self, points: torch.Tensor, category) -> torch.Tensor:
-        """Part labels ``(B, N)`` of clouds ``(B, N, C_in)`` of one or ``B`` categories."""
-        return predict_parts(
-            self.model,
-            points,
-            category,
-            votes=self.votes,
-            generator=self.generator(points.device),
-            part_ranges=self.part_ranges,
-        )
-
-    forward = labels
-
-
-# -- certificate ------------------------------------------------------------------------------
-@dataclass(frozen=True, repr=False)
-class PointCloudCertificate:
-    """SEGCERTIFY result for one point cloud.
-
-    Attributes
-    ----------
-    certificate : mtcert.certify.SegmentationCertificate
-    labels : ndarray ``(N,)``
-        Certified part label per point, ``-1`` (:data:`mtcert.ABSTAIN`) where
-        abstained.  With probability at least ``1 − alpha`` every non-abstained
-        label is that of the smoothed classifier for every perturbation within
-        ``radius``: of the normalised xyz coordinates (ℓ2 for ``"gaussian"``,
-        ℓ1 for ``"laplace"``) or of the rotation angle(s) in radians
-        (``"rotation"``; see the module notes for the three-axis caveat).
-    guess, hits : ndarray ``(N,)``
-    smoothing : str
-    sigma : float
-    axis : tuple of float or None
-        Unit rotation axis in single-axis mode, ``None`` otherwise.
-    category : int
-    center, scale :
-        The normalisation applied to the clean cloud (``None``/``1.0`` when off).
-    """
-
-    certificate: object
-    guess: np.ndarray
-    hits: np.ndarray
-    smoothing: str
-    sigma: float
-    axis: tuple | None
-    category: object
-    n0: int
-    n: int
-    radius: float
-    center: np.ndarray | None
-    scale: float
-    seconds_sampling: float
-    seconds_statistics: float
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.certificate.labels
-
-    @property
-    def abstain_rate(self) -> float:
-        return float(self.certificate.abstain_rate)
-
-    def accuracy(self, target) -> float:
-        """Certified accuracy: the fraction of points certified *and* equal to ``target``."""
-        target = np.asarray(target)
-        if target.shape != self.labels.shape:
-            raise ValueError(f"target must have shape {self.labels.shape}; got {target.shape}")
-        return float(np.mean(self.labels == target))
-
-    def __repr__(self) -> str:
-        c = self.certificate
-        ax = "" if self.axis is None else f", axis={tuple(round(a, 4) for a in self.axis)}"
-        return (
-            f"PointCloudCertificate(points={self.labels.shape[0]}, smoothing={self.smoothing}"
-            f"({self.sigma:g}){ax}, tau={c.tau:g}, alpha={c.alpha:g}, method={c.method!r}, "
-            f"n0={self.n0}, n={self.n}, radius={self.radius:.4f}, "
-            f"abstain_rate={self.abstain_rate:.4f}, "
-            f"seconds={self.seconds_sampling + self.seconds_statistics:.2f})"
-        )
-
-
-# -- certifier --------------------------------------------------------------------------------
-def pointnet2_batch_size(
-    model: PointNet2PartSegMsg, num_points: int, memory_budget: int = CPU_MEMORY_BUDGET
-) -> int:
-    """Clouds per forward pass that keep PointNet++'s largest activations within a budget.
-
-    CPU heuristic: per cloud, three float32 copies of the widest grouped
-    tensor of ``sa1``/``sa2`` (centres × neighbours × channels) plus the
-    centre-to-point distance and index matrices.  Clamped to ``[1, CPU_MAX_BATCH]``
-    (:data:`mtcert_torch.sampler.CPU_MAX_BATCH`).
-    """
-    per = 0
-    for sa in (model.sa1, model.sa2):
-        s = min(sa.npoint, num_points)
-        for k, convs in zip(sa.nsamples, sa.conv_blocks, strict=True):
-            width = max(c.out_channels for c in convs)
-            per = max(per, 3 * 4 * s * min(k, num_points) * width + 12 * s * num_points)
-        num_points = s
-    return int(max(1, min(CPU_MAX_BATCH, memory_budget // max(per, 1))))
-
-
-class PointCloudCertifier:
-    """SEGCERTIFY for point-cloud part segmentation under coordinate noise or rotations.
-
-    Parameters
-    ----------
-    model : PointCloudAdapter or callable
-        The base classifier.  A plain callable must map clouds ``(B, N, C)``
-        and a category index to part labels ``(B, N)``; ``num_classes`` is then
-        required.
+    model : callable
+        Maps clouds ``(B, N, C)`` — and the category, when the input has one —
+        to integer part labels ``(B, N)``.  Optional duck-typed extras:
+        ``num_classes``, ``in_channels`` (3: normals are dropped; 6: required),
+        ``device``, ``category_index(category) -> int`` (validates and maps
+        category names), ``manual_seed(seed)`` (the model's own randomness) and
+        ``batch_size_hint(num_points, memory_budget) -> int`` (CPU batches).
     num_classes : int, optional
-        Taken from the adapter when not given.
+        Taken from ``model.num_classes`` when not given.
     smoothing : {"gaussian", "laplace", "rotation"}
         ``"gaussian"``/``"laplace"``: noise on the normalised xyz coordinates
         (normals untouched), ℓ2/ℓ1 certificate.  ``"rotation"``: Gaussian
@@ -366,84 +198,90 @@ class PointCloudCertifier:
     normalize : bool, default True
         Centre the clean cloud and scale it to the unit sphere before
         smoothing (paper §6.3).  The certificate is about the normalised cloud.
-    batch_size : int, optional
-        Noisy copies per forward pass.  Automatic when omitted: measured on
-        CUDA (halved after an out-of-memory error), a memory heuristic for
-        PointNet++ on CPU, ``CPU_MAX_BATCH`` (16) for other callables on CPU.
-    seed : int, default 0
-        Seed of the smoothing noise (and, through :meth:`manual_seed`, of the
-        adapter's farthest-point sampling).
-    device : optional
-        Defaults to the adapter's device (CPU for plain callables).
 
     Examples
     --------
     >>> import torch
-    >>> from mtcert_torch.models import pointnet2_part_seg_msg
-    >>> net = pointnet2_part_seg_msg(npoints=(16, 4))
-    >>> certifier = PointCloudCertifier(PointCloudAdapter(net, votes=1), batch_size=10)
-    >>> cert = certifier.certify(torch.randn(64, 6), "Chair", sigma=0.25, tau=0.75,
-    ...                          n0=10, n=20, alpha=0.01)
-    >>> cert.labels.shape, round(cert.radius, 4)
-    ((64,), 0.1686)
+    >>> from mtcert_torch import Certifier
+    >>> task = PointCloudTask(lambda p: (p[..., 0] > 0).long(), num_classes=2)
+    >>> cert = Certifier(task, batch_size=10).certify(torch.randn(64, 3), sigma=0.25,
+    ...     tau=0.75, n0=10, n=20, alpha=0.01)
+    >>> cert.labels.shape, round(cert.radius, 4), sorted(cert.info)
+    ((64,), 0.1686, ['axis', 'category', 'center', 'points', 'scale'])
     """
 
     def __init__(
         self,
-        model: PointCloudAdapter | Callable,
+        model: Callable,
         *,
         num_classes: int | None = None,
         smoothing: str = "gaussian",
         axis=None,
         normalize: bool = True,
-        batch_size: int | None = None,
-        memory_budget: int | None = None,
-        seed: int = 0,
-        device=None,
     ):
-        if isinstance(model, PointCloudAdapter):
-            model.eval()
-            num_classes = model.num_classes if num_classes is None else num_classes
-            device = model.device if device is None else device
-        elif not callable(model):
-            raise ValueError("model must be a PointCloudAdapter or a callable")
-        if num_classes is None:
-            raise ValueError("num_classes is required when model is not a PointCloudAdapter")
+        if not callable(model):
+            raise ValueError(f"model must be callable; got {type(model).__name__}")
         self.model = model
+        if num_classes is None:
+            num_classes = getattr(model, "num_classes", None)
+        if num_classes is None:
+            raise ValueError("num_classes is required when the model has no num_classes")
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.smoothing = check_option(smoothing, "smoothing", SMOOTHINGS)
         if axis is not None and self.smoothing != "rotation":
             raise ValueError("axis is only used with smoothing='rotation'")
         self.axis = _as_axis(axis)
+        self.noise = "gaussian" if self.smoothing == "rotation" else self.smoothing
         self.normalize = bool(normalize)
-        self.batch_size = (
-            None if batch_size is None else check_positive_int(batch_size, "batch_size")
-        )
-        self.memory_budget = memory_budget
-        self.device = torch.device("cpu" if device is None else device)
-        self.generator = torch.Generator(device=self.device)
-        self.stats = SamplerStats()
-        self._auto_batch: dict = {}
-        self.manual_seed(seed)
 
-    def manual_seed(self, seed: int) -> PointCloudCertifier:
-        """Reseed the smoothing noise, and the adapter's FPS stream from a derived seed."""
-        seed = check_positive_int(seed, "seed", minimum=0)
-        self.generator.manual_seed(seed)
-        if isinstance(self.model, PointCloudAdapter):
-            # A seed of its own, so that noise and FPS starts are not drawn from equal streams.
-            fps_seed = np.random.SeedSequence([seed, 1]).generate_state(1, np.uint64)[0]
-            self.model.manual_seed(int(fps_seed))
-        return self
+    @property
+    def device(self) -> torch.device | None:
+        return getattr(self.model, "device", None)
+
+    @property
+    def axis_tuple(self) -> tuple | None:
+        """The unit rotation axis in single-axis mode, None otherwise."""
+        return None if self.axis is None else tuple(float(a) for a in self.axis)
+
+    @property
+    def label(self) -> str:
+        if self.axis is None:
+            return self.smoothing
+        return f"{self.smoothing} axis={','.join(f'{a:g}' for a in self.axis_tuple)}"
+
+    def radius(self, sigma: float, tau: float) -> float:
+        if self.smoothing == "rotation":
+            return float(rotation_radius(tau, sigma))
+        return super().radius(sigma, tau)
+
+    def manual_seed(self, seed: int) -> None:
+        """Reseed the model's own randomness (e.g. farthest-point sampling) from a seed
+        derived from ``seed``, so that noise and model randomness use different streams."""
+        reseed = getattr(self.model, "manual_seed", None)
+        if reseed is not None:
+            reseed(int(np.random.SeedSequence([int(seed), 1]).generate_state(1, np.uint64)[0]))
+
+    def batch_size_hint(self, smoothed: Smoothed, memory_budget: int | None) -> int | None:
+        hint = getattr(self.model, "batch_size_hint", None)
+        if hint is None:
+            return CPU_MAX_BATCH
+        return hint(smoothed.info["points"], memory_budget)
+
+    def record(self, info: dict) -> dict:
+        return {
+            "points": info["points"],
+            "smoothing": self.smoothing,
+            "axis": None if self.axis is None else list(self.axis_tuple),
+        }
 
     # -- inputs ------------------------------------------------------------------------------
-    def _points(self, points) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    def _points(self, points, device) -> tuple[torch.Tensor, torch.Tensor | None, float]:
         p = torch.as_tensor(points)
         if p.dim() != 2 or p.shape[1] not in (3, 6) or p.shape[0] < 1:
             raise ValueError(f"points must have shape (N, 3) or (N, 6); got {tuple(p.shape)}")
         if p.dtype.is_complex or p.dtype == torch.bool:
             raise ValueError(f"points must be real numbers; got dtype {p.dtype}")
-        p = p.to(device=self.device, dtype=torch.float32)
+        p = p.to(device=device, dtype=torch.float32)
         if not bool(torch.isfinite(p).all()):
             raise ValueError("points must be finite")
         want = getattr(self.model, "in_channels", None)
@@ -455,158 +293,56 @@ class PointCloudCertifier:
             return p.contiguous(), None, 1.0
         return normalize_point_cloud(p)
 
-    def _category(self, category) -> int:
-        if isinstance(self.model, PointCloudAdapter):
-            if isinstance(category, str):
-                return category_index(category)
-            num = self.model.model.num_categories
-            if isinstance(category, bool) or not isinstance(category, (int, np.integer)):
-                raise ValueError(f"category must be an index or a name; got {category!r}")
-            if not 0 <= int(category) < num:
-                raise ValueError(f"category must lie in [0, {num}); got {category}")
-            return int(category)
-        return category
+    def prepare(self, x, device: torch.device) -> Smoothed:
+        """``x``: points ``(N, C)`` or ``(points, category)``."""
+        points, category = x if isinstance(x, tuple) else (x, None)
+        p, center, scale = self._points(points, device)
+        to_index = getattr(self.model, "category_index", None)
+        if category is not None and to_index is not None:
+            category = to_index(category)
+        model = self.model
 
-    def _problem(self, points: torch.Tensor, category, sigma: float):
-        """The smoothed parameter ``x0``, its noise, and the classifier of noisy parameters."""
+        def run(clouds):
+            return model(clouds) if category is None else model(clouds, category)
+
+        info = {
+            "points": int(p.shape[0]),
+            "category": category,
+            "axis": self.axis_tuple,
+            "center": None if center is None else center.cpu().numpy(),
+            "scale": scale,
+        }
         if self.smoothing == "rotation":
-            noise = NoiseModel("gaussian", sigma)
             if self.axis is None:
-                x0 = torch.zeros(3, device=self.device)
+                x0 = torch.zeros(3, device=device)
 
                 def matrices(angles):
                     return euler_rotation_matrix(angles)
 
             else:
-                x0 = torch.zeros(1, device=self.device)
-                axis = self.axis.to(self.device, torch.float32)
+                x0 = torch.zeros(1, device=device)
+                axis = self.axis.to(device, torch.float32)
 
                 def matrices(angles):
                     return axis_rotation_matrix(axis, angles[:, 0])
 
             def classify(angles):
-                return self.model(rotate_point_cloud(points, matrices(angles)), category)
+                return run(rotate_point_cloud(p, matrices(angles)))
 
-            return x0, noise, classify
-        noise = NoiseModel(self.smoothing, sigma)
-        x0 = points[:, :3].contiguous()
-        extra = points[:, 3:]
-
-        def classify(xyz):
-            if extra.shape[1]:
-                # Normals are not smoothed: the same clean normals go with every noisy copy.
-                xyz = torch.cat([xyz, extra.expand(xyz.shape[0], -1, -1)], -1)
-            return self.model(xyz, category)
-
-        return x0, noise, classify
-
-    def _sampler(self, points, noise, classify) -> StreamingSampler:
-        sampler = StreamingSampler(
-            classify,
-            num_classes=self.num_classes,
-            noise=noise,
-            generator=self.generator,
-            batch_size=self.batch_size,
-            memory_budget=self.memory_budget,
-        )
-        if self.batch_size is None:
-            # Preset, but still automatic: on CUDA it may shrink after an out-of-memory error.
-            batch = self._auto_batch.get((tuple(points.shape), self.smoothing))
-            if batch is None and self.device.type != "cuda":
-                if isinstance(self.model, PointCloudAdapter):
-                    budget = self.memory_budget or CPU_MEMORY_BUDGET
-                    batch = pointnet2_batch_size(self.model.model, points.shape[0], budget)
-                else:
-                    batch = CPU_MAX_BATCH
-            sampler.batch_size = batch
-        return sampler
-
-    def _done(self, sampler: StreamingSampler, points) -> None:
-        if self.batch_size is None:
-            self._auto_batch[(tuple(points.shape), self.smoothing)] = sampler.batch_size
-        self.stats.add(sampler.stats)
-
-    # -- API ---------------------------------------------------------------------------------
-    def counts(self, points, category, *, sigma: float, num: int) -> torch.Tensor:
-        """Part-label counts ``(C, N)`` over ``num`` smoothed copies (on the device)."""
-        p, _, _ = self._points(points)
-        cat = self._category(category)
-        x0, noise, classify = self._problem(p, cat, sigma)
-        sampler = self._sampler(p, noise, classify)
-        out = sampler.counts(x0, num)
-        self._done(sampler, p)
-        return out
-
-    def certify(
-        self,
-        points,
-        category,
-        *,
-        sigma: float,
-        tau: float,
-        n0: int,
-        n: int,
-        alpha: float,
-        method: str = "holm",
-        k: int = 1,
-    ) -> PointCloudCertificate:
-        """SEGCERTIFY one cloud (paper Algorithm 2).
-
-        Parameters
-        ----------
-        points : array_like ``(N, 3)`` or ``(N, 6)``
-            xyz (and normals) of the clean cloud, any scale when ``normalize``.
-        category : int or str
-            Object category (index or ShapeNet-part name/synset for an adapter).
-        sigma : float
-            Noise scale (coordinate units of the normalised cloud, or radians).
-        tau, n0, n, alpha, method, k
-            As in :func:`mtcert.certify.segcertify_hits`.
-        """
-        tau = check_tau(tau)
-        alpha = check_alpha(alpha)
-        n0 = check_positive_int(n0, "n0")
-        n = check_positive_int(n, "n")
-        p, center, scale = self._points(points)
-        cat = self._category(category)
-        x0, noise, classify = self._problem(p, cat, sigma)
-        sampler = self._sampler(p, noise, classify)
-        t0 = time.perf_counter()
-        guess = sampler.counts(x0, n0).argmax(0)  # stage 1: the guess only
-        hits = sampler.hits(x0, guess, n)  # stage 2: fresh, independent draws
-        guess_np, hits_np = guess.cpu().numpy(), hits.cpu().numpy()
-        t1 = time.perf_counter()
-        cert = segcertify_hits(guess_np, hits_np, n, tau=tau, alpha=alpha, method=method, k=k)
-        if self.smoothing == "rotation":
-            radius = float(rotation_radius(tau, noise.scale))
         else:
-            radius = float(cert.radius(noise.scale, noise=self.smoothing))
-        t2 = time.perf_counter()
-        self._done(sampler, p)
-        return PointCloudCertificate(
-            certificate=cert,
-            guess=guess_np,
-            hits=hits_np,
-            smoothing=self.smoothing,
-            sigma=noise.scale,
-            axis=None if self.axis is None else tuple(float(a) for a in self.axis),
-            category=cat,
-            n0=n0,
-            n=n,
-            radius=radius,
-            center=None if center is None else center.cpu().numpy(),
-            scale=scale,
-            seconds_sampling=t1 - t0,
-            seconds_statistics=t2 - t1,
-        )
+            x0 = p[:, :3].contiguous()
+            extra = p[:, 3:]
 
-    def predict(self, points, category, *, sigma: float | None = None, n: int = 100):
-        """Uncertified labels ``(N,)``: the base model on the clean (normalised) cloud when
-        ``sigma`` is None, else the majority label over ``n`` smoothed copies."""
-        p, _, _ = self._points(points)
-        cat = self._category(category)
-        if sigma is None:
-            with torch.inference_mode():
-                return self.model(p.unsqueeze(0), cat)[0].cpu().numpy()
-        n = check_positive_int(n, "n")
-        return self.counts(points, category, sigma=sigma, num=n).argmax(0).cpu().numpy()
+            def classify(xyz):
+                if extra.shape[1]:
+                    # Normals are not smoothed: the same clean normals go with every noisy copy.
+                    xyz = torch.cat([xyz, extra.expand(xyz.shape[0], -1, -1)], -1)
+                return run(xyz)
+
+        return Smoothed(
+            center=x0,
+            classify=classify,
+            clean=lambda: run(p.unsqueeze(0))[0],
+            size_key=(tuple(p.shape), self.smoothing),
+            info=info,
+        )

@@ -2,7 +2,8 @@
 
 Layout of an output folder::
 
-    config.json             the run's parameters (a resumed run must match them)
+    config.json             every setting that changes results (a resumed run must match
+                            all of them)
     per_image.jsonl         one JSON record per finished image (the source of truth)
     per_image.csv           the scalar columns of the same records
     summary.csv, summary.md the paper's Table 1 columns (acc., mIoU, %∅, t)
@@ -13,7 +14,9 @@ so an interrupted run loses at most the image in flight; on restart the
 finished names are skipped and a torn last line is dropped.  Under
 ``torch.distributed`` every rank writes its own ``per_image.rank<r>.jsonl``.
 The point-cloud command uses the same writer with ``per_cloud.*`` files, its own
-columns and :func:`write_table` for its Table-2 summary.
+columns and its Table-2 summary (:data:`CLOUD_FILES`).  :func:`summarize` turns
+the records of any modality into summary rows through
+:class:`mtcert.metrics.CertifiedSegmentationMetrics`.
 """
 
 from __future__ import annotations
@@ -27,18 +30,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .certifier import summarize
+from mtcert.metrics import CertifiedSegmentationMetrics, SegmentationCounts
 
+#: Scalar columns of ``per_image.csv`` (the JSONL records also hold per-class counts).
 CSV_FIELDS = (
-    "name", "height", "width", "noise", "sigma", "tau", "n0", "n", "alpha", "method", "radius",
-    "pixels", "valid", "cert_correct", "abstained", "abstained_valid", "cert_acc", "abstain_rate",
-    "base_correct", "base_acc", "seconds_sampling", "seconds_statistics", "seconds",
-    "seconds_base",
+    "name", "height", "width", "noise", "sigma", "tau", "n0", "n", "alpha", "method", "k",
+    "radius", "pixels", "valid", "cert_correct", "abstained", "abstained_valid", "cert_acc",
+    "abstain_rate", "base_correct", "base_acc", "seconds_sampling", "seconds_statistics",
+    "seconds", "seconds_base",
 )  # fmt: skip
-#: Parameters that must agree between a run and the run it resumes.
-RESUME_KEYS = ("model", "model_kwargs", "checkpoint", "data", "num_classes", "noise", "sigma",
-               "tau", "n0", "n", "alpha", "method", "k", "seed", "scales", "flip",
-               "align_corners", "autocast", "ignore_index")  # fmt: skip
+#: Scalar columns of ``per_cloud.csv`` (the JSONL records also hold per-part counts).
+CLOUD_CSV_FIELDS = (
+    "name", "category", "points", "smoothing", "axis", "sigma", "tau", "n0", "n", "alpha",
+    "method", "k", "radius", "cert_correct", "abstained", "cert_acc", "abstain_rate",
+    "cert_part_iou", "base_correct", "base_acc", "base_part_iou", "seconds_sampling",
+    "seconds_statistics", "seconds", "seconds_base",
+)  # fmt: skip
 
 
 def _read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
@@ -61,7 +68,22 @@ def _read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
 
 
 class ResultsWriter:
-    """Append-only per-image results with resumption (see module docstring)."""
+    """Append-only per-item results with resumption (see module docstring).
+
+    Parameters
+    ----------
+    out : path
+        The output folder (created).
+    config : dict
+        Every setting that changes results (JSON-serialisable).  A folder that
+        holds a ``config.json`` is resumed only if *every* entry is equal.
+    rank : int
+        This process's rank (rank ``r > 0`` writes ``<stem>.rank<r>.jsonl``).
+    stem, fields, figures, unit, columns :
+        Record file stem, CSV columns, whether to create ``figures/``, the
+        summary's item-count column and its table columns; the defaults are
+        the image run's (:data:`IMAGE_FILES`; :data:`CLOUD_FILES` for clouds).
+    """
 
     def __init__(
         self,
@@ -71,12 +93,10 @@ class ResultsWriter:
         rank: int = 0,
         stem: str = "per_image",
         fields: tuple[str, ...] = CSV_FIELDS,
-        resume_keys: tuple[str, ...] = RESUME_KEYS,
         figures: bool = True,
+        unit: str = "images",
+        columns=None,
     ):
-        """``stem`` names the record files (``<stem>.jsonl``, ``<stem>.csv``), ``fields``
-        their CSV columns and ``resume_keys`` the config entries a resumed run must
-        match; the defaults are the image run's."""
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         if figures:
@@ -84,17 +104,11 @@ class ResultsWriter:
         self.rank = rank
         self.stem = stem
         self.fields = tuple(fields)
+        self.unit = unit
+        self.columns = TABLE1_COLUMNS if columns is None else columns
+        config = self.check_config(self.out, config)
         cfg_path = self.out / "config.json"
-        if cfg_path.is_file():
-            old = json.loads(cfg_path.read_text())
-            diff = [k for k in resume_keys if old.get(k) != config.get(k)]
-            if diff:
-                raise ValueError(
-                    f"{self.out} holds results of a run with different settings "
-                    f"({', '.join(f'{k}: {old.get(k)!r} vs {config.get(k)!r}' for k in diff)}); "
-                    "choose another --out"
-                )
-        elif rank == 0:
+        if not cfg_path.is_file() and rank == 0:
             # atomic: other ranks may read it at the same moment
             tmp = cfg_path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -107,6 +121,23 @@ class ResultsWriter:
             w = csv.DictWriter(f, self.fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(own)
+
+    @staticmethod
+    def check_config(out, config: dict) -> dict:
+        """Raise ValueError if folder ``out`` holds results of other settings; return
+        ``config`` as JSON sees it (tuples become lists)."""
+        config = json.loads(json.dumps(config))
+        cfg_path = Path(out) / "config.json"
+        if cfg_path.is_file():
+            old = json.loads(cfg_path.read_text())
+            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            if diff:
+                raise ValueError(
+                    f"{out} holds results of a run with different settings "
+                    f"({', '.join(f'{k}: {old.get(k)!r} vs {config.get(k)!r}' for k in diff)}); "
+                    "choose another --out"
+                )
+        return config
 
     def done(self) -> set[str]:
         """Names finished by any rank (all ``<stem>*.jsonl`` files in the folder)."""
@@ -135,6 +166,10 @@ class ResultsWriter:
                 f.flush()
                 os.fsync(f.fileno())
 
+    def write_summary(self, records: list[dict]) -> list[dict]:
+        """Write ``summary.csv`` and ``summary.md``; return the rows."""
+        return write_summary(self.out, records, unit=self.unit, columns=self.columns)
+
 
 def _fmt(x, spec=".2f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
@@ -148,6 +183,95 @@ TABLE1_COLUMNS = (
 )  # fmt: skip
 
 
+#: Table-2 columns: (key of a :func:`summarize` row, Markdown header, number format).
+TABLE2_COLUMNS = (
+    ("model", "model", None), ("sigma", "σ", ".3f"), ("radius", "R", ".3f"),
+    ("acc", "acc", ".2f"), ("miou", "mIoU", ".2f"), ("inst_miou", "inst. mIoU", ".2f"),
+    ("class_miou", "class mIoU", ".2f"), ("abstain", "%∅", ".2f"), ("t", "t [s]", ".2f"),
+    ("clouds", "clouds", None),
+)  # fmt: skip
+#: :class:`ResultsWriter` presets of the two commands.
+IMAGE_FILES = {"stem": "per_image", "fields": CSV_FIELDS, "figures": True, "unit": "images",
+               "columns": TABLE1_COLUMNS}  # fmt: skip
+CLOUD_FILES = {"stem": "per_cloud", "fields": CLOUD_CSV_FIELDS, "figures": False,
+               "unit": "clouds", "columns": TABLE2_COLUMNS}  # fmt: skip
+
+
+def _counts(r: dict, prefix: str) -> SegmentationCounts:
+    abstained = r["abstained"] if prefix == "cert" else 0
+    return SegmentationCounts(
+        components=r["components"],
+        valid=r["valid"],
+        correct=r[f"{prefix}_correct"],
+        abstained=abstained,
+        abstained_valid=r["abstained_valid"] if prefix == "cert" else 0,
+        intersection=np.asarray(r[f"{prefix}_intersection"], np.int64),
+        union=np.asarray(r[f"{prefix}_union"], np.int64),
+    )
+
+
+class _Row:
+    """Accumulates one summary row: the core's metrics over per-item counts, and times."""
+
+    def __init__(self, radius=None):
+        self.metrics: CertifiedSegmentationMetrics | None = None
+        self.seconds: list[float] = []
+        self.radius = radius
+
+    def add(self, r: dict, prefix: str, seconds: float) -> None:
+        counts = _counts(r, prefix)
+        if self.metrics is None:
+            self.metrics = CertifiedSegmentationMetrics(len(counts.union), ignore_index=None)
+        parts = r.get("parts")
+        self.metrics.add(
+            counts, group=r.get("group"), parts=None if parts is None else tuple(parts)
+        )
+        self.seconds.append(seconds)
+
+    def row(self, model: str, sigma, unit: str) -> dict:
+        s = self.metrics.compute()
+        return {
+            "model": model,
+            "sigma": sigma,
+            "radius": self.radius,
+            "acc": s.accuracy,
+            "miou": s.mean_iou,
+            "inst_miou": s.instance_miou,
+            "class_miou": s.class_miou,
+            "abstain": s.abstain_rate,
+            "t": float(np.mean(self.seconds)),
+            unit: s.n_inputs,
+        }
+
+
+def summarize(records, *, unit: str = "images") -> list[dict]:
+    """Summary rows (paper Tables 1 and 2) from per-item records of any modality.
+
+    One "base model" row (when the records have base statistics) and one
+    SEGCERTIFY row per (noise, σ, τ, n0, n, α, method, k) setting, with the
+    keys ``model, sigma, radius, acc, miou, inst_miou, class_miou, abstain, t``
+    and ``unit`` (the item count).  ``acc``: certified accuracy pooled over
+    all scored components; ``miou``: App. A.1's mIoU over (item, class) pairs
+    with a non-empty union; ``inst_miou``/``class_miou``: ShapeNet-part
+    instance and class mIoU (items with ``parts``; NaN otherwise);
+    ``abstain``: abstained / scored components; ``t``: seconds per item.
+    """
+    groups: dict = {}
+    base = None
+    for r in records:
+        key = (r["noise"], r["sigma"], r["tau"], r["n0"], r["n"], r["alpha"], r["method"], r["k"])
+        groups.setdefault(key, _Row(r["radius"])).add(r, "cert", r["seconds"])
+        if "base_correct" in r:
+            base = base or _Row()
+            base.add(r, "base", r["seconds_base"])
+    rows = [] if base is None else [base.row("base model", None, unit)]
+    for (noise, sigma, tau, n0, n, alpha, method, k), g in groups.items():
+        kfwer = f" k={k}" if k != 1 else ""
+        model = f"SegCertify {method}{kfwer} {noise} n0={n0} n={n} tau={tau:g} alpha={alpha:g}"
+        rows.append(g.row(model, sigma, unit))
+    return rows
+
+
 def write_table(out, rows: list[dict], columns, *, name: str = "summary") -> None:
     """Write ``rows`` to ``<name>.csv`` and, formatted, ``<name>.md`` in folder ``out``.
 
@@ -156,7 +280,7 @@ def write_table(out, rows: list[dict], columns, *, name: str = "summary") -> Non
     """
     out = Path(out)
     with (out / f"{name}.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, [c[0] for c in columns])
+        w = csv.DictWriter(f, [c[0] for c in columns], extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     lines = [
@@ -169,11 +293,12 @@ def write_table(out, rows: list[dict], columns, *, name: str = "summary") -> Non
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
-def write_summary(out, records: list[dict]) -> list[dict]:
-    """Write ``summary.csv`` and ``summary.md`` (paper Table 1 columns); return the rows."""
-    # Sorted by name: the same images give the same bytes whatever order they finished in.
-    rows = summarize(sorted(records, key=lambda r: r["name"]))
-    write_table(out, rows, TABLE1_COLUMNS)
+def write_summary(out, records: list[dict], *, unit="images", columns=TABLE1_COLUMNS) -> list[dict]:
+    """Write ``summary.csv`` and ``summary.md`` (:func:`summarize` rows, ``columns``);
+    return the rows."""
+    # Sorted by name: the same items give the same bytes whatever order they finished in.
+    rows = summarize(sorted(records, key=lambda r: r["name"]), unit=unit)
+    write_table(out, rows, columns)
     return rows
 
 

@@ -12,19 +12,28 @@ torch = pytest.importorskip("torch")
 from scipy import stats  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from mtcert_torch.models import pointnet2_part_seg_msg  # noqa: E402
+from mtcert_torch.certifier import Certifier  # noqa: E402
+from mtcert_torch.models import PointNet2Adapter, pointnet2_part_seg_msg  # noqa: E402
+from mtcert_torch.models.pointnet2 import pointnet2_batch_size  # noqa: E402
 from mtcert_torch.pointcloud import (  # noqa: E402
-    PointCloudAdapter,
-    PointCloudCertifier,
+    PointCloudTask,
     axis_rotation_matrix,
     euler_rotation_matrix,
     normalize_point_cloud,
-    pointnet2_batch_size,
     rotate_point_cloud,
 )
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)
+
+
+TASK_OPTIONS = ("num_classes", "smoothing", "axis", "normalize")
+
+
+def PointCloudCertifier(model, **kwargs):
+    """The one Certifier over a PointCloudTask (task options split from certifier options)."""
+    task = {k: kwargs.pop(k) for k in TASK_OPTIONS if k in kwargs}
+    return Certifier(PointCloudTask(model, **task), **kwargs)
 
 
 class Spy:
@@ -108,7 +117,7 @@ def test_coordinate_noise_on_xyz_only(smoothing, sd, radius):
     spy = Spy()
     c = PointCloudCertifier(spy, num_classes=2, smoothing=smoothing, batch_size=16, seed=3)
     p = cloud(40)
-    c.counts(p, 0, sigma=0.5, num=64)
+    c.counts((p, 0), sigma=0.5, num=64)
     seen = spy.clouds
     clean = normalize_point_cloud(p)[0]
     assert seen.shape == (64, 40, 6)
@@ -118,7 +127,7 @@ def test_coordinate_noise_on_xyz_only(smoothing, sd, radius):
     # sample s.d. about 0.8 % for Gaussian, 1.3 % for Laplace noise).
     assert abs(float(eps.mean())) < 5 * sd / math.sqrt(eps.numel())
     assert float(eps.std()) == pytest.approx(sd, rel=0.08)
-    cert = c.certify(p, 0, sigma=0.5, tau=0.8, n0=4, n=60, alpha=0.1)
+    cert = c.certify((p, 0), sigma=0.5, tau=0.8, n0=4, n=60, alpha=0.1)
     assert cert.radius == pytest.approx(radius)
     assert (cert.labels == 0).all()  # a constant model: 0.8^60 < 0.1 / 40, all certified
 
@@ -127,11 +136,11 @@ def test_normalize_off_and_xyz_only_model():
     spy = Spy()
     c = PointCloudCertifier(spy, num_classes=2, normalize=False, batch_size=4)
     p = cloud(10, normals=False)
-    c.counts(p, 0, sigma=1e-3, num=4)
+    c.counts((p, 0), sigma=1e-3, num=4)
     torch.testing.assert_close(spy.clouds, p.expand(4, -1, -1), atol=0.02, rtol=0)
     # Automatic batches on CPU: at most CPU_MAX_BATCH copies per call of the model.
     auto = PointCloudCertifier(spy, num_classes=2)
-    auto.counts(p, 0, sigma=0.1, num=40)
+    auto.counts((p, 0), sigma=0.1, num=40)
     assert auto.stats.batch_sizes == [16, 16, 8] and auto.stats.samples == 40
 
 
@@ -149,7 +158,7 @@ def test_hit_counts_are_binomial_under_coordinate_noise():
     clean = p.clone()
     spy = Spy(rule=lambda x: (x[..., 0] - clean[:, 0]) > t * sigma)
     c = PointCloudCertifier(spy, num_classes=2, normalize=False, batch_size=10, seed=11)
-    hits = c.counts(p, 0, sigma=sigma, num=n)[1].numpy()  # hits of label 1
+    hits = c.counts((p, 0), sigma=sigma, num=n)[1].numpy()  # hits of label 1
     q = float(stats.norm.sf(t))
     assert abs(hits.mean() - n * q) < 5 * math.sqrt(n * q * (1 - q) / hits.size)
     assert hits.var(ddof=1) / (n * q * (1 - q)) == pytest.approx(1.0, abs=0.10)
@@ -172,7 +181,7 @@ def test_rotation_smoothing_three_axes():
     sigma = 0.2
     c = PointCloudCertifier(spy, num_classes=2, smoothing="rotation", batch_size=25, seed=2)
     p = cloud(12)
-    c.counts(p, 0, sigma=sigma, num=400)
+    c.counts((p, 0), sigma=sigma, num=400)
     clean = normalize_point_cloud(p)[0]
     seen = spy.clouds
     # Rigid: point norms, normal norms and point·normal unchanged; normals rotated with points.
@@ -207,7 +216,7 @@ def test_rotation_draws_independent_within_batches():
     spy = Spy()
     c = PointCloudCertifier(spy, num_classes=2, smoothing="rotation", axis="z", batch_size=20)
     p = cloud(6)
-    c.counts(p, 0, sigma=0.3, num=1000)
+    c.counts((p, 0), sigma=0.3, num=1000)
     clean = normalize_point_cloud(p)[0]
     seen = spy.clouds
     # Angle of point 0 about z, relative to the clean one.
@@ -239,7 +248,7 @@ def test_single_axis_rotated_input_is_shifted_angles(axis):
         c = PointCloudCertifier(
             spy, num_classes=2, smoothing="rotation", axis=axis, batch_size=7, seed=9
         )
-        c.counts(pts, 0, sigma=0.25, num=30)
+        c.counts((pts, 0), sigma=0.25, num=30)
         runs[name] = spy.clouds
     clean = normalize_point_cloud(p)[0]
     # Recover ε_i from the plain run (the same seed draws the same ε_i in both runs).
@@ -270,37 +279,38 @@ def test_three_axis_rotations_do_not_compose_additively():
 @pytest.fixture(scope="module")
 def adapter():
     torch.manual_seed(0)
-    return PointCloudAdapter(pointnet2_part_seg_msg(npoints=(16, 4)), votes=2, seed=1)
+    return PointNet2Adapter(pointnet2_part_seg_msg(npoints=(16, 4)), votes=2, seed=1)
 
 
 def test_certify_pointnet_gaussian(adapter):
     p = cloud(64, seed=2)
     kw = dict(sigma=0.25, tau=0.75, n0=8, n=24, alpha=0.01)
-    a = PointCloudCertifier(adapter, batch_size=16, seed=5).certify(p, "Chair", **kw)
-    b = PointCloudCertifier(adapter, batch_size=16, seed=5).certify(p, 4, **kw)
+    a = PointCloudCertifier(adapter, batch_size=16, seed=5).certify((p, "Chair"), **kw)
+    b = PointCloudCertifier(adapter, batch_size=16, seed=5).certify((p, 4), **kw)
     assert np.array_equal(a.guess, b.guess) and np.array_equal(a.hits, b.hits)
-    assert a.labels.shape == (64,) and a.category == 4
+    assert a.labels.shape == (64,) and a.info["category"] == 4
     assert a.radius == pytest.approx(0.25 * stats.norm.ppf(0.75))
     assert ((a.guess >= 12) & (a.guess < 16)).all()
     certified = a.labels[a.labels >= 0]
     assert ((certified >= 12) & (certified < 16)).all()
     assert ((a.hits >= 0) & (a.hits <= 24)).all()
-    np.testing.assert_array_equal(a.labels >= 0, a.certificate.reject)
-    assert a.accuracy(a.guess) == pytest.approx(1 - a.abstain_rate)
-    assert "PointCloudCertificate(points=64, smoothing=gaussian(0.25)" in repr(a)
-    assert a.scale > 0 and a.center.shape == (3,)
-    base = PointCloudCertifier(adapter).predict(p, 4)
+    np.testing.assert_array_equal(a.labels >= 0, a.statistics.reject)
+    np.testing.assert_array_equal(a.labels < 0, a.abstained)
+    assert np.mean(a.labels == a.guess) == pytest.approx(1 - a.abstain_rate)
+    assert "Certificate(shape=(64,), noise=gaussian(0.25)" in repr(a)
+    assert a.info["scale"] > 0 and a.info["center"].shape == (3,)
+    base = PointCloudCertifier(adapter).predict((p, 4))
     assert base.shape == (64,) and ((base >= 12) & (base < 16)).all()
 
 
 def test_certify_rotation_radius_and_xyz_only_model():
     net = pointnet2_part_seg_msg(normals=False, npoints=(8, 4))
     c = PointCloudCertifier(
-        PointCloudAdapter(net, votes=1), smoothing="rotation", axis="z", batch_size=10
+        PointNet2Adapter(net, votes=1), smoothing="rotation", axis="z", batch_size=10
     )
-    cert = c.certify(cloud(32), 15, sigma=0.125, tau=0.75, n0=5, n=10, alpha=0.1)
+    cert = c.certify((cloud(32), 15), sigma=0.125, tau=0.75, n0=5, n=10, alpha=0.1)
     assert cert.radius == pytest.approx(0.125 * stats.norm.ppf(0.75))
-    assert cert.axis == (0.0, 0.0, 1.0) and "axis=(0.0, 0.0, 1.0)" in repr(cert)
+    assert cert.info["axis"] == (0.0, 0.0, 1.0) and "noise=rotation axis=0,0,1(" in repr(cert)
     assert ((cert.guess >= 47) & (cert.guess < 50)).all()
 
 
@@ -328,7 +338,7 @@ def test_fwer_at_the_null_boundary():
     bad = 0
     for rep in range(150):
         spy_rule.seen.clear()
-        cert = c.manual_seed(rep).certify(p, 0, sigma=sigma, tau=tau, n0=20, n=100, alpha=0.1)
+        cert = c.manual_seed(rep).certify((p, 0), sigma=sigma, tau=tau, n0=20, n=100, alpha=0.1)
         bad += bool((cert.labels >= 0).any())
     assert bad <= 27
 
@@ -355,17 +365,17 @@ def test_bad_inputs(adapter):
         (torch.zeros(5, 3, dtype=torch.bool), "real numbers"),
     ):
         with pytest.raises(ValueError, match=msg):
-            c.counts(bad, 0, sigma=0.1, num=2)
+            c.counts((bad, 0), sigma=0.1, num=2)
     with pytest.raises(ValueError, match="sigma"):
-        c.counts(cloud(), 0, sigma=0.0, num=2)
+        c.counts((cloud(), 0), sigma=0.0, num=2)
     with pytest.raises(ValueError, match="tau"):
-        c.certify(cloud(), 0, sigma=0.1, tau=0.3, n0=2, n=2, alpha=0.1)
+        c.certify((cloud(), 0), sigma=0.1, tau=0.3, n0=2, n=2, alpha=0.1)
     ca = PointCloudCertifier(adapter)
     with pytest.raises(ValueError, match="uses normals"):
-        ca.counts(cloud(normals=False), 0, sigma=0.1, num=2)
+        ca.counts((cloud(normals=False), 0), sigma=0.1, num=2)
     with pytest.raises(ValueError, match="category"):
-        ca.counts(cloud(), 16, sigma=0.1, num=2)
+        ca.counts((cloud(), 16), sigma=0.1, num=2)
     with pytest.raises(ValueError, match="category"):
-        ca.counts(cloud(), "Sofa", sigma=0.1, num=2)
+        ca.counts((cloud(), "Sofa"), sigma=0.1, num=2)
     with pytest.raises(ValueError, match="PointNet2PartSegMsg"):
-        PointCloudAdapter(torch.nn.Linear(3, 3))
+        PointNet2Adapter(torch.nn.Linear(3, 3))

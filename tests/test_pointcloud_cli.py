@@ -11,10 +11,14 @@ from scipy.stats import norm
 
 torch = pytest.importorskip("torch")
 
+from mtcert.metrics import part_iou, segmentation_counts  # noqa: E402
+from mtcert_torch.certifier import Certifier  # noqa: E402
 from mtcert_torch.cli import main  # noqa: E402
-from mtcert_torch.metrics import part_iou, segmentation_stats  # noqa: E402
-from mtcert_torch.models import pointnet2_part_seg_msg  # noqa: E402
-from mtcert_torch.pointcloud_eval import CLOUD_CSV_FIELDS, summarize_clouds  # noqa: E402
+from mtcert_torch.evaluation import Settings, certify_item, certify_items  # noqa: E402
+from mtcert_torch.models import PointNet2Adapter, pointnet2_part_seg_msg  # noqa: E402
+from mtcert_torch.pointcloud import PointCloudTask  # noqa: E402
+from mtcert_torch.results import CLOUD_CSV_FIELDS, summarize  # noqa: E402
+from mtcert_torch.shapenet import ShapeNetPart, evaluation_items  # noqa: E402
 from tests.test_shapenet import shape, write_dataset  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -123,7 +127,7 @@ def test_files_and_summary(setup, first_run, capsys):
 
 def test_resume_skips_finished_clouds(setup, first_run, capsys, monkeypatch):
     _, root, ckpt = setup
-    import mtcert_torch.pointcloud_eval as pe
+    import mtcert_torch.evaluation as ev
 
     before = (first_run / "per_cloud.jsonl").read_text()
     summary = (first_run / "summary.md").read_text()
@@ -131,7 +135,7 @@ def test_resume_skips_finished_clouds(setup, first_run, capsys, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a finished cloud was certified again")
 
-    monkeypatch.setattr(pe, "certify_cloud", boom)
+    monkeypatch.setattr(ev, "certify_item", boom)
     capsys.readouterr()
     assert main(_args(root, first_run, ckpt=ckpt)) == 0
     assert (first_run / "per_cloud.jsonl").read_text() == before
@@ -154,36 +158,26 @@ def test_deterministic_and_order_independent(setup, first_run):
 
 
 def test_matches_library_call(setup, first_run):
-    # The CLI's record of a cloud is certify_cloud's with the per-cloud seed image_seed(seed, name).
-    from mtcert_torch.cli import image_seed
-    from mtcert_torch.pointcloud import PointCloudAdapter, PointCloudCertifier
-    from mtcert_torch.pointcloud_eval import certify_cloud
-    from mtcert_torch.shapenet import ShapeNetPart
-
+    # The CLI's record of a cloud is the library's certify_item with the run seed.
     _, root, ckpt = setup
     net = pointnet2_part_seg_msg(npoints=(16, 4), checkpoint=ckpt)
-    certifier = PointCloudCertifier(PointCloudAdapter(net, votes=1), batch_size=4)
-    item = ShapeNetPart(root, npoints=64, seed=0)[2]
-    certifier.manual_seed(image_seed(0, item.name))
-    rec, _, _ = certify_cloud(
-        certifier, *item, sigma=0.25, tau=0.6, n0=2, n=16, alpha=0.2, method="holm"
-    )
+    certifier = Certifier(PointCloudTask(PointNet2Adapter(net, votes=1)), batch_size=4)
+    item = evaluation_items(ShapeNetPart(root, npoints=64, seed=0))[2]
+    settings = Settings(sigma=0.25, tau=0.6, n0=2, n=16, alpha=0.2, method="holm")
+    rec = certify_item(certifier, item, settings, seed=0).record
     assert _strip([rec]) == {item.name: _strip(_records(first_run))[item.name]}
 
 
-def test_certify_clouds_skips(setup):
-    from mtcert_torch.pointcloud import PointCloudAdapter, PointCloudCertifier
-    from mtcert_torch.pointcloud_eval import certify_clouds
-    from mtcert_torch.shapenet import ShapeNetPart
-
+def test_certify_items_skips(setup):
     _, root, _ = setup
     net = pointnet2_part_seg_msg(npoints=(16, 4))
-    certifier = PointCloudCertifier(PointCloudAdapter(net, votes=1), batch_size=4)
+    certifier = Certifier(PointCloudTask(PointNet2Adapter(net, votes=1)), batch_size=4)
     data = ShapeNetPart(root, npoints=32)
-    out = list(certify_clouds(certifier, data, skip=[data.names[0]], sigma=0.25, tau=0.75,
-                              n0=2, n=4, alpha=0.1, base=False))  # fmt: skip
-    assert [r["name"] for r, _, _ in out] == data.names[1:]
-    assert all(c.labels.shape == (32,) and b is None for _, c, b in out)
+    items = evaluation_items(data)
+    settings = Settings(sigma=0.25, tau=0.75, n0=2, n=4, alpha=0.1)
+    out = list(certify_items(certifier, items, settings, skip=[data.names[0]], base=False))
+    assert [r.record["name"] for r in out] == data.names[1:]
+    assert all(r.certificate.labels.shape == (32,) and r.base is None for r in out)
 
 
 def test_changed_settings_refused(setup, first_run, capsys):
@@ -203,7 +197,7 @@ def test_rotation_single_axis_without_normals(setup):
     (rec,) = _records(out)
     assert rec["name"] == NAMES[0] and rec["axis"] == [0.0, 0.0, 1.0]
     assert "base_correct" not in rec
-    rows = summarize_clouds([rec])
+    rows = summarize([rec], unit="clouds")
     assert len(rows) == 1 and "rotation axis=0,0,1" in rows[0]["model"]
 
 
@@ -243,12 +237,12 @@ def test_part_iou_brute_force():
         lo, hi = (12, 16)
         target = rng.integers(lo, hi, size=30)
         pred = np.where(rng.random(30) < 0.2, -1, rng.integers(lo, hi, size=30))
-        s = segmentation_stats(pred, target, 50)
+        s = segmentation_counts(pred, target, num_classes=50, ignore_index=None)
         ious = []
         for c in range(lo, hi):
             p = {i for i in range(30) if pred[i] == c}
             g = {i for i in range(30) if target[i] == c}
             ious.append(len(p & g) / len(p | g) if p | g else 1.0)
-        assert part_iou(s["intersection"], s["union"], (lo, hi)) == pytest.approx(np.mean(ious))
+        assert part_iou(s.intersection, s.union, (lo, hi)) == pytest.approx(np.mean(ious))
     with pytest.raises(ValueError, match="parts"):
         part_iou([1, 2], [1, 2], (1, 5))

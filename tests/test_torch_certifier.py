@@ -7,10 +7,14 @@ torch = pytest.importorskip("torch")
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from mtcert.metrics import CertifiedSegmentationMetrics  # noqa: E402
 from mtcert_torch.adapter import SegmentationAdapter  # noqa: E402
-from mtcert_torch.certifier import Certifier, certify_dataset, summarize  # noqa: E402
-from mtcert_torch.metrics import SegmentationMetrics, segmentation_stats  # noqa: E402
+from mtcert_torch.certifier import Certifier  # noqa: E402
+from mtcert_torch.evaluation import Settings, certify_items  # noqa: E402
+from mtcert_torch.metrics import segmentation_counts  # noqa: E402
+from mtcert_torch.results import summarize  # noqa: E402
 from mtcert_torch.sampler import StreamingSampler  # noqa: E402
+from mtcert_torch.task import TensorTask  # noqa: E402
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)
@@ -50,13 +54,9 @@ def test_laplace_radius():
     assert cert.radius == pytest.approx(-0.5 * np.log(2 * (1 - 0.9)))
 
 
-class SharedNoiseCertifier(Certifier):
-    """A certifier running on the broken (batch-shared noise) sampler."""
-
-    def _sampler(self, image, sigma):
-        s = super()._sampler(image, sigma)
-        s.__class__ = BatchSharedNoiseSampler
-        return s
+def SharedNoiseCertifier(*args, **kwargs):
+    """A certifier running on the broken (batch-shared noise) sampler, injected."""
+    return Certifier(*args, sampler=BatchSharedNoiseSampler, **kwargs)
 
 
 def false_certification_rate(certifier_cls, reps=150, alpha=0.1):
@@ -110,10 +110,27 @@ def test_certifier_validation():
         Certifier(lambda x: x)
     with pytest.raises(ValueError, match="noise"):
         Certifier(lambda x: x, num_classes=2, noise="cauchy")
+    with pytest.raises(ValueError, match="belong to the task"):
+        Certifier(TensorTask(lambda x: x, num_classes=2), num_classes=2)
+
+
+def test_generator_instead_of_seed_reproduces_integer_seed():
+    c = Certifier(lambda x: (x[:, 0] > 0).long(), num_classes=2, batch_size=7, seed=3)
+    g = torch.Generator().manual_seed(3)
+    d = Certifier(lambda x: (x[:, 0] > 0).long(), num_classes=2, batch_size=7, seed=g)
+    assert d.generator is g
+    kw = dict(sigma=1.0, tau=0.6, n0=5, n=30, alpha=0.1)
+    a, b = c.certify(torch.zeros(1, 3, 3), **kw), d.certify(torch.zeros(1, 3, 3), **kw)
+    np.testing.assert_array_equal(a.hits, b.hits)
+    np.testing.assert_array_equal(a.guess, b.guess)
+    # the one certificate type: the same fields for every modality
+    assert a.labels.shape == a.pvalues.shape == a.abstained.shape == (3, 3)
+    np.testing.assert_array_equal(a.abstained, a.labels < 0)
+    assert a.seconds == a.seconds_sampling + a.seconds_statistics
 
 
 def naive_stats(pred, target, num_classes, ignore=255):
-    """Plain-Python reference for segmentation_stats."""
+    """Plain-Python reference for segmentation_counts."""
     inter = [0] * num_classes
     union = [0] * num_classes
     valid = correct = 0
@@ -139,37 +156,40 @@ def test_metrics_against_naive_reference():
         pred = rng.integers(-1, 4, size=(6, 7))
         target = rng.integers(0, 4, size=(6, 7))
         target[rng.random((6, 7)) < 0.2] = 255
-        s = segmentation_stats(torch.as_tensor(pred), torch.as_tensor(target), 4)
+        s = segmentation_counts(torch.as_tensor(pred), torch.as_tensor(target), 4)
         valid, correct, inter, union = naive_stats(pred, target, 4)
-        assert (s["valid"], s["correct"]) == (valid, correct)
-        assert s["intersection"].tolist() == inter and s["union"].tolist() == union
-        assert s["abstained"] == int((pred == -1).sum())
+        assert (s.valid, s.correct) == (valid, correct)
+        assert s.intersection.tolist() == inter and s.union.tolist() == union
+        assert s.abstained == int((pred == -1).sum())
 
 
-def test_metrics_accumulator_and_errors():
-    m = SegmentationMetrics(2)
-    m.update(torch.tensor([[0, 0], [1, -1]]), torch.tensor([[0, 1], [1, 255]]))
-    m.update(torch.tensor([[1, 1]]), torch.tensor([[1, 1]]))
+def test_device_counts_accumulate_in_core_and_errors():
+    m = CertifiedSegmentationMetrics(2)
+    m.add(segmentation_counts(torch.tensor([[0, 0], [1, -1]]), torch.tensor([[0, 1], [1, 255]]), 2))
+    m.add(segmentation_counts(torch.tensor([[1, 1]]), torch.tensor([[1, 1]]), 2))
     out = m.compute()
-    assert out["accuracy"] == pytest.approx(4 / 5)
+    assert out.accuracy == pytest.approx(4 / 5)
     # image 1: IoU0 = 1/2, IoU1 = 1/2; image 2: IoU1 = 1 (class 0 absent: skipped)
-    assert out["miou"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    assert out.mean_iou == pytest.approx((0.5 + 0.5 + 1.0) / 3)
     # the one abstained pixel has an ignored target: not counted (as mtcert.metrics)
-    assert out["abstain_rate"] == 0.0
+    assert out.abstain_rate == 0.0
     with pytest.raises(ValueError, match="target"):
-        segmentation_stats(torch.tensor([0]), torch.tensor([7]), 2)
+        segmentation_counts(torch.tensor([0]), torch.tensor([7]), 2)
     with pytest.raises(ValueError, match="pred"):
-        segmentation_stats(torch.tensor([5]), torch.tensor([1]), 2)
+        segmentation_counts(torch.tensor([5]), torch.tensor([1]), 2)
     with pytest.raises(ValueError, match="shapes"):
-        segmentation_stats(torch.tensor([0, 1]), torch.tensor([1]), 2)
+        segmentation_counts(torch.tensor([0, 1]), torch.tensor([1]), 2)
+    with pytest.raises(ValueError, match="collides"):
+        segmentation_counts(torch.tensor([0, 1]), torch.tensor([1, 1]), 2, ignore_index=1)
 
 
 def test_dataset_loop_and_summary():
     c = Certifier(SegmentationAdapter(constant_net(1), num_classes=3), batch_size=32)
     data = [(f"im{i}", torch.rand(3, 4, 4), torch.full((4, 4), i % 2)) for i in range(3)]
-    out = list(certify_dataset(c, data, sigma=0.25, tau=0.75, n0=5, n=40, alpha=0.01, skip={"im0"}))
-    assert [r["name"] for r, _, _ in out] == ["im1", "im2"]
-    rows = summarize([r for r, _, _ in out])
+    settings = Settings(sigma=0.25, tau=0.75, n0=5, n=40, alpha=0.01)
+    out = list(certify_items(c, data, settings, skip={"im0"}, ignore_index=255))
+    assert [r.record["name"] for r in out] == ["im1", "im2"]
+    rows = summarize([r.record for r in out])
     assert rows[0]["model"] == "base model" and rows[0]["acc"] == pytest.approx(0.5)
     assert rows[1]["acc"] == pytest.approx(0.5) and rows[1]["abstain"] == 0.0
     # im1: IoU_1 = 1; im2 (all 0, predicted all 1): IoU_0 = IoU_1 = 0 -> mean 1/3
@@ -177,20 +197,22 @@ def test_dataset_loop_and_summary():
 
 
 def test_metrics_agree_with_mtcert_metrics():
-    from mtcert.metrics import CertifiedSegmentationMetrics
 
     rng = np.random.default_rng(1)
-    ours, core = SegmentationMetrics(5), CertifiedSegmentationMetrics(5)
-    for _ in range(10):
+    ours, core, half = (CertifiedSegmentationMetrics(5) for _ in range(3))
+    for i in range(10):
         pred = rng.integers(-1, 5, size=(9, 11))
         target = rng.integers(0, 5, size=(9, 11))
         target[rng.random((9, 11)) < 0.15] = 255
-        ours.update(torch.as_tensor(pred), torch.as_tensor(target))
-        core.update(pred, target)
-    a, b = ours.compute(), core.compute()
-    assert a["accuracy"] == pytest.approx(b.accuracy, rel=1e-12)
-    assert a["miou"] == pytest.approx(b.mean_iou, rel=1e-12)
-    assert a["abstain_rate"] == pytest.approx(b.abstain_rate, rel=1e-12)
+        counts = segmentation_counts(torch.as_tensor(pred), torch.as_tensor(target), 5)
+        ours.add(counts)
+        (half if i % 2 else core).update(pred, target)
+    a, b = ours.compute(), core.merge(half).compute()  # shards combine by a sum of counts
+    assert a.accuracy == pytest.approx(b.accuracy, rel=1e-12)
+    assert a.mean_iou == pytest.approx(b.mean_iou, rel=1e-12)
+    assert a.abstain_rate == pytest.approx(b.abstain_rate, rel=1e-12)
+    np.testing.assert_allclose(a.pooled_iou, b.pooled_iou, rtol=1e-12)
+    assert a.n_inputs == b.n_inputs == 10
 
 
 def test_automatic_batch_reused_and_still_shrinks():

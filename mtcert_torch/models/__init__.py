@@ -27,6 +27,7 @@ from mtcert_torch.models.hrnet import (
     hrnetv2_w48,
 )
 from mtcert_torch.models.pointnet2 import (
+    PointNet2Adapter,
     PointNet2PartSegMsg,
     pointnet2_part_seg_msg,
     predict_parts,
@@ -36,6 +37,7 @@ __all__ = [
     "CONFIGS",
     "HRNetConfig",
     "HRNetV2",
+    "PointNet2Adapter",
     "PointNet2PartSegMsg",
     "StageConfig",
     "get_model",

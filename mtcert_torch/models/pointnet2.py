@@ -33,22 +33,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mtcert._validation import check_positive_int
 from mtcert_torch.models._checkpoint import load_checkpoint
-from mtcert_torch.shapenet import PART_RANGES
+from mtcert_torch.sampler import CPU_MAX_BATCH, CPU_MEMORY_BUDGET
+from mtcert_torch.shapenet import PART_RANGES, category_index
 
 __all__ = [
     "FeaturePropagation",
+    "PointNet2Adapter",
     "PointNet2PartSegMsg",
     "SetAbstraction",
     "SetAbstractionMsg",
     "ball_query",
     "category_part_mask",
     "farthest_point_sample",
+    "pointnet2_batch_size",
     "pointnet2_part_seg_msg",
     "predict_parts",
     "restricted_argmax",
@@ -428,6 +432,120 @@ def predict_parts(
         logp, _ = model(x, onehot, generator=generator)
         total = logp if total is None else total.add_(logp)
     return restricted_argmax(total.div_(votes), cat, mask)
+
+
+class PointNet2Adapter(torch.nn.Module):
+    """A PointNet++ part segmenter as the base classifier of a
+    :class:`~mtcert_torch.pointcloud.PointCloudTask`: clouds ``(B, N, C)`` and a
+    category → part labels ``(B, N)``.
+
+    Parameters
+    ----------
+    model : PointNet2PartSegMsg
+    votes : int, default 3
+        Forward passes averaged per call (paper §6.3).
+    part_ranges : sequence of (start, stop), optional
+        Part range of each category (ShapeNet-part by default).
+    seed : int, default 0
+        Seed of the farthest-point-sampling generator (on the model's device).
+
+    Examples
+    --------
+    >>> import torch
+    >>> adapter = PointNet2Adapter(pointnet2_part_seg_msg(npoints=(16, 4)), votes=2)
+    >>> adapter.labels(torch.randn(3, 64, 6), 4).shape
+    torch.Size([3, 64])
+    """
+
+    def __init__(
+        self,
+        model: PointNet2PartSegMsg,
+        *,
+        votes: int = 3,
+        part_ranges: Sequence[tuple[int, int]] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if not isinstance(model, PointNet2PartSegMsg):
+            raise ValueError(f"model must be a PointNet2PartSegMsg; got {type(model).__name__}")
+        self.model = model.eval()
+        self.votes = check_positive_int(votes, "votes")
+        self.part_ranges = part_ranges
+        self.seed = int(seed)
+        self._generator: torch.Generator | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_parts
+
+    @property
+    def in_channels(self) -> int:
+        return self.model.in_channels
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def category_index(self, category) -> int:
+        """A category index in ``[0, num_categories)`` from an index or a ShapeNet-part name."""
+        if isinstance(category, str):
+            return category_index(category)
+        num = self.model.num_categories
+        if isinstance(category, bool) or not isinstance(category, int | np.integer):
+            raise ValueError(f"category must be an index or a name; got {category!r}")
+        if not 0 <= int(category) < num:
+            raise ValueError(f"category must lie in [0, {num}); got {category}")
+        return int(category)
+
+    def manual_seed(self, seed: int) -> PointNet2Adapter:
+        """Restart the farthest-point-sampling stream from ``seed``."""
+        self.seed = int(seed)
+        self._generator = None
+        return self
+
+    def generator(self, device) -> torch.Generator:
+        device = torch.device(device)
+        g = self._generator
+        if g is None or g.device.type != device.type:
+            g = self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        return g
+
+    def batch_size_hint(self, num_points: int, memory_budget: int | None = None) -> int:
+        """Clouds per CPU forward pass (:func:`pointnet2_batch_size`)."""
+        return pointnet2_batch_size(self.model, num_points, memory_budget or CPU_MEMORY_BUDGET)
+
+    def labels(self, points: torch.Tensor, category) -> torch.Tensor:
+        """Part labels ``(B, N)`` of clouds ``(B, N, C_in)`` of one or ``B`` categories."""
+        return predict_parts(
+            self.model,
+            points,
+            category,
+            votes=self.votes,
+            generator=self.generator(points.device),
+            part_ranges=self.part_ranges,
+        )
+
+    forward = labels
+
+
+def pointnet2_batch_size(
+    model: PointNet2PartSegMsg, num_points: int, memory_budget: int = CPU_MEMORY_BUDGET
+) -> int:
+    """Clouds per forward pass that keep PointNet++'s largest activations within a budget.
+
+    CPU heuristic: per cloud, three float32 copies of the widest grouped
+    tensor of ``sa1``/``sa2`` (centres × neighbours × channels) plus the
+    centre-to-point distance and index matrices.  Clamped to ``[1, CPU_MAX_BATCH]``
+    (:data:`mtcert_torch.sampler.CPU_MAX_BATCH`).
+    """
+    per = 0
+    for sa in (model.sa1, model.sa2):
+        s = min(sa.npoint, num_points)
+        for k, convs in zip(sa.nsamples, sa.conv_blocks, strict=True):
+            width = max(c.out_channels for c in convs)
+            per = max(per, 3 * 4 * s * min(k, num_points) * width + 12 * s * num_points)
+        num_points = s
+    return int(max(1, min(CPU_MAX_BATCH, memory_budget // max(per, 1))))
 
 
 def pointnet2_part_seg_msg(

@@ -1,0 +1,197 @@
+"""The task interface: the only thing a modality adds to the one :class:`~mtcert_torch.Certifier`.
+
+The :class:`~mtcert_torch.Certifier` owns SEGCERTIFY's two stages, streaming
+counts, batching and seeding.  A *task* says
+
+1. **what the input is** and how it becomes a point of the *smoothing space*
+   (:meth:`Task.prepare` returns a :class:`Smoothed`: the clean point
+   ``center`` where noise is added, on the model's device),
+2. **how a batch of noisy copies is drawn**: i.i.d. additive noise of the
+   family :attr:`Task.noise` (``"gaussian"`` or ``"laplace"``) around
+   ``center``.  The smoothing space is the task's choice: image pixels in
+   [0, 1], point coordinates, or rotation angles (then the noise is a random
+   rotation about an axis),
+3. **how the model's output becomes one label per component**
+   (``Smoothed.classify`` maps noisy points ``(B, *center.shape)`` to integer
+   labels ``(B, *components)``), and
+4. **which radius the noise certifies** (:meth:`Task.radius`, in the units of
+   the smoothing space).
+
+:class:`TensorTask` smooths a tensor input directly (any model whose output is
+labels or logits); :class:`~mtcert_torch.ImageTask` and
+:class:`~mtcert_torch.PointCloudTask` are the two shipped modalities.  A task
+for a new modality (sequences, graphs, …) subclasses :class:`Task` and
+implements :meth:`~Task.prepare`; ``docs/torch.md`` has a worked example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from mtcert._validation import check_option, check_positive_int
+from mtcert.radius import gaussian_radius, laplace_radius
+
+from .noise import NOISES
+
+__all__ = ["Smoothed", "Task", "TensorTask", "as_labels"]
+
+
+@dataclass(frozen=True)
+class Smoothed:
+    """One input prepared for smoothing (what :meth:`Task.prepare` returns).
+
+    Attributes
+    ----------
+    center : Tensor
+        The clean point of the smoothing space; noise of the task's family is
+        added to it.  On the device the certifier runs on.
+    classify : callable
+        Noisy points ``(B, *center.shape)`` → integer labels ``(B, *components)``
+        in ``[0, num_classes)``.  Called under :func:`torch.inference_mode`.
+    clean : callable, optional
+        The base model's labels ``(*components)`` on the clean input; by default
+        ``classify(center[None])[0]``.
+    size_key : tuple, optional
+        Inputs with equal keys share an automatic batch size (default: ``center.shape``).
+    info : dict
+        Task details copied into the certificate's ``info`` (e.g. the
+        normalisation of a point cloud).
+    """
+
+    center: torch.Tensor
+    classify: Callable[[torch.Tensor], torch.Tensor]
+    clean: Callable[[], torch.Tensor] | None = None
+    size_key: tuple | None = None
+    info: dict = field(default_factory=dict)
+
+    def base_labels(self) -> torch.Tensor:
+        """The base model's labels on the clean input."""
+        with torch.inference_mode():
+            if self.clean is not None:
+                return self.clean()
+            return self.classify(self.center.unsqueeze(0))[0]
+
+
+def as_labels(out) -> torch.Tensor:
+    """A model output as integer labels: integer tensors as they are, floating-point
+    tensors as logits or scores with the classes on dimension 1 (``argmax(1)``)."""
+    if isinstance(out, list | tuple):  # auxiliary outputs (e.g. HRNet-OCR): keep the last
+        out = out[-1]
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"the model must return a tensor; got {type(out).__name__}")
+    if out.dtype.is_floating_point:
+        if out.dim() < 2:
+            raise ValueError(
+                f"a floating-point model output must be (B, C, ...) scores; got {tuple(out.shape)}"
+            )
+        return out.argmax(1)
+    return out
+
+
+class Task:
+    """Base class of a smoothing task (see the module docstring).
+
+    Subclasses set :attr:`num_classes` and :attr:`noise` and implement
+    :meth:`prepare`; the other methods have defaults.
+
+    Attributes
+    ----------
+    num_classes : int
+        Number of labels a component can take.
+    noise : {"gaussian", "laplace"}
+        Family of the additive noise in the smoothing space.
+    """
+
+    num_classes: int
+    noise: str = "gaussian"
+
+    def prepare(self, x, device: torch.device) -> Smoothed:
+        """Validate input ``x`` and return it as a :class:`Smoothed` point on ``device``."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device | None:
+        """The model's device (the certifier's default), or None if unknown."""
+        return None
+
+    @property
+    def label(self) -> str:
+        """Short description of the smoothing for records and summaries (default: the noise)."""
+        return self.noise
+
+    def radius(self, sigma: float, tau: float) -> float:
+        """Radius certified at ``p = tau`` by noise of scale ``sigma`` (ℓ2 for Gaussian,
+        ℓ1 for Laplace noise, in the units of the smoothing space)."""
+        if self.noise == "laplace":
+            return float(laplace_radius(tau, sigma))
+        return float(gaussian_radius(tau, sigma))
+
+    def batch_size_hint(self, smoothed: Smoothed, memory_budget: int | None) -> int | None:
+        """Copies per forward pass on CPU; None lets the sampler estimate one."""
+        return None
+
+    def manual_seed(self, seed: int) -> None:
+        """Reseed randomness of the task's own (e.g. a model's point sampling); default none."""
+
+    def record(self, info: dict) -> dict:
+        """Extra per-item record fields from a certificate's ``info`` (e.g. image
+        height and width); default none."""
+        return {}
+
+    def eval(self) -> Task:
+        """Put the model in evaluation mode (if it has one)."""
+        model = getattr(self, "model", None)
+        if isinstance(model, torch.nn.Module):
+            model.eval()
+        return self
+
+
+class TensorTask(Task):
+    """Smooth a tensor input directly: the input tensor is the smoothing space.
+
+    Parameters
+    ----------
+    model : callable
+        Maps noisy inputs ``(B, *x.shape)`` to integer labels ``(B, *components)``
+        or floating-point scores ``(B, C, *components)`` (argmax over dim 1).
+        A classifier has no component dimensions: labels ``(B,)``, logits ``(B, C)``.
+    num_classes : int
+    noise : {"gaussian", "laplace"}
+
+    Examples
+    --------
+    >>> import torch
+    >>> from mtcert_torch import Certifier
+    >>> task = TensorTask(lambda z: (z > 0).long(), num_classes=2)
+    >>> cert = Certifier(task, batch_size=50).certify(torch.full((4,), 3.0), sigma=1.0,
+    ...     tau=0.75, n0=10, n=100, alpha=0.001)
+    >>> cert.labels.tolist()
+    [1, 1, 1, 1]
+    """
+
+    def __init__(self, model: Callable, *, num_classes: int, noise: str = "gaussian"):
+        if not callable(model):
+            raise ValueError(f"model must be callable; got {type(model).__name__}")
+        self.model = model
+        self.num_classes = check_positive_int(num_classes, "num_classes")
+        self.noise = check_option(noise, "noise", NOISES)
+
+    @property
+    def device(self) -> torch.device | None:
+        model = self.model
+        if isinstance(model, torch.nn.Module):
+            for p in model.parameters():
+                return p.device
+        return getattr(model, "device", None)
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        return as_labels(self.model(z))
+
+    def prepare(self, x, device: torch.device) -> Smoothed:
+        x = torch.as_tensor(x)
+        if x.dtype.is_complex or x.dtype == torch.bool:
+            raise ValueError(f"x must hold real numbers; got dtype {x.dtype}")
+        return Smoothed(x.to(device=device, dtype=torch.float32), self.classify)
