@@ -15,9 +15,13 @@ test: only the hit counts of the ``n`` independent testing samples enter the
 p-values, exactly as in a direct run.
 
 The decisions are :func:`mtcert.certify.segcertify_hits`, the metrics
-:class:`mtcert.metrics.CertifiedSegmentationMetrics`; this module only
-iterates.  Items are visited in name order, so a summary is the same bytes
-whatever order the run finished its items in.
+:class:`mtcert.metrics.CertifiedSegmentationMetrics` over per-item
+:class:`~mtcert.metrics.SegmentationCounts`.  Those counts are read off one
+per-item histogram of (hit count, guess, target) for every setting at once:
+FWER and k-FWER procedures certify exactly the components with ``hits >= h``
+for one threshold h per item, so the counts at h are suffix sums.  Items are
+visited in name order, so a summary is the same bytes whatever order the run
+finished its items in.
 """
 
 from __future__ import annotations
@@ -33,15 +37,15 @@ from mtcert import radius as _radius
 from mtcert._validation import check_alpha, check_positive_int, check_tau
 from mtcert.certify import SegmentationCertificate, segcertify_hits
 from mtcert.counts import CountsItem, StoredCounts, read_counts
-from mtcert.metrics import CertifiedSegmentationMetrics
-from mtcert.multitest import KFWER_METHODS
+from mtcert.metrics import CertifiedSegmentationMetrics, SegmentationCounts, segmentation_counts
+from mtcert.multitest import FDR_METHODS, KFWER_METHODS
 
 __all__ = ["decide", "plot_radius_curves", "radius_curve", "recertify"]
 
 #: Columns of :func:`recertify` (``run`` first when several runs are given).
 COLUMNS = (
     "noise", "sigma", "n0", "n", "tau", "alpha", "method", "k", "radius",
-    "acc", "miou", "abstain", "pooled_miou", "items", "pixels",
+    "acc", "miou", "abstain", "pooled_miou", "inst_miou", "class_miou", "items", "pixels",
 )  # fmt: skip
 
 # radius at p = tau per noise family (rotation smoothing: Gaussian in angle space)
@@ -126,19 +130,78 @@ def _radius_at(settings: dict, tau: float) -> float:
     return float(formula(tau, settings["sigma"])) if formula else float("nan")
 
 
+class _ThresholdCounts:
+    """Per-class counts of one item at every hit threshold, from one pass over its pixels.
+
+    Every FWER / k-FWER procedure rejects a set ``{hits >= h}`` (the p-values fall
+    with the hits and adjusted p-values are monotone in the raw ones), so a
+    certificate's labels are ``guess`` where ``hits >= h`` and ABSTAIN elsewhere;
+    the metrics' counts at ``h`` are suffix sums over hit values.  Equal to
+    :func:`mtcert.metrics.segmentation_counts` of the certificate's labels (tested).
+    """
+
+    def __init__(self, item: CountsItem, n: int, num_classes: int, ignore_index):
+        c = num_classes
+        hits = item.hits.ravel().astype(np.int64)
+        guess = item.guess.ravel().astype(np.int64)
+        target = item.target.ravel()
+        valid = np.ones(hits.shape, bool) if ignore_index is None else target != ignore_index
+        hv, gv, tv = hits[valid], guess[valid], target[valid].astype(np.int64)
+        right = gv == tv
+
+        def at_least(x):  # x[h] -> sum over hit values >= h, one extra row (h = n + 1) of 0
+            out = np.zeros((n + 2, *x.shape[1:]), np.int64)
+            out[:-1] = np.cumsum(x[::-1], axis=0)[::-1]
+            return out
+
+        self._pred = at_least(np.bincount(hv * c + gv, minlength=(n + 1) * c).reshape(n + 1, c))
+        cells = hv[right] * c + gv[right]
+        self._inter = at_least(np.bincount(cells, minlength=(n + 1) * c).reshape(n + 1, c))
+        self._all = at_least(np.bincount(hits, minlength=n + 1))
+        self._valid = at_least(np.bincount(hv, minlength=n + 1))
+        self._area_g = np.bincount(tv, minlength=c)
+        self.components = hits.size
+        self.n_valid = hv.size
+
+    def threshold(self, n_certified: int) -> int | None:
+        """A hit threshold certifying exactly ``n_certified`` components (None: there is none)."""
+        found = np.flatnonzero(self._all == n_certified)
+        return int(found[0]) if found.size else None
+
+    def counts(self, h: int) -> SegmentationCounts:
+        inter = self._inter[h]
+        return SegmentationCounts(
+            components=self.components,
+            valid=self.n_valid,
+            correct=int(inter.sum()),
+            abstained=self.components - int(self._all[h]),
+            abstained_valid=self.n_valid - int(self._valid[h]),
+            intersection=inter,
+            union=self._pred[h] + self._area_g - inter,
+        )
+
+
 def _one_run(counts: StoredCounts, combos) -> list[dict]:
     s = counts.settings
-    accs = [
-        CertifiedSegmentationMetrics(counts.num_classes, ignore_index=counts.ignore_index)
-        for _ in combos
-    ]
-    n = counts.n
+    c, n, ignore = counts.num_classes, counts.n, counts.ignore_index
+    # the counts below leave ignored components out already
+    accs = [CertifiedSegmentationMetrics(c, ignore_index=None) for _ in combos]
     for item in counts:
+        sweep = _ThresholdCounts(item, n, c, ignore)
+        parts = item.meta.get("parts")
+        where = {"group": item.meta.get("group"), "parts": parts and tuple(parts)}
         for acc, (tau, alpha, method, k) in zip(accs, combos, strict=True):
             cert = segcertify_hits(
                 item.guess, item.hits, n, tau=tau, alpha=alpha, method=method, k=k
             )
-            acc.update(cert.labels, item.target)
+            h = None if method.lower() in FDR_METHODS else sweep.threshold(cert.n_certified)
+            if h is None:
+                found = segmentation_counts(
+                    cert.labels, item.target, num_classes=c, ignore_index=ignore
+                )
+            else:
+                found = sweep.counts(h)
+            acc.add(found, **where)
     rows = []
     for acc, (tau, alpha, method, k) in zip(accs, combos, strict=True):
         scores = acc.compute()
@@ -157,6 +220,8 @@ def _one_run(counts: StoredCounts, combos) -> list[dict]:
                 "miou": scores.mean_iou,
                 "abstain": scores.abstain_rate,
                 "pooled_miou": scores.pooled_mean_iou,
+                "inst_miou": scores.instance_miou,
+                "class_miou": scores.class_miou,
                 "items": scores.n_inputs,
                 "pixels": scores.n_pixels,
             }
@@ -202,7 +267,9 @@ def recertify(counts, *, tau, alpha, method="holm", k=1) -> pd.DataFrame:
         −σ ln(2(1 − τ)) for Laplace); ``acc`` (certified pixel accuracy),
         ``miou`` (paper App. A.1), ``abstain`` (fraction abstained), as
         fractions of the non-ignored pixels; ``pooled_miou`` (data-set mIoU
-        from summed intersections and unions); ``items`` and ``pixels``.
+        from summed intersections and unions); ``inst_miou`` and
+        ``class_miou`` (ShapeNet-part instance / class mIoU, for items stored
+        with ``parts`` metadata, NaN otherwise); ``items`` and ``pixels``.
 
     Notes
     -----

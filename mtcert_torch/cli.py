@@ -23,6 +23,11 @@ from pathlib import Path
 from .adapter import IMAGENET_MEAN, IMAGENET_STD
 from .runs import certify_images, certify_pointclouds
 
+SAVE_COUNTS_HELP = (
+    "also store guess, hits and ground truth per item in OUT/counts.mtcounts, to re-decide "
+    "at other tau/alpha/method/k without the model (python -m mtcert recertify OUT)"
+)
+
 
 def _json_kwargs(text: str) -> dict:
     try:
@@ -86,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--figures", type=int, default=4, help="Fig.-1 panels for the first N images")
     r.add_argument("--no-base", action="store_true", help="skip the base-model row")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--save-counts", action="store_true", help=SAVE_COUNTS_HELP)
     _add_pointcloud_parser(sub)
     return parser
 
@@ -140,6 +146,7 @@ def _add_pointcloud_parser(sub) -> None:
     r.add_argument("--memory-budget", type=float, default=None, help="MiB per batch (auto mode)")
     r.add_argument("--no-base", action="store_true", help="skip the base-model row")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--save-counts", action="store_true", help=SAVE_COUNTS_HELP)
 
 
 def certify_command(args) -> int:
@@ -177,6 +184,7 @@ def certify_command(args) -> int:
         figures=args.figures,
         base=not args.no_base,
         progress=not args.no_progress,
+        save_counts=args.save_counts,
     )
     return _print_summary(ev, args.out)
 
@@ -211,6 +219,7 @@ def certify_pointcloud_command(args) -> int:
         memory_budget=args.memory_budget,
         base=not args.no_base,
         progress=not args.no_progress,
+        save_counts=args.save_counts,
     )
     return _print_summary(ev, args.out)
 

@@ -33,6 +33,7 @@ from .evaluation import (
 from .image import ImageTask
 from .pointcloud import PointCloudTask
 from .results import CLOUD_FILES, IMAGE_FILES, ResultsWriter, default_palette, save_figure
+from .stored_counts import open_counts
 
 __all__ = ["certify_images", "certify_pointclouds", "load_model"]
 
@@ -133,6 +134,7 @@ def certify_images(
     base: bool = True,
     progress: bool = True,
     hooks: Sequence[Callable] = (),
+    save_counts: bool = False,
 ) -> Evaluation:
     """Certify a segmentation model on a folder of images (``python -m mtcert_torch certify``).
 
@@ -212,11 +214,17 @@ def certify_images(
                 title=f"R={cert.radius:.3f} abstain={cert.abstain_rate:.1%}",
             )
 
+    counts = None
+    if save_counts:
+        counts = open_counts(out, config, noise=noise, num_classes=num_classes,
+                             ignore_index=ignore_index, rank=writer.rank)  # fmt: skip
     try:
         return evaluate(certifier, items, settings, writer=writer, seed=seed, base=base,
                         ignore_index=ignore_index, limit=limit, hooks=[figure, *hooks],
-                        progress=progress)  # fmt: skip
+                        progress=progress, counts=counts)  # fmt: skip
     finally:
+        if counts is not None:
+            counts.close()
         _finish(owned)
 
 
@@ -249,6 +257,7 @@ def certify_pointclouds(
     base: bool = True,
     progress: bool = True,
     hooks: Sequence[Callable] = (),
+    save_counts: bool = False,
 ) -> Evaluation:
     """SEGCERTIFY every ShapeNet-part cloud of a split (``certify-pointcloud``, Table 2).
 
@@ -303,8 +312,14 @@ def certify_pointclouds(
     writer = ResultsWriter(out, config, rank=distributed_context()[0], **CLOUD_FILES)
 
     items = evaluation_items(ds)
+    counts = None
+    if save_counts:
+        counts = open_counts(out, config, noise=smoothing, num_classes=certifier.num_classes,
+                             ignore_index=None, rank=writer.rank)  # fmt: skip
     try:
         return evaluate(certifier, items, settings, writer=writer, seed=seed, base=base,
-                        limit=limit, hooks=hooks, progress=progress)  # fmt: skip
+                        limit=limit, hooks=hooks, progress=progress, counts=counts)  # fmt: skip
     finally:
+        if counts is not None:
+            counts.close()
         _finish(owned)
