@@ -340,7 +340,9 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
         canonical = res.method
         rej2d = np.asarray(res.reject, dtype=bool)
         n_rej = rej2d.sum(axis=-1)
-        np.copyto(labels2d, np.where(rej2d, guess2d, ABSTAIN), casting="unsafe")
+        # not np.where(rej, guess, ABSTAIN): with an unsigned guess dtype that wraps -1 to 255
+        np.copyto(labels2d, guess2d, casting="unsafe")
+        labels2d[~rej2d] = ABSTAIN
         hits_copy[...] = hits2d
         n_neg = int(np.count_nonzero(guess2d < 0))
     if n_neg:

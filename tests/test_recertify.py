@@ -127,6 +127,60 @@ def test_laplace_radius_and_several_runs(tmp_path):
         plot_radius_curves(curve, y="nope")
 
 
+@pytest.mark.parametrize("method", ["holm", "bonferroni", "hochberg", "hommel", "sidak", "fdr_bh"])
+def test_unsigned_stored_guesses_abstain_as_abstain(method):
+    """Stored guesses are uint8: abstained components must read -1, never 255 (regression)."""
+    from mtcert.certify import segcertify_hits
+
+    cert = segcertify_hits(
+        np.array([1, 2, 3], np.uint8), np.array([100, 10, 100], np.uint8), 100,
+        tau=0.75, alpha=0.01, method=method,
+    )  # fmt: skip
+    np.testing.assert_array_equal(cert.labels, [1, -1, 3])
+    np.testing.assert_array_equal(cert.reject, [True, False, True])
+
+
+@pytest.mark.parametrize(
+    ("method", "k"),
+    [("holm", 1), ("bonferroni", 1), ("generalized-holm", 3), ("generalized-bonferroni", 2),
+     ("hochberg", 1), ("hommel", 1), ("fdr_bh", 1)],
+)  # fmt: skip
+def test_threshold_counts_equal_counts_of_the_labels(tmp_path, method, k):
+    """The per-item histogram path gives the counts of the certificate's label map."""
+    from mtcert.certify import segcertify_hits
+    from mtcert.metrics import segmentation_counts
+    from mtcert.recertify import _ThresholdCounts
+
+    settings = {**SETTINGS, "num_classes": 6, "ignore_index": None, "n": 40}
+    rng = np.random.default_rng(5)
+    with CountsWriter(tmp_path / "p.mtcounts", settings) as w:
+        for i in range(6):  # "point clouds": no ignored points, part ranges per category
+            target = rng.integers(0, 3, 50) + 3 * (i % 2)
+            guess = np.where(rng.random(50) < 0.8, target, rng.integers(0, 6, 50))
+            w.add(f"c{i}", guess=guess, hits=rng.binomial(40, rng.beta(6, 1, 50)), target=target,
+                  meta={"group": "ab"[i % 2], "parts": [3 * (i % 2), 3 * (i % 2) + 3]})  # fmt: skip
+    counts = read_counts(tmp_path / "p.mtcounts")
+    part_ious = {"a": [], "b": []}
+    for tau in (0.5, 0.7, 0.9):
+        for item in counts:
+            cert = segcertify_hits(
+                item.guess, item.hits, 40, tau=tau, alpha=0.05, method=method, k=k
+            )
+            ref = segmentation_counts(cert.labels, item.target, num_classes=6, ignore_index=None)
+            sweep = _ThresholdCounts(item, 40, 6, None)
+            got = sweep.counts(sweep.threshold(cert.n_certified))
+            for field in ("components", "valid", "correct", "abstained", "abstained_valid"):
+                assert getattr(got, field) == getattr(ref, field)
+            np.testing.assert_array_equal(got.intersection, ref.intersection)
+            np.testing.assert_array_equal(got.union, ref.union)
+            if tau == 0.7:
+                part_ious[item.meta["group"]].append(ref.part_iou(tuple(item.meta["parts"])))
+    row = recertify(counts, tau=0.7, alpha=0.05, method=method, k=k).iloc[0]
+    assert row["inst_miou"] == pytest.approx(np.mean(part_ious["a"] + part_ious["b"]), abs=1e-12)
+    class_miou = np.mean([np.mean(part_ious["a"]), np.mean(part_ious["b"])])
+    assert row["class_miou"] == pytest.approx(class_miou, abs=1e-12)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
