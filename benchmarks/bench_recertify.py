@@ -62,36 +62,33 @@ def sweep_seconds(path) -> tuple[float, int]:
 
 
 def certify_demo_with_counts(out: Path, *, images=12, size=32, n0=10, n=100, steps=60):
-    """Train TinySegNet, certify ``images`` test images storing counts; return seconds, path.
+    """Train the demo's TinySegNet, then time ``certify --save-counts`` on ``images`` images.
 
-    The timed part is what a certify run with stored counts does per image:
-    SEGCERTIFY's two sampling stages, the decision, and writing the item.
+    Returns the certify run's seconds (model loading, forward passes, decisions,
+    result files and stored counts; the base-model row and figures left out)
+    and the output folder.
     """
     import torch
 
     from mtcert_torch.adapter import SegmentationAdapter
-    from mtcert_torch.certifier import Certifier
-    from mtcert_torch.synthetic import TinySegNet, make_shapes
+    from mtcert_torch.runs import certify_images
+    from mtcert_torch.synthetic import TinySegNet, make_shapes, write_folder_dataset
     from mtcert_torch.training import train_with_noise
 
     torch.manual_seed(0)
     x_train, y_train = make_shapes(96, size, seed=0)
-    x_test, y_test = make_shapes(images, size, seed=1)
-    adapter = SegmentationAdapter(TinySegNet(num_classes=3), num_classes=3)
-    train_with_noise(adapter, x_train, y_train, sigma=0.25, steps=steps, seed=0)
-    certifier = Certifier(adapter, batch_size=100, seed=0)
-    path = out / "counts.mtcounts"
-    settings = dict(sigma=0.25, noise="gaussian", n0=n0, n=n, seed=0, model="TinySegNet",
-                    num_classes=3)  # fmt: skip
+    net = TinySegNet(num_classes=3)
+    train_with_noise(SegmentationAdapter(net, num_classes=3), x_train, y_train, sigma=0.25,
+                     steps=steps, seed=0)  # fmt: skip
+    torch.save(net.state_dict(), out / "tiny.pt")
+    data = write_folder_dataset(out / "data", *make_shapes(images, size, seed=1))
     t0 = time.perf_counter()
-    with CountsWriter(path, settings) as writer:
-        for i in range(images):
-            certifier.manual_seed(i)
-            cert = certifier.certify(
-                x_test[i], sigma=0.25, tau=0.75, n0=n0, n=n, alpha=1e-3, method="holm"
-            )
-            writer.add(f"shape_{i:04d}", guess=cert.guess, hits=cert.hits, target=y_test[i].numpy())
-    return time.perf_counter() - t0, path
+    certify_images(
+        model="mtcert_torch.synthetic:TinySegNet", num_classes=3, checkpoint=out / "tiny.pt",
+        data=data, out=out / "certify", sigma=0.25, tau=0.75, n0=n0, n=n, alpha=1e-3,
+        batch_size=100, figures=0, base=False, progress=False, save_counts=True,
+    )  # fmt: skip
+    return time.perf_counter() - t0, out / "certify"
 
 
 def test_sweep_cityscapes_image(benchmark, tmp_path):

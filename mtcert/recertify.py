@@ -181,27 +181,52 @@ class _ThresholdCounts:
         )
 
 
+# Items of one shape are decided together, one family per row (``axis=-1``),
+# in batches of at most this many components.
+_BATCH_COMPONENTS = 1 << 22
+
+
+def _batches(counts: StoredCounts) -> Iterator[list[CountsItem]]:
+    """Consecutive items (name order) of equal shape, up to :data:`_BATCH_COMPONENTS`."""
+    batch: list[CountsItem] = []
+    for item in counts:
+        if batch and (
+            item.guess.shape != batch[0].guess.shape
+            or (len(batch) + 1) * item.guess.size > _BATCH_COMPONENTS
+        ):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
 def _one_run(counts: StoredCounts, combos) -> list[dict]:
     s = counts.settings
     c, n, ignore = counts.num_classes, counts.n, counts.ignore_index
     # the counts below leave ignored components out already
     accs = [CertifiedSegmentationMetrics(c, ignore_index=None) for _ in combos]
-    for item in counts:
-        sweep = _ThresholdCounts(item, n, c, ignore)
-        parts = item.meta.get("parts")
-        where = {"group": item.meta.get("group"), "parts": parts and tuple(parts)}
+    for batch in _batches(counts):
+        guess = np.stack([item.guess.ravel() for item in batch])
+        hits = np.stack([item.hits.ravel() for item in batch])
+        sweeps = [_ThresholdCounts(item, n, c, ignore) for item in batch]
+        seen: list[dict] = [{} for _ in batch]  # per item: threshold -> its counts
         for acc, (tau, alpha, method, k) in zip(accs, combos, strict=True):
             cert = segcertify_hits(
-                item.guess, item.hits, n, tau=tau, alpha=alpha, method=method, k=k
+                guess, hits, n, tau=tau, alpha=alpha, method=method, k=k, axis=-1
             )
-            h = None if method.lower() in FDR_METHODS else sweep.threshold(cert.n_certified)
-            if h is None:
-                found = segmentation_counts(
-                    cert.labels, item.target, num_classes=c, ignore_index=ignore
-                )
-            else:
-                found = sweep.counts(h)
-            acc.add(found, **where)
+            for b, (item, sweep) in enumerate(zip(batch, sweeps, strict=True)):
+                exact = method.lower() not in FDR_METHODS
+                h = sweep.threshold(int(cert.n_certified[b])) if exact else None
+                if h is None:
+                    found = segmentation_counts(
+                        cert.labels[b].reshape(item.target.shape), item.target,
+                        num_classes=c, ignore_index=ignore,
+                    )  # fmt: skip
+                else:
+                    found = seen[b].get(h) or seen[b].setdefault(h, sweep.counts(h))
+                parts = item.meta.get("parts")
+                acc.add(found, group=item.meta.get("group"), parts=parts and tuple(parts))
     rows = []
     for acc, (tau, alpha, method, k) in zip(accs, combos, strict=True):
         scores = acc.compute()
