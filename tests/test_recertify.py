@@ -322,3 +322,41 @@ def test_cli_save_counts_flag(demo_data, tmp_path):
     assert torch_main(argv) == 0
     assert (out / "counts.mtcounts").is_file() and len(read_counts(out)) == 2
     assert main(["recertify", str(out), "--out", str(tmp_path / "re")]) == 0
+
+
+@pytest.mark.torch
+def test_pointcloud_save_counts_reproduce_table_2(tmp_path):
+    """certify-pointcloud --save-counts: recertify gives Table 2 (inst./class mIoU) bit for bit."""
+    torch = pytest.importorskip("torch")
+    import csv
+
+    from mtcert_torch.cli import main as torch_main
+    from mtcert_torch.models import pointnet2_part_seg_msg
+    from tests.test_shapenet import shape, write_dataset
+
+    chair, plane = "03001627", "02691156"
+    root = write_dataset(tmp_path / "shapenet", {
+        (chair, "c1"): shape(96, [12, 13, 14, 15], seed=1),
+        (chair, "c2"): shape(80, [12, 14], seed=2),
+        (plane, "a1"): shape(128, [0, 1, 2, 3], seed=3),
+    })  # fmt: skip
+    torch.manual_seed(0)
+    ckpt = tmp_path / "pn2.pth"
+    torch.save(pointnet2_part_seg_msg(npoints=(16, 4)).state_dict(), ckpt)
+    out = tmp_path / "pc"
+    argv = [
+        "certify-pointcloud", "--model-kwargs", '{"npoints": [16, 4]}', "--data", str(root),
+        "--checkpoint", str(ckpt), "--out", str(out), "--sigma", "0.25", "--tau", "0.6",
+        "--alpha", "0.2", "--n0", "2", "--n", "16", "--votes", "1", "--npoints", "64",
+        "--batch-size", "4", "--no-progress", "--no-base", "--save-counts",
+    ]  # fmt: skip
+    assert torch_main(argv) == 0
+    counts = read_counts(out)
+    assert counts.settings["noise"] == "gaussian" and counts.ignore_index is None
+    assert {tuple(it.meta["parts"]) for it in counts} == {(0, 4), (12, 16)}
+    with (out / "summary.csv").open() as f:
+        (direct,) = list(csv.DictReader(f))
+    row = recertify(out, tau=0.6, alpha=0.2).iloc[0]
+    for ours, theirs in (("acc", "acc"), ("miou", "miou"), ("inst_miou", "inst_miou"),
+                         ("class_miou", "class_miou"), ("abstain", "abstain")):  # fmt: skip
+        assert row[ours] == float(direct[theirs])
