@@ -201,35 +201,59 @@ def _batches(counts: StoredCounts) -> Iterator[list[CountsItem]]:
         yield batch
 
 
-def _one_run(counts: StoredCounts, combos) -> list[dict]:
-    s = counts.settings
+def _decisions(counts: StoredCounts, combos) -> list[tuple]:
+    """Per item ``(counts_at, meta, keys)``: per combination the threshold h (its
+    counts in ``counts_at[h]``), or where there is none, and for FDR methods, the
+    counts of the certificate's labels themselves.  Only these few counts are
+    kept per item, never its pixels."""
     c, n, ignore = counts.num_classes, counts.n, counts.ignore_index
-    # the counts below leave ignored components out already
-    accs = [CertifiedSegmentationMetrics(c, ignore_index=None) for _ in combos]
+    out = []
     for batch in _batches(counts):
         guess = np.stack([item.guess.ravel() for item in batch])
         hits = np.stack([item.hits.ravel() for item in batch])
         sweeps = [_ThresholdCounts(item, n, c, ignore) for item in batch]
-        seen: list[dict] = [{} for _ in batch]  # per item: threshold -> its counts
-        for acc, (tau, alpha, method, k) in zip(accs, combos, strict=True):
+        keys: list[list] = [[] for _ in batch]
+        for tau, alpha, method, k in combos:
             cert = segcertify_hits(
                 guess, hits, n, tau=tau, alpha=alpha, method=method, k=k, axis=-1
             )
+            exact = method.lower() not in FDR_METHODS
             for b, (item, sweep) in enumerate(zip(batch, sweeps, strict=True)):
-                exact = method.lower() not in FDR_METHODS
                 h = sweep.threshold(int(cert.n_certified[b])) if exact else None
                 if h is None:
-                    found = segmentation_counts(
+                    h = segmentation_counts(
                         cert.labels[b].reshape(item.target.shape), item.target,
                         num_classes=c, ignore_index=ignore,
                     )  # fmt: skip
-                else:
-                    found = seen[b].get(h) or seen[b].setdefault(h, sweep.counts(h))
-                parts = item.meta.get("parts")
-                acc.add(found, group=item.meta.get("group"), parts=parts and tuple(parts))
+                keys[b].append(h)
+        for item, sweep, key in zip(batch, sweeps, keys, strict=True):
+            parts = item.meta.get("parts")
+            meta = {"group": item.meta.get("group"), "parts": parts and tuple(parts)}
+            counts_at = {h: sweep.counts(h) for h in {h for h in key if isinstance(h, int)}}
+            out.append((counts_at, meta, key))
+    return out
+
+
+def _one_run(counts: StoredCounts, combos) -> list[dict]:
+    s, n = counts.settings, counts.n
+    decided = _decisions(counts, combos)
+    # Combinations that certify the same pixels of every item have the same scores:
+    # accumulate once per group (e.g. generalized Holm at k = 1 and Holm).
+    groups: dict[tuple, list[int]] = {}
+    for j in range(len(combos)):
+        key = tuple(k[j] if isinstance(k[j], int) else ("labels", j) for _, _, k in decided)
+        groups.setdefault(key, []).append(j)
+    scores: list = [None] * len(combos)
+    for members in groups.values():
+        # the counts below leave ignored components out already
+        acc = CertifiedSegmentationMetrics(counts.num_classes, ignore_index=None)
+        for counts_at, meta, keys in decided:
+            found = keys[members[0]]
+            acc.add(counts_at[found] if isinstance(found, int) else found, **meta)
+        for j in members:
+            scores[j] = acc.compute()
     rows = []
-    for acc, (tau, alpha, method, k) in zip(accs, combos, strict=True):
-        scores = acc.compute()
+    for score, (tau, alpha, method, k) in zip(scores, combos, strict=True):
         rows.append(
             {
                 "noise": s["noise"],
@@ -241,14 +265,14 @@ def _one_run(counts: StoredCounts, combos) -> list[dict]:
                 "method": method,
                 "k": k,
                 "radius": _radius_at(s, tau),
-                "acc": scores.accuracy,
-                "miou": scores.mean_iou,
-                "abstain": scores.abstain_rate,
-                "pooled_miou": scores.pooled_mean_iou,
-                "inst_miou": scores.instance_miou,
-                "class_miou": scores.class_miou,
-                "items": scores.n_inputs,
-                "pixels": scores.n_pixels,
+                "acc": score.accuracy,
+                "miou": score.mean_iou,
+                "abstain": score.abstain_rate,
+                "pooled_miou": score.pooled_mean_iou,
+                "inst_miou": score.instance_miou,
+                "class_miou": score.class_miou,
+                "items": score.n_inputs,
+                "pixels": score.n_pixels,
             }
         )
     return rows
