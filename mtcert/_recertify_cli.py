@@ -24,8 +24,10 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads only when a command runs
+    import pandas as pd
 
 __all__ = [
     "PLAN_HELP",
