@@ -36,6 +36,9 @@ _LAZY = {
     "run_grid": "mtcert.power",
     "run_preset": "mtcert.power",
     "check_error_rate": "mtcert.testing",
+    **dict.fromkeys(("CountsWriter", "read_counts"), "mtcert.counts"),
+    **dict.fromkeys(("recertify", "radius_curve"), "mtcert.recertification"),
+    "plan_samples": "mtcert.planning",
 }
 
 
@@ -62,6 +65,7 @@ __all__ = [
     "AdjustResult",
     "BinaryOracle",
     "ClassHierarchy",
+    "CountsWriter",
     "MultiClassOracle",
     "SegmentationCertificate",
     "__version__",
@@ -80,9 +84,13 @@ __all__ = [
     "multipletests",
     "multitest",
     "oracle",
+    "plan_samples",
     "plotting",
     "power",
     "radius",
+    "radius_curve",
+    "read_counts",
+    "recertify",
     "run_grid",
     "run_preset",
     "segcertify",

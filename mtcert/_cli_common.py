@@ -7,6 +7,7 @@ importing the dispatcher (no import cycles).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -14,7 +15,21 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
-__all__ = ["Formatter", "Parser", "UsageError", "output_folder", "output_name", "positive_int"]
+__all__ = [
+    "Formatter",
+    "Parser",
+    "UsageError",
+    "close_figure",
+    "comma_list",
+    "fail",
+    "floats",
+    "ints",
+    "markdown_table",
+    "names",
+    "output_folder",
+    "output_name",
+    "positive_int",
+]
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -112,3 +127,45 @@ def output_name(
     while taken(f"{default}-{i}"):
         i += 1
     return f"{default}-{i}"
+
+
+def comma_list(cast, what: str):
+    """An argparse ``type``: a comma-separated list of ``cast`` values (at least one)."""
+
+    def parse(text: str) -> list:
+        try:
+            out = [cast(v.strip()) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a comma-separated list of {what}: {text!r}"
+            ) from None
+        if not out:
+            raise argparse.ArgumentTypeError(f"empty list of {what}")
+        return out
+
+    return parse
+
+
+floats = comma_list(float, "numbers")
+ints = comma_list(int, "integers")
+names = comma_list(str, "names")
+
+
+def markdown_table(df) -> str:
+    """A GitHub Markdown table of ``df`` (floats to 4 significant digits, NaN as ``-``)."""
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "-" if math.isnan(v) else f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(False)]
+    return "\n".join(lines) + "\n"
+
+
+def close_figure(fig) -> None:
+    """Release a matplotlib figure once it is saved."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

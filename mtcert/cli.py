@@ -9,6 +9,10 @@ demo
     A small multiple-testing demo on simulated p-values.
 power
     Power studies on synthetic oracles.
+recertify
+    Re-decide stored counts at other tau, alpha, method and k (no model needed).
+plan
+    Plan the number of testing samples n for a target certified rate.
 
 Adding a command: write a module with ``HELP`` (one line), ``add_arguments(parser)``
 and ``run(args) -> int`` (exit status), and add one line to :data:`COMMANDS`.
@@ -32,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "run": "mtcert._main_job",
     "demo": "mtcert._demo",
     "power": "mtcert._power_cli",
+    "recertify": "mtcert._recertify_cli",
+    "plan": "mtcert._plan_cli",
 }
 
 

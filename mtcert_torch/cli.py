@@ -214,6 +214,12 @@ def add_run_options(group, *, figures: bool) -> None:
     group.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
+    group.add_argument(
+        "--save-counts",
+        action="store_true",
+        help="also store guess, hits and ground truth per item in OUT/counts.mtcounts, to "
+        "re-decide at other tau/alpha/method/k without the model (python -m mtcert recertify)",
+    )
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

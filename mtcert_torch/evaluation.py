@@ -29,12 +29,14 @@ import numpy as np
 import torch
 
 from mtcert.certify import segcertify_hits
+from mtcert.counts import CountsWriter
 from mtcert.validation import check_positive_int
 
 from .certifier import Certificate, Certifier
 from .metrics import segmentation_counts
 from .noise import NoiseModel
 from .results import ResultsWriter, summarize
+from .stored_counts import check_complete, store_item
 
 __all__ = [
     "Evaluation",
@@ -300,6 +302,7 @@ def evaluate(
     limit: int | None = None,
     hooks: Sequence[Callable[[Item, ItemResult], dict | None]] = (),
     progress: bool = False,
+    counts: CountsWriter | None = None,
 ) -> Evaluation:
     """Certify a data set with resumable result files, sharding and a summary.
 
@@ -324,6 +327,9 @@ def evaluate(
         module docstring).
     progress : bool
         A progress bar on stderr (rank 0).
+    counts : mtcert.counts.CountsWriter, optional
+        Store each item's guess, hits and ground truth for re-deciding without
+        the model (:mod:`mtcert_torch.stored_counts`, :func:`mtcert.recertification.recertify`).
 
     Under an initialised ``torch.distributed`` process group rank ``r`` of
     ``W`` certifies items ``r, r + W, …`` into its own record file; after a
@@ -335,6 +341,8 @@ def evaluate(
     done = writer.done() if writer is not None else set()
     order = list(range(len(items)))[:limit]
     todo = [i for i in order[rank::world] if items.names[i] not in done]
+    if counts is not None:
+        check_complete(counts, done & {items.names[i] for i in order[rank::world]})
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -350,6 +358,8 @@ def evaluate(
         result = certify_item(
             certifier, item, settings, seed=seed, base=base, ignore_index=ignore_index
         )
+        if counts is not None:
+            store_item(counts, item, result)
         for hook in hooks:
             extra = hook(item, result)
             if extra:

@@ -37,6 +37,7 @@ from .hierarchy import hierarchy_hook, load_hierarchy
 from .image import ImageTask
 from .pointcloud import PointCloudTask
 from .results import CLOUD_FILES, IMAGE_FILES, ResultsWriter, default_palette, save_figure
+from .stored_counts import open_counts
 
 __all__ = ["certify_images", "certify_pointclouds", "check_device", "check_output", "load_model"]
 
@@ -189,6 +190,7 @@ def certify_images(
     progress: bool = True,
     hooks: Sequence[Callable] = (),
     allow_fdr: bool = False,
+    save_counts: bool = False,
 ) -> Evaluation:
     """Certify a segmentation model on a folder of images (``python -m mtcert_torch certify``).
 
@@ -297,12 +299,19 @@ def certify_images(
         name = hierarchy if isinstance(hierarchy, str) else "custom"
         extra.append(hierarchy_hook(certifier, tree, settings, name=Path(name).stem, seed=seed,
                                     ignore_index=ignore_index))  # fmt: skip
+    counts = None
+    if save_counts:
+        counts = open_counts(out, config, noise=noise, num_classes=num_classes,
+                             ignore_index=ignore_index, rank=writer.rank)  # fmt: skip
     try:
         return evaluate(certifier, items, settings, writer=writer, seed=seed, base=base,
                         ignore_index=ignore_index, limit=limit,
-                        hooks=[figure, *extra, *hooks], progress=progress)  # fmt: skip
+                        hooks=[figure, *extra, *hooks], progress=progress,
+                        counts=counts)  # fmt: skip
     finally:
         writer.close()
+        if counts is not None:
+            counts.close()
         _finish(owned)
 
 
@@ -336,6 +345,7 @@ def certify_pointclouds(
     progress: bool = True,
     hooks: Sequence[Callable] = (),
     allow_fdr: bool = False,
+    save_counts: bool = False,
 ) -> Evaluation:
     """SEGCERTIFY every ShapeNet-part cloud of a split (``certify-pointcloud``, Table 2).
 
@@ -392,9 +402,15 @@ def certify_pointclouds(
     writer = ResultsWriter(out, config, rank=distributed_context()[0], **CLOUD_FILES)
 
     items = evaluation_items(ds)
+    counts = None
+    if save_counts:
+        counts = open_counts(out, config, noise=smoothing, num_classes=certifier.num_classes,
+                             ignore_index=None, rank=writer.rank)  # fmt: skip
     try:
         return evaluate(certifier, items, settings, writer=writer, seed=seed, base=base,
-                        limit=limit, hooks=hooks, progress=progress)  # fmt: skip
+                        limit=limit, hooks=hooks, progress=progress, counts=counts)  # fmt: skip
     finally:
         writer.close()
+        if counts is not None:
+            counts.close()
         _finish(owned)
