@@ -112,7 +112,7 @@ def decide(
     >>> w.add("img", guess=[0, 1, 2], hits=[100, 80, 60], target=[0, 1, 1]); w.close()
     >>> path = folder  # a folder: every *.mtcounts file in it
     >>> [(item.name, cert.labels) for item, cert in decide(path, tau=0.75, alpha=0.01)]
-    [('img', array([ 0, -1, -1], dtype=int16))]
+    [('img', array([ 0, -1, -1]))]
     """
     counts = read_counts(counts)
     for item in counts:

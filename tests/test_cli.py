@@ -97,6 +97,9 @@ def test_help_shows_a_default_for_every_option(capsys):
         for action in sub._actions:
             if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
                 continue
+            if not action.option_strings:  # a positional argument is required: no default
+                assert action.help, f"{name} {action.dest}: no help text"
+                continue
             opt = action.option_strings[0]
             assert action.help, f"{name} {opt}: no help text"
             assert opt in entries, f"{name} {opt}: not in --help"
