@@ -104,22 +104,80 @@ def _bd0(x, mean):
 
 
 @numba.njit(cache=True)
-def binom_pmf(k, n, p):
-    """P(X = k) for X ~ Bin(n, p); k, n integral-valued floats with 0 <= k <= n."""
+def binom_logpmf(k, n, p):
+    """ln P(X = k) for X ~ Bin(n, p); k, n integral-valued floats with 0 <= k <= n.
+
+    In logs so that no probability underflows before the caller combines it.
+    """
     q = 1.0 - p
     if p == 0.0:
-        return 1.0 if k == 0.0 else 0.0
+        return 0.0 if k == 0.0 else -math.inf
     if q == 0.0:
-        return 1.0 if k == n else 0.0
+        return 0.0 if k == n else -math.inf
     if k == 0.0:
-        lc = -_bd0(n, n * q) - n * p if p < 0.1 else n * math.log1p(-p)
-        return math.exp(lc)
+        return -_bd0(n, n * q) - n * p if p < 0.1 else n * math.log1p(-p)
     if k == n:
-        lc = -_bd0(n, n * p) - n * q if q < 0.1 else n * math.log(p)
-        return math.exp(lc)
+        return -_bd0(n, n * p) - n * q if q < 0.1 else n * math.log(p)
     lc = _stirlerr(n) - _stirlerr(k) - _stirlerr(n - k) - _bd0(k, n * p) - _bd0(n - k, n * q)
     lf = math.log(2.0 * math.pi) + math.log(k) + math.log1p(-k / n)
-    return math.exp(lc - 0.5 * lf)
+    return lc - 0.5 * lf
+
+
+@numba.njit(cache=True)
+def binom_pmf(k, n, p):
+    """P(X = k) for X ~ Bin(n, p); k, n integral-valued floats with 0 <= k <= n."""
+    return math.exp(binom_logpmf(k, n, p))
+
+
+@numba.njit(cache=True)
+def _tail_ratio_sum(k, n, p, upward):
+    """Sum over the tail beyond ``k`` of P(X = j) / P(X = k), j from k away from the mode.
+
+    ``upward``: j = k, k + 1, ..., n (ratio (n - j) p / ((j + 1) q)); otherwise
+    j = k, k - 1, ..., 0 (ratio j q / ((n - j + 1) p)).  The caller uses this only
+    where the ratio is below 1 (k beyond the mean); it then decreases along the
+    tail, so once ``t r / (1 - r)`` is below the last ulp of the sum the rest of
+    the tail cannot change it.  Neumaier's compensation keeps the sum to ~1 ulp.
+    """
+    q = 1.0 - p
+    s = 1.0
+    c = 0.0
+    t = 1.0
+    j = k
+    while (j < n) if upward else (j > 0.0):
+        if upward:
+            r = ((n - j) * p) / ((j + 1.0) * q)
+            j += 1.0
+        else:
+            r = (j * q) / ((n - j + 1.0) * p)
+            j -= 1.0
+        t *= r
+        u = s + t
+        if s >= t:
+            c += (s - u) + t
+        else:
+            c += (t - u) + s
+        s = u
+        if t * r <= 1e-17 * s * (1.0 - r):
+            break
+    return s + c
+
+
+@numba.njit(cache=True)
+def log_tail(k, n, p, upward):
+    """ln P(X >= k) (``upward``) or ln P(X <= k), summed in log space from P(X = k).
+
+    Exact to a few ulp of ``ln P`` where ``k`` lies beyond the mean on the side
+    of the tail; used where the regularised incomplete beta function
+    underflows or loses its relative accuracy (deep tails).
+    """
+    return binom_logpmf(k, n, p) + math.log(_tail_ratio_sum(k, n, p, upward))
+
+
+# Below this, Boost's ibeta may return 0 or lose relative accuracy for binomial
+# parameters (e.g. I_{1/2}(1129, 39) = 1.9e-280 comes back as 0); deep tails are
+# summed in log space from the pmf instead.
+DEEP_TAIL = 1e-200
 
 
 @numba.njit(cache=True)
@@ -129,7 +187,10 @@ def binom_greater(k, n, p, betainc):
         return 1.0
     if k > n:
         return 0.0
-    return betainc(k, n - k + 1.0, p, 0)
+    v = betainc(k, n - k + 1.0, p, 0)
+    if v < DEEP_TAIL and k > n * p:
+        return math.exp(log_tail(k, n, p, True))
+    return v
 
 
 @numba.njit(cache=True)
@@ -139,64 +200,48 @@ def binom_less(k, n, p, betaincc):
         return 1.0
     if k < 0.0:
         return 0.0
-    return betaincc(k + 1.0, n - k, p, 0)
+    v = betaincc(k + 1.0, n - k, p, 0)
+    if v < DEEP_TAIL and k < n * p:
+        return math.exp(log_tail(k, n, p, False))
+    return v
 
 
 @numba.njit(cache=True)
 def binom_two_sided(k, n, p, betainc, betaincc):
-    """Two-sided p-value exactly as ``scipy.stats.binomtest``.
+    """Two-sided p-value as ``scipy.stats.binomtest``, exact also in the extreme tails.
 
     Sums the probabilities of all outcomes no more likely than ``k`` (with scipy's
     relative tolerance 1e-7), locating the boundary on the other side of the mode by
-    binary search over the unimodal pmf.
+    binary search over the unimodal pmf.  The search compares log-probabilities, so
+    the opposite tail is found even where its pmf underflows (scipy drops it there
+    and returns up to half the p-value below about 1e-250).
     """
-    d = binom_pmf(k, n, p)
-    rerr = 1.0 + 1e-7
-    target = d * rerr
-    pn = p * n
-    if k == pn:
+    if k == p * n:
         return 1.0
+    target = binom_logpmf(k, n, p) + math.log1p(1e-7)
+    pn = p * n
     if k < pn:
-        # largest ix in [ceil(pn), n] with pmf(ix) >= target (pmf decreasing there)
+        # smallest ix in [ceil(pn), n] with logpmf(ix) <= target (pmf decreasing there)
         lo = math.ceil(pn)
-        hi = n
-        ix = -1.0
-        found = False
+        hi = n + 1.0
         while lo < hi:
             mid = lo + math.floor((hi - lo) / 2.0)
-            midval = -binom_pmf(mid, n, p)
-            if midval < -target:
-                lo = mid + 1.0
-            elif midval > -target:
-                hi = mid - 1.0
+            if binom_logpmf(mid, n, p) <= target:
+                hi = mid
             else:
-                ix = mid
-                found = True
-                break
-        if not found:
-            ix = lo if -binom_pmf(lo, n, p) <= -target else lo - 1.0
-        y = n - ix + (1.0 if target == binom_pmf(ix, n, p) else 0.0)
-        pval = binom_less(k, n, p, betaincc) + binom_greater(n - y + 1.0, n, p, betainc)
+                lo = mid + 1.0
+        pval = binom_less(k, n, p, betaincc) + binom_greater(lo, n, p, betainc)
     else:
-        lo = 0.0
+        # largest ix in [0, floor(pn)] with logpmf(ix) <= target (pmf increasing there)
+        lo = -1.0
         hi = math.floor(pn)
-        ix = -1.0
-        found = False
         while lo < hi:
-            mid = lo + math.floor((hi - lo) / 2.0)
-            midval = binom_pmf(mid, n, p)
-            if midval < target:
-                lo = mid + 1.0
-            elif midval > target:
-                hi = mid - 1.0
+            mid = lo + math.ceil((hi - lo) / 2.0)
+            if binom_logpmf(mid, n, p) <= target:
+                lo = mid
             else:
-                ix = mid
-                found = True
-                break
-        if not found:
-            ix = lo if binom_pmf(lo, n, p) <= target else lo - 1.0
-        y = ix + 1.0
-        pval = binom_less(y - 1.0, n, p, betaincc) + binom_greater(k, n, p, betainc)
+                hi = mid - 1.0
+        pval = binom_less(lo, n, p, betaincc) + binom_greater(k, n, p, betainc)
     return min(1.0, pval)
 
 
