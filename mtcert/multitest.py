@@ -36,7 +36,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
 from mtcert._kernels import multitest as _k
 from mtcert._validation import (
@@ -265,9 +264,8 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
                 # Guo & Romano (2007): under independence the number of true nulls
                 # with p <= c is stochastically <= Bin(m, c); the adjusted value is
                 # P(Bin(m, p) >= k) and rejection is adjusted <= alpha.
-                mi = m.astype(np.int64)
-                adj[...] = special.bdtrc(np.minimum(k - 1, mi), mi, p2d)
-                adj[np.broadcast_to(mi < k, adj.shape)] = 0.0  # < k tests: no k errors possible
+                # (< k tests: no k false rejections are possible, adjusted value 0)
+                _k.generalized_sidak_adjusted(p2d, m[:, 0], float(k), adj)
                 np.less_equal(adj, alpha, out=rej)
         np.copyto(adj, np.nan, where=np.isnan(p2d))
     else:

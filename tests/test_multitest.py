@@ -232,6 +232,44 @@ def test_generalized_sidak_is_binomial_tail():
     np.testing.assert_array_equal(res.reject, stats.binom.sf(1, 4, p) <= 0.01)
 
 
+def _binomial_upper_tail_mp(k, m, p):
+    """P(Bin(m, p) >= k) in 40-digit arithmetic (the smaller of the two sums)."""
+    import mpmath
+
+    with mpmath.workdps(40):
+        p = mpmath.mpf(p)
+        q = 1 - p
+        if k <= m * p:
+            return float(
+                1 - mpmath.fsum(mpmath.binomial(m, j) * p**j * q ** (m - j) for j in range(k))
+            )
+        t = mpmath.binomial(m, k) * p**k * q ** (m - k)
+        s, j = t, k
+        while j < m and t > s * mpmath.mpf(10) ** -35:
+            t = t * (m - j) * p / ((j + 1) * q)
+            j += 1
+            s += t
+        return float(s)
+
+
+def test_generalized_sidak_to_1e14_against_mpmath():
+    # issue 10.2: scipy's bdtrc (and Boost's ibeta) carry ~1e-12 relative error here
+    x = np.full(1962, 0.5)
+    x[0] = 0.0012020318472429298
+    got = adjust(x, "generalized-sidak", k=3).adjusted[0]
+    assert abs(got - 0.41943897310369627) <= 1e-14 * 0.41943897310369627
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        m = int(10 ** rng.uniform(0.5, 5))
+        k = int(rng.integers(2, min(m, 60) + 1))
+        p = float(min(0.999, k / m * 10 ** rng.uniform(-2, 0.7)))
+        ref = _binomial_upper_tail_mp(k, m, p)
+        if ref < 1e-10:
+            continue
+        ours = adjust(np.r_[p, np.ones(m - 1)], "generalized-sidak", k=k).adjusted[0]
+        assert abs(ours - ref) <= 1.5e-14 * ref, (m, k, p, ours, ref)
+
+
 def test_k_larger_than_m_applies_formulas_as_written():
     p = [0.01, 0.2, 0.6]
     gh = adjust(p, "generalized-holm", k=5)

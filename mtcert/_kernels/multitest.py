@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mtcert._kernels.binomial import upper_tail_by_sums
+
 # Method codes shared with mtcert.multitest (sorted-path procedures only).
 HOLM = 0  # generalized Holm; k = 1 is Holm
 HOCHBERG = 1  # generalized Hochberg; k = 1 is Hochberg
@@ -430,3 +432,21 @@ def key_scatter(keys, shift, group_of_bucket, starts, out):
         g = group_of_bucket[np.int64(x >> sh)]
         out[ptr[g]] = x
         ptr[g] += 1
+
+
+@njit(cache=True, nogil=True)
+def generalized_sidak_adjusted(p, m_rows, k, out):
+    """``out[r, i] = P(Bin(m_rows[r], p[r, i]) >= k)`` (Guo & Romano 2007), NaN kept.
+
+    ``k`` is a float so that any k >= 1 is exact: a family of fewer than k
+    tests cannot hold k false rejections, and its adjusted values are 0.
+    """
+    F, M = p.shape
+    for r in range(F):
+        m = float(m_rows[r])
+        for i in range(M):
+            x = p[r, i]
+            if x != x:
+                out[r, i] = np.nan
+            else:
+                out[r, i] = upper_tail_by_sums(k, m, x)
