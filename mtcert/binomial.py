@@ -11,16 +11,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from mtcert import _tunables
 from mtcert._kernels import binomial as _kb
 from mtcert._threads import map_chunks, workers_for
-from mtcert._validation import as_counts, as_probabilities, check_alpha, check_option
+from mtcert._validation import as_counts, check_alpha, check_option
+from mtcert.multitest import as_pvalues
 
 __all__ = ["binom_test", "clopper_pearson", "greater_pvalue_table"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 _ALT_CODE = {"greater": _kb.GREATER, "less": _kb.LESS, "two-sided": _kb.TWO_SIDED}
-# Below this many tests a thread pool costs more than it saves.
-_MIN_CHUNK = 1 << 16
 
 
 def _elementwise(alternative: str, k: np.ndarray, n: np.ndarray, p: np.ndarray, out: np.ndarray):
@@ -31,13 +31,13 @@ def _elementwise(alternative: str, k: np.ndarray, n: np.ndarray, p: np.ndarray, 
         part = [a if a.size == 1 else a[lo:hi] for a in (k, n, p)]
         _kb.binom_test_elementwise(code, *part, out[lo:hi], _kb.BETAINC, _kb.BETAINCC)
 
-    map_chunks(run, out.size, workers_for(out.size, _MIN_CHUNK))
+    map_chunks(run, out.size, workers_for(out.size, _tunables.BINOMIAL_MIN_CHUNK))
 
 
 def _validated_knp(k, n, p):
     k = as_counts(k, "k")
     n = as_counts(n, "n")
-    p = as_probabilities(p, "p", allow_nan=False)
+    p = as_pvalues(p, "p", allow_nan=False)
     if n.size and n.min() < 1:
         raise ValueError("n must be a positive integer (number of trials >= 1)")
     try:

@@ -28,8 +28,10 @@ from functools import cached_property
 
 import numpy as np
 
+from mtcert import _tunables
 from mtcert import radius as _radius
 from mtcert._kernels import certify as _k
+from mtcert._kernels import methods as _codes
 from mtcert._threads import map_chunks, workers_for
 from mtcert._validation import (
     as_counts,
@@ -52,7 +54,7 @@ from mtcert.cohen import (
     jointclass,
     predict,
 )
-from mtcert.multitest import adjust
+from mtcert.multitest import adjust, resolve_method
 
 __all__ = [
     "ABSTAIN",
@@ -73,18 +75,12 @@ __all__ = [
 
 #: Methods decided by the counting fast path (identical decisions to ``adjust``).
 FAST_METHODS = {
-    "bonferroni": _k.BONFERRONI,
-    "holm": _k.HOLM,
-    "generalized-bonferroni": _k.GENERALIZED_BONFERRONI,
-    "generalized-holm": _k.GENERALIZED_HOLM,
+    name: _codes.CODES[name]
+    for name in ("bonferroni", "holm", "generalized-bonferroni", "generalized-holm")
 }
 
 #: Noise models accepted by :meth:`SegmentationCertificate.radius`.
 NOISE_MODELS = ("gaussian", "laplace", "uniform")
-
-# One large family (axis=None) is split over threads from this many
-# components per thread on: below it, dispatch costs more than it saves.
-_MIN_CHUNK = 1 << 17
 
 _RADIUS = {
     "gaussian": _radius.gaussian_radius,
@@ -212,14 +208,8 @@ def _check_axis(axis, ndim):
 
 
 def _check_method(method, k):
-    if not isinstance(method, str):
-        raise ValueError(f"method must be a string naming a procedure; got {method!r}")
-    k = check_positive_int(k, "k")
-    if method in ("bonferroni", "holm") and k != 1:
-        raise ValueError(
-            f"k must be 1 for method {method!r} (use 'generalized-{method}' for k > 1)"
-        )
-    return method, k
+    # aliases ("h", "Holm", "bh") resolved once, so they take the counting path too
+    return resolve_method(method, k)
 
 
 def _integers(x, name):
@@ -287,7 +277,9 @@ def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy
     n_bad = sum(map_chunks(count, hits.size, workers))
     if n_bad:
         return None, n_bad, 0
-    thr, n_rej = _k.decide_histogram(parts.reshape(-1, n + 1), table, hits.size, alpha, k, method)
+    thr, n_rej = _k.decide_histogram(
+        parts.reshape(-1, n + 1), table, hits.size, alpha, float(k), method
+    )
 
     def label(_w, lo, hi):
         if early:
@@ -317,7 +309,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
     fast = FAST_METHODS.get(method)
     workers = 1
     if fast is not None and axis is None:
-        workers = workers_for(hits.size, _MIN_CHUNK)
+        workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK)
     if workers > 1 and _k.use_histogram(hits.size // workers, n):
         n_rej, n_bad, n_neg = _one_family_threaded(
             guess2d[0], hits2d[0], table, alpha, k, fast, labels2d[0], hits_copy[0], workers
@@ -325,7 +317,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis):
         canonical = method
     elif fast is not None:
         n_rej, n_bad, n_neg = _k.certify_families(
-            guess2d, hits2d, table, alpha, k, fast, ABSTAIN, labels2d, hits_copy
+            guess2d, hits2d, table, alpha, float(k), fast, ABSTAIN, labels2d, hits_copy
         )
         canonical = method
     else:

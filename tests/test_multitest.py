@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests as sm_multipletests
 
 import mtcert.multitest as mt
+from mtcert import _tunables
 from mtcert._kernels import multitest as kernels
 from mtcert.multitest import (
     FDR_METHODS,
@@ -122,8 +123,8 @@ def sort_path(request, monkeypatch):
     """Run a test through the plain packed-key sort and through the bucketed sort
     (made to trigger at small m, with tiny groups)."""
     if request.param == "buckets":
-        monkeypatch.setattr(mt, "_BUCKET_MIN", 1000)
-        monkeypatch.setattr(mt, "_BUCKET_TARGET", 64)
+        monkeypatch.setattr(_tunables, "BUCKET_MIN", 1000)
+        monkeypatch.setattr(_tunables, "BUCKET_TARGET", 64)
     return request.param
 
 
@@ -152,7 +153,7 @@ def test_bucket_sort_equals_np_sort():
     keys = np.empty((1, p.size), dtype=np.uint64)
     kernels.pack_keys(p.reshape(1, -1), (p.size - 1).bit_length(), keys)
     np.testing.assert_array_equal(mt._bucket_sort(keys[0]), np.sort(keys[0]))
-    res = adjust(p, "fdr_bh", nan_policy="omit")  # m >= _BUCKET_MIN: bucketed path
+    res = adjust(p, "fdr_bh", nan_policy="omit")  # m >= BUCKET_MIN: bucketed path
     ok = ~np.isnan(p)
     assert_same(
         multipletests(p[ok], method="fdr_bh"),
@@ -410,6 +411,12 @@ def test_multipletests_nan_propagates_for_every_method():
         ({"pvalues": [0.1, 1.5]}, "pvalues must lie in"),
         ({"pvalues": [-0.1]}, "pvalues must lie in"),
         ({"pvalues": ["a"]}, "pvalues must be"),
+        ({"pvalues": ["0.1"]}, "pvalues must be real"),  # no silent string parsing
+        ({"pvalues": [0.01 + 0j, 0.02 + 5j]}, "pvalues must be real"),  # issue 14.4
+        ({"pvalues": np.array([0.01, 0.02], complex)}, "pvalues must be real"),
+        ({"pvalues": [None, 0.1]}, "pvalues must be real.*None"),
+        ({"k": 2**63, "method": "holm"}, "k must be 1"),
+        ({"k": 10**400, "method": "generalized-holm"}, "k must be below"),
         ({"alpha": 0.0}, "alpha"),
         ({"alpha": 1.0}, "alpha"),
         ({"alpha": float("nan")}, "alpha"),
@@ -434,7 +441,11 @@ def test_multipletests_validation():
     with pytest.raises(ValueError, match="pvals must be 1-dimensional"):
         multipletests(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="method"):
-        multipletests([0.1], method="lfdr")
+        multipletests([0.1], method="lfdr_x")
+    with pytest.raises(ValueError, match="method"):
+        adjust([0.1], method="lfdr")  # not a procedure with a level: multipletests only
+    with pytest.raises(ValueError, match="pvals must be real"):
+        multipletests([0.1, None])
     with pytest.raises(ValueError, match="maxiter"):
         multipletests([0.1], method="fdr_tsbh", maxiter=-2)
     with pytest.raises(ValueError, match="alpha"):

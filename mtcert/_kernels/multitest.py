@@ -21,17 +21,20 @@ import numpy as np
 from numba import njit
 
 from mtcert._kernels.binomial import upper_tail_by_sums
-
-# Method codes shared with mtcert.multitest (sorted-path procedures only).
-HOLM = 0  # generalized Holm; k = 1 is Holm
-HOCHBERG = 1  # generalized Hochberg; k = 1 is Hochberg
-HOLM_SIDAK = 2
-HOMMEL = 3
-FDR_BH = 4
-FDR_BY = 5
-FDR_TSBH = 6
-FDR_TSBKY = 7
-FDR_GBS = 8
+from mtcert._kernels.methods import (
+    FDR_BH,
+    FDR_BY,
+    FDR_GBS,
+    FDR_TSBH,
+    FDR_TSBKY,
+    GENERALIZED_HOCHBERG,
+    GENERALIZED_HOLM,
+    HOCHBERG,
+    HOLM,
+    HOLM_SIDAK,
+    HOMMEL,
+    lr_divisor,
+)
 
 _NAN_BITS = np.uint64((1 << 62) - 1)  # above the bits of 1.0 (0x3FF0...)
 
@@ -104,12 +107,6 @@ def unpack_sorted(keys, idxbits, p, m_eff, order, s):
 
 
 @njit(cache=True, error_model="numpy")
-def _lr_divisor(r, m, k):
-    # Lehmann & Romano (2005) Thm 2.2, 1-based r: alpha_r = k*alpha/(m + k - max(r, k)).
-    return float(m + k - max(r, k))
-
-
-@njit(cache=True, error_model="numpy")
 def _step_down_lr(s, n, m, alpha, k, a):
     """Generalized Holm (LR 2005, Thm 2.2); k = 1 is Holm (1979).
 
@@ -119,12 +116,12 @@ def _step_down_lr(s, n, m, alpha, k, a):
     ka = k * alpha
     nrej = n
     for i in range(n):
-        if s[i] > ka / _lr_divisor(i + 1, m, k):
+        if s[i] > ka / lr_divisor(i + 1, m, k):
             nrej = i
             break
     run = -np.inf
     for i in range(n):
-        v = s[i] * _lr_divisor(i + 1, m, k) / k
+        v = s[i] * lr_divisor(i + 1, m, k) / k
         if v > run:
             run = v
         a[i] = min(run, 1.0)
@@ -137,12 +134,12 @@ def _step_up_lr(s, m, alpha, k, a):
     ka = k * alpha
     nrej = 0
     for i in range(m - 1, -1, -1):
-        if s[i] <= ka / _lr_divisor(i + 1, m, k):
+        if s[i] <= ka / lr_divisor(i + 1, m, k):
             nrej = i + 1
             break
     run = np.inf
     for i in range(m - 1, -1, -1):
-        v = s[i] * _lr_divisor(i + 1, m, k) / k
+        v = s[i] * lr_divisor(i + 1, m, k) / k
         if v < run:
             run = v
         a[i] = min(run, 1.0)
@@ -363,9 +360,9 @@ def adjust_sorted(
         sr = s[r]
         n = 0
         if m > 0:
-            if code == HOLM:
+            if code == HOLM or code == GENERALIZED_HOLM:
                 n = _step_down_lr(sr, m, m_tot[r], alpha, k, a)
-            elif code == HOCHBERG:
+            elif code == HOCHBERG or code == GENERALIZED_HOCHBERG:
                 n = _step_up_lr(sr, m, alpha, k, a)
             elif code == HOLM_SIDAK:
                 n = _holm_sidak(sr, m, thresholds[r], a)
