@@ -45,6 +45,7 @@ from mtcert._validation import (
     as_probabilities,
     check_alpha,
     check_nan_policy,
+    check_option,
 )
 
 __all__ = [
@@ -54,7 +55,11 @@ __all__ = [
     "METHODS",
     "AdjustResult",
     "adjust",
+    "canonical_method",
+    "fdrcorrection",
+    "fdrcorrection_twostage",
     "multipletests",
+    "resolve_method",
 ]
 
 FWER_METHODS = ("bonferroni", "sidak", "holm", "holm-sidak", "hochberg", "hommel")
@@ -683,3 +688,117 @@ def multipletests(pvals, alpha=0.05, method="hs", maxiter=1, is_sorted=False, re
         order = np.argsort(p, kind="stable")
         adj, rej = adj[order], rej[order]
     return rej, adj, alphac_sidak, alphac_bonf
+
+
+def fdrcorrection(pvals, alpha=0.05, method="indep", is_sorted=False):
+    """Drop-in replacement for ``statsmodels.stats.multitest.fdrcorrection``.
+
+    Parameters
+    ----------
+    pvals : array_like, 1-D
+        p-values in [0, 1].
+    alpha : float, default 0.05
+        FDR level in (0, 1).
+    method : {"indep", "i", "p", "poscorr", "negcorr", "n"}, default "indep"
+        ``"indep"``/``"i"``/``"p"``/``"poscorr"``: Benjamini–Hochberg (FDR
+        under independence or PRDS); ``"negcorr"``/``"n"``:
+        Benjamini–Yekutieli (any dependence).
+    is_sorted : bool, default False
+        The p-values are sorted ascending (not checked, as statsmodels).
+
+    Returns
+    -------
+    rejected : ndarray of bool
+    pvals_corrected : ndarray of float64
+
+    Examples
+    --------
+    >>> from mtcert.multitest import fdrcorrection
+    >>> fdrcorrection([0.01, 0.02, 0.04, 0.5])
+    (array([ True,  True,  True, False]), array([0.04      , 0.04      , 0.05333333, 0.5       ]))
+    """
+    names = {"i": "fdr_bh", "indep": "fdr_bh", "p": "fdr_bh", "poscorr": "fdr_bh"}
+    names |= {"n": "fdr_by", "negcorr": "fdr_by"}
+    check_option(method, "method", tuple(names))
+    reject, corrected, _, _ = multipletests(
+        pvals, alpha=alpha, method=names[method], is_sorted=is_sorted
+    )
+    return reject, corrected
+
+
+def fdrcorrection_twostage(pvals, alpha=0.05, method="bky", maxiter=1, iter=None, is_sorted=False):
+    """Drop-in replacement for ``statsmodels.stats.multitest.fdrcorrection_twostage``.
+
+    The (iterated) two-stage linear step-up procedure of Benjamini, Krieger &
+    Yekutieli (2006, Definition 6) with an estimate of the number of true nulls.
+
+    Parameters
+    ----------
+    pvals : array_like, 1-D
+        p-values in [0, 1].
+    alpha : float, default 0.05
+        FDR level in (0, 1).
+    method : {"bky", "bh"}, default "bky"
+        ``"bky"``: Definition 6 of BKY 2006 (first stage at alpha / (1 + alpha));
+        ``"bh"``: the two-stage method of Benjamini & Hochberg.
+    maxiter : int, bool or None, default 1
+        1: two stages; 0: one stage; -1 or None: iterate to convergence.
+    iter : None
+        Removed keyword kept for statsmodels compatibility: anything else raises
+        ``TypeError``.
+    is_sorted : bool, default False
+        The p-values are sorted ascending (not checked, as statsmodels).
+
+    Returns
+    -------
+    rejected : ndarray of bool
+    pvals_corrected : ndarray of float64
+        Specific to ``alpha``: reject where ``pvals_corrected <= alpha``.
+    m0 : int
+        Estimated number of true nulls, ``m`` minus the number of rejections.
+    alpha_stages : list of float
+        The level of each linear step-up stage that was run.
+
+    Examples
+    --------
+    >>> from mtcert.multitest import fdrcorrection_twostage
+    >>> reject, corrected, m0, stages = fdrcorrection_twostage([0.01, 0.02, 0.04, 0.5])
+    >>> reject, m0
+    (array([ True,  True,  True, False]), 1)
+    """
+    if iter is not None:
+        raise TypeError("iter is no longer accepted (as in statsmodels); use maxiter")
+    check_option(method, "method", ("bky", "bh"))
+    alpha = check_alpha(alpha)
+    reject, corrected, _, _ = multipletests(
+        pvals,
+        alpha=alpha,
+        method="fdr_tsbky" if method == "bky" else "fdr_tsbh",
+        maxiter=maxiter,
+        is_sorted=is_sorted,
+    )
+    m = reject.size
+    n_rej = int(reject.sum())
+    # The stages statsmodels reports: alpha' first, then one alpha* per iteration
+    # run, each from the previous stage's rejection count.
+    alpha_prime = alpha / (1.0 + alpha) if method == "bky" else alpha
+    stages = [alpha_prime]
+    p = np.sort(as_pvalues(pvals, "pvals")) if not is_sorted else as_pvalues(pvals, "pvals")
+    r_old = _bh_rejections(p, alpha_prime)
+    n_iter = _check_maxiter(maxiter, m)
+    if 0 < r_old < m:
+        for it in range(n_iter):
+            with np.errstate(divide="ignore"):  # all rejected: alpha* = inf, as statsmodels
+                stages.append(alpha_prime * m / np.float64(m - r_old))
+            r = _bh_rejections(p, stages[-1])
+            if it >= n_iter - 1 or r == r_old:
+                break
+            r_old = r
+    return reject, corrected, m - n_rej, stages
+
+
+def _bh_rejections(sorted_p: np.ndarray, alpha: float) -> int:
+    """Number of Benjamini–Hochberg rejections at ``alpha`` (statsmodels' operations)."""
+    m = sorted_p.size
+    below = np.flatnonzero(sorted_p <= np.arange(1, m + 1) / float(m) * alpha)
+    return int(below[-1]) + 1 if below.size else 0
