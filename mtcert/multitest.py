@@ -714,8 +714,11 @@ def fdrcorrection(pvals, alpha=0.05, method="indep", is_sorted=False):
     Examples
     --------
     >>> from mtcert.multitest import fdrcorrection
-    >>> fdrcorrection([0.01, 0.02, 0.04, 0.5])
-    (array([ True,  True,  True, False]), array([0.04      , 0.04      , 0.05333333, 0.5       ]))
+    >>> reject, corrected = fdrcorrection([0.01, 0.02, 0.04, 0.5])
+    >>> reject
+    array([ True,  True, False, False])
+    >>> corrected
+    array([0.04      , 0.04      , 0.05333333, 0.5       ])
     """
     names = {"i": "fdr_bh", "indep": "fdr_bh", "p": "fdr_bh", "poscorr": "fdr_bh"}
     names |= {"n": "fdr_by", "negcorr": "fdr_by"}
