@@ -37,6 +37,7 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mtcert import _tunables
 from mtcert._kernels import methods as _codes
@@ -93,7 +94,7 @@ _ALIASES = {
 _LFDR_ALIASES = ("lfdr", "lfdr_sl")
 
 
-def canonical_method(method) -> str:
+def canonical_method(method: str) -> str:
     """Canonical name of a multiple-testing method, aliases resolved.
 
     Accepts every name in :data:`METHODS`, statsmodels' aliases (``"h"``,
@@ -120,7 +121,7 @@ def canonical_method(method) -> str:
     return _ALIASES[name]
 
 
-def check_k(k, method: str) -> int:
+def check_k(k: int, method: str) -> int:
     """Validate the k of a k-FWER for the canonical ``method``.
 
     Any integer ``k >= 1`` is accepted for the k-FWER methods and is applied
@@ -153,7 +154,7 @@ def check_k(k, method: str) -> int:
     return k
 
 
-def as_pvalues(values, name: str, *, allow_nan: bool = True) -> np.ndarray:
+def as_pvalues(values: ArrayLike, name: str, *, allow_nan: bool = True) -> np.ndarray:
     """Real probabilities as float64, refusing what ``np.asarray`` would coerce silently.
 
     Complex numbers (numpy would drop the imaginary part), ``None`` (it would
@@ -173,7 +174,7 @@ def as_pvalues(values, name: str, *, allow_nan: bool = True) -> np.ndarray:
     return as_probabilities(raw, name, allow_nan=allow_nan)
 
 
-def resolve_method(method, k=1) -> tuple[str, int]:
+def resolve_method(method: str, k: int = 1) -> tuple[str, int]:
     """``(canonical_method(method), check_k(k, ...))``: the one entry point for both."""
     method = canonical_method(method)
     return method, check_k(k, method)
@@ -387,7 +388,15 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
     return adj, rej
 
 
-def adjust(pvalues, method="holm", *, alpha=0.05, k=1, nan_policy="propagate", axis=None):
+def adjust(
+    pvalues: ArrayLike,
+    method: str = "holm",
+    *,
+    alpha: float = 0.05,
+    k: int = 1,
+    nan_policy: str = "propagate",
+    axis: int | None = None,
+) -> AdjustResult:
     """Adjust p-values for multiple testing and decide which hypotheses to reject.
 
     Parameters
@@ -609,7 +618,14 @@ def _lfdr_support_line(p: np.ndarray, is_sorted: bool) -> np.ndarray:
     return out
 
 
-def multipletests(pvals, alpha=0.05, method="hs", maxiter=1, is_sorted=False, returnsorted=False):
+def multipletests(
+    pvals: ArrayLike,
+    alpha: float = 0.05,
+    method: str = "hs",
+    maxiter: int | bool | None = 1,
+    is_sorted: bool = False,
+    returnsorted: bool = False,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Drop-in replacement for ``statsmodels.stats.multitest.multipletests``.
 
     Same signature, method names and aliases (``b``, ``bonf``, ``s``, ``h``,
@@ -690,7 +706,9 @@ def multipletests(pvals, alpha=0.05, method="hs", maxiter=1, is_sorted=False, re
     return rej, adj, alphac_sidak, alphac_bonf
 
 
-def fdrcorrection(pvals, alpha=0.05, method="indep", is_sorted=False):
+def fdrcorrection(
+    pvals: ArrayLike, alpha: float = 0.05, method: str = "indep", is_sorted: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop-in replacement for ``statsmodels.stats.multitest.fdrcorrection``.
 
     Parameters
@@ -729,7 +747,14 @@ def fdrcorrection(pvals, alpha=0.05, method="indep", is_sorted=False):
     return reject, corrected
 
 
-def fdrcorrection_twostage(pvals, alpha=0.05, method="bky", maxiter=1, iter=None, is_sorted=False):
+def fdrcorrection_twostage(
+    pvals: ArrayLike,
+    alpha: float = 0.05,
+    method: str = "bky",
+    maxiter: int | bool | None = 1,
+    iter: None = None,  # statsmodels' removed keyword, refused
+    is_sorted: bool = False,
+) -> tuple[np.ndarray, np.ndarray, int, list[float]]:
     """Drop-in replacement for ``statsmodels.stats.multitest.fdrcorrection_twostage``.
 
     The (iterated) two-stage linear step-up procedure of Benjamini, Krieger &

@@ -311,3 +311,28 @@ def test_grouped_by_n_and_threaded_paths_agree(alternative):
     ref = st.binom.sf(k[idx] - 1, n[idx], 0.55) if alternative == "greater" else None
     if ref is not None:
         assert rel_err(grouped[idx], ref).max() <= 1e-12
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_clopper_pearson_confidence_level_matches_scipy(alternative):
+    rng = np.random.default_rng(12)
+    for _ in range(30):
+        n = int(rng.integers(1, 500))
+        k = int(rng.integers(0, n + 1))
+        cl = float(rng.choice([0.9, 0.95, 0.99, 0.999]))
+        ref = st.binomtest(k, n, alternative=alternative).proportion_ci(cl, method="exact")
+        low, high = clopper_pearson(k, n, confidence_level=cl, alternative=alternative)
+        # scipy finds the bounds by root-finding (xtol ~1e-12); ours are betaincinv
+        np.testing.assert_allclose([low, high], [ref.low, ref.high], rtol=1e-9, atol=1e-14)
+    a = clopper_pearson(7, 10, alpha=0.05)
+    assert clopper_pearson(7, 10) == a  # default alpha 0.05
+    with pytest.raises(ValueError, match="not both"):
+        clopper_pearson(7, 10, alpha=0.05, confidence_level=0.95)
+    with pytest.raises(ValueError, match="confidence_level"):
+        clopper_pearson(7, 10, confidence_level=1.5)
+
+
+@pytest.mark.parametrize("bad", [[0.5 + 0j], np.array([0.5], complex), [None], ["0.5"]])
+def test_complex_none_and_strings_refused_for_p(bad):
+    with pytest.raises(ValueError, match="p must be real"):
+        binom_test(3, 10, bad)
