@@ -360,20 +360,31 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             s = p2d
         else:
             order, s = _sort_rows(p2d, m_eff)
-        thresholds = np.empty((1, 1))
-        cm = np.ones(F)
-        if code == _codes.HOLM_SIDAK:
+        nrej = np.full(F, -1, dtype=np.int64)
+        thr = np.full(F, -1.0)
+        out = (adj, rej, nrej, thr)
+        # one kernel per procedure: a call compiles only the one it needs
+        if code in (_codes.HOLM, _codes.GENERALIZED_HOLM):
+            _k.holm_rows(s, order, m_sorted, m_eff, alpha, k, *out)
+        elif code in (_codes.HOCHBERG, _codes.GENERALIZED_HOCHBERG):
+            _k.hochberg_rows(s, order, m_eff, alpha, k, *out)
+        elif code == _codes.HOLM_SIDAK:
             # statsmodels' critical values, computed with the same numpy calls
             thresholds = _per_m(
                 m_eff, lambda m: 1 - np.power(1.0 - alpha, 1.0 / np.arange(m, 0, -1)), M
             )
-        elif code == _codes.FDR_BY:
-            cm = _per_m(m_eff, lambda m: np.sum(1.0 / np.arange(1, m + 1)), 1)[:, 0]
-        nrej = np.full(F, -1, dtype=np.int64)
-        thr = np.full(F, -1.0)
-        _k.adjust_sorted(
-            s, order, m_sorted, m_eff, code, alpha, k, cm, maxiter, thresholds, adj, rej, nrej, thr
-        )
+            _k.holm_sidak_rows(s, order, m_eff, thresholds, *out)
+        elif code in (_codes.FDR_BH, _codes.FDR_BY):
+            cm = np.ones(F)
+            if code == _codes.FDR_BY:
+                cm = _per_m(m_eff, lambda m: np.sum(1.0 / np.arange(1, m + 1)), 1)[:, 0]
+            _k.bh_rows(s, order, m_eff, alpha, cm, *out)
+        elif code in (_codes.FDR_TSBH, _codes.FDR_TSBKY):
+            _k.twostage_rows(s, order, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
+        elif code == _codes.FDR_GBS:
+            _k.gbs_rows(s, order, m_eff, alpha, *out)
+        else:
+            _k.hommel_rows(s, order, m_eff, alpha, *out)
         if code not in (_codes.HOMMEL, _codes.FDR_GBS):
             if is_sorted:  # positional, as statsmodels (input order trusted)
                 np.less(np.arange(M), nrej[:, None], out=rej)
