@@ -21,16 +21,19 @@ from mtcert.multitest import as_pvalues
 __all__ = ["binom_test", "clopper_pearson", "greater_pvalue_table"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
-_ALT_CODE = {"greater": _kb.GREATER, "less": _kb.LESS, "two-sided": _kb.TWO_SIDED}
 
 
 def _elementwise(alternative: str, k: np.ndarray, n: np.ndarray, p: np.ndarray, out: np.ndarray):
     """Run the elementwise kernel, in nogil chunks on a thread pool for large inputs."""
-    code = _ALT_CODE[alternative]
 
     def run(_worker, lo, hi):
         part = [a if a.size == 1 else a[lo:hi] for a in (k, n, p)]
-        _kb.binom_test_elementwise(code, *part, out[lo:hi], _kb.BETAINC, _kb.BETAINCC)
+        if alternative == "greater":
+            _kb.greater_elementwise(*part, out[lo:hi], _kb.BETAINC)
+        elif alternative == "less":
+            _kb.less_elementwise(*part, out[lo:hi], _kb.BETAINCC)
+        else:
+            _kb.two_sided_elementwise(*part, out[lo:hi], _kb.BETAINC, _kb.BETAINCC)
 
     map_chunks(run, out.size, workers_for(out.size, _tunables.BINOMIAL_MIN_CHUNK))
 

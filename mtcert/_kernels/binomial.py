@@ -247,28 +247,35 @@ def binom_two_sided(k, n, p, betainc, betaincc):
     return min(1.0, pval)
 
 
-GREATER, LESS, TWO_SIDED = 0, 1, 2
+# One kernel per alternative, so that a call compiles only the tail it needs
+# (the two-sided search is not compiled for a SEGCERTIFY table).  Arrays of
+# size 1 broadcast.
 
 
-@numba.njit(cache=True)
-def _one(alt, k, n, p, betainc, betaincc):
-    if alt == GREATER:
-        return binom_greater(k, n, p, betainc)
-    if alt == LESS:
-        return binom_less(k, n, p, betaincc)
-    return binom_two_sided(k, n, p, betainc, betaincc)
+@numba.njit(cache=True, inline="always")
+def _at(a, i):
+    return float(a[i] if a.size > 1 else a[0])
 
 
 @numba.njit(cache=True, nogil=True)
-def binom_test_elementwise(alt, k, n, p, out, betainc, betaincc):
-    """out[i] = p-value of (k[i], n[i], p[i]); arrays of size 1 broadcast."""
-    size = out.size
-    kb, nb, pb = k.size > 1, n.size > 1, p.size > 1
-    for i in range(size):
-        ki = k[i] if kb else k[0]
-        ni = n[i] if nb else n[0]
-        pi = p[i] if pb else p[0]
-        out[i] = _one(alt, float(ki), float(ni), pi, betainc, betaincc)
+def greater_elementwise(k, n, p, out, betainc):
+    """out[i] = P(X >= k[i]) for X ~ Bin(n[i], p[i])."""
+    for i in range(out.size):
+        out[i] = binom_greater(_at(k, i), _at(n, i), _at(p, i), betainc)
+
+
+@numba.njit(cache=True, nogil=True)
+def less_elementwise(k, n, p, out, betaincc):
+    """out[i] = P(X <= k[i]) for X ~ Bin(n[i], p[i])."""
+    for i in range(out.size):
+        out[i] = binom_less(_at(k, i), _at(n, i), _at(p, i), betaincc)
+
+
+@numba.njit(cache=True, nogil=True)
+def two_sided_elementwise(k, n, p, out, betainc, betaincc):
+    """out[i] = two-sided p-value of k[i] under Bin(n[i], p[i]) (as scipy.stats.binomtest)."""
+    for i in range(out.size):
+        out[i] = binom_two_sided(_at(k, i), _at(n, i), _at(p, i), betainc, betaincc)
 
 
 @numba.njit(cache=True)
