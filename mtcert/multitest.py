@@ -233,8 +233,9 @@ class AdjustResult:
         )
 
 
-def _bucket_sort(keys: np.ndarray) -> np.ndarray:
-    """Sort packed keys: one counting-sort pass on the leading bits, then np.sort per group.
+def _bucket_sort(keys: np.ndarray, out: np.ndarray) -> None:
+    """Sort packed keys into ``out``: one counting-sort pass on the leading bits, then
+    np.sort per group.
 
     np.sort of 10^7 keys costs about twice as much per element as sorting cache-sized
     pieces, and one histogram plus one scatter pass is cheaper than the difference.
@@ -246,30 +247,46 @@ def _bucket_sort(keys: np.ndarray) -> np.ndarray:
     group_of_bucket = (before // _tunables.BUCKET_TARGET).astype(np.int32)
     sizes = np.bincount(group_of_bucket, weights=hist).astype(np.int64)
     starts = np.cumsum(sizes) - sizes
-    out = np.empty_like(keys)
     _k.key_scatter(keys, shift, group_of_bucket, starts, out)
     for a, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
         out[a : a + n].sort()
-    return out
 
 
-def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray):
-    """Order and sorted values per row (NaNs last), via packed-key np.sort."""
+def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None):
+    """Order and sorted values per row (NaNs last), via packed-key np.sort.
+
+    ``s`` (F, M) float64 receives the sorted values; :func:`_family` passes its
+    output array, whose rows are overwritten only after each row's procedure has
+    read them, which saves a buffer of M floats.  The bucket sort's second key
+    buffer is ``s`` too: unpacking reads each key before writing that slot.
+    """
     F, M = p2d.shape
     idxbits = max(2, (M - 1).bit_length())
     keys = np.empty((F, M), dtype=np.uint64)
     _k.pack_keys(p2d, idxbits, keys)
+    if s is None:
+        s = np.empty((F, M))
+    order = keys.view(np.int64)
     if F == 1 and M >= _tunables.BUCKET_MIN:
-        keys = _bucket_sort(keys[0])[None, :]
+        sorted_keys = s.view(np.uint64)
+        _bucket_sort(keys[0], sorted_keys[0])
     else:
         keys.sort(axis=1)
-    order = keys.view(np.int64)
-    s = np.empty((F, M))
-    ok = _k.unpack_sorted(keys, idxbits, p2d, m_eff, order, s)
+        sorted_keys = keys
+    ok = _k.unpack_sorted(sorted_keys, idxbits, p2d, m_eff, order, s)
     for r in np.flatnonzero(~ok):  # many distinct near-equal values: exact argsort
         order[r] = np.argsort(p2d[r], kind="stable")
         s[r] = p2d[r, order[r]]
     return order, s
+
+
+def _holm_sidak_critical(alpha: float, m: int) -> np.ndarray:
+    """``1 - (1 - alpha)**(1 / (m - i))``, i = 0..m-1, statsmodels' operations, in place."""
+    c = np.arange(m, 0, -1, dtype=np.float64)
+    np.divide(1.0, c, out=c)
+    np.power(1.0 - alpha, c, out=c)
+    np.subtract(1, c, out=c)
+    return c
 
 
 def _per_m(m_eff: np.ndarray, fn, width: int) -> np.ndarray:
@@ -325,12 +342,20 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             1,
         )
         with np.errstate(divide="ignore", invalid="ignore"):
+            # in place in adj (no temporaries the size of the input), same operations
             if bonf:
                 np.less_equal(p2d, thr, out=rej)
-                np.minimum(p2d * m / k, 1.0, out=adj)
+                np.multiply(p2d, m, out=adj)
+                np.divide(adj, k, out=adj)
+                np.minimum(adj, 1.0, out=adj)
             elif method == "sidak" or k == 1:
                 np.less_equal(p2d, thr, out=rej)
-                np.minimum(-np.expm1(m * np.log1p(-p2d)), 1.0, out=adj)
+                np.negative(p2d, out=adj)
+                np.log1p(adj, out=adj)
+                np.multiply(m, adj, out=adj)
+                np.expm1(adj, out=adj)
+                np.negative(adj, out=adj)
+                np.minimum(adj, 1.0, out=adj)
             else:
                 # Guo & Romano (2007): under independence the number of true nulls
                 # with p <= c is stochastically <= Bin(m, c); the adjusted value is
@@ -359,7 +384,7 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             order = np.ascontiguousarray(np.broadcast_to(np.arange(M, dtype=np.int64), (F, M)))
             s = p2d
         else:
-            order, s = _sort_rows(p2d, m_eff)
+            order, s = _sort_rows(p2d, m_eff, adj)
         nrej = np.full(F, -1, dtype=np.int64)
         thr = np.full(F, -1.0)
         out = (adj, rej, nrej, thr)
@@ -370,9 +395,7 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             _k.hochberg_rows(s, order, m_eff, alpha, k, *out)
         elif code == _codes.HOLM_SIDAK:
             # statsmodels' critical values, computed with the same numpy calls
-            thresholds = _per_m(
-                m_eff, lambda m: 1 - np.power(1.0 - alpha, 1.0 / np.arange(m, 0, -1)), M
-            )
+            thresholds = _per_m(m_eff, lambda m: _holm_sidak_critical(alpha, m), M)
             _k.holm_sidak_rows(s, order, m_eff, thresholds, *out)
         elif code in (_codes.FDR_BH, _codes.FDR_BY):
             cm = np.ones(F)
