@@ -9,8 +9,10 @@ n_A + n_B at 1/2, and Cohen's CERTIFY the one-sided Clopper–Pearson lower boun
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
+from mtcert import _tunables
 from mtcert._kernels import binomial as _kb
 from mtcert._threads import map_chunks, workers_for
 from mtcert.validation import as_counts, as_probabilities, check_alpha, check_option
@@ -18,20 +20,21 @@ from mtcert.validation import as_counts, as_probabilities, check_alpha, check_op
 __all__ = ["binom_test", "clopper_pearson", "greater_pvalue_table"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
-_ALT_CODE = {"greater": _kb.GREATER, "less": _kb.LESS, "two-sided": _kb.TWO_SIDED}
-# Below this many tests a thread pool costs more than it saves.
-_MIN_CHUNK = 1 << 16
 
 
 def _elementwise(alternative: str, k: np.ndarray, n: np.ndarray, p: np.ndarray, out: np.ndarray):
     """Run the elementwise kernel, in nogil chunks on a thread pool for large inputs."""
-    code = _ALT_CODE[alternative]
 
     def run(_worker, lo, hi):
         part = [a if a.size == 1 else a[lo:hi] for a in (k, n, p)]
-        _kb.binom_test_elementwise(code, *part, out[lo:hi], _kb.BETAINC, _kb.BETAINCC)
+        if alternative == "greater":
+            _kb.greater_elementwise(*part, out[lo:hi], _kb.BETAINC)
+        elif alternative == "less":
+            _kb.less_elementwise(*part, out[lo:hi], _kb.BETAINCC)
+        else:
+            _kb.two_sided_elementwise(*part, out[lo:hi], _kb.BETAINC, _kb.BETAINCC)
 
-    map_chunks(run, out.size, workers_for(out.size, _MIN_CHUNK))
+    map_chunks(run, out.size, workers_for(out.size, _tunables.BINOMIAL_MIN_CHUNK))
 
 
 def _validated_knp(k, n, p):
@@ -70,6 +73,8 @@ def _shared_p_tables(n_flat: np.ndarray, size: int):
     (sum of n + 1 over distinct n) would not be much smaller than the input.
     """
     if n_flat.size == 1:
+        if 2 * (int(n_flat[0]) + 1) > size:  # Python ints: n + 1 may not fit in int64
+            return None
         present = n_flat
     else:
         n_max = int(n_flat.max())
@@ -95,7 +100,7 @@ def _pvalue_tables(present: np.ndarray, p: float, alternative: str) -> np.ndarra
     return out
 
 
-def greater_pvalue_table(n, p) -> np.ndarray:
+def greater_pvalue_table(n: int, p: float) -> np.ndarray:
     """Table of upper-tail probabilities ``P(X >= j)``, ``j = 0..n``, for X ~ Bin(n, p).
 
     Every one-sided SEGCERTIFY p-value for ``n`` samples and threshold ``p`` is an
@@ -125,8 +130,16 @@ def greater_pvalue_table(n, p) -> np.ndarray:
     return _pvalue_tables(n_arr.reshape(1), float(p_arr.flat[0]), "greater")
 
 
-def binom_test(k, n, p, *, alternative="greater"):
+def binom_test(
+    k: ArrayLike, n: ArrayLike, p: ArrayLike, *, alternative: str = "greater"
+) -> np.ndarray | np.float64:
     """Exact binomial test p-values, vectorised over ``k``, ``n`` and ``p``.
+
+    .. warning::
+       The default is the **one-sided** ``alternative="greater"``, P(X >= k):
+       the test SEGCERTIFY and CERTIFY need.  scipy's ``binomtest`` (and the
+       old ``scipy.stats.binom_test``) default to ``"two-sided"``; code ported
+       from scipy must pass ``alternative="two-sided"`` to get the same numbers.
 
     Parameters
     ----------
@@ -140,7 +153,9 @@ def binom_test(k, n, p, *, alternative="greater"):
         ``'greater'`` (default) gives P(X >= k) for X ~ Bin(n, p): the test of
         H0: p_true <= p that SEGCERTIFY uses.  ``'less'`` gives P(X <= k).
         ``'two-sided'`` sums the probabilities of all outcomes no more likely
-        than ``k``, exactly as :func:`scipy.stats.binomtest` does.
+        than ``k`` (relative tolerance 1e-7), as :func:`scipy.stats.binomtest`
+        does, but exactly also where the opposite tail's pmf underflows (there
+        scipy drops that tail and returns up to half the p-value).
 
     Returns
     -------
@@ -151,8 +166,11 @@ def binom_test(k, n, p, *, alternative="greater"):
     Notes
     -----
     Tails are the regularised incomplete beta function (Boost's ``ibeta``, as used
-    by ``scipy.stats.binom.sf``), never ``1 - cdf``, so p-values down to 1e-300 keep
-    their relative accuracy and ``n`` may reach 10^7 and beyond.  When ``n`` and
+    by ``scipy.stats.binom.sf``), never ``1 - cdf``.  Below 1e-200, where ``ibeta``
+    loses relative accuracy or underflows to 0 (e.g. P(X >= 1129) for
+    Bin(1167, 1/2) = 1.9e-280), the tail is summed in log space from Loader's
+    pmf instead, so p-values keep their relative accuracy down to the smallest
+    normal double (where scipy returns 0) and ``n`` may reach 10^7 and beyond.  When ``n`` and
     ``p`` are scalars and there are more tests than ``n + 1``, the p-values are
     computed once per possible outcome and gathered, which makes image-sized
     inputs memory-bound.  The same holds per distinct ``n`` when only ``p`` is
@@ -193,7 +211,14 @@ def binom_test(k, n, p, *, alternative="greater"):
     return out.reshape(shape)[()]
 
 
-def clopper_pearson(k, n, *, alpha=0.05, alternative="two-sided"):
+def clopper_pearson(
+    k: ArrayLike,
+    n: ArrayLike,
+    *,
+    alpha: float | None = None,
+    confidence_level: float | None = None,
+    alternative: str = "two-sided",
+) -> tuple[np.ndarray | np.float64, np.ndarray | np.float64]:
     """Exact (Clopper–Pearson) confidence bounds for a binomial proportion.
 
     Parameters
@@ -204,6 +229,10 @@ def clopper_pearson(k, n, *, alpha=0.05, alternative="two-sided"):
         Number of trials, ``n >= 1``.
     alpha : float, optional
         Significance level in (0, 1); the coverage is at least ``1 - alpha``.
+        Default 0.05 (when ``confidence_level`` is not given either).
+    confidence_level : float, optional
+        The same as ``1 - alpha``, spelt as scipy's
+        ``BinomTestResult.proportion_ci(confidence_level=...)``; give one of the two.
     alternative : {'two-sided', 'greater', 'less'}, optional
         ``'two-sided'`` (default): the interval of
         ``statsmodels.stats.proportion.proportion_confint(k, n, alpha, method="beta")``,
@@ -237,9 +266,19 @@ def clopper_pearson(k, n, *, alpha=0.05, alternative="two-sided"):
     >>> low, high = clopper_pearson(95, 100, alpha=0.001, alternative="greater")
     >>> round(float(low), 4), float(high)
     (0.8446, 1.0)
+
+    scipy's spelling gives scipy's interval:
+
+    >>> low, high = clopper_pearson(7, 10, confidence_level=0.95)
+    >>> round(float(low), 4), round(float(high), 4)
+    (0.3475, 0.9333)
     """
     check_option(alternative, "alternative", ("two-sided", "greater", "less"))
-    alpha = check_alpha(alpha)
+    if confidence_level is not None:
+        if alpha is not None:
+            raise ValueError("give alpha or confidence_level (= 1 - alpha), not both")
+        alpha = 1.0 - check_alpha(confidence_level, "confidence_level")
+    alpha = check_alpha(0.05 if alpha is None else alpha)
     k, n, _, shape = _validated_knp(k, n, 0.5)
     k = np.broadcast_to(k, shape).astype(np.float64)
     n = np.broadcast_to(n, shape).astype(np.float64)

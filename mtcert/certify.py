@@ -29,12 +29,14 @@ from functools import cached_property
 
 import numpy as np
 
+from mtcert import _tunables
 from mtcert import radius as _radius
 from mtcert._kernels import certify as _k
+from mtcert._kernels import methods as _codes
 from mtcert._threads import map_chunks, workers_for
 from mtcert.binomial import binom_test, greater_pvalue_table
 from mtcert.cohen import ABSTAIN
-from mtcert.multitest import FDR_METHODS, adjust
+from mtcert.multitest import FDR_METHODS, adjust, resolve_method
 from mtcert.validation import (
     as_independent_count_pair,
     as_integer_array,
@@ -57,18 +59,12 @@ __all__ = [
 
 #: Methods decided by the counting fast path (identical decisions to ``adjust``).
 FAST_METHODS = {
-    "bonferroni": _k.BONFERRONI,
-    "holm": _k.HOLM,
-    "generalized-bonferroni": _k.GENERALIZED_BONFERRONI,
-    "generalized-holm": _k.GENERALIZED_HOLM,
+    name: _codes.CODES[name]
+    for name in ("bonferroni", "holm", "generalized-bonferroni", "generalized-holm")
 }
 
 #: Noise models accepted by :meth:`SegmentationCertificate.radius`.
 NOISE_MODELS = ("gaussian", "laplace", "uniform")
-
-# One large family (axis=None) is split over threads from this many
-# components per thread on: below it, dispatch costs more than it saves.
-_MIN_CHUNK = 1 << 17
 
 # Largest number of testing samples: beyond 2**53 a count is no longer exact in
 # the float64 arithmetic of the binomial tail, so the p-value could be wrong.
@@ -210,14 +206,8 @@ def _check_axis(axis, ndim):
 
 
 def _check_method(method, k):
-    if not isinstance(method, str):
-        raise ValueError(f"method must be a string naming a procedure; got {method!r}")
-    k = check_positive_int(k, "k")
-    if method in ("bonferroni", "holm") and k != 1:
-        raise ValueError(
-            f"k must be 1 for method {method!r} (use 'generalized-{method}' for k > 1)"
-        )
-    return method, k
+    # aliases ("h", "Holm", "bh") resolved once, so they take the counting path too
+    return resolve_method(method, k)
 
 
 def _to_families(arr, axis):
@@ -287,7 +277,9 @@ def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy
     n_bad = sum(map_chunks(count, hits.size, workers))
     if n_bad:
         return None, n_bad, 0
-    thr, n_rej = _k.decide_histogram(parts.reshape(-1, n + 1), table, hits.size, alpha, k, method)
+    thr, n_rej = _k.decide_histogram(
+        parts.reshape(-1, n + 1), table, hits.size, alpha, float(k), method
+    )
 
     def label(_w, lo, hi):
         if early:
@@ -345,7 +337,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
     fast = FAST_METHODS.get(method)
     workers = 1
     if fast is not None and axis is None:
-        workers = workers_for(hits.size, _MIN_CHUNK)
+        workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK)
     # the kernels' copy of the hits goes to the hits themselves: they are private here
     if workers > 1 and _k.use_histogram(hits.size // workers, table.shape[0] - 1):
         n_rej, _, _ = _one_family_threaded(
@@ -354,7 +346,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
         canonical = method
     elif fast is not None:
         n_rej, _, _ = _k.certify_families(
-            guess2d, hits2d, table, alpha, k, fast, ABSTAIN, labels2d, hits2d
+            guess2d, hits2d, table, alpha, float(k), fast, ABSTAIN, labels2d, hits2d
         )
         canonical = method
     else:

@@ -33,17 +33,20 @@ The k-FWER is P(at least k false rejections); k = 1 is the FWER.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
+from numpy.typing import ArrayLike
 
+from mtcert import _tunables
+from mtcert._kernels import methods as _codes
 from mtcert._kernels import multitest as _k
 from mtcert.validation import (
     as_probabilities,
     check_alpha,
     check_nan_policy,
-    check_positive_int,
+    check_option,
 )
 
 __all__ = [
@@ -53,7 +56,11 @@ __all__ = [
     "METHODS",
     "AdjustResult",
     "adjust",
+    "canonical_method",
+    "fdrcorrection",
+    "fdrcorrection_twostage",
     "multipletests",
+    "resolve_method",
 ]
 
 FWER_METHODS = ("bonferroni", "sidak", "holm", "holm-sidak", "hochberg", "hommel")
@@ -66,7 +73,8 @@ KFWER_METHODS = (
 FDR_METHODS = ("fdr_bh", "fdr_by", "fdr_tsbh", "fdr_tsbky", "fdr_gbs")
 METHODS = FWER_METHODS + FDR_METHODS + KFWER_METHODS
 
-# statsmodels 0.15 aliases (multitest._alias_list) plus our canonical names.
+# statsmodels 0.15 aliases (multitest._alias_list), scipy's
+# false_discovery_control names ("bh", "by") and our canonical names.
 _ALIASES = {
     **{a: "bonferroni" for a in ("b", "bonf", "bonferroni")},
     **{a: "sidak" for a in ("s", "sidak")},
@@ -74,37 +82,82 @@ _ALIASES = {
     **{a: "holm-sidak" for a in ("hs", "holm-sidak")},
     **{a: "hochberg" for a in ("sh", "simes-hochberg", "hochberg")},
     **{a: "hommel" for a in ("ho", "hommel")},
-    **{a: "fdr_bh" for a in ("fdr_bh", "fdr_i", "fdr_p", "fdri", "fdrp")},
-    **{a: "fdr_by" for a in ("fdr_by", "fdr_n", "fdr_c", "fdrn", "fdrcorr")},
+    **{a: "fdr_bh" for a in ("fdr_bh", "fdr_i", "fdr_p", "fdri", "fdrp", "bh")},
+    **{a: "fdr_by" for a in ("fdr_by", "fdr_n", "fdr_c", "fdrn", "fdrcorr", "by")},
     **{a: "fdr_tsbh" for a in ("fdr_tsbh", "fdr_2sbh")},
     **{a: "fdr_tsbky" for a in ("fdr_tsbky", "fdr_2sbky", "fdr_twostage")},
     "fdr_gbs": "fdr_gbs",
     **{name: name for name in KFWER_METHODS},
 }
-
-_SORTED_CODES = {
-    "holm": _k.HOLM,
-    "generalized-holm": _k.HOLM,
-    "hochberg": _k.HOCHBERG,
-    "generalized-hochberg": _k.HOCHBERG,
-    "holm-sidak": _k.HOLM_SIDAK,
-    "hommel": _k.HOMMEL,
-    "fdr_bh": _k.FDR_BH,
-    "fdr_by": _k.FDR_BY,
-    "fdr_tsbh": _k.FDR_TSBH,
-    "fdr_tsbky": _k.FDR_TSBKY,
-    "fdr_gbs": _k.FDR_GBS,
-}
+# statsmodels' local-FDR support line: only in multipletests (not a procedure
+# with a level, so adjust does not offer it).
+_LFDR_ALIASES = ("lfdr", "lfdr_sl")
 
 
-def _canonical(method) -> str:
+def canonical_method(method: str) -> str:
+    """Canonical name of a multiple-testing method, aliases resolved.
+
+    Accepts every name in :data:`METHODS`, statsmodels' aliases (``"h"``,
+    ``"hs"``, ``"fdr_i"``, ...) and scipy's ``"bh"`` / ``"by"``
+    (:func:`scipy.stats.false_discovery_control`), case-insensitively.  Every
+    public function that takes a method resolves it here, once.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` names no method; the message lists the valid names.
+
+    Examples
+    --------
+    >>> canonical_method("Holm"), canonical_method("h"), canonical_method("bh")
+    ('holm', 'holm', 'fdr_bh')
+    """
     name = method.lower() if isinstance(method, str) else None
     if name not in _ALIASES:
         raise ValueError(
             f"method must be one of {', '.join(map(repr, METHODS))} "
-            f"(or a statsmodels alias such as 'hs', 'fdr_i'); got {method!r}"
+            f"(or a statsmodels/scipy alias such as 'hs', 'fdr_i', 'bh'); got {method!r}"
         )
     return _ALIASES[name]
+
+
+def check_k(k: int, method: str) -> int:
+    """Validate the k of a k-FWER for the canonical ``method``.
+
+    Any integer ``k >= 1`` is accepted for the k-FWER methods and is applied
+    exactly, however large (a family of m < k tests cannot hold k false
+    rejections; the kernels take k as a float and never form ``m + k``);
+    classical methods require ``k = 1``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``k`` if it is not an integer >= 1, too large for a float, or
+        not 1 for a method that is not a k-FWER method.
+    """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"k must be an integer >= 1; got {k!r}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be an integer >= 1; got {k}")
+    if k != 1 and method not in KFWER_METHODS:
+        raise ValueError(
+            f"k must be 1 for method {method!r} (k is the k of a k-FWER; use one of "
+            f"{', '.join(map(repr, KFWER_METHODS))}); got k={k}"
+        )
+    try:
+        float(k)
+    except OverflowError:
+        raise ValueError(
+            f"k must be below 1.8e308; got an integer with {len(str(k))} digits"
+        ) from None
+    return k
+
+
+def resolve_method(method: str, k: int = 1) -> tuple[str, int]:
+    """``(canonical_method(method), check_k(k, ...))``: the one entry point for both."""
+    method = canonical_method(method)
+    return method, check_k(k, method)
 
 
 @dataclass(frozen=True, repr=False)
@@ -160,47 +213,60 @@ class AdjustResult:
         )
 
 
-_BUCKET_MIN = 1 << 18  # one family at least this large: sort by buckets
-_BUCKET_SHIFT = 46  # 2^18 buckets: 10 exponent bits and 8 mantissa bits of the p-value
-_BUCKET_TARGET = 1 << 14  # group size whose np.sort stays in cache
-
-
-def _bucket_sort(keys: np.ndarray) -> np.ndarray:
-    """Sort packed keys: one counting-sort pass on the leading bits, then np.sort per group.
+def _bucket_sort(keys: np.ndarray, out: np.ndarray) -> None:
+    """Sort packed keys into ``out``: one counting-sort pass on the leading bits, then
+    np.sort per group.
 
     np.sort of 10^7 keys costs about twice as much per element as sorting cache-sized
     pieces, and one histogram plus one scatter pass is cheaper than the difference.
     """
-    nb = 1 << (64 - _BUCKET_SHIFT)
-    hist = _k.key_histogram(keys, _BUCKET_SHIFT, nb)
+    shift = _tunables.BUCKET_SHIFT
+    nb = 1 << (64 - shift)
+    hist = _k.key_histogram(keys, shift, nb)
     before = np.cumsum(hist) - hist
-    group_of_bucket = (before // _BUCKET_TARGET).astype(np.int32)
+    group_of_bucket = (before // _tunables.BUCKET_TARGET).astype(np.int32)
     sizes = np.bincount(group_of_bucket, weights=hist).astype(np.int64)
     starts = np.cumsum(sizes) - sizes
-    out = np.empty_like(keys)
-    _k.key_scatter(keys, _BUCKET_SHIFT, group_of_bucket, starts, out)
+    _k.key_scatter(keys, shift, group_of_bucket, starts, out)
     for a, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
         out[a : a + n].sort()
-    return out
 
 
-def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray):
-    """Order and sorted values per row (NaNs last), via packed-key np.sort."""
+def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None):
+    """Order and sorted values per row (NaNs last), via packed-key np.sort.
+
+    ``s`` (F, M) float64 receives the sorted values; :func:`_family` passes its
+    output array, whose rows are overwritten only after each row's procedure has
+    read them, which saves a buffer of M floats.  The bucket sort's second key
+    buffer is ``s`` too: unpacking reads each key before writing that slot.
+    """
     F, M = p2d.shape
     idxbits = max(2, (M - 1).bit_length())
     keys = np.empty((F, M), dtype=np.uint64)
     _k.pack_keys(p2d, idxbits, keys)
-    if F == 1 and M >= _BUCKET_MIN:
-        keys = _bucket_sort(keys[0])[None, :]
+    if s is None:
+        s = np.empty((F, M))
+    order = keys.view(np.int64)
+    if F == 1 and M >= _tunables.BUCKET_MIN:
+        sorted_keys = s.view(np.uint64)
+        _bucket_sort(keys[0], sorted_keys[0])
     else:
         keys.sort(axis=1)
-    order = keys.view(np.int64)
-    s = np.empty((F, M))
-    ok = _k.unpack_sorted(keys, idxbits, p2d, m_eff, order, s)
+        sorted_keys = keys
+    ok = _k.unpack_sorted(sorted_keys, idxbits, p2d, m_eff, order, s)
     for r in np.flatnonzero(~ok):  # many distinct near-equal values: exact argsort
         order[r] = np.argsort(p2d[r], kind="stable")
         s[r] = p2d[r, order[r]]
     return order, s
+
+
+def _holm_sidak_critical(alpha: float, m: int) -> np.ndarray:
+    """``1 - (1 - alpha)**(1 / (m - i))``, i = 0..m-1, statsmodels' operations, in place."""
+    c = np.arange(m, 0, -1, dtype=np.float64)
+    np.divide(1.0, c, out=c)
+    np.power(1.0 - alpha, c, out=c)
+    np.subtract(1, c, out=c)
+    return c
 
 
 def _per_m(m_eff: np.ndarray, fn, width: int) -> np.ndarray:
@@ -212,7 +278,7 @@ def _per_m(m_eff: np.ndarray, fn, width: int) -> np.ndarray:
     return out
 
 
-def _holm_candidates(p: np.ndarray, m: int, k: int):
+def _holm_candidates(p: np.ndarray, m: int, k: float):
     """Indices of the p-values whose (generalized) Holm adjusted value may be below 1.
 
     At rank i the adjusted value is at least c_i p_(i) with c_i = (m + k - max(i, k))/k
@@ -239,6 +305,7 @@ def _holm_candidates(p: np.ndarray, m: int, k: int):
 def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
     """Adjusted values and decisions for each row of ``p2d`` (rows with m_eff < 0 skipped)."""
     F, M = p2d.shape
+    k = float(k)  # the kernels take k as a float: exact for any k (see lr_divisor)
     adj = np.empty((F, M))
     rej = np.empty((F, M), dtype=bool)
     if method in ("bonferroni", "sidak", "generalized-bonferroni", "generalized-sidak"):
@@ -255,26 +322,38 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             1,
         )
         with np.errstate(divide="ignore", invalid="ignore"):
+            # in place in adj (no temporaries the size of the input), same operations
             if bonf:
                 np.less_equal(p2d, thr, out=rej)
-                np.minimum(p2d * m / k, 1.0, out=adj)
+                np.multiply(p2d, m, out=adj)
+                np.divide(adj, k, out=adj)
+                np.minimum(adj, 1.0, out=adj)
             elif method == "sidak" or k == 1:
                 np.less_equal(p2d, thr, out=rej)
-                np.minimum(-np.expm1(m * np.log1p(-p2d)), 1.0, out=adj)
+                np.negative(p2d, out=adj)
+                np.log1p(adj, out=adj)
+                np.multiply(m, adj, out=adj)
+                np.expm1(adj, out=adj)
+                np.negative(adj, out=adj)
+                np.minimum(adj, 1.0, out=adj)
             else:
                 # Guo & Romano (2007): under independence the number of true nulls
                 # with p <= c is stochastically <= Bin(m, c); the adjusted value is
                 # P(Bin(m, p) >= k) and rejection is adjusted <= alpha.
-                mi = m.astype(np.int64)
-                adj[...] = special.bdtrc(np.minimum(k - 1, mi), mi, p2d)
-                adj[np.broadcast_to(mi < k, adj.shape)] = 0.0  # < k tests: no k errors possible
+                # (< k tests: no k false rejections are possible, adjusted value 0)
+                _k.generalized_sidak_adjusted(p2d, m[:, 0], k, adj)
                 np.less_equal(adj, alpha, out=rej)
         np.copyto(adj, np.nan, where=np.isnan(p2d))
     else:
-        code = _SORTED_CODES[method]
+        code = _codes.CODES[method]
         m_sorted = m_eff
         cand = None
-        if code == _k.HOLM and F == 1 and not is_sorted and m_eff[0] > 0:
+        if (
+            code in (_codes.HOLM, _codes.GENERALIZED_HOLM)
+            and F == 1
+            and not is_sorted
+            and m_eff[0] > 0
+        ):
             cand = _holm_candidates(p2d[0], int(m_eff[0]), k)
         if cand is not None:  # only the candidates need ordering; the rest adjust to 1
             adj.fill(1.0)
@@ -285,22 +364,31 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             order = np.ascontiguousarray(np.broadcast_to(np.arange(M, dtype=np.int64), (F, M)))
             s = p2d
         else:
-            order, s = _sort_rows(p2d, m_eff)
-        thresholds = np.empty((1, 1))
-        cm = np.ones(F)
-        if code == _k.HOLM_SIDAK:
-            # statsmodels' critical values, computed with the same numpy calls
-            thresholds = _per_m(
-                m_eff, lambda m: 1 - np.power(1.0 - alpha, 1.0 / np.arange(m, 0, -1)), M
-            )
-        elif code == _k.FDR_BY:
-            cm = _per_m(m_eff, lambda m: np.sum(1.0 / np.arange(1, m + 1)), 1)[:, 0]
+            order, s = _sort_rows(p2d, m_eff, adj)
         nrej = np.full(F, -1, dtype=np.int64)
         thr = np.full(F, -1.0)
-        _k.adjust_sorted(
-            s, order, m_sorted, m_eff, code, alpha, k, cm, maxiter, thresholds, adj, rej, nrej, thr
-        )
-        if code not in (_k.HOMMEL, _k.FDR_GBS):
+        out = (adj, rej, nrej, thr)
+        # one kernel per procedure: a call compiles only the one it needs
+        if code in (_codes.HOLM, _codes.GENERALIZED_HOLM):
+            _k.holm_rows(s, order, m_sorted, m_eff, alpha, k, *out)
+        elif code in (_codes.HOCHBERG, _codes.GENERALIZED_HOCHBERG):
+            _k.hochberg_rows(s, order, m_eff, alpha, k, *out)
+        elif code == _codes.HOLM_SIDAK:
+            # statsmodels' critical values, computed with the same numpy calls
+            thresholds = _per_m(m_eff, lambda m: _holm_sidak_critical(alpha, m), M)
+            _k.holm_sidak_rows(s, order, m_eff, thresholds, *out)
+        elif code in (_codes.FDR_BH, _codes.FDR_BY):
+            cm = np.ones(F)
+            if code == _codes.FDR_BY:
+                cm = _per_m(m_eff, lambda m: np.sum(1.0 / np.arange(1, m + 1)), 1)[:, 0]
+            _k.bh_rows(s, order, m_eff, alpha, cm, *out)
+        elif code in (_codes.FDR_TSBH, _codes.FDR_TSBKY):
+            _k.twostage_rows(s, order, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
+        elif code == _codes.FDR_GBS:
+            _k.gbs_rows(s, order, m_eff, alpha, *out)
+        else:
+            _k.hommel_rows(s, order, m_eff, alpha, *out)
+        if code not in (_codes.HOMMEL, _codes.FDR_GBS):
             if is_sorted:  # positional, as statsmodels (input order trusted)
                 np.less(np.arange(M), nrej[:, None], out=rej)
             else:
@@ -314,17 +402,15 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
     return adj, rej
 
 
-def _check_k(k, method: str) -> int:
-    k = check_positive_int(k, "k")
-    if k != 1 and method not in KFWER_METHODS:
-        raise ValueError(
-            f"k must be 1 for method {method!r} (k is the k of a k-FWER; use one of "
-            f"{', '.join(map(repr, KFWER_METHODS))}); got k={k}"
-        )
-    return k
-
-
-def adjust(pvalues, method="holm", *, alpha=0.05, k=1, nan_policy="propagate", axis=None):
+def adjust(
+    pvalues: ArrayLike,
+    method: str = "holm",
+    *,
+    alpha: float = 0.05,
+    k: int = 1,
+    nan_policy: str = "propagate",
+    axis: int | None = None,
+) -> AdjustResult:
     """Adjust p-values for multiple testing and decide which hypotheses to reject.
 
     Parameters
@@ -442,9 +528,8 @@ def adjust(pvalues, method="holm", *, alpha=0.05, k=1, nan_policy="propagate", a
     >>> adjust(np.array([[0.01, 0.02], [0.2, 0.01]]), "bonferroni", axis=1).n_rejected
     array([2, 1])
     """
-    method = _canonical(method)
+    method, k = resolve_method(method, k)
     alpha = check_alpha(alpha)
-    k = _check_k(k, method)
     nan_policy = check_nan_policy(nan_policy)
     p = as_probabilities(pvalues, "pvalues", allow_nan=nan_policy != "raise")
     if axis is None:
@@ -497,7 +582,64 @@ def adjust(pvalues, method="holm", *, alpha=0.05, k=1, nan_policy="propagate", a
     )
 
 
-def multipletests(pvals, alpha=0.05, method="hs", maxiter=1, is_sorted=False, returnsorted=False):
+def _check_maxiter(maxiter, m: int) -> int:
+    """statsmodels' ``maxiter`` (int >= -1, bool or None) as an iteration count <= m + 1.
+
+    The two-stage iteration stops by itself within m steps (its rejection count
+    only grows), so any larger count, however large, means "iterate fully".
+    """
+    if maxiter is None:
+        maxiter = -1
+    if isinstance(maxiter, (bool, np.bool_)):
+        maxiter = int(maxiter)
+    if not isinstance(maxiter, numbers.Integral) or maxiter < -1:
+        raise ValueError(f"maxiter must be an int >= -1, a bool or None; got {maxiter!r}")
+    return m if maxiter == -1 else min(int(maxiter), m + 1)
+
+
+def _lfdr_support_line(p: np.ndarray, is_sorted: bool) -> np.ndarray:
+    """statsmodels' ``"lfdr"``: local FDR from the Grenander density estimate, clipped to 1.
+
+    The density of the p-values is estimated by the slopes of the least concave
+    majorant of their empirical distribution function (Grenander 1956): the
+    decreasing weighted isotonic regression of each gap's mass per width.  With
+    all nulls true (null proportion 1) the local FDR of p is 1 / density(p).
+    NaN p-values make every value NaN (as ``nan_policy="propagate"``).
+    """
+    from scipy.optimize import isotonic_regression
+
+    if p.size == 0:
+        return np.empty(0)
+    if np.isnan(p).any():
+        return np.full(p.shape, np.nan)
+    order = None if is_sorted else np.argsort(p, kind="stable")
+    s = p if is_sorted else p[order]
+    values, counts = np.unique(s, return_counts=True)
+    widths = np.diff(values, prepend=0.0)
+    # p-values of exactly 0 are a point mass (infinite density, local FDR 0);
+    # statsmodels raises there, the majorant simply starts above the origin.
+    zero = int(values[0] == 0.0)
+    slopes = np.full(values.size, np.inf)
+    if values.size > zero:
+        mass = counts[zero:] / (p.size * widths[zero:])
+        slopes[zero:] = isotonic_regression(mass, weights=widths[zero:], increasing=False).x
+    with np.errstate(divide="ignore"):
+        lfdr = np.minimum(1.0, 1.0 / np.repeat(slopes, counts))
+    if is_sorted:
+        return lfdr
+    out = np.empty_like(lfdr)
+    out[order] = lfdr
+    return out
+
+
+def multipletests(
+    pvals: ArrayLike,
+    alpha: float = 0.05,
+    method: str = "hs",
+    maxiter: int | bool | None = 1,
+    is_sorted: bool = False,
+    returnsorted: bool = False,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Drop-in replacement for ``statsmodels.stats.multitest.multipletests``.
 
     Same signature, method names and aliases (``b``, ``bonf``, ``s``, ``h``,
@@ -551,29 +693,158 @@ def multipletests(pvals, alpha=0.05, method="hs", maxiter=1, is_sorted=False, re
     >>> corrected
     array([0.03, 0.04, 0.3 ])
     """
-    method = _canonical(method)
+    lfdr = isinstance(method, str) and method.lower() in _LFDR_ALIASES
+    method = "lfdr" if lfdr else canonical_method(method)
     alpha = check_alpha(alpha)
     p = as_probabilities(pvals, "pvals")
     if p.ndim != 1:
         raise ValueError(f"pvals must be 1-dimensional; got shape {p.shape}")
     m = p.size
-    if maxiter is None:
-        maxiter = -1
-    if isinstance(maxiter, (bool, np.bool_)):
-        maxiter = int(maxiter)
-    if not isinstance(maxiter, (int, np.integer)) or maxiter < -1:
-        raise ValueError(f"maxiter must be an int >= -1, a bool or None; got {maxiter!r}")
-    maxiter = m if maxiter == -1 else int(maxiter)
+    maxiter = _check_maxiter(maxiter, m)
     if m > 0:
         alphac_sidak = 1 - np.power((1.0 - alpha), 1.0 / m)
         alphac_bonf = alpha / float(m)
     else:
         alphac_sidak = alphac_bonf = math.nan
-    p2d = np.ascontiguousarray(p.reshape(1, -1))
-    m_eff = np.array([-1 if np.isnan(p).any() else m], dtype=np.int64)
-    adj, rej = _family(p2d, method, alpha, 1, maxiter, m_eff, is_sorted=bool(is_sorted))
-    adj, rej = adj[0], rej[0]
+    if lfdr:
+        adj = _lfdr_support_line(p, bool(is_sorted))
+        rej = adj <= alpha
+    else:
+        p2d = np.ascontiguousarray(p.reshape(1, -1))
+        m_eff = np.array([-1 if np.isnan(p).any() else m], dtype=np.int64)
+        adj, rej = _family(p2d, method, alpha, 1, maxiter, m_eff, is_sorted=bool(is_sorted))
+        adj, rej = adj[0], rej[0]
     if returnsorted and not is_sorted:
         order = np.argsort(p, kind="stable")
         adj, rej = adj[order], rej[order]
     return rej, adj, alphac_sidak, alphac_bonf
+
+
+def fdrcorrection(
+    pvals: ArrayLike, alpha: float = 0.05, method: str = "indep", is_sorted: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop-in replacement for ``statsmodels.stats.multitest.fdrcorrection``.
+
+    Parameters
+    ----------
+    pvals : array_like, 1-D
+        p-values in [0, 1].
+    alpha : float, default 0.05
+        FDR level in (0, 1).
+    method : {"indep", "i", "p", "poscorr", "negcorr", "n"}, default "indep"
+        ``"indep"``/``"i"``/``"p"``/``"poscorr"``: Benjamini–Hochberg (FDR
+        under independence or PRDS); ``"negcorr"``/``"n"``:
+        Benjamini–Yekutieli (any dependence).
+    is_sorted : bool, default False
+        The p-values are sorted ascending (not checked, as statsmodels).
+
+    Returns
+    -------
+    rejected : ndarray of bool
+    pvals_corrected : ndarray of float64
+
+    Examples
+    --------
+    >>> from mtcert.multitest import fdrcorrection
+    >>> reject, corrected = fdrcorrection([0.01, 0.02, 0.04, 0.5])
+    >>> reject
+    array([ True,  True, False, False])
+    >>> corrected
+    array([0.04      , 0.04      , 0.05333333, 0.5       ])
+    """
+    names = {"i": "fdr_bh", "indep": "fdr_bh", "p": "fdr_bh", "poscorr": "fdr_bh"}
+    names |= {"n": "fdr_by", "negcorr": "fdr_by"}
+    check_option(method, "method", tuple(names))
+    reject, corrected, _, _ = multipletests(
+        pvals, alpha=alpha, method=names[method], is_sorted=is_sorted
+    )
+    return reject, corrected
+
+
+def fdrcorrection_twostage(
+    pvals: ArrayLike,
+    alpha: float = 0.05,
+    method: str = "bky",
+    maxiter: int | bool | None = 1,
+    iter: None = None,  # statsmodels' removed keyword, refused
+    is_sorted: bool = False,
+) -> tuple[np.ndarray, np.ndarray, int, list[float]]:
+    """Drop-in replacement for ``statsmodels.stats.multitest.fdrcorrection_twostage``.
+
+    The (iterated) two-stage linear step-up procedure of Benjamini, Krieger &
+    Yekutieli (2006, Definition 6) with an estimate of the number of true nulls.
+
+    Parameters
+    ----------
+    pvals : array_like, 1-D
+        p-values in [0, 1].
+    alpha : float, default 0.05
+        FDR level in (0, 1).
+    method : {"bky", "bh"}, default "bky"
+        ``"bky"``: Definition 6 of BKY 2006 (first stage at alpha / (1 + alpha));
+        ``"bh"``: the two-stage method of Benjamini & Hochberg.
+    maxiter : int, bool or None, default 1
+        1: two stages; 0: one stage; -1 or None: iterate to convergence.
+    iter : None
+        Removed keyword kept for statsmodels compatibility: anything else raises
+        ``TypeError``.
+    is_sorted : bool, default False
+        The p-values are sorted ascending (not checked, as statsmodels).
+
+    Returns
+    -------
+    rejected : ndarray of bool
+    pvals_corrected : ndarray of float64
+        Specific to ``alpha``: reject where ``pvals_corrected <= alpha``.
+    m0 : int
+        Estimated number of true nulls, ``m`` minus the number of rejections.
+    alpha_stages : list of float
+        The level of each linear step-up stage that was run.
+
+    Examples
+    --------
+    >>> from mtcert.multitest import fdrcorrection_twostage
+    >>> reject, corrected, m0, stages = fdrcorrection_twostage([0.01, 0.02, 0.04, 0.5])
+    >>> reject, m0
+    (array([ True,  True,  True, False]), 1)
+    """
+    if iter is not None:
+        raise TypeError("iter is no longer accepted (as in statsmodels); use maxiter")
+    check_option(method, "method", ("bky", "bh"))
+    alpha = check_alpha(alpha)
+    reject, corrected, _, _ = multipletests(
+        pvals,
+        alpha=alpha,
+        method="fdr_tsbky" if method == "bky" else "fdr_tsbh",
+        maxiter=maxiter,
+        is_sorted=is_sorted,
+    )
+    m = reject.size
+    n_rej = int(reject.sum())
+    # The stages statsmodels reports: alpha' first, then one alpha* per iteration
+    # run, each from the previous stage's rejection count.
+    alpha_prime = alpha / (1.0 + alpha) if method == "bky" else alpha
+    stages = [alpha_prime]
+    p = (
+        np.sort(as_probabilities(pvals, "pvals"))
+        if not is_sorted
+        else as_probabilities(pvals, "pvals")
+    )
+    r_old = _bh_rejections(p, alpha_prime)
+    n_iter = _check_maxiter(maxiter, m)
+    if 0 < r_old < m:
+        for it in range(n_iter):
+            with np.errstate(divide="ignore"):  # all rejected: alpha* = inf, as statsmodels
+                stages.append(alpha_prime * m / np.float64(m - r_old))
+            r = _bh_rejections(p, stages[-1])
+            if it >= n_iter - 1 or r == r_old:
+                break
+            r_old = r
+    return reject, corrected, m - n_rej, stages
+
+
+def _bh_rejections(sorted_p: np.ndarray, alpha: float) -> int:
+    """Number of Benjamini–Hochberg rejections at ``alpha`` (statsmodels' operations)."""
+    m = sorted_p.size
+    below = np.flatnonzero(sorted_p <= np.arange(1, m + 1) / float(m) * alpha)
+    return int(below[-1]) + 1 if below.size else 0

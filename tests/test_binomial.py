@@ -45,8 +45,12 @@ def test_greater_matches_scipy_sf(random_knp):
     ours = binom_test(k, n, p)
     ref = st.binom.sf(k - 1, n, p)
     assert ours.shape == k.shape
-    assert rel_err(ours, ref).max() <= 1e-9
-    assert np.array_equal(ours == 0, ref == 0)
+    # scipy's sf (Boost's ibeta) underflows to 0 or loses accuracy below ~1e-250;
+    # there ours are checked against mpmath (test_deep_tails_against_mpmath).
+    ok = ref > 1e-200
+    assert rel_err(ours[ok], ref[ok]).max() <= 1e-9
+    assert np.all(ours[~ok] <= 1.01e-200)
+    assert np.all(ref[ours == 0] == 0)  # we underflow only where scipy does too
 
 
 def test_less_matches_scipy_cdf_away_from_underflow(random_knp):
@@ -91,6 +95,63 @@ def test_against_mpmath_including_deep_tails(k, n, p, alternative):
         assert ours < 1e-299
     else:
         assert rel_err(ours, ref) <= 1e-9, (ours, ref)
+
+
+def upper_tail_mp(k, n, p):
+    """P(X >= k) in 60-digit arithmetic, summed from k upwards until negligible."""
+    p = mpmath.mpf(p)
+    q = 1 - p
+    t = mpmath.binomial(n, k) * p**k * q ** (n - k)
+    s, j = t, k
+    while j < n and t > s * mpmath.mpf(10) ** -40:
+        t = t * (n - j) * p / ((j + 1) * q)
+        j += 1
+        s += t
+    return s
+
+
+@pytest.mark.parametrize("n", range(1075, 1266, 38))
+def test_two_sided_extreme_tail_against_mpmath(n):
+    # issue 10.1: where the opposite tail's pmf underflows in scipy's search, the
+    # p-value must still include it (p = 1/2: exactly twice the one-sided tail).
+    for k in (0, 7, 21, 38):
+        ref = exact_tail(k, n, 0.5, "two-sided")
+        ours = float(binom_test(k, n, 0.5, alternative="two-sided"))
+        assert rel_err(ours, ref) <= 1e-11, (k, n, ours, ref)
+        lower = float(binom_test(k, n, 0.5, alternative="less"))
+        assert rel_err(ours, 2 * lower) <= 1e-11
+
+
+def test_two_sided_extreme_tail_asymmetric_against_mpmath():
+    n, p = 1167, 0.4966
+    for k in range(11, 35, 3):
+        for kk in (k, n - k):
+            ref = exact_tail(kk, n, p, "two-sided")
+            ours = float(binom_test(kk, n, p, alternative="two-sided"))
+            assert rel_err(ours, ref) <= 1e-11, (kk, ours, ref)
+    # the value from the issue
+    assert float(binom_test(38, 1167, 0.5, alternative="two-sided")) == pytest.approx(
+        3.798e-280, rel=1e-3
+    )
+
+
+def test_deep_tails_against_mpmath():
+    # Boost's ibeta returns 0 for e.g. P(X >= 1129), X ~ Bin(1167, 1/2) = 1.9e-280,
+    # and loses relative accuracy below ~1e-250: these tails are summed in log space.
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        n = int(10 ** rng.uniform(2, 4))
+        p = float(rng.uniform(0.05, 0.95))
+        # k with a tail between ~1e-200 and ~1e-305, near n or beyond the mean
+        k = int(min(n, round(n * p + rng.uniform(0.6, 1.0) * (n - n * p))))
+        ref = upper_tail_mp(k, n, p)
+        ours = float(binom_test(k, n, p))
+        if ref > 1e-300:
+            assert rel_err(ours, float(ref)) <= 1e-11, (k, n, p, ours, ref)
+        lower = float(binom_test(n - k, n, 1 - p, alternative="less"))
+        if ref > 1e-300:
+            assert rel_err(lower, float(ref)) <= 1e-11, (k, n, p, lower, ref)
+    assert float(binom_test(1129, 1167, 0.5)) == pytest.approx(1.8990736359070655e-280, rel=1e-11)
 
 
 def test_tiny_pvalues_keep_relative_accuracy():
@@ -250,3 +311,28 @@ def test_grouped_by_n_and_threaded_paths_agree(alternative):
     ref = st.binom.sf(k[idx] - 1, n[idx], 0.55) if alternative == "greater" else None
     if ref is not None:
         assert rel_err(grouped[idx], ref).max() <= 1e-12
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_clopper_pearson_confidence_level_matches_scipy(alternative):
+    rng = np.random.default_rng(12)
+    for _ in range(30):
+        n = int(rng.integers(1, 500))
+        k = int(rng.integers(0, n + 1))
+        cl = float(rng.choice([0.9, 0.95, 0.99, 0.999]))
+        ref = st.binomtest(k, n, alternative=alternative).proportion_ci(cl, method="exact")
+        low, high = clopper_pearson(k, n, confidence_level=cl, alternative=alternative)
+        # scipy finds the bounds by root-finding (xtol ~1e-12); ours are betaincinv
+        np.testing.assert_allclose([low, high], [ref.low, ref.high], rtol=1e-9, atol=1e-14)
+    a = clopper_pearson(7, 10, alpha=0.05)
+    assert clopper_pearson(7, 10) == a  # default alpha 0.05
+    with pytest.raises(ValueError, match="not both"):
+        clopper_pearson(7, 10, alpha=0.05, confidence_level=0.95)
+    with pytest.raises(ValueError, match="confidence_level"):
+        clopper_pearson(7, 10, confidence_level=1.5)
+
+
+@pytest.mark.parametrize("bad", [[0.5 + 0j], np.array([0.5], complex), [None], ["0.5"]])
+def test_complex_none_and_strings_refused_for_p(bad):
+    with pytest.raises(ValueError, match="p must be real"):
+        binom_test(3, 10, bad)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import mtcert.certify as certify_mod
-from mtcert import _threads
+from mtcert import _threads, _tunables
 from mtcert._kernels import certify as _k
 from mtcert.binomial import greater_pvalue_table
 from mtcert.certify import ABSTAIN, FAST_METHODS, segcertify_hits
@@ -34,7 +34,7 @@ def threaded(monkeypatch):
         calls.append(args[-1])
         return real(*args)
 
-    monkeypatch.setattr(certify_mod, "_MIN_CHUNK", 16)
+    monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
     monkeypatch.setattr(certify_mod, "workers_for", lambda size, min_chunk: 3)
     monkeypatch.setattr(certify_mod, "_one_family_threaded", spy)
     return calls
@@ -154,7 +154,7 @@ def test_threaded_path_not_used_for_small_or_batched_input(monkeypatch):
     monkeypatch.setattr(certify_mod, "_one_family_threaded", lambda *a: calls.append(a))
     hits = np.full((4, 500), 100)
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001)
-    monkeypatch.setattr(certify_mod, "_MIN_CHUNK", 16)
+    monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, axis=-1)
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="hochberg")
     assert calls == []

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests as sm_multipletests
 
 import mtcert.multitest as mt
+from mtcert import _tunables
 from mtcert._kernels import multitest as kernels
 from mtcert.multitest import (
     FDR_METHODS,
@@ -25,6 +26,7 @@ from mtcert.multitest import (
     multipletests,
 )
 from tests.naive_multitest import naive_adjust
+from tests.test_binomial import upper_tail_mp
 
 SM_ALIASES = {
     "bonferroni": ["b", "bonf", "bonferroni"],
@@ -122,8 +124,8 @@ def sort_path(request, monkeypatch):
     """Run a test through the plain packed-key sort and through the bucketed sort
     (made to trigger at small m, with tiny groups)."""
     if request.param == "buckets":
-        monkeypatch.setattr(mt, "_BUCKET_MIN", 1000)
-        monkeypatch.setattr(mt, "_BUCKET_TARGET", 64)
+        monkeypatch.setattr(_tunables, "BUCKET_MIN", 1000)
+        monkeypatch.setattr(_tunables, "BUCKET_TARGET", 64)
     return request.param
 
 
@@ -151,8 +153,10 @@ def test_bucket_sort_equals_np_sort():
     p[::1000] = np.nan
     keys = np.empty((1, p.size), dtype=np.uint64)
     kernels.pack_keys(p.reshape(1, -1), (p.size - 1).bit_length(), keys)
-    np.testing.assert_array_equal(mt._bucket_sort(keys[0]), np.sort(keys[0]))
-    res = adjust(p, "fdr_bh", nan_policy="omit")  # m >= _BUCKET_MIN: bucketed path
+    out = np.empty_like(keys[0])
+    mt._bucket_sort(keys[0], out)
+    np.testing.assert_array_equal(out, np.sort(keys[0]))
+    res = adjust(p, "fdr_bh", nan_policy="omit")  # m >= BUCKET_MIN: bucketed path
     ok = ~np.isnan(p)
     assert_same(
         multipletests(p[ok], method="fdr_bh"),
@@ -230,6 +234,36 @@ def test_generalized_sidak_is_binomial_tail():
 
     np.testing.assert_allclose(res.adjusted, stats.binom.sf(1, 4, p), rtol=1e-12)
     np.testing.assert_array_equal(res.reject, stats.binom.sf(1, 4, p) <= 0.01)
+
+
+def _binomial_upper_tail_mp(k, m, p):
+    """P(Bin(m, p) >= k) in 60-digit arithmetic (the smaller of the two sums)."""
+    import mpmath
+
+    if k > m * p:
+        return float(upper_tail_mp(k, m, p))
+    p = mpmath.mpf(p)
+    return float(
+        1 - mpmath.fsum(mpmath.binomial(m, j) * p**j * (1 - p) ** (m - j) for j in range(k))
+    )
+
+
+def test_generalized_sidak_to_1e14_against_mpmath():
+    # issue 10.2: scipy's bdtrc (and Boost's ibeta) carry ~1e-12 relative error here
+    x = np.full(1962, 0.5)
+    x[0] = 0.0012020318472429298
+    got = adjust(x, "generalized-sidak", k=3).adjusted[0]
+    assert abs(got - 0.41943897310369627) <= 1e-14 * 0.41943897310369627
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        m = int(10 ** rng.uniform(0.5, 5))
+        k = int(rng.integers(2, min(m, 60) + 1))
+        p = float(min(0.999, k / m * 10 ** rng.uniform(-2, 0.7)))
+        ref = _binomial_upper_tail_mp(k, m, p)
+        if ref < 1e-10:
+            continue
+        ours = adjust(np.r_[p, np.ones(m - 1)], "generalized-sidak", k=k).adjusted[0]
+        assert abs(ours - ref) <= 1.5e-14 * ref, (m, k, p, ours, ref)
 
 
 def test_k_larger_than_m_applies_formulas_as_written():
@@ -372,6 +406,12 @@ def test_multipletests_nan_propagates_for_every_method():
         ({"pvalues": [0.1, 1.5]}, "pvalues must lie in"),
         ({"pvalues": [-0.1]}, "pvalues must lie in"),
         ({"pvalues": ["a"]}, "pvalues must be"),
+        ({"pvalues": ["0.1"]}, "pvalues must be real"),  # no silent string parsing
+        ({"pvalues": [0.01 + 0j, 0.02 + 5j]}, "pvalues must be real"),  # issue 14.4
+        ({"pvalues": np.array([0.01, 0.02], complex)}, "pvalues must be real"),
+        ({"pvalues": [None, 0.1]}, "pvalues must be real.*None"),
+        ({"k": 2**63, "method": "holm"}, "k must be 1"),
+        ({"k": 10**400, "method": "generalized-holm"}, "k must be below"),
         ({"alpha": 0.0}, "alpha"),
         ({"alpha": 1.0}, "alpha"),
         ({"alpha": float("nan")}, "alpha"),
@@ -396,7 +436,11 @@ def test_multipletests_validation():
     with pytest.raises(ValueError, match="pvals must be 1-dimensional"):
         multipletests(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="method"):
-        multipletests([0.1], method="lfdr")
+        multipletests([0.1], method="lfdr_x")
+    with pytest.raises(ValueError, match="method"):
+        adjust([0.1], method="lfdr")  # not a procedure with a level: multipletests only
+    with pytest.raises(ValueError, match="pvals must be real"):
+        multipletests([0.1, None])
     with pytest.raises(ValueError, match="maxiter"):
         multipletests([0.1], method="fdr_tsbh", maxiter=-2)
     with pytest.raises(ValueError, match="alpha"):

@@ -16,8 +16,9 @@ histograms per thread (:func:`histogram_chunk`), one decision
 (:func:`decide_histogram`), then labels per chunk (:func:`label_chunk`); the
 batched path :func:`certify_families` runs the same pieces serially.
 
-Method codes (shared with the Python wrapper):
-``BONFERRONI``, ``HOLM``, ``GENERALIZED_BONFERRONI``, ``GENERALIZED_HOLM``.
+Method codes come from the one table :mod:`mtcert._kernels.methods`; the
+counting path takes ``BONFERRONI``, ``HOLM`` and their k-FWER generalisations,
+with ``k`` as a float (exact for any k, see ``lr_divisor``).
 """
 
 from __future__ import annotations
@@ -25,19 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-BONFERRONI = 0
-HOLM = 1
-GENERALIZED_BONFERRONI = 2
-GENERALIZED_HOLM = 3
-
-# A family is histogrammed when it has at least (n + 1) / _HIST_MIN_FILL
-# members (the O(n) histogram is then cheap next to the O(m) pass); smaller
-# families are sorted instead, so that huge n (1e6) with many small families
-# costs O(m log m) per family rather than O(n).
-_HIST_MIN_FILL = 8
-# Four interleaved histograms break the store-to-load dependency when many
-# neighbouring components share a hit count (e.g. hits == n on a clean image).
-_SPLIT_MIN = 1 << 14
+from mtcert._kernels.methods import GENERALIZED_HOLM, HOLM, lr_divisor
+from mtcert._tunables import HIST_MIN_FILL, HIST_SPLIT_MIN
 
 
 @njit(cache=True, nogil=True)
@@ -54,7 +44,7 @@ def histogram_chunk(hits, n, part, copy):
     do_copy = copy.shape[0] != 0
     n_bad = 0
     start = 0
-    if m >= _SPLIT_MIN:
+    if m >= HIST_SPLIT_MIN:
         start = m - m % 4
         for i in range(0, start, 4):
             for lane in range(4):
@@ -158,7 +148,7 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, step_down):
             count += counts[i]
             i += 1
         if step_down:
-            crit = ka / float(m + k - max(n_rej + 1, k))
+            crit = ka / lr_divisor(n_rej + 1, m, k)
         else:
             crit = ka / float(m)
         if p <= crit:
@@ -227,7 +217,7 @@ def copy_first(hits, copy):
 @njit(cache=True, nogil=True)
 def use_histogram(m, n):
     """Whether a family of ``m`` is histogrammed (else sorted) for ``n`` samples."""
-    return m * _HIST_MIN_FILL >= n + 1
+    return m * HIST_MIN_FILL >= n + 1
 
 
 @njit(cache=True, nogil=True)

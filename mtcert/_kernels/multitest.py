@@ -20,16 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# Method codes shared with mtcert.multitest (sorted-path procedures only).
-HOLM = 0  # generalized Holm; k = 1 is Holm
-HOCHBERG = 1  # generalized Hochberg; k = 1 is Hochberg
-HOLM_SIDAK = 2
-HOMMEL = 3
-FDR_BH = 4
-FDR_BY = 5
-FDR_TSBH = 6
-FDR_TSBKY = 7
-FDR_GBS = 8
+from mtcert._kernels.binomial import upper_tail_by_sums
+from mtcert._kernels.methods import lr_divisor
 
 _NAN_BITS = np.uint64((1 << 62) - 1)  # above the bits of 1.0 (0x3FF0...)
 
@@ -102,12 +94,6 @@ def unpack_sorted(keys, idxbits, p, m_eff, order, s):
 
 
 @njit(cache=True, error_model="numpy")
-def _lr_divisor(r, m, k):
-    # Lehmann & Romano (2005) Thm 2.2, 1-based r: alpha_r = k*alpha/(m + k - max(r, k)).
-    return float(m + k - max(r, k))
-
-
-@njit(cache=True, error_model="numpy")
 def _step_down_lr(s, n, m, alpha, k, a):
     """Generalized Holm (LR 2005, Thm 2.2); k = 1 is Holm (1979).
 
@@ -117,12 +103,12 @@ def _step_down_lr(s, n, m, alpha, k, a):
     ka = k * alpha
     nrej = n
     for i in range(n):
-        if s[i] > ka / _lr_divisor(i + 1, m, k):
+        if s[i] > ka / lr_divisor(i + 1, m, k):
             nrej = i
             break
     run = -np.inf
     for i in range(n):
-        v = s[i] * _lr_divisor(i + 1, m, k) / k
+        v = s[i] * lr_divisor(i + 1, m, k) / k
         if v > run:
             run = v
         a[i] = min(run, 1.0)
@@ -135,12 +121,12 @@ def _step_up_lr(s, m, alpha, k, a):
     ka = k * alpha
     nrej = 0
     for i in range(m - 1, -1, -1):
-        if s[i] <= ka / _lr_divisor(i + 1, m, k):
+        if s[i] <= ka / lr_divisor(i + 1, m, k):
             nrej = i + 1
             break
     run = np.inf
     for i in range(m - 1, -1, -1):
-        v = s[i] * _lr_divisor(i + 1, m, k) / k
+        v = s[i] * lr_divisor(i + 1, m, k) / k
         if v < run:
             run = v
         a[i] = min(run, 1.0)
@@ -329,69 +315,122 @@ def _hommel(s, m, alpha, a, rj, cim, hull, dq):
     return -1
 
 
-@njit(cache=True, error_model="numpy")
-def adjust_sorted(
-    s, order, m_eff, m_tot, code, alpha, k, cm, maxiter, thresholds, out_adj, out_rej, nrej, thr
-):
-    """Run procedure ``code`` on every row of sorted values; scatter adjusted values.
+# --------------------------------------------------------------------------
+# One driver per procedure, each running it on every row of sorted values and
+# scattering the results: a call compiles only the procedure it needs (one
+# driver for all of them would compile Hommel's hull for a Holm call).
+#
+# For procedures whose rejections are the first ``nrej[r]`` sorted values
+# (every one but Hommel and GBS), ``out_rej`` is not written: no tie straddles
+# the end of that prefix, so the caller rejects ``p <= thr[r]`` in the
+# original order, sequentially, instead of scattering.  Hommel and GBS decide
+# ``adjusted <= alpha`` element by element; they get ``nrej[r] = -1`` and
+# their decisions are scattered into ``out_rej``.  Rows with ``m_eff[r] < 0``
+# are skipped (the caller fills them).
+# --------------------------------------------------------------------------
 
-    For procedures whose rejections are the first ``nrej[r]`` sorted values
-    (every one but Hommel and GBS), ``out_rej`` is not written: no tie
-    straddles the end of that prefix, so the caller rejects ``p <= thr[r]``
-    in the original order, sequentially, instead of scattering.  Hommel and
-    GBS decide ``adjusted <= alpha`` element by element; they get ``nrej[r] =
-    -1`` and their decisions are scattered into ``out_rej``.  ``m_tot[r]`` is
-    the family size; it exceeds ``m_eff[r]`` only for Holm on a truncated row.
-    """
-    F, M = s.shape
+
+@njit(cache=True, error_model="numpy")
+def _finish_row(r, n, m, sr, orow, a, rj, out_adj, out_rej, nrej, thr):
+    """Scatter row r's adjusted values (and decisions when ``n < 0``); NaN tail."""
+    nrej[r] = n
+    if n >= 0:
+        thr[r] = sr[n - 1] if n > 0 else -1.0
+        for i in range(m):
+            out_adj[r, orow[i]] = a[i]
+    else:
+        for i in range(m):
+            j = orow[i]
+            out_adj[r, j] = a[i]
+            out_rej[r, j] = rj[i]
+    for i in range(m, sr.shape[0]):
+        j = orow[i]
+        out_adj[r, j] = np.nan
+        out_rej[r, j] = False
+
+
+@njit(cache=True, error_model="numpy")
+def holm_rows(s, order, m_eff, m_tot, alpha, k, out_adj, out_rej, nrej, thr):
+    """(Generalized) Holm; ``m_tot[r]`` is the family size, above ``m_eff[r]`` when
+    only the candidates were sorted."""
+    a = np.empty(s.shape[1])
+    for r in range(s.shape[0]):
+        m = m_eff[r]
+        if m >= 0:
+            n = _step_down_lr(s[r], m, m_tot[r], alpha, k, a) if m > 0 else 0
+            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+
+
+@njit(cache=True, error_model="numpy")
+def hochberg_rows(s, order, m_eff, alpha, k, out_adj, out_rej, nrej, thr):
+    """(Generalized) Hochberg."""
+    a = np.empty(s.shape[1])
+    for r in range(s.shape[0]):
+        m = m_eff[r]
+        if m >= 0:
+            n = _step_up_lr(s[r], m, alpha, k, a) if m > 0 else 0
+            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+
+
+@njit(cache=True, error_model="numpy")
+def holm_sidak_rows(s, order, m_eff, thresholds, out_adj, out_rej, nrej, thr):
+    """Holm–Šidák with the per-row critical values ``thresholds[r]``."""
+    a = np.empty(s.shape[1])
+    for r in range(s.shape[0]):
+        m = m_eff[r]
+        if m >= 0:
+            n = _holm_sidak(s[r], m, thresholds[r], a) if m > 0 else 0
+            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+
+
+@njit(cache=True, error_model="numpy")
+def bh_rows(s, order, m_eff, alpha, cm, out_adj, out_rej, nrej, thr):
+    """Benjamini–Hochberg (``cm[r] = 1``) or Benjamini–Yekutieli (``cm[r] = sum 1/l``)."""
+    a = np.empty(s.shape[1])
+    for r in range(s.shape[0]):
+        m = m_eff[r]
+        if m >= 0:
+            n = _fdr_bh(s[r], m, alpha, cm[r], a) if m > 0 else 0
+            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+
+
+@njit(cache=True, error_model="numpy")
+def twostage_rows(s, order, m_eff, alpha, bky, maxiter, out_adj, out_rej, nrej, thr):
+    """Two-stage BH (``bky`` False) or BKY (True), ``maxiter`` iterations."""
+    a = np.empty(s.shape[1])
+    for r in range(s.shape[0]):
+        m = m_eff[r]
+        if m >= 0:
+            n = _fdr_twostage(s[r], m, alpha, bky, maxiter, a) if m > 0 else 0
+            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+
+
+@njit(cache=True, error_model="numpy")
+def gbs_rows(s, order, m_eff, alpha, out_adj, out_rej, nrej, thr):
+    """Gavrilov, Benjamini & Sarkar's adaptive step-down (element-wise decisions)."""
+    a = np.empty(s.shape[1])
+    rj = np.empty(s.shape[1], dtype=np.bool_)
+    for r in range(s.shape[0]):
+        m = m_eff[r]
+        if m >= 0:
+            n = _fdr_gbs(s[r], m, alpha, a, rj) if m > 0 else -1
+            _finish_row(r, n, m, s[r], order[r], a, rj, out_adj, out_rej, nrej, thr)
+
+
+@njit(cache=True, error_model="numpy")
+def hommel_rows(s, order, m_eff, alpha, out_adj, out_rej, nrej, thr):
+    """Hommel (element-wise decisions), O(m log m) per row."""
+    M = s.shape[1]
     a = np.empty(M)
     rj = np.empty(M, dtype=np.bool_)
-    if code == HOMMEL:
-        cim = np.empty(M + 1)
-        hull = np.empty(M + 1, dtype=np.int64)
-        dq = np.empty(M + 1, dtype=np.int64)
-    else:
-        cim = np.empty(0)
-        hull = np.empty(0, dtype=np.int64)
-        dq = np.empty(0, dtype=np.int64)
-    for r in range(F):
+    cim = np.empty(M + 1)
+    hull = np.empty(M + 1, dtype=np.int64)
+    dq = np.empty(M + 1, dtype=np.int64)
+    for r in range(s.shape[0]):
         m = m_eff[r]
-        if m < 0:
-            continue
-        sr = s[r]
-        n = 0
-        if m > 0:
-            if code == HOLM:
-                n = _step_down_lr(sr, m, m_tot[r], alpha, k, a)
-            elif code == HOCHBERG:
-                n = _step_up_lr(sr, m, alpha, k, a)
-            elif code == HOLM_SIDAK:
-                n = _holm_sidak(sr, m, thresholds[r], a)
-            elif code == HOMMEL:
-                n = _hommel(sr, m, alpha, a, rj, cim, hull, dq)
-            elif code == FDR_BH or code == FDR_BY:
-                n = _fdr_bh(sr, m, alpha, cm[r], a)
-            elif code == FDR_TSBH or code == FDR_TSBKY:
-                n = _fdr_twostage(sr, m, alpha, code == FDR_TSBKY, maxiter, a)
-            else:
-                n = _fdr_gbs(sr, m, alpha, a, rj)
-        elif code == HOMMEL or code == FDR_GBS:
-            n = -1
-        nrej[r] = n
-        orow = order[r]
-        if n >= 0:
-            thr[r] = sr[n - 1] if n > 0 else -1.0
-            for i in range(m):
-                out_adj[r, orow[i]] = a[i]
-        else:
-            for i in range(m):
-                j = orow[i]
-                out_adj[r, j] = a[i]
-                out_rej[r, j] = rj[i]
-        for i in range(m, M):
-            j = orow[i]
-            out_adj[r, j] = np.nan
-            out_rej[r, j] = False
+        if m >= 0:
+            n = _hommel(s[r], m, alpha, a, rj, cim, hull, dq) if m > 0 else -1
+            _finish_row(r, n, m, s[r], order[r], a, rj, out_adj, out_rej, nrej, thr)
 
 
 @njit(cache=True)
@@ -430,3 +469,21 @@ def key_scatter(keys, shift, group_of_bucket, starts, out):
         g = group_of_bucket[np.int64(x >> sh)]
         out[ptr[g]] = x
         ptr[g] += 1
+
+
+@njit(cache=True, nogil=True)
+def generalized_sidak_adjusted(p, m_rows, k, out):
+    """``out[r, i] = P(Bin(m_rows[r], p[r, i]) >= k)`` (Guo & Romano 2007), NaN kept.
+
+    ``k`` is a float so that any k >= 1 is exact: a family of fewer than k
+    tests cannot hold k false rejections, and its adjusted values are 0.
+    """
+    F, M = p.shape
+    for r in range(F):
+        m = float(m_rows[r])
+        for i in range(M):
+            x = p[r, i]
+            if x != x:
+                out[r, i] = np.nan
+            else:
+                out[r, i] = upper_tail_by_sums(k, m, x)

@@ -1,0 +1,35 @@
+"""Every performance tunable of the core, in one place.
+
+None of these changes a result: they only choose between equivalent code
+paths (threads or not, histogram or sort, bucket or plain sort).  The numba
+kernels read them at compile time, so after editing a value used by a kernel
+delete the numba cache (``__pycache__/*.nbi``) or set ``NUMBA_CACHE_DIR`` anew.
+"""
+
+from __future__ import annotations
+
+#: Elementwise binomial p-values: below this many tests per thread, a thread
+#: pool costs more than it saves (:mod:`mtcert.binomial`).
+BINOMIAL_MIN_CHUNK = 1 << 16
+
+#: SEGCERTIFY counting path: one large family is split over threads from this
+#: many components per thread on (:mod:`mtcert.certify`).
+CERTIFY_MIN_CHUNK = 1 << 17
+
+#: A family is histogrammed when it has at least (n + 1) / HIST_MIN_FILL
+#: members (the O(n) histogram is then cheap next to the O(m) pass); smaller
+#: families are sorted (:mod:`mtcert._kernels.certify`).
+HIST_MIN_FILL = 8
+
+#: Histograms of at least this many hits use four interleaved lanes, which
+#: breaks the store-to-load dependency when neighbours share a hit count.
+HIST_SPLIT_MIN = 1 << 14
+
+#: :func:`mtcert.multitest.adjust`: one family at least this large is sorted by
+#: buckets (one counting pass on the leading key bits, then cache-sized sorts).
+BUCKET_MIN = 1 << 18
+#: Leading-digit shift of the 64-bit packed keys: 2^18 buckets (10 exponent
+#: bits and 8 mantissa bits of the p-value).
+BUCKET_SHIFT = 46
+#: Group size whose ``np.sort`` stays in cache.
+BUCKET_TARGET = 1 << 14
