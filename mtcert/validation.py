@@ -280,7 +280,7 @@ def as_probabilities(values, name: str, *, allow_nan: bool = True) -> np.ndarray
         # None would silently become NaN, a complex number lose its imaginary part
         if not all(isinstance(v, numbers.Real) for v in arr.flat):
             bad = next(v for v in arr.flat if not isinstance(v, numbers.Real))
-            raise ValueError(f"{name} must hold real numbers in [0, 1]; found {bad!r}")
+            raise ValueError(f"{name} must be real numbers in [0, 1]; found {bad!r}")
     elif kind not in "biuf":
         raise ValueError(f"{name} must be real numbers in [0, 1]; got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
