@@ -23,6 +23,7 @@ __all__ = [
     "comma_list",
     "fail",
     "floats",
+    "has_matplotlib",
     "ints",
     "markdown_table",
     "names",
@@ -169,3 +170,13 @@ def close_figure(fig) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def has_matplotlib(prog: str) -> bool:
+    """True if matplotlib imports; else a one-line note on stderr (the CSV is still written)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"{prog}: matplotlib is not installed: figure skipped", file=sys.stderr)
+        return False
+    return True

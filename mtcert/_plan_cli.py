@@ -16,7 +16,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mtcert._cli_common import close_figure, fail, floats, ints, markdown_table
+from mtcert._cli_common import (
+    close_figure,
+    fail,
+    floats,
+    has_matplotlib,
+    ints,
+    markdown_table,
+    output_folder,
+    output_name,
+)
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -46,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--bootstrap", type=int, default=0, help="pilot resamples for the band")
     parser.add_argument("--out", default="results/plan", help="output folder")
-    parser.add_argument("--name", default="plan", help="output base name")
+    parser.add_argument(
+        "--name", default=None, help="output base name (default: plan, or plan-2, ... when taken)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --name")
     parser.add_argument("--no-plot", action="store_true", help="write the CSV only")
 
 
@@ -69,8 +81,9 @@ def run(args) -> int:
     """Run ``plan``: writes ``<name>.csv`` (and ``.png``), prints the smallest n; exit code."""
     from mtcert.planning import DEFAULT_N, plan_samples, plot_plan
 
-    out = Path(args.out)
     try:
+        out = output_folder(args.out)  # before any work: an unwritable --out loses nothing
+        name = output_name(out, args.name, "plan", (".csv", ".png"), overwrite=args.overwrite)
         plan = plan_samples(
             _profile(args), N=args.N, tau=args.tau, alpha=args.alpha, method=args.method,
             k=args.k, n=args.n or DEFAULT_N, target=args.target, n0=args.n0, reps=args.reps,
@@ -78,17 +91,16 @@ def run(args) -> int:
         )  # fmt: skip
     except (ValueError, TypeError, OSError) as exc:
         return fail(args.prog, str(exc))
-    out.mkdir(parents=True, exist_ok=True)
-    plan.table.to_csv(out / f"{args.name}.csv", index=False)
+    plan.table.to_csv(out / f"{name}.csv", index=False)
     print(plan)
     print(markdown_table(plan.table), end="")
     if plan.target is not None:
         found = plan.n_needed if plan.n_needed is not None else "not reached on this grid"
         print(f"smallest n reaching a certified rate of {plan.target:g}: {found}")
-    print(f"-> {out / args.name}.csv")
-    if not args.no_plot:
+    print(f"-> {out / name}.csv")
+    if not args.no_plot and has_matplotlib(args.prog):
         fig = plot_plan(plan)
-        fig.savefig(out / f"{args.name}.png", dpi=120)
+        fig.savefig(out / f"{name}.png", dpi=120)
         close_figure(fig)
-        print(f"figure -> {out / args.name}.png")
+        print(f"figure -> {out / name}.png")
     return 0

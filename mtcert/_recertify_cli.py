@@ -17,13 +17,24 @@ Re-decide a stored run at 3 τ × 2 α × 3 methods (k = 1, 10 for generalized H
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from mtcert._cli_common import close_figure, fail, floats, ints, markdown_table, names
+from mtcert._cli_common import (
+    close_figure,
+    fail,
+    floats,
+    has_matplotlib,
+    ints,
+    markdown_table,
+    names,
+    output_folder,
+    output_name,
+)
 
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "re-decide stored counts at other tau, alpha, method, k (no model needed)"
+
+_SUFFIXES = (".csv", ".md", "-radius_curve.csv", "-radius_curve.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--k", type=ints, default=[1], help="k of the k-FWER methods (the others use 1)"
     )
     parser.add_argument("--out", default="results/recertify", help="output folder")
-    parser.add_argument("--name", default="recertify", help="output base name")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="output base name (default: recertify, or recertify-2, ... when taken)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --name")
     parser.add_argument(
         "--curve", action="store_true",
         help="also certified accuracy against radius (at the first alpha, method, k), CSV + PNG",
@@ -55,8 +71,9 @@ def run(args) -> int:
     from mtcert.recertification import DEFAULT_CURVE_TAU, radius_curve, recertify
 
     runs = args.counts if len(args.counts) > 1 else args.counts[0]
-    out = Path(args.out)
     try:
+        out = output_folder(args.out)  # before any work: an unwritable --out loses nothing
+        name = output_name(out, args.name, "recertify", _SUFFIXES, overwrite=args.overwrite)
         df = recertify(runs, tau=args.tau, alpha=args.alpha, method=args.method, k=args.k)
         curve = None
         if args.curve:
@@ -64,24 +81,23 @@ def run(args) -> int:
             curve = radius_curve(
                 runs, tau=tau, alpha=args.alpha[0], method=args.method[0], k=args.k[0]
             )
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         return fail(args.prog, str(exc))
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / f"{args.name}.csv", index=False)
-    (out / f"{args.name}.md").write_text(markdown_table(df))
+    df.to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.md").write_text(markdown_table(df))
     print(markdown_table(df), end="")
     print(
         "Each row is a separate certificate at its own (tau, alpha); rows do not hold jointly.\n"
-        f"-> {out / args.name}.csv, {out / args.name}.md"
+        f"-> {out / name}.csv, {out / name}.md"
     )
     if curve is not None:
-        curve.to_csv(out / "radius_curve.csv", index=False)
-        print(f"radius curve: {len(curve)} points -> {out / 'radius_curve.csv'}")
-        if not args.no_plot:
+        curve.to_csv(out / f"{name}-radius_curve.csv", index=False)
+        print(f"radius curve: {len(curve)} points -> {out / name}-radius_curve.csv")
+        if not args.no_plot and has_matplotlib(args.prog):
             from mtcert.recertification import plot_radius_curves
 
             fig = plot_radius_curves(curve)
-            fig.savefig(out / "radius_curve.png", dpi=120)
+            fig.savefig(out / f"{name}-radius_curve.png", dpi=120)
             close_figure(fig)
-            print(f"figure -> {out / 'radius_curve.png'}")
+            print(f"figure -> {out / name}-radius_curve.png")
     return 0

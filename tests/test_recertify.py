@@ -213,8 +213,23 @@ def test_cli_writes_table(run, tmp_path, capsys):
     pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=1e-12)
     md = (out / "recertify.md").read_text().splitlines()
     assert md[0].startswith("| noise | sigma |") and len(md) == 2 + 24
-    assert (out / "radius_curve.csv").is_file() and (out / "radius_curve.png").is_file()
+    assert (out / "recertify-radius_curve.csv").is_file()
+    assert (out / "recertify-radius_curve.png").is_file()
     assert "separate certificate" in capsys.readouterr().out
+    # a second run never replaces the first: it takes the next free name
+    assert main(argv) == 0
+    assert (out / "recertify-2.csv").is_file() and (out / "recertify-2.md").is_file()
+    pd.testing.assert_frame_equal(pd.read_csv(out / "recertify-2.csv"), table)
+    assert main([*argv, "--name", "recertify"]) == 2  # taken: refused without --overwrite
+    assert main([*argv, "--name", "recertify", "--overwrite"]) == 0
+
+
+def test_cli_unwritable_out_refused_before_work(run, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["recertify", str(run), "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0]
 
 
 @pytest.mark.parametrize(
