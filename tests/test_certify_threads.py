@@ -45,18 +45,19 @@ def _serial(guess, hits, n, tau, alpha, method, k):
     table = greater_pvalue_table(n, tau)
     labels = np.empty((1, hits.size), np.int64)
     copy = np.empty((1, hits.size), certify_mod._hits_dtype(n))
-    n_rej, n_bad, n_neg = _k.certify_families(
+    n_rej, n_bad, n_neg, undecided = _k.certify_families(
         guess.reshape(1, -1),
         hits.reshape(1, -1),
         table,
         alpha,
         k,
         FAST_METHODS[method],
+        certify_mod._sidak_critical(alpha, hits.size),
         ABSTAIN,
         labels,
         copy,
     )
-    assert n_bad == 0 and n_neg == 0
+    assert n_bad == 0 and n_neg == 0 and not undecided
     return labels.reshape(guess.shape), int(n_rej[0])
 
 
@@ -84,7 +85,16 @@ CASES = [
 @pytest.mark.parametrize(("guess_dtype", "hits_dtype", "n"), CASES)
 @pytest.mark.parametrize(
     ("method", "k"),
-    [("holm", 1), ("bonferroni", 1), ("generalized-holm", 5), ("generalized-bonferroni", 3)],
+    [
+        ("holm", 1),
+        ("bonferroni", 1),
+        ("sidak", 1),
+        ("holm-sidak", 1),
+        ("hochberg", 1),
+        ("generalized-holm", 5),
+        ("generalized-bonferroni", 3),
+        ("generalized-hochberg", 2),
+    ],
 )
 @pytest.mark.parametrize("shape", [(37, 29), (240_007,)])
 def test_threaded_equals_serial_and_adjust(threaded, guess_dtype, hits_dtype, n, method, k, shape):
@@ -156,7 +166,7 @@ def test_threaded_path_not_used_for_small_or_batched_input(monkeypatch):
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001)
     monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, axis=-1)
-    segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="hochberg")
+    segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="hommel")
     assert calls == []
 
 
