@@ -139,6 +139,26 @@ def test_threaded_everything_certified(threaded):
     np.testing.assert_array_equal(cert.labels, guess)
 
 
+def test_threaded_holm_sidak_near_critical_value_uses_adjust(threaded, monkeypatch):
+    """A Holm–Šidák p-value within rounding of its critical value: ``adjust`` decides."""
+    n, tau, m = 100, 0.75, 3000
+    table = greater_pvalue_table(n, tau)
+    hits = np.full(m, 95)
+    hits[:7] = 80
+    alpha = float(-np.expm1(m * np.log1p(-table[95])))  # rank 1's critical value, to rounding
+    guess = np.arange(m) % 4
+    calls = []
+    real = certify_mod.adjust
+    monkeypatch.setattr(
+        certify_mod, "adjust", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw)
+    )
+    cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="holm-sidak")
+    assert threaded == [3] and calls == ["holm-sidak"]
+    ref = real(table[hits], "holm-sidak", alpha=alpha).reject
+    np.testing.assert_array_equal(cert.labels, np.where(ref, guess, ABSTAIN))
+    assert cert.n_certified == ref.sum()
+
+
 @pytest.mark.parametrize("bad", [-1, 101, 2**40])
 @pytest.mark.parametrize("where", [0, 1234, 2999])
 def test_threaded_out_of_range_hits_raise(threaded, bad, where):
