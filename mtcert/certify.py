@@ -60,7 +60,16 @@ __all__ = [
 #: Methods decided by the counting fast path (identical decisions to ``adjust``).
 FAST_METHODS = {
     name: _codes.CODES[name]
-    for name in ("bonferroni", "holm", "generalized-bonferroni", "generalized-holm")
+    for name in (
+        "bonferroni",
+        "sidak",
+        "holm",
+        "holm-sidak",
+        "hochberg",
+        "generalized-bonferroni",
+        "generalized-holm",
+        "generalized-hochberg",
+    )
 }
 
 #: Noise models accepted by :meth:`SegmentationCertificate.radius`.
@@ -259,7 +268,12 @@ def _direct_table(hits, n, tau):
     return table, ranks.reshape(hits.shape).astype(_hits_dtype(levels.size - 1))
 
 
-def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy, workers):
+def _sidak_critical(alpha: float, m: int) -> float:
+    """Sidak's single-step critical value with ``adjust``'s operations (same float)."""
+    return float(1 - np.power((1.0 - alpha), 1.0 / m))
+
+
+def _one_family_threaded(guess, hits, table, alpha, k, method, sidak, labels, hits_copy, workers):
     """:func:`mtcert._kernels.certify.certify_families` for one large family, on threads.
 
     Partial histograms per thread (merged in the decision), then labels per
@@ -276,10 +290,12 @@ def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy
 
     n_bad = sum(map_chunks(count, hits.size, workers))
     if n_bad:
-        return None, n_bad, 0
+        return None, n_bad, 0, False
     thr, n_rej = _k.decide_histogram(
-        parts.reshape(-1, n + 1), table, hits.size, alpha, float(k), method
+        parts.reshape(-1, n + 1), table, hits.size, alpha, float(k), method, sidak
     )
+    if thr < 0:
+        return None, 0, 0, True
 
     def label(_w, lo, hi):
         if early:
@@ -291,7 +307,7 @@ def _one_family_threaded(guess, hits, table, alpha, k, method, labels, hits_copy
         )
 
     n_neg = sum(map_chunks(label, hits.size, workers))
-    return np.array([n_rej]), 0, n_neg
+    return np.array([n_rej]), 0, n_neg, False
 
 
 def _check_ranges(guess, hits, n):
@@ -338,18 +354,20 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
     workers = 1
     if fast is not None and axis is None:
         workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK)
+    sidak = _sidak_critical(alpha, hits2d.shape[1])
+    undecided = fast is None
     # the kernels' copy of the hits goes to the hits themselves: they are private here
     if workers > 1 and _k.use_histogram(hits.size // workers, table.shape[0] - 1):
-        n_rej, _, _ = _one_family_threaded(
-            guess2d[0], hits2d[0], table, alpha, k, fast, labels2d[0], hits2d[0], workers
+        n_rej, _, _, undecided = _one_family_threaded(
+            guess2d[0], hits2d[0], table, alpha, k, fast, sidak, labels2d[0], hits2d[0], workers
         )
         canonical = method
     elif fast is not None:
-        n_rej, _, _ = _k.certify_families(
-            guess2d, hits2d, table, alpha, float(k), fast, ABSTAIN, labels2d, hits2d
+        n_rej, _, _, undecided = _k.certify_families(
+            guess2d, hits2d, table, alpha, float(k), fast, sidak, ABSTAIN, labels2d, hits2d
         )
         canonical = method
-    else:
+    if undecided:  # a method without a counting path, or a Holm-Sidak near-tie
         res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
         canonical = res.method
         rej2d = np.asarray(res.reject, dtype=bool)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+import mtcert.certify as certify_mod
 from mtcert._kernels import certify as kernels
 from mtcert.certify import (
     ABSTAIN,
@@ -28,22 +29,40 @@ def table_ref(n, tau):
     return stats.binom.sf(np.arange(n + 1) - 1, n, tau)
 
 
-def stepdown_ref(p, alpha, k, single_step=False):
-    """Plain Lehmann–Romano generalized Holm / Bonferroni from the definition.
+def critical_ref(method, r, m, alpha, k):
+    """Critical value at 1-based rank r among m, from the textbook definitions."""
+    if method in ("bonferroni", "generalized-bonferroni"):
+        return k * alpha / float(m)
+    if method == "sidak":
+        return 1 - (1 - alpha) ** (1 / m)
+    if method == "holm-sidak":
+        return 1 - (1 - alpha) ** (1 / (m - r + 1))
+    # Holm, Hochberg and their Lehmann–Romano / Sarkar generalisations
+    return k * alpha / float(m + k - max(r, k))
 
-    Sort the p-values; rank r (1-based) has critical value k alpha / (m + k - max(r, k))
-    (Bonferroni: k alpha / m); step-down rejects the longest prefix that passes.
+
+def fwer_ref(p, method, alpha, k=1):
+    """Plain single-step / step-down / step-up procedure from the definition.
+
+    Sort the p-values (stably); single step rejects every p_(r) below its critical
+    value, step-down the longest prefix that passes, step-up (Hochberg) the
+    prefix up to the largest rank that passes.
     """
     p = np.asarray(p, dtype=float)
     m = p.size
     order = np.argsort(p, kind="stable")
+    passes = np.array(
+        [p[idx] <= critical_ref(method, r, m, alpha, k) for r, idx in enumerate(order, start=1)]
+    )
     reject = np.zeros(m, dtype=bool)
-    for r, idx in enumerate(order, start=1):
-        crit = k * alpha / float(m) if single_step else k * alpha / float(m + k - max(r, k))
-        if p[idx] <= crit:
-            reject[idx] = True
-        elif not single_step:
-            break
+    if method in ("bonferroni", "generalized-bonferroni", "sidak"):
+        reject[order] = passes
+    elif method in ("hochberg", "generalized-hochberg"):
+        n_rej = int(np.flatnonzero(passes)[-1]) + 1 if passes.any() else 0
+        reject[order[:n_rej]] = True
+    else:
+        n_rej = int(np.argmin(passes)) if not passes.all() else m
+        reject[order[:n_rej]] = True
     return reject
 
 
@@ -76,7 +95,7 @@ def test_holm_and_bonferroni_match_references(fam, tau, alpha):
     # statsmodels' Holm calls gc.collect() on every call (~0.1 s), so Holm is
     # checked against the plain definition here and against statsmodels below
     for method, ref in (
-        ("holm", stepdown_ref(pv, alpha, 1)),
+        ("holm", fwer_ref(pv, "holm", alpha)),
         ("bonferroni", multipletests(pv, alpha=alpha, method="bonferroni")[0]),
     ):
         cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method)
@@ -101,13 +120,14 @@ def test_holm_matches_statsmodels_with_ties(seed):
 
 
 @given(fam=families(), tau=TAUS, alpha=ALPHAS, k=st.integers(1, 6))
-def test_generalized_methods_match_plain_definition(fam, tau, alpha, k):
+def test_counting_methods_match_plain_definition(fam, tau, alpha, k):
     n, hits = fam
     guess = np.arange(hits.size) % 5
     table = table_ref(n, tau)
-    for method, single in (("generalized-holm", False), ("generalized-bonferroni", True)):
-        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method, k=k)
-        np.testing.assert_array_equal(cert.reject, stepdown_ref(table[hits], alpha, k, single))
+    for method in FAST_METHODS:
+        kk = k if method.startswith("generalized") else 1
+        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method, k=kk)
+        np.testing.assert_array_equal(cert.reject, fwer_ref(table[hits], method, alpha, kk))
 
 
 @given(fam=families(), tau=TAUS, alpha=ALPHAS, k=st.integers(1, 6))
@@ -160,9 +180,10 @@ def test_ties_across_underflowed_pvalues():
     assert (table == 0).sum() > 1
     hits = np.array([n, n - 1, n - 2, 1990, 1000, 1100, 0, n])
     guess = np.arange(hits.size)
-    for method in ("holm", "bonferroni"):
+    for method in ("holm", "bonferroni", "sidak", "holm-sidak", "simes-hochberg"):
         cert = segcertify_hits(guess, hits, n, tau=0.5, alpha=1e-300, method=method)
-        ref = multipletests(table[hits], alpha=1e-300, method=method)[0]
+        with np.errstate(divide="ignore"):  # statsmodels' Šidák: log1p(-1) for p = 1
+            ref = multipletests(table[hits], alpha=1e-300, method=method)[0]
         np.testing.assert_array_equal(cert.reject, ref)
 
 
@@ -221,23 +242,90 @@ def test_labels_are_int64_whatever_the_guess_dtype(dtype):
     assert cert.labels[1] == ABSTAIN
 
 
-def test_general_path_methods_use_adjust():
-    rng = np.random.default_rng(3)
-    hits = rng.integers(70, 101, size=300)
-    guess = rng.integers(0, 5, size=300)
-    pv = stats.binom.sf(hits - 1, 100, 0.75)
-    for method, sm_name in (
-        ("hochberg", "simes-hochberg"),
-        ("fdr_bh", "fdr_bh"),
-        ("holm-sidak", "holm-sidak"),
-        ("sidak", "sidak"),
-    ):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotACertificateWarning)  # fdr_bh: tested elsewhere
-            cert = segcertify_hits(guess, hits, 100, tau=0.75, alpha=0.01, method=method)
-        ref = multipletests(pv, alpha=0.01, method=sm_name)[0]
+@pytest.mark.parametrize("seed", range(6))
+def test_methods_match_statsmodels_with_ties(seed):
+    """Every FWER method (counting path or ``adjust``) against statsmodels on tied hits."""
+    rng = np.random.default_rng([seed, 14])
+    n = int(rng.integers(5, 200))
+    tau = float(rng.choice([0.5, 0.75, 0.9]))
+    hits = rng.choice(rng.integers(0, n + 1, size=int(rng.integers(1, 8))), size=2000)
+    hits[:5] = n
+    guess = rng.integers(0, 5, size=hits.size)
+    pv = stats.binom.sf(hits - 1, n, tau)
+    for alpha in (1e-3, 0.05, 0.5):
+        for method, sm_name in (
+            ("sidak", "sidak"),
+            ("holm-sidak", "holm-sidak"),
+            ("hochberg", "simes-hochberg"),
+            ("hommel", "hommel"),
+            ("fdr_bh", "fdr_bh"),
+        ):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotACertificateWarning)  # fdr_bh: tested elsewhere
+                cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method)
+            with np.errstate(divide="ignore"):  # statsmodels' Šidák: log1p(-1) for p = 1
+                ref = multipletests(pv, alpha=alpha, method=sm_name)[0]
+            np.testing.assert_array_equal(cert.labels, labels_ref(guess, ref))
+            np.testing.assert_array_equal(cert.reject, ref)
+            np.testing.assert_allclose(cert.pvalues, pv, rtol=1e-12)
+
+
+def test_fast_methods_never_call_adjust(monkeypatch):
+    """The counting path decides every FAST_METHODS family itself (no float p-value array)."""
+    calls = []
+    monkeypatch.setattr(certify_mod, "adjust", lambda *a, **kw: calls.append(a))
+    rng = np.random.default_rng(2)
+    hits = rng.integers(60, 101, size=(40, 50))
+    for method in FAST_METHODS:
+        for axis in (None, 0, -1):
+            segcertify_hits(hits % 3, hits, 100, tau=0.75, alpha=0.01, method=method, axis=axis)
+    assert calls == []
+
+
+def test_holm_sidak_near_critical_value_is_decided_by_adjust(monkeypatch):
+    """A p-value within rounding of its Holm–Šidák critical value goes to ``adjust``.
+
+    The kernel's ``pow`` and numpy's ``np.power`` may differ in the last bits; the
+    kernel refuses to decide within 2**-48 of the critical value rather than risk a
+    decision that differs from ``adjust``.
+    """
+    n, tau, m = 100, 0.75, 64
+    table = table_ref(n, tau)
+    hits = np.full(m, 95)
+    hits[:3] = 80
+    p = certify_mod._pvalue_table(n, tau)[95]
+    alpha = float(-np.expm1(m * np.log1p(-p)))  # rank 1's critical value is p, to rounding
+    guess = np.arange(m) % 4
+    real = certify_mod.adjust
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(certify_mod, "adjust", spy)
+    for axis in (None, -1):
+        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="holm-sidak", axis=axis)
+        ref = real(table[hits], "holm-sidak", alpha=alpha).reject
+        np.testing.assert_array_equal(cert.reject.ravel(), ref)
         np.testing.assert_array_equal(cert.labels, labels_ref(guess, ref))
-        np.testing.assert_allclose(cert.pvalues, pv, rtol=1e-12)
+        assert cert.n_certified == ref.sum()
+    assert calls == ["holm-sidak", "holm-sidak"]
+    labels = np.empty((1, m), np.int64)
+    copy = np.empty((1, m), np.int64)
+    out = kernels.certify_families(
+        guess[None],
+        hits[None],
+        table,
+        alpha,
+        1.0,
+        FAST_METHODS["holm-sidak"],
+        0.0,
+        ABSTAIN,
+        labels,
+        copy,
+    )
+    assert out[3]  # undecided
 
 
 def test_segcertify_from_counts_matches_hits_form():
@@ -338,14 +426,14 @@ def test_kernels_run_jitted_histogram_and_sort_paths():
         for method, code in FAST_METHODS.items():
             labels = np.empty(shape, np.int64)
             copy = np.empty(shape, np.int64)
-            n_rej, n_bad, n_neg = kernels.certify_families(
-                guess, hits, table, 0.05, 2, code, ABSTAIN, labels, copy
+            sidak = certify_mod._sidak_critical(0.05, shape[1])
+            n_rej, n_bad, n_neg, undecided = kernels.certify_families(
+                guess, hits, table, 0.05, 2.0, code, sidak, ABSTAIN, labels, copy
             )
-            single = not method.endswith("holm")
-            ref = np.array([stepdown_ref(table[r], 0.05, 2, single) for r in hits])
+            ref = np.array([fwer_ref(table[r], method, 0.05, 2) for r in hits])
             np.testing.assert_array_equal(labels, labels_ref(guess, ref))
             np.testing.assert_array_equal(n_rej, ref.sum(axis=1))
             np.testing.assert_array_equal(copy, hits)
-            assert n_bad == 0 and n_neg == 0
+            assert n_bad == 0 and n_neg == 0 and not undecided
     for fn in (kernels.certify_families, kernels.guess_and_hits):
         assert fn.signatures, fn

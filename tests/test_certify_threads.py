@@ -45,18 +45,19 @@ def _serial(guess, hits, n, tau, alpha, method, k):
     table = greater_pvalue_table(n, tau)
     labels = np.empty((1, hits.size), np.int64)
     copy = np.empty((1, hits.size), certify_mod._hits_dtype(n))
-    n_rej, n_bad, n_neg = _k.certify_families(
+    n_rej, n_bad, n_neg, undecided = _k.certify_families(
         guess.reshape(1, -1),
         hits.reshape(1, -1),
         table,
         alpha,
         k,
         FAST_METHODS[method],
+        certify_mod._sidak_critical(alpha, hits.size),
         ABSTAIN,
         labels,
         copy,
     )
-    assert n_bad == 0 and n_neg == 0
+    assert n_bad == 0 and n_neg == 0 and not undecided
     return labels.reshape(guess.shape), int(n_rej[0])
 
 
@@ -84,7 +85,16 @@ CASES = [
 @pytest.mark.parametrize(("guess_dtype", "hits_dtype", "n"), CASES)
 @pytest.mark.parametrize(
     ("method", "k"),
-    [("holm", 1), ("bonferroni", 1), ("generalized-holm", 5), ("generalized-bonferroni", 3)],
+    [
+        ("holm", 1),
+        ("bonferroni", 1),
+        ("sidak", 1),
+        ("holm-sidak", 1),
+        ("hochberg", 1),
+        ("generalized-holm", 5),
+        ("generalized-bonferroni", 3),
+        ("generalized-hochberg", 2),
+    ],
 )
 @pytest.mark.parametrize("shape", [(37, 29), (240_007,)])
 def test_threaded_equals_serial_and_adjust(threaded, guess_dtype, hits_dtype, n, method, k, shape):
@@ -129,6 +139,26 @@ def test_threaded_everything_certified(threaded):
     np.testing.assert_array_equal(cert.labels, guess)
 
 
+def test_threaded_holm_sidak_near_critical_value_uses_adjust(threaded, monkeypatch):
+    """A Holm–Šidák p-value within rounding of its critical value: ``adjust`` decides."""
+    n, tau, m = 100, 0.75, 3000
+    table = greater_pvalue_table(n, tau)
+    hits = np.full(m, 95)
+    hits[:7] = 80
+    alpha = float(-np.expm1(m * np.log1p(-table[95])))  # rank 1's critical value, to rounding
+    guess = np.arange(m) % 4
+    calls = []
+    real = certify_mod.adjust
+    monkeypatch.setattr(
+        certify_mod, "adjust", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw)
+    )
+    cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="holm-sidak")
+    assert threaded == [3] and calls == ["holm-sidak"]
+    ref = real(table[hits], "holm-sidak", alpha=alpha).reject
+    np.testing.assert_array_equal(cert.labels, np.where(ref, guess, ABSTAIN))
+    assert cert.n_certified == ref.sum()
+
+
 @pytest.mark.parametrize("bad", [-1, 101, 2**40])
 @pytest.mark.parametrize("where", [0, 1234, 2999])
 def test_threaded_out_of_range_hits_raise(threaded, bad, where):
@@ -156,7 +186,7 @@ def test_threaded_path_not_used_for_small_or_batched_input(monkeypatch):
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001)
     monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, axis=-1)
-    segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="hochberg")
+    segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="hommel")
     assert calls == []
 
 

@@ -2,7 +2,7 @@
 
 Within one family every p-value is a gather ``table[hits]`` from the n+1 entry
 table ``table[j] = P(Bin(n, tau) >= j)``, which is non-increasing in ``j``.  A
-step-down procedure therefore only needs, for each distinct p-value, how many
+step-wise procedure therefore only needs, for each distinct p-value, how many
 hypotheses carry it: a histogram of the hit counts.  Walking the table from
 ``j = n`` (smallest p) downwards visits the p-values in ascending order, so the
 rank of the first member of each tie group is "1 + the number of hypotheses
@@ -17,8 +17,9 @@ histograms per thread (:func:`histogram_chunk`), one decision
 batched path :func:`certify_families` runs the same pieces serially.
 
 Method codes come from the one table :mod:`mtcert._kernels.methods`; the
-counting path takes ``BONFERRONI``, ``HOLM`` and their k-FWER generalisations,
-with ``k`` as a float (exact for any k, see ``lr_divisor``).
+counting path takes ``BONFERRONI``, ``SIDAK``, ``HOLM``, ``HOLM_SIDAK``,
+``HOCHBERG`` and the generalized Bonferroni, Holm and Hochberg, with ``k`` as
+a float (exact for any k, see ``lr_divisor``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mtcert._kernels.methods import GENERALIZED_HOLM, HOLM, lr_divisor
+from mtcert._kernels.methods import (
+    BONFERRONI,
+    GENERALIZED_BONFERRONI,
+    GENERALIZED_HOCHBERG,
+    HOCHBERG,
+    HOLM_SIDAK,
+    SIDAK,
+    lr_divisor,
+)
 from mtcert._tunables import HIST_MIN_FILL, HIST_SPLIT_MIN
 
 
@@ -113,30 +122,57 @@ def _sorted_levels(row, n, buf, levels, counts, copy):
     return n_levels, n_bad
 
 
-@njit(cache=True, nogil=True)
-def _decide(levels, counts, n_levels, table, m, alpha, k, step_down):
+# Absolute margin (32 ulp of 1) around a Holm-Sidak critical value 1 - x within
+# which this kernel's ``pow`` and ``adjust``'s ``np.power`` (possibly a SIMD
+# routine), each a few ulp from the exact x, might disagree on
+# ``p <= critical``: such a family is handed to ``adjust`` instead.
+_SIDAK_MARGIN = 2.0**-48
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _critical(method, rank, m, alpha, k, sidak):
+    """Critical value at the 1-based ``rank`` among ``m`` (same operations as ``adjust``)."""
+    if method == SIDAK:
+        return sidak
+    if method == HOLM_SIDAK:
+        return 1 - (1.0 - alpha) ** (1.0 / float(m - rank + 1))
+    if method == BONFERRONI or method == GENERALIZED_BONFERRONI:
+        return k * alpha / float(m)
+    return k * alpha / lr_divisor(rank, m, k)  # (generalized) Holm and Hochberg
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _decide(levels, counts, n_levels, table, m, alpha, k, method, sidak):
     """Rejection threshold of one family from its hit levels (decreasing = ascending p).
 
-    Critical values for the 1-based rank r among m sorted p-values (Holm 1979;
-    Lehmann & Romano 2005, Thms 2.1 and 2.2), with the same floating-point
-    operations as :mod:`mtcert.multitest` (and statsmodels) so that the
-    decisions are identical:
+    Critical values for the 1-based rank r among m sorted p-values, with the
+    same floating-point operations as :mod:`mtcert.multitest` (and
+    statsmodels) so that the decisions are identical:
 
-    - (generalized) Bonferroni: reject p_(r) iff p_(r) <= k alpha / m
-    - (generalized) Holm: reject p_(1..R), R the largest rank with
-      p_(r) <= k alpha / (m + k - max(r, k)) for every r <= R.
+    - (generalized) Bonferroni: reject p_(r) iff p_(r) <= k alpha / m;
+      Sidak: iff p_(r) <= ``sidak`` (computed by the caller as ``adjust`` does)
+    - (generalized) Holm (Holm 1979; Lehmann & Romano 2005, Thms 2.1, 2.2):
+      reject p_(1..R), R the largest rank with p_(r) <= k alpha / (m + k -
+      max(r, k)) for every r <= R; Holm-Sidak: the same with
+      1 - (1 - alpha)^(1/(m - r + 1))
+    - (generalized) Hochberg (step-up): reject p_(1..R), R the largest rank
+      with p_(R) <= k alpha / (m + k - max(R, k)).
 
-    Ties: a group of equal p-values at ranks r..r+t-1 is decided by its first
-    rank (the critical values grow with the rank: if the first member passes,
-    all do; if it fails, step-down stops there).  Levels whose p-values are
-    equal in floating point (underflow to 0, rounding to 1) are one group.
+    Ties: the critical values grow with the rank, so a group of equal p-values
+    at ranks r..r+t-1 passes at some rank iff it passes at its last (step-up)
+    and passes at every rank iff it passes at its first (step-down): groups
+    are rejected whole.  Levels whose p-values are equal in floating point
+    (underflow to 0, rounding to 1) are one group.
 
-    Returns ``(thr, n_rejected)``: reject exactly ``hits >= thr``.
+    Returns ``(thr, n_rejected)``: reject exactly ``hits >= thr``; ``thr = -1``
+    when a Holm-Sidak p-value lies within ``_SIDAK_MARGIN`` of its critical
+    value (the caller must decide the family with ``adjust``).
     """
     n = table.shape[0] - 1
-    ka = k * alpha
+    step_up = method == HOCHBERG or method == GENERALIZED_HOCHBERG
     thr = n + 1
     n_rej = 0
+    n_below = 0  # hypotheses with a strictly smaller p-value
     i = 0
     while i < n_levels:
         lo = levels[i]
@@ -147,22 +183,23 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, step_down):
             lo = levels[i]
             count += counts[i]
             i += 1
-        if step_down:
-            crit = ka / lr_divisor(n_rej + 1, m, k)
-        else:
-            crit = ka / float(m)
+        rank = n_below + count if step_up else n_below + 1
+        crit = _critical(method, rank, m, alpha, k, sidak)
+        if method == HOLM_SIDAK and abs(p - crit) <= _SIDAK_MARGIN:
+            return -1, 0
+        n_below += count
         if p <= crit:
             thr = lo
-            n_rej += count
-        else:
-            # p-values only grow from here, and step-down stops at the first
-            # failure: nothing further is rejected
+            n_rej = n_below
+        elif not step_up:
+            # p-values only grow from here, and step-down (and a single step,
+            # whose critical value is constant) stops at the first failure
             break
     return thr, n_rej
 
 
 @njit(cache=True, nogil=True)
-def decide_histogram(part, table, m, alpha, k, method):
+def decide_histogram(part, table, m, alpha, k, method, sidak):
     """Rejection threshold of one family of ``m`` from its (partial) histograms.
 
     ``part`` is (R, n + 1): the family's histogram is the sum of its rows (one
@@ -173,8 +210,7 @@ def decide_histogram(part, table, m, alpha, k, method):
     levels = np.empty(n_max, np.int64)
     counts = np.empty(n_max, np.int64)
     n_levels = _histogram_levels(part, n, levels, counts)
-    step_down = method == HOLM or method == GENERALIZED_HOLM
-    return _decide(levels, counts, n_levels, table, m, alpha, k, step_down)
+    return _decide(levels, counts, n_levels, table, m, alpha, k, method, sidak)
 
 
 @njit(cache=True, nogil=True)
@@ -221,7 +257,7 @@ def use_histogram(m, n):
 
 
 @njit(cache=True, nogil=True)
-def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits_copy):
+def certify_families(guess, hits, table, alpha, k, method, sidak, abstain, labels, hits_copy):
     """Counting-path SEGCERTIFY for every family (row) of ``hits``.
 
     Parameters
@@ -229,6 +265,8 @@ def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits
     guess, hits : (F, m) integer arrays, C-contiguous; row f is family f.
     table : (n + 1,) float64, ``table[j] = P(Bin(n, tau) >= j)``, non-increasing.
     alpha, k, method : level, k of the k-FWER methods (1 otherwise), method code.
+    sidak : the Sidak critical value for ``m`` (computed as ``adjust`` does;
+        read for ``SIDAK`` only).
     abstain : label written where not certified.
     labels : (F, m) output, ``guess`` where certified else ``abstain``.
     hits_copy : (F, m) output, a copy of ``hits`` (narrower dtype) so the
@@ -239,10 +277,11 @@ def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits
     n_rejected : (F,) int64
     n_bad : number of hits outside [0, n] (then the outputs are incomplete)
     n_neg : number of negative guesses (they would be confused with ``abstain``)
+    undecided : True when a family must be decided by ``adjust`` (see
+        :func:`_decide`); the outputs are then incomplete
     """
     n_fam, m = hits.shape
     n = table.shape[0] - 1
-    step_down = method == HOLM or method == GENERALIZED_HOLM
     use_hist = use_histogram(m, n)
     part = np.zeros((4, n + 1) if use_hist else (4, 0), np.int64)
     buf = np.empty(0 if use_hist else m, hits.dtype)
@@ -263,13 +302,15 @@ def certify_families(guess, hits, table, alpha, k, method, abstain, labels, hits
         else:
             n_levels, n_bad = _sorted_levels(hits[f], n, buf, levels, counts, copy)
         if n_bad:
-            return n_rej, n_bad, n_neg
-        thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, step_down)
+            return n_rej, n_bad, n_neg, False
+        thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, method, sidak)
+        if thr < 0:
+            return n_rej, 0, n_neg, True
         if early:
             n_neg += label_chunk(guess[f], copy, thr, abstain, labels[f], no_copy)
         else:
             n_neg += label_chunk(guess[f], hits[f], thr, abstain, labels[f], copy)
-    return n_rej, 0, n_neg
+    return n_rej, 0, n_neg, False
 
 
 @njit(cache=True, nogil=True)
