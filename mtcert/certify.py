@@ -325,6 +325,58 @@ def _check_ranges(guess, hits, n):
         )
 
 
+# The common dtypes (native byte order) go to the counting kernels as they are:
+# one pass checks the range, histograms and writes the narrow private copy of
+# the hits, one pass labels and counts negative guesses.  Other dtypes are
+# checked and narrowed in numpy first (fewer compiled specialisations).
+_FUSED_HITS = tuple(np.dtype(t) for t in (np.int64, np.int32, np.uint8, np.uint16))
+_FUSED_GUESS = tuple(np.dtype(t) for t in (np.int64, np.int32))
+
+
+def _certify_fused(guess, hits, n, tau, alpha, method, fast, k, axis):
+    """:func:`_certify_hits` for a counting-path method on common dtypes (see above)."""
+    shape = hits.shape
+    table = _pvalue_table(n, tau)
+    hits_in = _to_families(hits, axis)
+    guess2d = _to_families(guess, axis)
+    hits2d = np.empty(hits_in.shape, _hits_dtype(n))  # the certificate's own copy
+    labels2d = np.empty(hits2d.shape, np.int64)
+    sidak = _sidak_critical(alpha, hits2d.shape[1])
+    workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK) if axis is None else 1
+    if workers > 1 and _k.use_histogram(hits.size // workers, n):
+        n_rej, n_bad, n_neg, undecided = _one_family_threaded(
+            guess2d[0], hits_in[0], table, alpha, k, fast, sidak, labels2d[0], hits2d[0], workers
+        )
+    else:
+        n_rej, n_bad, n_neg, undecided = _k.certify_families(
+            guess2d, hits_in, table, alpha, float(k), fast, sidak, ABSTAIN, labels2d, hits2d
+        )
+    if n_bad or undecided:
+        # the kernels stop early here: check everything, then decide through adjust
+        _check_ranges(guess, hits, n)
+        hits2d[...] = hits_in
+        res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
+        rej2d = np.asarray(res.reject, dtype=bool)
+        n_rej = rej2d.sum(axis=-1)
+        labels2d.fill(ABSTAIN)
+        np.copyto(labels2d, guess2d, where=rej2d)
+    elif n_neg:
+        _check_ranges(guess, hits, n)  # raises, naming guess
+    n_certified = int(n_rej[0]) if axis is None else n_rej.reshape(_family_shape(shape, axis))
+    return SegmentationCertificate(
+        labels=_from_families(labels2d, shape, axis),
+        tau=tau,
+        alpha=alpha,
+        method=method,
+        k=k,
+        n=n,
+        axis=axis,
+        n_certified=n_certified,
+        _hits=_from_families(hits2d, shape, axis),
+        _table=table,
+    )
+
+
 def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
     """Shared core of :func:`segcertify` and :func:`segcertify_hits` (inputs validated).
 
@@ -339,6 +391,14 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
         raise ValueError(f"axis {axis} has length 0: the families are empty")
     if n > MAX_N:
         raise ValueError(f"n must be at most 2**53 testing samples; got {n}")
+    fast = FAST_METHODS.get(method)
+    if (
+        fast is not None
+        and _k.use_histogram(hits.size, n)
+        and hits.dtype in _FUSED_HITS
+        and guess.dtype in _FUSED_GUESS
+    ):
+        return _certify_fused(guess, hits, n, tau, alpha, method, fast, k, axis)
     _check_ranges(guess, hits, n)
     guess2d = _to_families(guess.astype(np.int64, copy=False), axis)
     if _k.use_histogram(hits.size, n):
@@ -350,7 +410,6 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
     else:
         table, hits2d = _direct_table(_to_families(hits, axis), n, tau)
     labels2d = np.empty(hits2d.shape, np.int64)
-    fast = FAST_METHODS.get(method)
     workers = 1
     if fast is not None and axis is None:
         workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK)
