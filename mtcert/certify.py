@@ -325,6 +325,35 @@ def _check_ranges(guess, hits, n):
         )
 
 
+def _decide_by_adjust(table, hits2d, guess2d, labels2d, method, alpha, k):
+    """The general path: p-values gathered from ``table``, decided by :func:`adjust`.
+
+    Writes ``labels2d``; returns ``(rejections per family, canonical method)``.
+    """
+    res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
+    rej2d = np.asarray(res.reject, dtype=bool)
+    labels2d.fill(ABSTAIN)
+    np.copyto(labels2d, guess2d, where=rej2d)
+    return rej2d.sum(axis=-1), res.method
+
+
+def _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, method, k, n):
+    """Pack the per-family results back into the caller's shape."""
+    n_certified = int(n_rej[0]) if axis is None else n_rej.reshape(_family_shape(shape, axis))
+    return SegmentationCertificate(
+        labels=_from_families(labels2d, shape, axis),
+        tau=tau,
+        alpha=alpha,
+        method=method,
+        k=k,
+        n=n,
+        axis=axis,
+        n_certified=n_certified,
+        _hits=_from_families(hits2d, shape, axis),
+        _table=table,
+    )
+
+
 # The common dtypes (native byte order) go to the counting kernels as they are:
 # one pass checks the range, histograms and writes the narrow private copy of
 # the hits, one pass labels and counts negative guesses.  Other dtypes are
@@ -355,26 +384,10 @@ def _certify_fused(guess, hits, n, tau, alpha, method, fast, k, axis):
         # the kernels stop early here: check everything, then decide through adjust
         _check_ranges(guess, hits, n)
         hits2d[...] = hits_in
-        res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
-        rej2d = np.asarray(res.reject, dtype=bool)
-        n_rej = rej2d.sum(axis=-1)
-        labels2d.fill(ABSTAIN)
-        np.copyto(labels2d, guess2d, where=rej2d)
+        n_rej, _ = _decide_by_adjust(table, hits2d, guess2d, labels2d, method, alpha, k)
     elif n_neg:
         _check_ranges(guess, hits, n)  # raises, naming guess
-    n_certified = int(n_rej[0]) if axis is None else n_rej.reshape(_family_shape(shape, axis))
-    return SegmentationCertificate(
-        labels=_from_families(labels2d, shape, axis),
-        tau=tau,
-        alpha=alpha,
-        method=method,
-        k=k,
-        n=n,
-        axis=axis,
-        n_certified=n_certified,
-        _hits=_from_families(hits2d, shape, axis),
-        _table=table,
-    )
+    return _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, method, k, n)
 
 
 def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
@@ -427,12 +440,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
         )
         canonical = method
     if undecided:  # a method without a counting path, or a Holm-Sidak near-tie
-        res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
-        canonical = res.method
-        rej2d = np.asarray(res.reject, dtype=bool)
-        n_rej = rej2d.sum(axis=-1)
-        labels2d.fill(ABSTAIN)
-        np.copyto(labels2d, guess2d, where=rej2d)
+        n_rej, canonical = _decide_by_adjust(table, hits2d, guess2d, labels2d, method, alpha, k)
     if canonical in FDR_METHODS:
         warnings.warn(
             f"method {canonical!r} controls the false discovery rate (the expected fraction "
@@ -442,19 +450,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
             NotACertificateWarning,
             stacklevel=3,
         )
-    n_certified = int(n_rej[0]) if axis is None else n_rej.reshape(_family_shape(shape, axis))
-    return SegmentationCertificate(
-        labels=_from_families(labels2d, shape, axis),
-        tau=tau,
-        alpha=alpha,
-        method=canonical,
-        k=k,
-        n=n,
-        axis=axis,
-        n_certified=n_certified,
-        _hits=_from_families(hits2d, shape, axis),
-        _table=table,
-    )
+    return _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, canonical, k, n)
 
 
 def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None):
