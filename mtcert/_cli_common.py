@@ -19,17 +19,16 @@ __all__ = [
     "Formatter",
     "Parser",
     "UsageError",
-    "close_figure",
     "comma_list",
     "fail",
     "floats",
-    "has_matplotlib",
     "ints",
     "markdown_table",
     "names",
     "output_folder",
     "output_name",
     "positive_int",
+    "save_figure",
 ]
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -165,18 +164,18 @@ def markdown_table(df) -> str:
     return "\n".join(lines) + "\n"
 
 
-def close_figure(fig) -> None:
-    """Release a matplotlib figure once it is saved."""
-    import matplotlib.pyplot as plt
+def save_figure(prog: str, draw, path: Path) -> None:
+    """Save the figure ``draw()`` returns to ``path`` and release it.
 
-    plt.close(fig)
-
-
-def has_matplotlib(prog: str) -> bool:
-    """True if matplotlib imports; else a one-line note on stderr (the CSV is still written)."""
+    Without matplotlib the figure is skipped with a one-line note on stderr
+    (the caller's CSV files are written regardless).
+    """
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib.pyplot as plt
     except ImportError:
         print(f"{prog}: matplotlib is not installed: figure skipped", file=sys.stderr)
-        return False
-    return True
+        return
+    fig = draw()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"figure -> {path}")

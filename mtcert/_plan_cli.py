@@ -17,14 +17,13 @@ import argparse
 from pathlib import Path
 
 from mtcert._cli_common import (
-    close_figure,
     fail,
     floats,
-    has_matplotlib,
     ints,
     markdown_table,
     output_folder,
     output_name,
+    save_figure,
 )
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -98,9 +97,6 @@ def run(args) -> int:
         found = plan.n_needed if plan.n_needed is not None else "not reached on this grid"
         print(f"smallest n reaching a certified rate of {plan.target:g}: {found}")
     print(f"-> {out / name}.csv")
-    if not args.no_plot and has_matplotlib(args.prog):
-        fig = plot_plan(plan)
-        fig.savefig(out / f"{name}.png", dpi=120)
-        close_figure(fig)
-        print(f"figure -> {out / name}.png")
+    if not args.no_plot:
+        save_figure(args.prog, lambda: plot_plan(plan), out / f"{name}.png")
     return 0

@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 
 from mtcert._cli_common import (
-    close_figure,
     fail,
     floats,
-    has_matplotlib,
     ints,
     markdown_table,
     names,
     output_folder,
     output_name,
+    save_figure,
 )
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -93,11 +92,9 @@ def run(args) -> int:
     if curve is not None:
         curve.to_csv(out / f"{name}-radius_curve.csv", index=False)
         print(f"radius curve: {len(curve)} points -> {out / name}-radius_curve.csv")
-        if not args.no_plot and has_matplotlib(args.prog):
+        if not args.no_plot:
             from mtcert.recertification import plot_radius_curves
 
-            fig = plot_radius_curves(curve)
-            fig.savefig(out / f"{name}-radius_curve.png", dpi=120)
-            close_figure(fig)
-            print(f"figure -> {out / name}-radius_curve.png")
+            path = out / f"{name}-radius_curve.png"
+            save_figure(args.prog, lambda: plot_radius_curves(curve), path)
     return 0
