@@ -8,6 +8,7 @@
 #    in fp32 and in bf16 autocast;
 # 2. bench_hrnet.py on CUDA: forward time per image at 256x512 (batch 1 and 8) and at
 #    the full 1024x2048;
+#    and PointNet++ on 16 clouds of 2048 points;
 # 3. the tiny sampler on CUDA (sampler and Certifier overhead over the bare forward);
 # 4. end to end: the demo's checkpoint certified by `python -m mtcert_torch certify
 #    --device cuda` beside the CPU run (different random streams, so close, not equal).
@@ -41,6 +42,7 @@ step hrnet_256x512_b1 60 $PY benchmarks/bench_hrnet.py --device cuda --batch 1
 step hrnet_256x512_b8 60 $PY benchmarks/bench_hrnet.py --device cuda --batch 8
 step hrnet_1024x2048_b1 60 $PY benchmarks/bench_hrnet.py --device cuda --batch 1 \
     --height 1024 --width 2048
+step pointnet2_b16 60 $PY benchmarks/bench_pointnet2.py --device cuda --batch 16
 step sampler_tiny_cuda 45 $PY benchmarks/bench_torch_sampler.py --setting tiny --device cuda
 demo=$WORK/demo
 step demo_cpu 100 $PY -c "from mtcert_torch.demo import run_demo; run_demo('$demo', progress=False)"

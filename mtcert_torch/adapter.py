@@ -93,8 +93,10 @@ class SegmentationAdapter(torch.nn.Module):
             )
         if not bool((std > 0).all()):
             raise ValueError("std must be positive")
-        self.register_buffer("mean", mean, persistent=False)
-        self.register_buffer("std", std, persistent=False)
+        # On the wrapped model's device: wrapping a model already moved to the GPU must work.
+        device = next(iter(model.parameters()), next(iter(model.buffers()), mean)).device
+        self.register_buffer("mean", mean.to(device), persistent=False)
+        self.register_buffer("std", std.to(device), persistent=False)
 
     @property
     def device(self) -> torch.device:
@@ -127,7 +129,8 @@ class SegmentationAdapter(torch.nn.Module):
             x = F.interpolate(x, size=scaled, mode="bilinear", align_corners=self.align_corners)
         if flip:
             x = x.flip(-1)
-        x = (x - self.mean) / self.std
+        # .to is free when the devices agree; it covers a model moved after wrapping.
+        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         with self._autocast(x):
             out = self.model(x)
         if isinstance(out, list | tuple):  # HRNet-OCR style auxiliary outputs: keep the last

@@ -99,3 +99,20 @@ def test_adapter_validation():
         SegmentationAdapter(net, num_classes=7).labels(torch.rand(1, 3, 4, 4))
     with pytest.raises(ValueError, match="images"):
         SegmentationAdapter(net, num_classes=4).labels(torch.rand(3, 4, 4))
+
+
+def test_normalisation_buffers_follow_a_model_moved_before_or_after_wrapping():
+    # The adapter's mean/std start on the wrapped model's device (a model moved to the GPU
+    # first, then wrapped, used to fail with "Expected all tensors to be on the same
+    # device"); "meta" stands in for the GPU here.
+    net = torch.nn.Conv2d(3, 4, 1, device="meta")
+    adapter = SegmentationAdapter(net, num_classes=4)
+    assert adapter.mean.device.type == "meta" and adapter.std.device.type == "meta"
+    assert adapter.device.type == "meta"
+    out = adapter.logits(torch.empty(2, 3, 8, 8, device="meta"))
+    assert out.shape == (2, 4, 8, 8) and out.device.type == "meta"
+    # Moved after wrapping: the inputs follow the model, the buffers follow the inputs.
+    cpu_net = torch.nn.Conv2d(3, 4, 1)
+    adapter = SegmentationAdapter(cpu_net, num_classes=4)
+    cpu_net.to("meta")
+    assert adapter.logits(torch.empty(1, 3, 4, 4, device="meta")).device.type == "meta"
