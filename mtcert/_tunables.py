@@ -1,7 +1,8 @@
 """Every performance tunable of the core, in one place.
 
 None of these changes a result: they only choose between equivalent code
-paths (threads or not, histogram or sort, bucket or plain sort).  The numba
+paths (threads or not, histogram or sort, bucket or plain sort, interpreted
+or compiled kernel).  The numba
 kernels read them at compile time, so after editing a value used by a kernel
 delete the numba cache (``__pycache__/*.nbi``) or set ``NUMBA_CACHE_DIR`` anew.
 """
@@ -33,3 +34,11 @@ BUCKET_MIN = 1 << 18
 BUCKET_SHIFT = 46
 #: Group size whose ``np.sort`` stays in cache.
 BUCKET_TARGET = 1 << 14
+
+#: Tiered kernels (:mod:`mtcert._jit`): a call whose largest array holds at
+#: most this many elements may run the kernel's Python source instead of
+#: compiling it ...
+INTERPRET_MAX_SIZE = 1 << 14
+#: ... until that kernel has spent this many seconds interpreted in this
+#: process; then it is compiled (a compilation costs about as much).
+INTERPRET_BUDGET_S = 0.25

@@ -13,11 +13,15 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from mtcert import _tunables
-from mtcert._kernels import binomial as _kb
+from mtcert._jit import tiered
+from mtcert._kernels import binomial as _binomial_kernels
 from mtcert._threads import map_chunks, workers_for
 from mtcert.validation import as_counts, as_probabilities, check_alpha, check_option
 
 __all__ = ["binom_test", "clopper_pearson", "greater_pvalue_table"]
+
+# small calls run the kernels' Python source until compiling pays (mtcert._jit)
+_kb = tiered(_binomial_kernels)
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 

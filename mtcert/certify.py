@@ -31,7 +31,8 @@ import numpy as np
 
 from mtcert import _tunables
 from mtcert import radius as _radius
-from mtcert._kernels import certify as _k
+from mtcert._jit import tiered
+from mtcert._kernels import certify as _certify_kernels
 from mtcert._kernels import methods as _codes
 from mtcert._threads import map_chunks, workers_for
 from mtcert.binomial import binom_test, greater_pvalue_table
@@ -56,6 +57,9 @@ __all__ = [
     "segcertify",
     "segcertify_hits",
 ]
+
+# small calls run the kernels' Python source until compiling pays (mtcert._jit)
+_k = tiered(_certify_kernels)
 
 #: Methods decided by the counting fast path (identical decisions to ``adjust``).
 FAST_METHODS = {

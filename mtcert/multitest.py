@@ -40,8 +40,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mtcert import _tunables
+from mtcert._jit import tiered
 from mtcert._kernels import methods as _codes
-from mtcert._kernels import multitest as _k
+from mtcert._kernels import multitest as _multitest_kernels
 from mtcert.validation import (
     as_probabilities,
     check_alpha,
@@ -62,6 +63,9 @@ __all__ = [
     "multipletests",
     "resolve_method",
 ]
+
+# small calls run the kernels' Python source until compiling pays (mtcert._jit)
+_k = tiered(_multitest_kernels)
 
 FWER_METHODS = ("bonferroni", "sidak", "holm", "holm-sidak", "hochberg", "hommel")
 KFWER_METHODS = (

@@ -435,5 +435,11 @@ def test_kernels_run_jitted_histogram_and_sort_paths():
             np.testing.assert_array_equal(n_rej, ref.sum(axis=1))
             np.testing.assert_array_equal(copy, hits)
             assert n_bad == 0 and n_neg == 0 and not undecided
-    for fn in (kernels.certify_families, kernels.guess_and_hits):
+    counts0 = rng.integers(0, 5, size=(50, 4))
+    counts = rng.multinomial(20, [0.25] * 4, size=50)
+    guess, hits = np.empty(50, np.int64), np.empty(50, np.int64)
+    assert kernels.guess_and_hits(counts0, counts, 20, guess, hits)
+    np.testing.assert_array_equal(guess, counts0.argmax(axis=1))
+    np.testing.assert_array_equal(hits, counts[np.arange(50), guess])
+    for fn in (kernels.certify_families, kernels.guess_and_hits):  # the raw dispatchers
         assert fn.signatures, fn
