@@ -28,6 +28,7 @@ for debugging: large inputs are then very slow).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -38,7 +39,7 @@ from numba.core.dispatcher import Dispatcher
 
 from mtcert import _tunables
 
-__all__ = ["MODES", "get_mode", "set_mode", "tiered"]
+__all__ = ["MODES", "get_mode", "policy", "set_mode", "tiered"]
 
 #: The policies ``MTCERT_JIT`` (and :func:`set_mode`) accept.
 MODES = ("auto", "always", "never")
@@ -66,6 +67,23 @@ def set_mode(mode: str) -> str:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     previous, _mode = _mode, mode
     return previous
+
+
+@contextlib.contextmanager
+def policy(mode: str):
+    """Run a block under ``mode`` (e.g. ``"always"`` to time or trace compiled kernels only).
+
+    Examples
+    --------
+    >>> import numpy as np, mtcert
+    >>> with policy("always"):  # compiles adjust's Holm kernels now
+    ...     _ = mtcert.adjust(np.array([0.01, 0.2]), "holm")
+    """
+    previous = set_mode(mode)
+    try:
+        yield
+    finally:
+        set_mode(previous)
 
 
 # Python twins share one globals dict per kernel module, in which every numba

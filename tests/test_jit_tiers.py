@@ -32,11 +32,8 @@ from mtcert.multitest import KFWER_METHODS, METHODS
 
 
 def in_tier(mode, fn):
-    previous = _jit.set_mode(mode)
-    try:
+    with _jit.policy(mode):
         return fn()
-    finally:
-        _jit.set_mode(previous)
 
 
 def assert_identical(a, b, where=""):
@@ -90,7 +87,7 @@ def test_adjust_identical_in_both_tiers(method):
                     f"{method} {shape} k={k} alpha={alpha}",
                 )
                 assert res[0].shape == shape
-        p[..., :: 5] = np.nan  # NaN policies: omitted or propagated
+        p[..., ::5] = np.nan  # NaN policies: omitted or propagated
         for policy in ("omit", "propagate"):
             both_tiers(
                 lambda p=p, policy=policy, axis=axis: adjusted_reject(
@@ -140,10 +137,11 @@ def test_segcertify_identical_in_both_tiers(method):
         hits = rng.binomial(n, rng.choice([0.9, 0.99, 0.999]), shape)
         guess = rng.integers(0, 19, shape)
         for hits_dtype in (np.int64, np.uint16 if n < 2**16 else np.int64, np.float64):
+            args = (guess, hits.astype(hits_dtype), n)
 
-            def run(hits=hits.astype(hits_dtype), n=n, axis=axis):
+            def run(args=args, axis=axis):
                 cert = mtcert.segcertify_hits(
-                    guess, hits, n, tau=0.75, alpha=0.001, method=method, k=k, axis=axis
+                    *args, tau=0.75, alpha=0.001, method=method, k=k, axis=axis
                 )
                 return cert.labels, np.asarray(cert.n_certified), cert.pvalues
 
@@ -159,9 +157,7 @@ def test_segcertify_identical_in_both_tiers(method):
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
-        st.one_of(
-            st.floats(0, 1), st.sampled_from([0.0, 1.0, 0.05, 5e-324, 1e-300, float("nan")])
-        ),
+        st.one_of(st.floats(0, 1), st.sampled_from([0.0, 1.0, 0.05, 5e-324, 1e-300, float("nan")])),
         min_size=1,
         max_size=60,
     ),
@@ -170,7 +166,9 @@ def test_segcertify_identical_in_both_tiers(method):
 def test_adjust_tiers_agree_on_arbitrary_pvalues(values, method):
     p = np.array(values)
     for policy in ("omit", "propagate"):
-        both_tiers(lambda policy=policy: adjusted_reject(mtcert.adjust(p, method, nan_policy=policy)))
+        both_tiers(
+            lambda policy=policy: adjusted_reject(mtcert.adjust(p, method, nan_policy=policy))
+        )
 
 
 # -- the mechanism and the policy ------------------------------------------------------
