@@ -225,25 +225,36 @@ class StreamingSampler:
     def counts(self, image: torch.Tensor, num: int) -> torch.Tensor:
         """Class counts ``(C, *component_shape)`` (int32) over ``num`` noisy copies."""
         counts = None
+        c = self.num_classes
 
         def consume(labels):
             nonlocal counts
             flat = labels.reshape(labels.shape[0], -1)
-            if counts is None:
-                counts = torch.zeros(
-                    (self.num_classes, flat.shape[1]), dtype=torch.int32, device=labels.device
-                )
+            first = counts is None
+            if first:
+                # Row C is a spare bin for labels outside [0, C): counting them there
+                # keeps the loop free of device synchronisations (a range check per
+                # batch would stall the GPU queue); it is checked after the first batch
+                # (a misconfigured model fails fast) and once at the end.
+                counts = torch.zeros((c + 1, flat.shape[1]), dtype=torch.int32, device=flat.device)
                 self._component_shape = labels.shape[1:]
-            if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.num_classes):
-                raise ValueError(
-                    f"classify returned labels outside [0, {self.num_classes}): "
-                    f"min {int(flat.min())}, max {int(flat.max())}"
-                )
+            index = torch.where((flat < 0) | (flat >= c), c, flat)
             # counts[labels[b, j], j] += 1 for every copy b and component j (exact integers).
-            counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
+            counts.scatter_add_(0, index, torch.ones_like(index, dtype=torch.int32))
+            if first:
+                self._check_spare_bin(counts)
 
         self._stream(image, num, consume)
-        return counts.reshape(self.num_classes, *self._component_shape)
+        self._check_spare_bin(counts)
+        return counts[:c].reshape(c, *self._component_shape)
+
+    def _check_spare_bin(self, counts: torch.Tensor) -> None:
+        bad = int(counts[self.num_classes].sum())
+        if bad:
+            raise ValueError(
+                f"classify returned labels outside [0, {self.num_classes}) for {bad} "
+                "component(s) of the noisy copies; is num_classes right?"
+            )
 
     def hits(self, image: torch.Tensor, guess: torch.Tensor, num: int) -> torch.Tensor:
         """Per-component number of copies (out of ``num``) labelled ``guess``; int32."""

@@ -166,8 +166,21 @@ def test_label_range_and_shape_checked():
         generator=g,
         batch_size=2,
     )
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match=r"outside \[0, 3\) for 8 component"):
         s.counts(torch.zeros(4), 3)
+    # a negative label in a later batch only: caught by the final check of the spare bin
+    calls = []
+
+    def late_negative(x):
+        calls.append(1)
+        out = torch.zeros(x.shape, dtype=torch.long)
+        out[0, 1] = -1 if len(calls) == 3 else 0
+        return out
+
+    s.classify = late_negative
+    with pytest.raises(ValueError, match=r"outside \[0, 3\) for 1 component"):
+        s.counts(torch.zeros(4), 6)
+    assert len(calls) == 3
     s = StreamingSampler(
         lambda x: x, num_classes=3, noise=NoiseModel("gaussian", 1.0), generator=g, batch_size=2
     )
