@@ -17,6 +17,8 @@ the budget is reported so the caller can fall back to a stable argsort).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -143,7 +145,9 @@ def _holm_sidak(s, m, thresholds, a):
             break
     run = -np.inf
     for i in range(m):
-        v = -np.expm1((m - i) * np.log1p(-s[i]))
+        # the C library's log1p/expm1 in both tiers (numpy's may be SIMD routines);
+        # p = 1 written out, since math.log1p(-1) raises where numba returns -inf
+        v = 1.0 if s[i] >= 1.0 else -math.expm1((m - i) * math.log1p(-s[i]))
         if v > run:
             run = v
         a[i] = min(run, 1.0)
