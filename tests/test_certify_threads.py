@@ -52,7 +52,7 @@ def _serial(guess, hits, n, tau, alpha, method, k):
         alpha,
         k,
         FAST_METHODS[method],
-        certify_mod._sidak_critical(alpha, hits.size),
+        certify_mod._family_constant(FAST_METHODS[method], alpha, hits.size),
         ABSTAIN,
         labels,
         copy,
@@ -94,9 +94,13 @@ CASES = [
         ("generalized-holm", 5),
         ("generalized-bonferroni", 3),
         ("generalized-hochberg", 2),
+        ("hommel", 1),
+        ("fdr_bh", 1),
+        ("fdr_by", 1),
     ],
 )
 @pytest.mark.parametrize("shape", [(37, 29), (240_007,)])
+@pytest.mark.filterwarnings("ignore::mtcert.certify.NotACertificateWarning")
 def test_threaded_equals_serial_and_adjust(threaded, guess_dtype, hits_dtype, n, method, k, shape):
     rng = np.random.default_rng([n, k, len(shape), np.dtype(hits_dtype).itemsize])
     guess, hits = _image(rng, shape, n, guess_dtype, hits_dtype)
@@ -186,7 +190,9 @@ def test_threaded_path_not_used_for_small_or_batched_input(monkeypatch):
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001)
     monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, axis=-1)
-    segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="hommel")
+    segcertify_hits(
+        np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="generalized-sidak", k=2
+    )
     assert calls == []
 
 
