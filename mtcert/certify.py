@@ -462,7 +462,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
 
 
 def _warn_if_fdr(cert):
-    """Warn that an FDR method gives no certificate (at the caller of segcertify*); pass ``cert``."""
+    """Warn (at the caller of segcertify*) when an FDR method gave ``cert``; return it."""
     if cert.method in FDR_METHODS:
         warnings.warn(
             f"method {cert.method!r} controls the false discovery rate (the expected fraction "
