@@ -29,16 +29,20 @@ def table_ref(n, tau):
     return stats.binom.sf(np.arange(n + 1) - 1, n, tau)
 
 
-def critical_ref(method, r, m, alpha, k):
-    """Critical value at 1-based rank r among m, from the textbook definitions."""
+def critical_ref(method, r, m, alpha, k, cm=1.0):
+    """Critical value at 1-based rank r among m, from the textbook definitions.
+
+    ``cm``: Benjamini–Yekutieli's sum of 1/l for l <= m (read for "fdr_by" only).
+    """
     if method in ("bonferroni", "generalized-bonferroni"):
         return k * alpha / float(m)
     if method == "sidak":
         return 1 - (1 - alpha) ** (1 / m)
     if method == "holm-sidak":
         return 1 - (1 - alpha) ** (1 / (m - r + 1))
-    if method in ("fdr_bh", "fdr_by"):  # Benjamini & Hochberg 1995; Benjamini & Yekutieli 2001
-        cm = sum(1 / j for j in range(1, m + 1)) if method == "fdr_by" else 1.0
+    if method == "fdr_bh":  # Benjamini & Hochberg 1995
+        return r / m * alpha
+    if method == "fdr_by":  # Benjamini & Yekutieli 2001
         return r / m / cm * alpha
     # Holm, Hochberg and their Lehmann–Romano / Sarkar generalisations
     return k * alpha / float(m + k - max(r, k))
@@ -54,8 +58,9 @@ def fwer_ref(p, method, alpha, k=1):
     p = np.asarray(p, dtype=float)
     m = p.size
     order = np.argsort(p, kind="stable")
+    cm = sum(1 / j for j in range(1, m + 1))
     passes = np.array(
-        [p[idx] <= critical_ref(method, r, m, alpha, k) for r, idx in enumerate(order, start=1)]
+        [p[idx] <= critical_ref(method, r, m, alpha, k, cm) for r, idx in enumerate(order, start=1)]
     )
     reject = np.zeros(m, dtype=bool)
     if method in ("bonferroni", "generalized-bonferroni", "sidak"):
