@@ -22,7 +22,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mtcert.certify as certify_mod
-from mtcert import _tunables
 from mtcert._kernels import certify as kernels
 from mtcert.binomial import binom_test
 from mtcert.certify import ABSTAIN, FAST_METHODS, NotACertificateWarning, segcertify_hits
@@ -156,7 +155,7 @@ def adjust_calls(monkeypatch):
     return calls
 
 
-def _near_boundary_hits(rng, n, tau, alpha, m):
+def near_boundary_hits(rng, n, tau, alpha, m):
     """Hits whose p-values crowd the Hommel critical values alpha l / j, heavily tied."""
     p = pvalues_ref(np.arange(n + 1), n, tau)
     near = np.flatnonzero((p >= alpha / (4 * m)) & (p <= 4 * alpha))
@@ -181,7 +180,7 @@ def test_hommel_varied_sizes_and_direct_table(adjust_calls, monkeypatch):
         for m, n in itertools.product((1, 2, 7, 40, 3000), (1, 10, 100, 10**4)):
             tau = float(rng.choice([0.5, 0.75, 0.9, 0.99]))
             alpha = float(rng.choice([1e-3, 0.01, 0.05, 0.2, rng.uniform(1e-4, 0.5)]))
-            hits = _near_boundary_hits(rng, n, tau, alpha, m)
+            hits = near_boundary_hits(rng, n, tau, alpha, m)
             guess = rng.integers(0, 5, m)
             dtype = (np.int64, np.int32, np.uint16, np.int16)[int(rng.integers(4))]
             if n <= np.iinfo(dtype).max:
@@ -201,7 +200,7 @@ def test_hommel_axis_families(axis, adjust_calls):
     rng = np.random.default_rng(axis + 5)
     n, tau = 50, 0.75
     for alpha in (1e-3, 0.05, 0.3):
-        hits = _near_boundary_hits(rng, n, tau, alpha, 7 * 60).reshape(7, 60)
+        hits = near_boundary_hits(rng, n, tau, alpha, 7 * 60).reshape(7, 60)
         guess = rng.integers(0, 3, hits.shape)
         for method in COUNTING:
             cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method, axis=axis)
@@ -270,43 +269,6 @@ def test_hommel_all_rejected_boundary_and_tiny_alpha(adjust_calls):
         cert = segcertify_hits(np.zeros(6, int), hits, 2000, tau=0.5, alpha=alpha, method="hommel")
         np.testing.assert_array_equal(cert.reject, adjust_reject(hits, 2000, 0.5, alpha))
     assert adjust_calls == ["hommel", "hommel"]  # alpha < 2**-960 only
-
-
-@pytest.fixture
-def threaded(monkeypatch):
-    """Force the threaded one-family path with 3 workers; yields its calls."""
-    calls = []
-    real = certify_mod._one_family_threaded
-
-    def spy(*args):
-        calls.append(args[-1])
-        return real(*args)
-
-    monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
-    monkeypatch.setattr(certify_mod, "workers_for", lambda size, min_chunk: 3)
-    monkeypatch.setattr(certify_mod, "_one_family_threaded", spy)
-    return calls
-
-
-@pytest.mark.parametrize("hits_dtype", [np.int64, np.uint8, np.int8])
-def test_hommel_threaded_path_and_its_fallback(threaded, adjust_calls, hits_dtype):
-    """The threaded path decides as ``adjust``, also at a boundary (fused and converting path)."""
-    rng = np.random.default_rng(11)
-    n, tau = 100, 0.75
-    hits = np.maximum(_near_boundary_hits(rng, n, tau, 0.01, 5000), 60).astype(hits_dtype)
-    guess = rng.integers(0, 7, hits.size)
-    for alpha in (0.01, 0.05, 0.2):
-        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="hommel")
-        ref = adjust_reject(hits, n, tau, alpha)
-        np.testing.assert_array_equal(cert.labels, np.where(ref, guess, ABSTAIN))
-        assert 0 < cert.n_certified < hits.size
-    assert threaded == [3, 3, 3]
-    assert adjust_calls == []
-    # p_(m) = alpha exactly: the reject-all boundary, handed to adjust
-    alpha = float(pvalues_ref(hits.min(), n, tau))
-    cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="hommel")
-    np.testing.assert_array_equal(cert.reject, adjust_reject(hits, n, tau, alpha))
-    assert adjust_calls == ["hommel"] and threaded == [3, 3, 3, 3]
 
 
 @pytest.mark.parametrize("method", ["hommel", "holm", "hochberg", "fdr_bh"])
