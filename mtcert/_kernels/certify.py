@@ -132,18 +132,19 @@ def _sorted_levels(row, n, buf, levels, counts, copy):
 # ``p <= critical``: such a family is handed to ``adjust`` instead.
 _SIDAK_MARGIN = 2.0**-48
 
-# Hommel is decided here only when its exact rejection set is the same at every
-# level in [alpha (1 - m), alpha (1 + m)], m = _HOMMEL_MARGIN; otherwise the
-# family goes to ``adjust``.  Then no exact Hommel-adjusted p-value lies within
-# a relative m of alpha, so any computation accurate to a relative error well
-# below m decides ``adjusted <= alpha`` as the exact value does.  ``adjust``'s
-# adjusted values are maxima of Simes p-values j p_(t) / l, each two or three
-# roundings from exact, chosen by hull and binary-search comparisons that can
-# only err between candidates a few ulp apart (against exact rational
-# arithmetic we measured at most 1.6 ulp); this kernel's comparisons carry two
-# roundings each.  2**-30 leaves a factor of about 4 million over the ulp,
-# while a family falls back only if an adjusted value lies within 1e-9
-# (relative) of alpha.
+# Hommel is decided here only when its rejection set is the same at the levels
+# alpha (1 - d) and alpha (1 + d), d = _HOMMEL_MARGIN (see _hommel); otherwise
+# the family goes to ``adjust``.  The set grows with the level and this
+# kernel's comparisons are each two roundings from exact, so agreement means
+# that the exact set is constant on the whole band: no exact Hommel-adjusted
+# p-value lies within a relative ~d of alpha, and any computation of them
+# accurate to well below d decides ``adjusted <= alpha`` as exact arithmetic
+# does.  ``adjust``'s adjusted values are maxima of Simes p-values j p_(t) / l,
+# each two or three roundings from exact, chosen by hull and binary-search
+# comparisons that can only err between candidates a few ulp apart (against
+# exact rational arithmetic we measured at most 1.6 ulp).  d = 2**-30 leaves a
+# factor of about 4 million over the ulp (2**-52), yet a family falls back only
+# when one of its adjusted values lies within 1e-9 (relative) of alpha.
 _HOMMEL_MARGIN = 2.0**-30
 # Below this alpha the products and quotients of the Hommel kernel could be
 # subnormal (absolute rather than relative rounding): left to ``adjust``.
