@@ -92,7 +92,8 @@ def near_boundary_families(draw, max_n=60, max_m=30):
     tau = draw(st.sampled_from([0.5, 0.6, 0.75, 0.9]))
     m = draw(st.integers(1, max_m))
     levels = [*draw(st.lists(st.integers(0, n), min_size=1, max_size=5)), n]
-    hits = np.array(draw(st.lists(st.sampled_from(levels), min_size=m, max_size=m)), np.int64)
+    hit = st.sampled_from(levels) | st.integers(0, n)
+    hits = np.array(draw(st.lists(hit, min_size=m, max_size=m)), np.int64)
     kind = draw(st.sampled_from(["exact", "ulp", "near", "free"]))
     if kind == "free":
         alpha = draw(st.floats(1e-6, 0.99))
