@@ -2,8 +2,9 @@
 
 Measured with :mod:`tracemalloc` (numpy reports its buffers to it), one family of
 ``H x W`` components with int64 hits and n = 100 (``segcertify_hits``, counting
-path for the methods in ``FAST_METHODS``, ``adjust`` on float p-values for the
-others) and ``H x W`` float64 p-values (``adjust``).  Usage::
+path for the methods in ``FAST_METHODS`` -- Hommel, BH and BY included --,
+``adjust`` on float p-values for the others) and ``H x W`` float64 p-values
+(``adjust``).  Usage::
 
     python benchmarks/memory_multitest.py [H W]
 """
@@ -28,6 +29,8 @@ METHODS = (
     "generalized-hochberg",
     "hommel",
     "fdr_bh",
+    "fdr_by",
+    "fdr_tsbh",
 )
 
 
@@ -46,7 +49,7 @@ def main(h: int = 1024, w: int = 1024) -> None:
     hits = rng.binomial(100, 0.97, (h, w))
     guess = np.zeros((h, w), np.int64)
     p = rng.random(h * w) ** 3
-    warnings.simplefilter("ignore", NotACertificateWarning)  # fdr_bh is measured all the same
+    warnings.simplefilter("ignore", NotACertificateWarning)  # FDR methods measured all the same
     print(f"\npeak memory / input bytes, {h}x{w} components")
     print(f"{'method':<21} {'path':<9} {'segcertify_hits':>16} {'adjust':>8}")
     for method in METHODS:

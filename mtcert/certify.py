@@ -11,9 +11,11 @@ predicts the guess, and all of them are robust within ``sigma * Phi^{-1}(tau)``
 (Theorem 5.1 and Proposition 1 of the paper).
 
 Counting fast path: within a family the p-values take at most n + 1 values, so
-Bonferroni, Holm and their k-FWER generalisations are decided from a histogram
-of hit counts in O(N + n) (:mod:`mtcert._kernels.certify`).  Every other
-procedure goes through :func:`mtcert.multitest.adjust`.
+the methods of :data:`FAST_METHODS` (Bonferroni, Šidák, Holm, Holm–Šidák,
+Hochberg, Hommel, their k-FWER generalisations and Benjamini–Hochberg /
+-Yekutieli) are decided from a histogram of hit counts in O(N + n)
+(:mod:`mtcert._kernels.certify`).  Every other procedure goes through
+:func:`mtcert.multitest.adjust`.
 
 Cohen et al.'s PREDICT / CERTIFY and the paper's baselines JOINTCLASS and
 INDIVCLASS live in :mod:`mtcert.cohen` (only there).
@@ -70,9 +72,12 @@ FAST_METHODS = {
         "holm",
         "holm-sidak",
         "hochberg",
+        "hommel",
         "generalized-bonferroni",
         "generalized-holm",
         "generalized-hochberg",
+        "fdr_bh",
+        "fdr_by",
     )
 }
 
@@ -272,12 +277,22 @@ def _direct_table(hits, n, tau):
     return table, ranks.reshape(hits.shape).astype(_hits_dtype(levels.size - 1))
 
 
-def _sidak_critical(alpha: float, m: int) -> float:
-    """Sidak's single-step critical value with ``adjust``'s operations (same float)."""
-    return float(1 - np.power((1.0 - alpha), 1.0 / m))
+def _family_constant(code: int | None, alpha: float, m: int) -> float:
+    """The kernels' per-family constant of method ``code``, with ``adjust``'s operations.
+
+    Sidak's single-step critical value, Benjamini–Yekutieli's sum of 1/l
+    (as :mod:`mtcert.multitest` sums it, so the same float), else 1.
+    """
+    if code == _codes.SIDAK:
+        return float(1 - np.power((1.0 - alpha), 1.0 / m))
+    if code == _codes.FDR_BY:
+        # the terms 1.0 / arange(1, m + 1) computed in place: the same array, so the same sum
+        terms = np.arange(1, m + 1, dtype=np.float64)
+        return float(np.sum(np.divide(1.0, terms, out=terms)))
+    return 1.0
 
 
-def _one_family_threaded(guess, hits, table, alpha, k, method, sidak, labels, hits_copy, workers):
+def _one_family_threaded(guess, hits, table, alpha, k, method, const, labels, hits_copy, workers):
     """:func:`mtcert._kernels.certify.certify_families` for one large family, on threads.
 
     Partial histograms per thread (merged in the decision), then labels per
@@ -296,7 +311,7 @@ def _one_family_threaded(guess, hits, table, alpha, k, method, sidak, labels, hi
     if n_bad:
         return None, n_bad, 0, False
     thr, n_rej = _k.decide_histogram(
-        parts.reshape(-1, n + 1), table, hits.size, alpha, float(k), method, sidak
+        parts.reshape(-1, n + 1), table, hits.size, alpha, float(k), method, const
     )
     if thr < 0:
         return None, 0, 0, True
@@ -374,15 +389,15 @@ def _certify_fused(guess, hits, n, tau, alpha, method, fast, k, axis):
     guess2d = _to_families(guess, axis)
     hits2d = np.empty(hits_in.shape, _hits_dtype(n))  # the certificate's own copy
     labels2d = np.empty(hits2d.shape, np.int64)
-    sidak = _sidak_critical(alpha, hits2d.shape[1])
+    const = _family_constant(fast, alpha, hits2d.shape[1])
     workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK) if axis is None else 1
     if workers > 1 and _k.use_histogram(hits.size // workers, n):
         n_rej, n_bad, n_neg, undecided = _one_family_threaded(
-            guess2d[0], hits_in[0], table, alpha, k, fast, sidak, labels2d[0], hits2d[0], workers
+            guess2d[0], hits_in[0], table, alpha, k, fast, const, labels2d[0], hits2d[0], workers
         )
     else:
         n_rej, n_bad, n_neg, undecided = _k.certify_families(
-            guess2d, hits_in, table, alpha, float(k), fast, sidak, ABSTAIN, labels2d, hits2d
+            guess2d, hits_in, table, alpha, float(k), fast, const, ABSTAIN, labels2d, hits2d
         )
     if n_bad or undecided:
         # the kernels stop early here: check everything, then decide through adjust
@@ -415,7 +430,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
         and hits.dtype in _FUSED_HITS
         and guess.dtype in _FUSED_GUESS
     ):
-        return _certify_fused(guess, hits, n, tau, alpha, method, fast, k, axis)
+        return _warn_if_fdr(_certify_fused(guess, hits, n, tau, alpha, method, fast, k, axis))
     _check_ranges(guess, hits, n)
     guess2d = _to_families(guess.astype(np.int64, copy=False), axis)
     if _k.use_histogram(hits.size, n):
@@ -430,31 +445,38 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
     workers = 1
     if fast is not None and axis is None:
         workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK)
-    sidak = _sidak_critical(alpha, hits2d.shape[1])
     undecided = fast is None
+    const = _family_constant(fast, alpha, hits2d.shape[1])
     # the kernels' copy of the hits goes to the hits themselves: they are private here
     if workers > 1 and _k.use_histogram(hits.size // workers, table.shape[0] - 1):
         n_rej, _, _, undecided = _one_family_threaded(
-            guess2d[0], hits2d[0], table, alpha, k, fast, sidak, labels2d[0], hits2d[0], workers
+            guess2d[0], hits2d[0], table, alpha, k, fast, const, labels2d[0], hits2d[0], workers
         )
         canonical = method
     elif fast is not None:
         n_rej, _, _, undecided = _k.certify_families(
-            guess2d, hits2d, table, alpha, float(k), fast, sidak, ABSTAIN, labels2d, hits2d
+            guess2d, hits2d, table, alpha, float(k), fast, const, ABSTAIN, labels2d, hits2d
         )
         canonical = method
-    if undecided:  # a method without a counting path, or a Holm-Sidak near-tie
+    if undecided:  # a method without a counting path, or a Holm-Sidak / Hommel near-tie
         n_rej, canonical = _decide_by_adjust(table, hits2d, guess2d, labels2d, method, alpha, k)
-    if canonical in FDR_METHODS:
+    return _warn_if_fdr(
+        _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, canonical, k, n)
+    )
+
+
+def _warn_if_fdr(cert):
+    """Warn (at the caller of segcertify*) when an FDR method gave ``cert``; return it."""
+    if cert.method in FDR_METHODS:
         warnings.warn(
-            f"method {canonical!r} controls the false discovery rate (the expected fraction "
+            f"method {cert.method!r} controls the false discovery rate (the expected fraction "
             "of wrongly certified components), not the family-wise error rate: the labels "
             "are not a certificate that holds with probability 1 - alpha; use an FWER "
             "method such as 'holm' for one",
             NotACertificateWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, canonical, k, n)
+    return cert
 
 
 def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None):
@@ -481,8 +503,9 @@ def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None
     alpha : float
         Level in (0, 1): the FWER (or k-FWER) of the certificate.
     method : str, default "holm"
-        Any :func:`mtcert.multitest.adjust` method.  "bonferroni", "holm",
-        "generalized-bonferroni" and "generalized-holm" use the O(N + n)
+        Any :func:`mtcert.multitest.adjust` method.  Those in
+        :data:`FAST_METHODS` (all the FWER and k-FWER methods but
+        "generalized-sidak", and "fdr_bh", "fdr_by") use the O(N + n)
         counting path; the others go through ``adjust``.  FWER methods valid
         under arbitrary dependence ("bonferroni", "holm", the generalized ones)
         are the safe choice; "sidak", "holm-sidak", "hochberg" and "hommel"

@@ -29,14 +29,21 @@ def table_ref(n, tau):
     return stats.binom.sf(np.arange(n + 1) - 1, n, tau)
 
 
-def critical_ref(method, r, m, alpha, k):
-    """Critical value at 1-based rank r among m, from the textbook definitions."""
+def critical_ref(method, r, m, alpha, k, cm=1.0):
+    """Critical value at 1-based rank r among m, from the textbook definitions.
+
+    ``cm``: Benjamini–Yekutieli's sum of 1/l for l <= m (read for "fdr_by" only).
+    """
     if method in ("bonferroni", "generalized-bonferroni"):
         return k * alpha / float(m)
     if method == "sidak":
         return 1 - (1 - alpha) ** (1 / m)
     if method == "holm-sidak":
         return 1 - (1 - alpha) ** (1 / (m - r + 1))
+    if method == "fdr_bh":  # Benjamini & Hochberg 1995
+        return r / m * alpha
+    if method == "fdr_by":  # Benjamini & Yekutieli 2001
+        return r / m / cm * alpha
     # Holm, Hochberg and their Lehmann–Romano / Sarkar generalisations
     return k * alpha / float(m + k - max(r, k))
 
@@ -51,13 +58,14 @@ def fwer_ref(p, method, alpha, k=1):
     p = np.asarray(p, dtype=float)
     m = p.size
     order = np.argsort(p, kind="stable")
+    cm = sum(1 / j for j in range(1, m + 1))
     passes = np.array(
-        [p[idx] <= critical_ref(method, r, m, alpha, k) for r, idx in enumerate(order, start=1)]
+        [p[idx] <= critical_ref(method, r, m, alpha, k, cm) for r, idx in enumerate(order, start=1)]
     )
     reject = np.zeros(m, dtype=bool)
     if method in ("bonferroni", "generalized-bonferroni", "sidak"):
         reject[order] = passes
-    elif method in ("hochberg", "generalized-hochberg"):
+    elif method in ("hochberg", "generalized-hochberg", "fdr_bh", "fdr_by"):
         n_rej = int(np.flatnonzero(passes)[-1]) + 1 if passes.any() else 0
         reject[order[:n_rej]] = True
     else:
@@ -68,6 +76,11 @@ def fwer_ref(p, method, alpha, k=1):
 
 def labels_ref(guess, reject):
     return np.where(reject, guess, ABSTAIN)
+
+
+# Hommel is not a plain step-wise rule: its exact references (definition, closed
+# testing) and boundary cases live in test_certify_hommel.py
+PLAIN_METHODS = sorted(set(FAST_METHODS) - {"hommel"})
 
 
 TAUS = st.sampled_from([0.5, 0.6, 0.75, 0.9, 0.99])
@@ -119,17 +132,19 @@ def test_holm_matches_statsmodels_with_ties(seed):
         np.testing.assert_array_equal(cert.labels, labels_ref(guess, ref))
 
 
+@pytest.mark.filterwarnings("ignore::mtcert.certify.NotACertificateWarning")
 @given(fam=families(), tau=TAUS, alpha=ALPHAS, k=st.integers(1, 6))
 def test_counting_methods_match_plain_definition(fam, tau, alpha, k):
     n, hits = fam
     guess = np.arange(hits.size) % 5
     table = table_ref(n, tau)
-    for method in FAST_METHODS:
+    for method in PLAIN_METHODS:
         kk = k if method.startswith("generalized") else 1
         cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method=method, k=kk)
         np.testing.assert_array_equal(cert.reject, fwer_ref(table[hits], method, alpha, kk))
 
 
+@pytest.mark.filterwarnings("ignore::mtcert.certify.NotACertificateWarning")
 @given(fam=families(), tau=TAUS, alpha=ALPHAS, k=st.integers(1, 6))
 def test_fast_path_identical_to_adjust(fam, tau, alpha, k):
     """Property test of the issue: fast counting path == general ``adjust`` path."""
@@ -144,6 +159,7 @@ def test_fast_path_identical_to_adjust(fam, tau, alpha, k):
         np.testing.assert_array_equal(cert.labels, labels_ref(guess, res.reject))
 
 
+@pytest.mark.filterwarnings("ignore::mtcert.certify.NotACertificateWarning")
 @given(
     n=st.integers(1, 30),
     shape=st.tuples(st.integers(1, 6), st.integers(1, 9)),
@@ -180,7 +196,7 @@ def test_ties_across_underflowed_pvalues():
     assert (table == 0).sum() > 1
     hits = np.array([n, n - 1, n - 2, 1990, 1000, 1100, 0, n])
     guess = np.arange(hits.size)
-    for method in ("holm", "bonferroni", "sidak", "holm-sidak", "simes-hochberg"):
+    for method in ("holm", "bonferroni", "sidak", "holm-sidak", "simes-hochberg", "hommel"):
         cert = segcertify_hits(guess, hits, n, tau=0.5, alpha=1e-300, method=method)
         with np.errstate(divide="ignore"):  # statsmodels' Šidák: log1p(-1) for p = 1
             ref = multipletests(table[hits], alpha=1e-300, method=method)[0]
@@ -270,6 +286,7 @@ def test_methods_match_statsmodels_with_ties(seed):
             np.testing.assert_allclose(cert.pvalues, pv, rtol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::mtcert.certify.NotACertificateWarning")
 def test_fast_methods_never_call_adjust(monkeypatch):
     """The counting path decides every FAST_METHODS family itself (no float p-value array)."""
     calls = []
@@ -416,7 +433,11 @@ def test_bad_inputs():
 
 
 def test_kernels_run_jitted_histogram_and_sort_paths():
-    """The numba kernels are compiled and both family strategies agree with a reference."""
+    """The numba kernels are compiled and both family strategies agree with a reference.
+
+    Reference: the plain definitions, and ``adjust`` for Hommel (whose exact
+    references are in test_certify_hommel.py).
+    """
     rng = np.random.default_rng(0)
     for n, shape in ((10, (2, 40_000)), (5000, (3, 50)), (5000, (1, 7))):
         hits = rng.integers(max(0, n - 30), n + 1, size=shape)
@@ -426,11 +447,14 @@ def test_kernels_run_jitted_histogram_and_sort_paths():
         for method, code in FAST_METHODS.items():
             labels = np.empty(shape, np.int64)
             copy = np.empty(shape, np.int64)
-            sidak = certify_mod._sidak_critical(0.05, shape[1])
+            const = certify_mod._family_constant(code, 0.05, shape[1])
             n_rej, n_bad, n_neg, undecided = kernels.certify_families(
-                guess, hits, table, 0.05, 2.0, code, sidak, ABSTAIN, labels, copy
+                guess, hits, table, 0.05, 2.0, code, const, ABSTAIN, labels, copy
             )
-            ref = np.array([fwer_ref(table[r], method, 0.05, 2) for r in hits])
+            if method == "hommel":
+                ref = adjust(table[hits], "hommel", alpha=0.05, axis=-1).reject
+            else:
+                ref = np.array([fwer_ref(table[r], method, 0.05, 2) for r in hits])
             np.testing.assert_array_equal(labels, labels_ref(guess, ref))
             np.testing.assert_array_equal(n_rej, ref.sum(axis=1))
             np.testing.assert_array_equal(copy, hits)

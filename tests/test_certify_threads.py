@@ -22,6 +22,7 @@ from mtcert._kernels import certify as _k
 from mtcert.binomial import greater_pvalue_table
 from mtcert.certify import ABSTAIN, FAST_METHODS, segcertify_hits
 from mtcert.multitest import adjust
+from tests.test_certify_hommel import adjust_reject, near_boundary_hits, pvalues_ref
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def _serial(guess, hits, n, tau, alpha, method, k):
         alpha,
         k,
         FAST_METHODS[method],
-        certify_mod._sidak_critical(alpha, hits.size),
+        certify_mod._family_constant(FAST_METHODS[method], alpha, hits.size),
         ABSTAIN,
         labels,
         copy,
@@ -94,9 +95,13 @@ CASES = [
         ("generalized-holm", 5),
         ("generalized-bonferroni", 3),
         ("generalized-hochberg", 2),
+        ("hommel", 1),
+        ("fdr_bh", 1),
+        ("fdr_by", 1),
     ],
 )
 @pytest.mark.parametrize("shape", [(37, 29), (240_007,)])
+@pytest.mark.filterwarnings("ignore::mtcert.certify.NotACertificateWarning")
 def test_threaded_equals_serial_and_adjust(threaded, guess_dtype, hits_dtype, n, method, k, shape):
     rng = np.random.default_rng([n, k, len(shape), np.dtype(hits_dtype).itemsize])
     guess, hits = _image(rng, shape, n, guess_dtype, hits_dtype)
@@ -179,6 +184,34 @@ def test_threaded_negative_guess_raises(threaded, hits_dtype):
     # the labelling pass counts the negative guess; no certificate is returned
 
 
+@pytest.mark.parametrize("hits_dtype", [np.int64, np.uint8, np.int8])
+def test_threaded_hommel_and_its_boundary_fallback(threaded, monkeypatch, hits_dtype):
+    """Hommel on the threaded path decides as ``adjust``, also at a boundary.
+
+    int64 and uint8 hits take the fused path, int8 the converting one.
+    """
+    rng = np.random.default_rng(11)
+    n, tau = 100, 0.75
+    hits = np.maximum(near_boundary_hits(rng, n, tau, 0.01, 5000), 60).astype(hits_dtype)
+    guess = rng.integers(0, 7, hits.size)
+    calls = []
+    real = certify_mod.adjust
+    monkeypatch.setattr(
+        certify_mod, "adjust", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw)
+    )
+    for alpha in (0.01, 0.05, 0.2):
+        cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="hommel")
+        ref = adjust_reject(hits, n, tau, alpha)
+        np.testing.assert_array_equal(cert.labels, np.where(ref, guess, ABSTAIN))
+        assert 0 < cert.n_certified < hits.size
+    assert threaded == [3, 3, 3] and calls == []
+    # p_(m) = alpha exactly: the reject-all boundary, handed to adjust
+    alpha = float(pvalues_ref(hits.min(), n, tau))
+    cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="hommel")
+    np.testing.assert_array_equal(cert.reject, adjust_reject(hits, n, tau, alpha))
+    assert threaded == [3, 3, 3, 3] and calls == ["hommel"]
+
+
 def test_threaded_path_not_used_for_small_or_batched_input(monkeypatch):
     calls = []
     monkeypatch.setattr(certify_mod, "_one_family_threaded", lambda *a: calls.append(a))
@@ -186,7 +219,9 @@ def test_threaded_path_not_used_for_small_or_batched_input(monkeypatch):
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001)
     monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
     segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, axis=-1)
-    segcertify_hits(np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="hommel")
+    segcertify_hits(
+        np.zeros_like(hits), hits, 100, tau=0.75, alpha=0.001, method="generalized-sidak", k=2
+    )
     assert calls == []
 
 

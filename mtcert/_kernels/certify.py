@@ -18,8 +18,9 @@ batched path :func:`certify_families` runs the same pieces serially.
 
 Method codes come from the one table :mod:`mtcert._kernels.methods`; the
 counting path takes ``BONFERRONI``, ``SIDAK``, ``HOLM``, ``HOLM_SIDAK``,
-``HOCHBERG`` and the generalized Bonferroni, Holm and Hochberg, with ``k`` as
-a float (exact for any k, see ``lr_divisor``).
+``HOCHBERG``, ``HOMMEL``, ``FDR_BH``, ``FDR_BY`` and the generalized
+Bonferroni, Holm and Hochberg, with ``k`` as a float (exact for any k, see
+``lr_divisor``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from numba import njit
 
 from mtcert._kernels.methods import (
     BONFERRONI,
+    FDR_BH,
+    FDR_BY,
     GENERALIZED_BONFERRONI,
     GENERALIZED_HOCHBERG,
     HOCHBERG,
     HOLM_SIDAK,
+    HOMMEL,
     SIDAK,
     lr_divisor,
 )
@@ -128,21 +132,143 @@ def _sorted_levels(row, n, buf, levels, counts, copy):
 # ``p <= critical``: such a family is handed to ``adjust`` instead.
 _SIDAK_MARGIN = 2.0**-48
 
+# Hommel is decided here only when its rejection set is the same at the levels
+# alpha (1 - d) and alpha (1 + d), d = _HOMMEL_MARGIN (see _hommel); otherwise
+# the family goes to ``adjust``.  The set grows with the level and this
+# kernel's comparisons are each two roundings from exact, so agreement means
+# that the exact set is constant on the whole band: no exact Hommel-adjusted
+# p-value lies within a relative ~d of alpha, and any computation of them
+# accurate to well below d decides ``adjusted <= alpha`` as exact arithmetic
+# does.  ``adjust``'s adjusted values are maxima of Simes p-values j p_(t) / l,
+# each two or three roundings from exact, chosen by hull and binary-search
+# comparisons that can only err between candidates a few ulp apart (against
+# exact rational arithmetic we measured at most 1.6 ulp).  d = 2**-30 leaves a
+# factor of about 4 million over the ulp (2**-52), yet a family falls back only
+# when one of its adjusted values lies within 1e-9 (relative) of alpha.
+_HOMMEL_MARGIN = 2.0**-30
+# Below this alpha the products and quotients of the Hommel kernel could be
+# subnormal (absolute rather than relative rounding): left to ``adjust``.
+_HOMMEL_MIN_ALPHA = 2.0**-960
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _critical(method, rank, m, alpha, k, sidak):
+def _critical(method, rank, m, alpha, k, const):
     """Critical value at the 1-based ``rank`` among ``m`` (same operations as ``adjust``)."""
     if method == SIDAK:
-        return sidak
+        return const
     if method == HOLM_SIDAK:
         return 1 - (1.0 - alpha) ** (1.0 / float(m - rank + 1))
     if method == BONFERRONI or method == GENERALIZED_BONFERRONI:
         return k * alpha / float(m)
+    if method == FDR_BH or method == FDR_BY:
+        return (rank / m) / const * alpha
     return k * alpha / lr_divisor(rank, m, k)  # (generalized) Holm and Hochberg
 
 
+@njit(cache=True, nogil=True)
+def _merge_ties(levels, counts, n_levels, table):
+    """Merge neighbouring levels with equal p-values into one, in place; returns their number.
+
+    Levels whose p-values are equal in floating point (underflow to 0,
+    rounding to 1) form one tie group, kept as its lowest hit level (the
+    rejection threshold if the group is rejected) with the summed count.
+    """
+    n_groups = 0
+    for i in range(n_levels):
+        if n_groups > 0 and table[levels[i]] == table[levels[n_groups - 1]]:
+            levels[n_groups - 1] = levels[i]
+            counts[n_groups - 1] += counts[i]
+        else:
+            levels[n_groups] = levels[i]
+            counts[n_groups] = counts[i]
+            n_groups += 1
+    return n_groups
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def _decide(levels, counts, n_levels, table, m, alpha, k, method, sidak):
+def _forbids(j, c, v, a):
+    """Whether a tie group with ``c`` p-values above it and value ``v`` forbids Hommel's ``j``.
+
+    ``j (a - v) >= c a``, written as ``(j - c) a >= j v`` so that each side is
+    one rounding from exact (no cancellation in ``a - v``).
+    """
+    return float(j - c) * a >= float(j) * v
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _first_forbidden(v, c, m, a):
+    """Smallest ``j`` in (c, m] that a tie group forbids at level ``a``, else ``m + 1``.
+
+    The returned ``j`` is forbidden (or ``m + 1``) and ``j - 1`` is not (or is
+    ``c``), by :func:`_forbids` itself: the estimate from ``c a / (a - v)``
+    only saves steps.
+    """
+    if v > a or (v == a and c > 0):
+        return m + 1  # j (a - v) < c a for every j
+    if c == 0:
+        return 1
+    bound = c * a / (a - v)  # forbidden iff j >= bound
+    if bound > m:
+        j = m + 1
+    else:
+        j = max(c + 1, np.int64(np.ceil(bound)))
+    while j > c + 1 and _forbids(j - 1, c, v, a):
+        j -= 1
+    while j <= m and not _forbids(j, c, v, a):
+        j += 1
+    return j
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _hommel_at(levels, counts, n_groups, table, m, a):
+    """Hommel's rejections at level ``a`` from merged tie groups: ``(thr, n_rejected)``.
+
+    Hommel (1988) with p_(1) <= ... <= p_(m): J = {j : p_(m-j+l) > l a / j for
+    l = 1..j}; reject all if J is empty, else exactly the p <= a / max J.  The
+    condition at position i reads p_(i) > a - (m - i) a / j, which only gets
+    stricter as j grows while more positions enter: J = {1, ..., j* }.  Within
+    a tie group only its last position b matters; with c = m - b p-values above
+    it and value v the group forbids every j > c with j (a - v) >= c a.  So j*
+    is one less than the smallest j any group forbids (capped at m): O(groups).
+    """
+    first = m + 1
+    n_below = 0
+    for g in range(n_groups):
+        v = table[levels[g]]
+        if v > a:
+            break  # p-values only grow: no later group forbids anything
+        n_below += counts[g]
+        first = min(first, _first_forbidden(v, m - n_below, m, a))
+    j_star = first - 1
+    thr = table.shape[0]
+    n_rej = 0
+    for g in range(n_groups):  # ascending p: the rejected groups are a prefix
+        if j_star > 0 and table[levels[g]] > a / j_star:
+            break
+        thr = levels[g]
+        n_rej += counts[g]
+    return thr, n_rej
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _hommel(levels, counts, n_groups, table, m, alpha):
+    """Hommel's ``(thr, n_rejected)``, or ``(-1, 0)`` near a boundary (see ``_HOMMEL_MARGIN``).
+
+    The rejection set only grows with the level, and each comparison of
+    :func:`_hommel_at` is within two roundings of exact: when the sets at
+    ``alpha (1 -+ margin)`` agree, the exact set is that one on the whole band.
+    """
+    if alpha < _HOMMEL_MIN_ALPHA:
+        return -1, 0
+    thr, n_rej = _hommel_at(levels, counts, n_groups, table, m, alpha * (1.0 - _HOMMEL_MARGIN))
+    thr_hi, n_hi = _hommel_at(levels, counts, n_groups, table, m, alpha * (1.0 + _HOMMEL_MARGIN))
+    if thr != thr_hi or n_rej != n_hi:
+        return -1, 0
+    return thr, n_rej
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _decide(levels, counts, n_levels, table, m, alpha, k, method, const):
     """Rejection threshold of one family from its hit levels (decreasing = ascending p).
 
     Critical values for the 1-based rank r among m sorted p-values, with the
@@ -150,41 +276,44 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, method, sidak):
     statsmodels) so that the decisions are identical:
 
     - (generalized) Bonferroni: reject p_(r) iff p_(r) <= k alpha / m;
-      Sidak: iff p_(r) <= ``sidak`` (computed by the caller as ``adjust`` does)
+      Sidak: iff p_(r) <= ``const`` (computed by the caller as ``adjust`` does)
     - (generalized) Holm (Holm 1979; Lehmann & Romano 2005, Thms 2.1, 2.2):
       reject p_(1..R), R the largest rank with p_(r) <= k alpha / (m + k -
       max(r, k)) for every r <= R; Holm-Sidak: the same with
       1 - (1 - alpha)^(1/(m - r + 1))
     - (generalized) Hochberg (step-up): reject p_(1..R), R the largest rank
-      with p_(R) <= k alpha / (m + k - max(R, k)).
+      with p_(R) <= k alpha / (m + k - max(R, k)); Benjamini-Hochberg and
+      -Yekutieli: the same with (R / m) / ``const`` alpha, ``const`` = 1 or
+      sum_{l <= m} 1/l (computed by the caller as ``adjust`` does)
+    - Hommel: :func:`_hommel`.
 
     Ties: the critical values grow with the rank, so a group of equal p-values
     at ranks r..r+t-1 passes at some rank iff it passes at its last (step-up)
     and passes at every rank iff it passes at its first (step-down): groups
     are rejected whole.  Levels whose p-values are equal in floating point
-    (underflow to 0, rounding to 1) are one group.
+    are one group (:func:`_merge_ties`; ``levels`` and ``counts`` are
+    overwritten).
 
     Returns ``(thr, n_rejected)``: reject exactly ``hits >= thr``; ``thr = -1``
     when a Holm-Sidak p-value lies within ``_SIDAK_MARGIN`` of its critical
-    value (the caller must decide the family with ``adjust``).
+    value or Hommel's decision is within ``_HOMMEL_MARGIN`` of changing (the
+    caller must decide the family with ``adjust``).
     """
-    n = table.shape[0] - 1
-    step_up = method == HOCHBERG or method == GENERALIZED_HOCHBERG
-    thr = n + 1
+    n_groups = _merge_ties(levels, counts, n_levels, table)
+    if method == HOMMEL:
+        return _hommel(levels, counts, n_groups, table, m, alpha)
+    step_up = (
+        method == HOCHBERG or method == GENERALIZED_HOCHBERG or method == FDR_BH or method == FDR_BY
+    )
+    thr = table.shape[0]
     n_rej = 0
     n_below = 0  # hypotheses with a strictly smaller p-value
-    i = 0
-    while i < n_levels:
-        lo = levels[i]
+    for g in range(n_groups):
+        lo = levels[g]
         p = table[lo]
-        count = counts[i]
-        i += 1
-        while i < n_levels and table[levels[i]] == p:
-            lo = levels[i]
-            count += counts[i]
-            i += 1
+        count = counts[g]
         rank = n_below + count if step_up else n_below + 1
-        crit = _critical(method, rank, m, alpha, k, sidak)
+        crit = _critical(method, rank, m, alpha, k, const)
         if method == HOLM_SIDAK and abs(p - crit) <= _SIDAK_MARGIN:
             return -1, 0
         n_below += count
@@ -199,7 +328,7 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, method, sidak):
 
 
 @njit(cache=True, nogil=True)
-def decide_histogram(part, table, m, alpha, k, method, sidak):
+def decide_histogram(part, table, m, alpha, k, method, const):
     """Rejection threshold of one family of ``m`` from its (partial) histograms.
 
     ``part`` is (R, n + 1): the family's histogram is the sum of its rows (one
@@ -210,7 +339,7 @@ def decide_histogram(part, table, m, alpha, k, method, sidak):
     levels = np.empty(n_max, np.int64)
     counts = np.empty(n_max, np.int64)
     n_levels = _histogram_levels(part, n, levels, counts)
-    return _decide(levels, counts, n_levels, table, m, alpha, k, method, sidak)
+    return _decide(levels, counts, n_levels, table, m, alpha, k, method, const)
 
 
 @njit(cache=True, nogil=True)
@@ -257,7 +386,7 @@ def use_histogram(m, n):
 
 
 @njit(cache=True, nogil=True)
-def certify_families(guess, hits, table, alpha, k, method, sidak, abstain, labels, hits_copy):
+def certify_families(guess, hits, table, alpha, k, method, const, abstain, labels, hits_copy):
     """Counting-path SEGCERTIFY for every family (row) of ``hits``.
 
     Parameters
@@ -265,8 +394,9 @@ def certify_families(guess, hits, table, alpha, k, method, sidak, abstain, label
     guess, hits : (F, m) integer arrays, C-contiguous; row f is family f.
     table : (n + 1,) float64, ``table[j] = P(Bin(n, tau) >= j)``, non-increasing.
     alpha, k, method : level, k of the k-FWER methods (1 otherwise), method code.
-    sidak : the Sidak critical value for ``m`` (computed as ``adjust`` does;
-        read for ``SIDAK`` only).
+    const : the method's constant for ``m``, computed as ``adjust`` does: the
+        Sidak critical value (``SIDAK``), sum_{l <= m} 1/l (``FDR_BY``), 1
+        (``FDR_BH``); not read by the other methods.
     abstain : label written where not certified.
     labels : (F, m) output, ``guess`` where certified else ``abstain``.
     hits_copy : (F, m) output, a copy of ``hits`` (narrower dtype) so the
@@ -303,7 +433,7 @@ def certify_families(guess, hits, table, alpha, k, method, sidak, abstain, label
             n_levels, n_bad = _sorted_levels(hits[f], n, buf, levels, counts, copy)
         if n_bad:
             return n_rej, n_bad, n_neg, False
-        thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, method, sidak)
+        thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, method, const)
         if thr < 0:
             return n_rej, 0, n_neg, True
         if early:
