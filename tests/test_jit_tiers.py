@@ -125,7 +125,7 @@ def test_pvalue_table_and_shared_n_gather_identical_in_both_tiers():
     both_tiers(lambda: mtcert.binom_test(k, 100, 0.75))
 
 
-@pytest.mark.parametrize("method", [*FAST_METHODS, "hommel", "fdr_bh"])
+@pytest.mark.parametrize("method", [*FAST_METHODS, "generalized-sidak", "fdr_tsbh"])
 def test_segcertify_identical_in_both_tiers(method):
     rng = np.random.default_rng(sum(map(ord, method)) + 1)
     k = 2 if method.startswith("generalized") else 1
