@@ -264,13 +264,34 @@ def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None):
     return order, s
 
 
-def _holm_sidak_critical(alpha: float, m: int) -> np.ndarray:
-    """``1 - (1 - alpha)**(1 / (m - i))``, i = 0..m-1, statsmodels' operations, in place."""
-    c = np.arange(m, 0, -1, dtype=np.float64)
+def _holm_sidak_critical(alpha: float, m: int, stop: int) -> np.ndarray:
+    """``1 - (1 - alpha)**(1 / (m - i))`` for i = 0..stop-1, statsmodels' operations, in place."""
+    c = np.arange(m, m - stop, -1, dtype=np.float64)
     np.divide(1.0, c, out=c)
     np.power(1.0 - alpha, c, out=c)
     np.subtract(1, c, out=c)
     return c
+
+
+def _holm_sidak_rejections(s: np.ndarray, m_eff: np.ndarray, alpha: float) -> np.ndarray:
+    """Holm–Šidák's number of rejections per row of sorted values: the first rank whose
+    value exceeds its critical value.  The critical values (a ``pow`` each) are computed
+    on growing prefixes only as far as that rank, which is usually far below m."""
+    n_rej = np.zeros(m_eff.size, dtype=np.int64)
+    for r in np.flatnonzero(m_eff > 0):
+        m = int(m_eff[r])
+        start, stop = 0, min(m, 1024)
+        while True:
+            crit = _holm_sidak_critical(alpha, m - start, stop - start)
+            fails = s[r, start:stop] > crit
+            if fails.any():
+                n_rej[r] = start + int(np.argmax(fails))
+                break
+            if stop == m:
+                n_rej[r] = m
+                break
+            start, stop = stop, min(m, 4 * stop)
+    return n_rej
 
 
 def _per_m(m_eff: np.ndarray, fn, width: int) -> np.ndarray:
@@ -379,8 +400,8 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             _k.hochberg_rows(s, order, m_eff, alpha, k, *out)
         elif code == _codes.HOLM_SIDAK:
             # statsmodels' critical values, computed with the same numpy calls
-            thresholds = _per_m(m_eff, lambda m: _holm_sidak_critical(alpha, m), M)
-            _k.holm_sidak_rows(s, order, m_eff, thresholds, *out)
+            n_rejected = _holm_sidak_rejections(s, m_eff, alpha)
+            _k.holm_sidak_rows(s, order, m_eff, n_rejected, *out)
         elif code in (_codes.FDR_BH, _codes.FDR_BY):
             cm = np.ones(F)
             if code == _codes.FDR_BY:

@@ -506,3 +506,22 @@ def test_degenerate_shapes_and_all_nan_families(method):
     p32 = np.array([0.01, 0.5], dtype=np.float32)
     res = adjust(p32[None, :].T, method, axis=0)  # strided, float32
     np.testing.assert_array_equal(res.adjusted[:, 0], adjust(p32.astype(float), method).adjusted)
+
+
+@pytest.mark.parametrize("first_failure", [0, 1023, 1024, 3000, 4096, 5000])
+def test_holm_sidak_critical_values_on_growing_prefixes_match_statsmodels(first_failure):
+    # Holm-Sidak compares with its critical values only up to the first failure, on
+    # prefixes of 1024, 4096, ... ranks: rejections ending inside, at and past a prefix
+    # boundary, and every hypothesis rejected, with the critical value hit exactly.
+    m, alpha = 5000, 0.05
+    crit = 1 - np.power(1.0 - alpha, 1.0 / np.arange(m, 0, -1, dtype=np.float64))
+    p = crit * 0.5
+    if first_failure < m:
+        p[first_failure] = np.nextafter(crit[first_failure], 1.0)
+        p[first_failure + 1 :] = 0.9
+    p[:first_failure:7] = crit[:first_failure:7]  # equal to the critical value: rejected
+    res = adjust(p, "holm-sidak", alpha=alpha)
+    ref_rej, ref_adj, _, _ = sm_multipletests(p, alpha=alpha, method="holm-sidak")
+    assert res.reject.sum() == first_failure
+    np.testing.assert_array_equal(res.reject, ref_rej)
+    np.testing.assert_allclose(res.adjusted, ref_adj, rtol=1e-15, atol=0)

@@ -136,13 +136,9 @@ def _step_up_lr(s, m, alpha, k, a):
 
 
 @njit(cache=True, error_model="numpy")
-def _holm_sidak(s, m, thresholds, a):
-    """Holm–Šidák step-down; ``thresholds[i] = 1 - (1 - alpha)**(1/(m - i))``."""
-    nrej = m
-    for i in range(m):
-        if s[i] > thresholds[i]:
-            nrej = i
-            break
+def _holm_sidak(s, m, nrej, a):
+    """Holm–Šidák step-down adjusted values; ``nrej`` (the rejections) comes from the caller,
+    which compares with statsmodels' critical values only as far as the first failure."""
     run = -np.inf
     for i in range(m):
         # the C library's log1p/expm1 in both tiers (numpy's may be SIMD routines);
@@ -377,13 +373,13 @@ def hochberg_rows(s, order, m_eff, alpha, k, out_adj, out_rej, nrej, thr):
 
 
 @njit(cache=True, error_model="numpy")
-def holm_sidak_rows(s, order, m_eff, thresholds, out_adj, out_rej, nrej, thr):
-    """Holm–Šidák with the per-row critical values ``thresholds[r]``."""
+def holm_sidak_rows(s, order, m_eff, n_rejected, out_adj, out_rej, nrej, thr):
+    """Holm–Šidák, with each row's number of rejections ``n_rejected[r]`` decided by the caller."""
     a = np.empty(s.shape[1])
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            n = _holm_sidak(s[r], m, thresholds[r], a) if m > 0 else 0
+            n = _holm_sidak(s[r], m, n_rejected[r], a) if m > 0 else 0
             _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
 
 
