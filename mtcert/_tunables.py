@@ -35,6 +35,10 @@ BUCKET_SHIFT = 46
 #: Group size whose ``np.sort`` stays in cache.
 BUCKET_TARGET = 1 << 14
 
+#: Holm–Šidák compares with its critical values (a ``pow`` each) on prefixes of
+#: this many ranks, then four times as many, ..., up to the first failure.
+HOLM_SIDAK_PREFIX = 1 << 10
+
 #: Tiered kernels (:mod:`mtcert._jit`): a call whose largest array holds at
 #: most this many elements may run the kernel's Python source instead of
 #: compiling it ...

@@ -284,11 +284,9 @@ def _family_constant(code: int | None, alpha: float, m: int) -> float:
     (as :mod:`mtcert.multitest` sums it, so the same float), else 1.
     """
     if code == _codes.SIDAK:
-        return float(1 - np.power((1.0 - alpha), 1.0 / m))
+        return float(_codes.sidak_critical(alpha, m))
     if code == _codes.FDR_BY:
-        # the terms 1.0 / arange(1, m + 1) computed in place: the same array, so the same sum
-        terms = np.arange(1, m + 1, dtype=np.float64)
-        return float(np.sum(np.divide(1.0, terms, out=terms)))
+        return float(_codes.harmonic_sum(m))
     return 1.0
 
 

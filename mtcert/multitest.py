@@ -280,7 +280,7 @@ def _holm_sidak_rejections(s: np.ndarray, m_eff: np.ndarray, alpha: float) -> np
     n_rej = np.zeros(m_eff.size, dtype=np.int64)
     for r in np.flatnonzero(m_eff > 0):
         m = int(m_eff[r])
-        start, stop = 0, min(m, 1024)
+        start, stop = 0, min(m, _tunables.HOLM_SIDAK_PREFIX)
         while True:
             crit = _holm_sidak_critical(alpha, m - start, stop - start)
             fails = s[r, start:stop] > crit
@@ -343,7 +343,7 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
             m_eff,
             (lambda mm: (k * alpha) / float(mm))
             if bonf
-            else (lambda mm: 1 - np.power((1.0 - alpha), 1.0 / mm)),
+            else (lambda mm: _codes.sidak_critical(alpha, mm)),
             1,
         )
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -405,7 +405,7 @@ def _family(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
         elif code in (_codes.FDR_BH, _codes.FDR_BY):
             cm = np.ones(F)
             if code == _codes.FDR_BY:
-                cm = _per_m(m_eff, lambda m: np.sum(1.0 / np.arange(1, m + 1)), 1)[:, 0]
+                cm = _per_m(m_eff, _codes.harmonic_sum, 1)[:, 0]
             _k.bh_rows(s, order, m_eff, alpha, cm, *out)
         elif code in (_codes.FDR_TSBH, _codes.FDR_TSBKY):
             _k.twostage_rows(s, order, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
@@ -727,7 +727,7 @@ def multipletests(
     m = p.size
     maxiter = _check_maxiter(maxiter, m)
     if m > 0:
-        alphac_sidak = 1 - np.power((1.0 - alpha), 1.0 / m)
+        alphac_sidak = _codes.sidak_critical(alpha, m)
         alphac_bonf = alpha / float(m)
     else:
         alphac_sidak = alphac_bonf = math.nan

@@ -5,11 +5,14 @@ Python code resolves a user's method name (aliases included) once, in
 from :data:`CODES`; a kernel compares against the constants below and never
 sees a name.  Lehmann & Romano's step-wise constants, which the k-FWER kernels
 of :mod:`mtcert._kernels.multitest` and :mod:`mtcert._kernels.certify` share,
-live here too, so that the formula is written once.
+live here too, so that the formula is written once; so do the per-family
+constants that :mod:`mtcert.multitest` and :mod:`mtcert.certify` both need as
+the same floats (Šidák's critical value, Benjamini–Yekutieli's sum).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 BONFERRONI = 0
@@ -58,3 +61,15 @@ def lr_divisor(r, m, k):
     k >= r the divisor is m.
     """
     return float(m) - max(float(r) - k, 0.0)
+
+
+def sidak_critical(alpha: float, m: int) -> np.float64:
+    """Šidák's single-step critical value ``1 - (1 - alpha)**(1/m)``, statsmodels' operations."""
+    return 1 - np.power((1.0 - alpha), 1.0 / m)
+
+
+def harmonic_sum(m: int) -> np.float64:
+    """Benjamini–Yekutieli's constant ``sum_{l=1..m} 1/l``, summed as statsmodels sums it
+    (numpy's pairwise sum of the array ``1.0 / arange(1, m + 1)``, built in place)."""
+    terms = np.arange(1, m + 1, dtype=np.float64)
+    return np.sum(np.divide(1.0, terms, out=terms))

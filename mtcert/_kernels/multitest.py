@@ -136,9 +136,9 @@ def _step_up_lr(s, m, alpha, k, a):
 
 
 @njit(cache=True, error_model="numpy")
-def _holm_sidak(s, m, nrej, a):
-    """Holm–Šidák step-down adjusted values; ``nrej`` (the rejections) comes from the caller,
-    which compares with statsmodels' critical values only as far as the first failure."""
+def _holm_sidak_adjusted(s, m, a):
+    """Holm–Šidák step-down adjusted values (the caller counts the rejections: it compares
+    with statsmodels' critical values only as far as the first failure)."""
     run = -np.inf
     for i in range(m):
         # the C library's log1p/expm1 in both tiers (numpy's may be SIMD routines);
@@ -147,7 +147,6 @@ def _holm_sidak(s, m, nrej, a):
         if v > run:
             run = v
         a[i] = min(run, 1.0)
-    return nrej
 
 
 @njit(cache=True, error_model="numpy")
@@ -379,8 +378,9 @@ def holm_sidak_rows(s, order, m_eff, n_rejected, out_adj, out_rej, nrej, thr):
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            n = _holm_sidak(s[r], m, n_rejected[r], a) if m > 0 else 0
-            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+            if m > 0:
+                _holm_sidak_adjusted(s[r], m, a)
+            _finish_row(r, n_rejected[r], m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
 
 
 @njit(cache=True, error_model="numpy")
