@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests as sm_multipletests
 
-from mtcert.multitest import adjust
+from mtcert.stats.multitest import adjust
 
 M = 10**6
 

@@ -8,8 +8,8 @@ one fig2a grid point and of one N = 1e6 fig2c point, serially.
 import numpy as np
 import pytest
 
-from mtcert.oracle import BinaryOracle
-from mtcert.power import run_grid
+from mtcert.sim.oracle import BinaryOracle
+from mtcert.sim.power import run_grid
 
 FIG2A = dict(gamma=0.05, N=100, n_bad=1, n0=100, n=100, alpha=0.001, tau=0.75, reps=600, workers=1)
 FIG2C = dict(gamma=0.05, N=10**6, n_bad=0, n0=1000, n=1000, alpha=0.1, tau=0.9, reps=1, workers=1)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mtcert.counts import CountsWriter
-from mtcert.recertification import recertify
+from mtcert.stored.counts import CountsWriter
+from mtcert.stored.recertification import recertify
 
 SWEEP = dict(
     tau=[0.6, 0.75, 0.9], alpha=[1e-3, 1e-4], method=["holm", "bonferroni", "generalized-holm"]
@@ -71,9 +71,9 @@ def certify_demo_with_counts(out: Path, *, images=12, size=32, n0=10, n=100, ste
     """
     import torch
 
-    from mtcert_torch.adapter import SegmentationAdapter
-    from mtcert_torch.runs import certify_images
-    from mtcert_torch.synthetic import TinySegNet, make_shapes, write_folder_dataset
+    from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
+    from mtcert_torch.runs.jobs import certify_images
+    from mtcert_torch.tasks.adapter import SegmentationAdapter
     from mtcert_torch.training import train_with_noise
 
     torch.manual_seed(0)
@@ -85,7 +85,7 @@ def certify_demo_with_counts(out: Path, *, images=12, size=32, n0=10, n=100, ste
     data = write_folder_dataset(out / "data", *make_shapes(images, size, seed=1))
     t0 = time.perf_counter()
     certify_images(
-        model="mtcert_torch.synthetic:TinySegNet", num_classes=3, checkpoint=out / "tiny.pt",
+        model="mtcert_torch.data.synthetic:TinySegNet", num_classes=3, checkpoint=out / "tiny.pt",
         data=data, out=out / "certify", sigma=0.25, tau=0.75, n0=n0, n=n, alpha=1e-3,
         batch_size=100, figures=0, base=False, progress=False, save_counts=True,
     )  # fmt: skip

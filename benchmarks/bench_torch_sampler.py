@@ -2,7 +2,7 @@
 
 Two settings:
 
-* ``--setting tiny`` (default, CPU): :class:`~mtcert_torch.synthetic.TinySegNet`
+* ``--setting tiny`` (default, CPU): :class:`~mtcert_torch.data.synthetic.TinySegNet`
   on 3×64×64 images — the sampler's own overhead (noise draws, counting) shows.
 * ``--setting paper`` (CUDA): HRNetV2-W48 at scale 0.25 on 1024×2048 inputs with
   n0 = 10, n = 100, α = 0.001, τ = 0.75 — the setting the paper reports as
@@ -28,12 +28,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mtcert_torch.adapter import SegmentationAdapter  # noqa: E402
 from mtcert_torch.certifier import Certifier  # noqa: E402
-from mtcert_torch.image import ImageTask  # noqa: E402
+from mtcert_torch.data.synthetic import TinySegNet  # noqa: E402
 from mtcert_torch.noise import NoiseModel  # noqa: E402
 from mtcert_torch.sampler import StreamingSampler  # noqa: E402
-from mtcert_torch.synthetic import TinySegNet  # noqa: E402
+from mtcert_torch.tasks.adapter import SegmentationAdapter  # noqa: E402
+from mtcert_torch.tasks.image import ImageTask  # noqa: E402
 
 
 def _cores() -> int:

@@ -12,7 +12,7 @@ import numpy as np
 from _timing import best_of, report
 from statsmodels.stats.multitest import multipletests as sm_multipletests
 
-from mtcert.multitest import adjust
+from mtcert.stats.multitest import adjust
 
 
 def sm(p, method):

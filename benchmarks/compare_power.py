@@ -22,7 +22,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from mtcert.power import PRESETS, run_grid, run_preset
+from mtcert.sim.power import PRESETS, run_grid, run_preset
 
 
 def _naive_rep(rng, N, n_bad, gamma, n0, n, alpha, tau):
@@ -63,7 +63,7 @@ def _timed(fn):
 
 
 def main() -> None:
-    print("\npower studies (mtcert.power)")
+    print("\npower studies (mtcert.sim.power)")
     run_preset("fig2c", reps=1, workers=1)  # compile / load numba caches once
 
     _, t = _timed(lambda: run_preset("fig2a"))

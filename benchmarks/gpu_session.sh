@@ -45,8 +45,8 @@ step hrnet_1024x2048_b1 60 $PY benchmarks/bench_hrnet.py --device cuda --batch 1
 step pointnet2_b16 60 $PY benchmarks/bench_pointnet2.py --device cuda --batch 16
 step sampler_tiny_cuda 45 $PY benchmarks/bench_torch_sampler.py --setting tiny --device cuda
 demo=$WORK/demo
-step demo_cpu 100 $PY -c "from mtcert_torch.demo import run_demo; run_demo('$demo', progress=False)"
-step certify_cuda 60 $PY -m mtcert_torch certify --model mtcert_torch.synthetic:TinySegNet \
+step demo_cpu 100 $PY -c "from mtcert_torch.runs.demo import run_demo; run_demo('$demo', progress=False)"
+step certify_cuda 60 $PY -m mtcert_torch certify --model mtcert_torch.data.synthetic:TinySegNet \
     --checkpoint "$demo/tiny.pt" --data "$demo/data" --layout folder --num-classes 3 \
     --sigma 0.25 --n0 10 --n 100 --alpha 0.001 --batch-size 100 --out "$WORK/cuda_certify" \
     --device cuda --no-progress

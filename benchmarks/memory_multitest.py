@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from mtcert import adjust, segcertify_hits
-from mtcert.certify import FAST_METHODS, NotACertificateWarning
+from mtcert.certify.segmentation import FAST_METHODS, NotACertificateWarning
 
 METHODS = (
     "holm",

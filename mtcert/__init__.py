@@ -4,41 +4,66 @@ Exact binomial tests, FWER / k-FWER / FDR procedures with adjusted p-values,
 and the SEGCERTIFY family of certification algorithms (Fischer, Baader & Vechev,
 ICML 2021).  The core never imports torch; see :mod:`mtcert_torch` for models.
 
-Sub-modules (each an attribute of :mod:`mtcert`): :mod:`mtcert.binomial`,
-:mod:`mtcert.multitest`, :mod:`mtcert.certify` (SEGCERTIFY), :mod:`mtcert.cohen`
-(Cohen et al.'s PREDICT/CERTIFY and the paper's baselines), :mod:`mtcert.radius`,
-:mod:`mtcert.metrics`, and, loaded on first use, :mod:`mtcert.oracle`,
-:mod:`mtcert.power`, :mod:`mtcert.plotting`, :mod:`mtcert.testing` and
-:mod:`mtcert.hierarchy` (adaptive hierarchical certification).
+The package is layered; each layer imports only the layers below it:
+
+=========================  ===========================================================
+:mod:`mtcert.cli`          command lines (``python -m mtcert ...``)
+:mod:`mtcert.stored`       stored counts: file format, recertification, planning
+:mod:`mtcert.sim`          synthetic oracles, power studies, property-test strategies
+:mod:`mtcert.certify`      SEGCERTIFY, Cohen's baselines, metrics, hierarchies
+:mod:`mtcert.stats`        binomial tests, multiple-testing procedures, radii
+``mtcert._kernels``        compiled kernels (through ``mtcert._jit``)
+=========================  ===========================================================
+
+:mod:`mtcert.plotting` draws the figures of the power studies.  The modules
+most used are also attributes of this package under their short names:
+``mtcert.binomial``, ``mtcert.multitest``, ``mtcert.radius`` (in :mod:`mtcert.stats`),
+``mtcert.cohen``, ``mtcert.metrics``, ``mtcert.hierarchy`` (in :mod:`mtcert.certify`)
+and, loaded on first use, ``mtcert.oracle``, ``mtcert.power``, ``mtcert.testing``
+(in :mod:`mtcert.sim`) and ``mtcert.plotting``.
 """
 
-from mtcert import binomial, certify, cohen, metrics, multitest, radius
+from mtcert import certify
 from mtcert._version import __version__
-from mtcert.binomial import binom_test, clopper_pearson, greater_pvalue_table
-from mtcert.certify import ABSTAIN, SegmentationCertificate, segcertify, segcertify_hits
-from mtcert.cohen import indivclass, jointclass
-from mtcert.hierarchy import ClassHierarchy, hierarchical_segcertify
-from mtcert.multitest import (
+from mtcert.certify import (
+    ABSTAIN,
+    SegmentationCertificate,
+    cohen,
+    metrics,
+    segcertify,
+    segcertify_hits,
+)
+from mtcert.certify.cohen import indivclass, jointclass
+from mtcert.certify.hierarchy import ClassHierarchy, hierarchical_segcertify
+from mtcert.stats import binomial, multitest, radius
+from mtcert.stats.binomial import binom_test, clopper_pearson, greater_pvalue_table
+from mtcert.stats.compat import multipletests
+from mtcert.stats.multitest import (
     FDR_METHODS,
     FWER_METHODS,
     KFWER_METHODS,
     METHODS,
     AdjustResult,
     adjust,
-    multipletests,
 )
 
 # Power-study names pull in pandas (and plotting matplotlib); load them on first use.
-_LAZY_MODULES = ("oracle", "plotting", "power", "testing")
+_LAZY_MODULES = {
+    "hierarchy": "mtcert.certify.hierarchy",
+    "oracle": "mtcert.sim.oracle",
+    "plotting": "mtcert.plotting",
+    "power": "mtcert.sim.power",
+    "testing": "mtcert.sim.testing",
+}
 _LAZY = {
-    "BinaryOracle": "mtcert.oracle",
-    "MultiClassOracle": "mtcert.oracle",
-    "run_grid": "mtcert.power",
-    "run_preset": "mtcert.power",
-    "check_error_rate": "mtcert.testing",
-    **dict.fromkeys(("CountsWriter", "read_counts"), "mtcert.counts"),
-    **dict.fromkeys(("recertify", "radius_curve"), "mtcert.recertification"),
-    "plan_samples": "mtcert.planning",
+    "BinaryOracle": "mtcert.sim.oracle",
+    "MultiClassOracle": "mtcert.sim.oracle",
+    "run_grid": "mtcert.sim.power",
+    "run_preset": "mtcert.sim.power",
+    "check_error_rate": "mtcert.sim.testing",
+    **dict.fromkeys(("CountsWriter", "read_counts"), "mtcert.stored.counts"),
+    **dict.fromkeys(("recertify", "radius_curve"), "mtcert.stored.recertification"),
+    "plan_samples": "mtcert.stored.planning",
 }
 
 
@@ -46,7 +71,7 @@ def __getattr__(name: str) -> object:
     import importlib
 
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"mtcert.{name}")
+        return importlib.import_module(_LAZY_MODULES[name])
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mtcert' has no attribute {name!r}")
@@ -78,6 +103,7 @@ __all__ = [
     "cohen",
     "greater_pvalue_table",
     "hierarchical_segcertify",
+    "hierarchy",
     "indivclass",
     "jointclass",
     "metrics",

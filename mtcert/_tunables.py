@@ -10,11 +10,11 @@ delete the numba cache (``__pycache__/*.nbi``) or set ``NUMBA_CACHE_DIR`` anew.
 from __future__ import annotations
 
 #: Elementwise binomial p-values: below this many tests per thread, a thread
-#: pool costs more than it saves (:mod:`mtcert.binomial`).
+#: pool costs more than it saves (:mod:`mtcert.stats.binomial`).
 BINOMIAL_MIN_CHUNK = 1 << 16
 
 #: SEGCERTIFY counting path: one large family is split over threads from this
-#: many components per thread on (:mod:`mtcert.certify`).
+#: many components per thread on (:mod:`mtcert.certify.segmentation`).
 CERTIFY_MIN_CHUNK = 1 << 17
 
 #: A family is histogrammed when it has at least (n + 1) / HIST_MIN_FILL
@@ -26,7 +26,7 @@ HIST_MIN_FILL = 8
 #: breaks the store-to-load dependency when neighbours share a hit count.
 HIST_SPLIT_MIN = 1 << 14
 
-#: :func:`mtcert.multitest.adjust`: one family at least this large is sorted by
+#: :func:`mtcert.stats.multitest.adjust`: one family at least this large is sorted by
 #: buckets (one counting pass on the leading key bits, then cache-sized sorts).
 BUCKET_MIN = 1 << 18
 #: Leading-digit shift of the 64-bit packed keys: 2^18 buckets (10 exponent

@@ -123,7 +123,7 @@ def plot_power(
     Parameters
     ----------
     df : pandas.DataFrame
-        Output of :func:`mtcert.power.run_grid` / :func:`~mtcert.power.run_preset`.
+        Output of :func:`mtcert.sim.power.run_grid` / :func:`~mtcert.sim.power.run_preset`.
     x : {"gamma", "N"}
         The swept column; ``"N"`` uses a logarithmic axis, as in the paper's
         Figs. 2c and 6.
@@ -143,7 +143,7 @@ def plot_power(
 
     Examples
     --------
-    >>> from mtcert.power import run_grid
+    >>> from mtcert.sim.power import run_grid
     >>> from mtcert.plotting import plot_power
     >>> df = run_grid(["segcertify-holm", "segcertify-bonferroni"], gamma=[0.0, 0.1],
     ...               N=100, reps=2)
@@ -172,7 +172,7 @@ def plot_preset(df: pd.DataFrame, name: str, *, path: Any = None, errorbars: boo
 
     Returns the matplotlib Figure.
     """
-    from mtcert.power import PRESETS
+    from mtcert.sim.power import PRESETS
 
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}; got {name!r}")
@@ -190,7 +190,7 @@ def plot_fig2(frames: Mapping[str, pd.DataFrame], *, errorbars: bool = False) ->
     Parameters
     ----------
     frames : mapping
-        ``{"fig2a": df, "fig2b": df, "fig2c": df}`` from :func:`mtcert.power.run_preset`.
+        ``{"fig2a": df, "fig2b": df, "fig2c": df}`` from :func:`mtcert.sim.power.run_preset`.
     errorbars : bool, default False
         Shade ±2 standard errors.
 
@@ -199,7 +199,7 @@ def plot_fig2(frames: Mapping[str, pd.DataFrame], *, errorbars: bool = False) ->
     matplotlib.figure.Figure
         Three axes side by side with one shared legend below them.
     """
-    from mtcert.power import PRESETS
+    from mtcert.sim.power import PRESETS
 
     plt = _pyplot()
     names = ("fig2a", "fig2b", "fig2c")

@@ -8,7 +8,7 @@ clouds (:class:`PointCloudTask`, coordinate noise or rotations) are two tasks;
 :class:`TensorTask` smooths any tensor input.  :func:`evaluate` is the one
 evaluation loop (per-item seeds, base predictions, metrics, resumable result
 files, ``torch.distributed`` sharding) behind the command-line interface
-(``python -m mtcert_torch certify ...``) and :mod:`mtcert_torch.runs`.
+(``python -m mtcert_torch certify ...``) and :mod:`mtcert_torch.runs.jobs`.
 :class:`Smooth` offers locuslab/smoothing's ``predict``/``certify`` for
 classifiers and segmenters.  Architectures live in :mod:`mtcert_torch.models`
 (HRNetV2, PointNet++).  All statistics are done by the core :mod:`mtcert`,
@@ -16,17 +16,24 @@ which never imports torch.
 """
 
 from mtcert import __version__
-
-from .adapter import SegmentationAdapter
-from .certifier import Certificate, Certifier
-from .evaluation import Evaluation, Item, ItemResult, Items, Settings, certify_item, evaluate
-from .image import ImageTask
-from .noise import NoiseModel
-from .pointcloud import PointCloudTask
-from .results import summarize
-from .sampler import StreamingSampler
-from .smooth import Smooth
-from .task import Smoothed, Task, TensorTask
+from mtcert_torch.certifier import Certificate, Certifier
+from mtcert_torch.noise import NoiseModel
+from mtcert_torch.runs.loop import (
+    Evaluation,
+    Item,
+    ItemResult,
+    Items,
+    Settings,
+    certify_item,
+    evaluate,
+)
+from mtcert_torch.runs.store import summarize
+from mtcert_torch.sampler import StreamingSampler
+from mtcert_torch.smooth import Smooth
+from mtcert_torch.task import Smoothed, Task, TensorTask
+from mtcert_torch.tasks.adapter import SegmentationAdapter
+from mtcert_torch.tasks.image import ImageTask
+from mtcert_torch.tasks.pointcloud import PointCloudTask
 
 __all__ = [
     "Certificate",

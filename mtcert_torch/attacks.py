@@ -5,7 +5,7 @@ at ``x + ε`` with ``ε`` uniform in the ball of radius ``R``, take ``k`` ascent
 steps of size ``s`` (``10 R / k`` by default) on the mean per-pixel
 cross-entropy, and after every step project back onto the ball around ``x``
 and clamp to [0, 1].  It attacks the model through its
-:class:`~mtcert_torch.adapter.SegmentationAdapter` (normalisation, scales,
+:class:`~mtcert_torch.tasks.adapter.SegmentationAdapter` (normalisation, scales,
 flips, upsampling), i.e. exactly the classifier that is smoothed and certified.
 ``norm="l2"`` matches Gaussian smoothing, ``norm="l1"`` Laplace smoothing.
 :func:`pgd_point_cloud` is the same attack on the xyz coordinates of point
@@ -52,13 +52,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtcert.binomial import clopper_pearson
-from mtcert.certify import ABSTAIN
-from mtcert.cohen import predict as cohen_predict
-from mtcert.metrics import certified_accuracy
-from mtcert.validation import check_option, check_positive_int, check_positive_real
-
-from .adapter import SegmentationAdapter
+from mtcert.certify.cohen import predict as cohen_predict
+from mtcert.certify.labels import ABSTAIN
+from mtcert.certify.metrics import certified_accuracy
+from mtcert.stats.binomial import clopper_pearson
+from mtcert.stats.validation import check_option, check_positive_int, check_positive_real
+from mtcert_torch.tasks.adapter import SegmentationAdapter
 
 __all__ = [
     "CertificateAttack",
@@ -305,7 +304,7 @@ def pgd_segmentation(
     Examples
     --------
     >>> import torch
-    >>> from mtcert_torch.adapter import SegmentationAdapter
+    >>> from mtcert_torch.tasks.adapter import SegmentationAdapter
     >>> adapter = SegmentationAdapter(torch.nn.Conv2d(3, 2, 1), num_classes=2).eval()
     >>> x = torch.rand(2, 3, 8, 8)
     >>> adv = pgd_segmentation(adapter, x, radius=0.5, steps=5,
@@ -524,7 +523,7 @@ def attack_certificate(
     image : tensor (3, H, W) in [0, 1]
     target : array_like (H, W)
         Ground truth (``ignore_index`` where unlabelled).
-    settings : mtcert_torch.evaluation.Settings
+    settings : mtcert_torch.runs.loop.Settings
         SEGCERTIFY's σ, τ, n0, n, α, method and k.
     certificate : mtcert_torch.Certificate, optional
         The clean image's certificate under ``settings``; certified here when omitted.
@@ -543,7 +542,7 @@ def attack_certificate(
     -------
     CertificateAttack
     """
-    from .image import as_image
+    from mtcert_torch.tasks.image import as_image
 
     if not isinstance(certifier.model, SegmentationAdapter):
         raise ValueError("attack_certificate needs a Certifier built on a SegmentationAdapter")
@@ -599,7 +598,7 @@ def attack_figures_hook(
     certifier, settings, *, names, folder, palette, seed: int = 0, steps: int = 100,
     ignore_index: int = 255,
 ):  # fmt: skip
-    """An :func:`~mtcert_torch.evaluation.evaluate` hook: the paper's Fig. 1 for chosen items.
+    """An :func:`~mtcert_torch.runs.loop.evaluate` hook: the paper's Fig. 1 for chosen items.
 
     For every item whose name is in ``names`` it runs :func:`attack_certificate`
     on the loop's certificate and saves ``folder/<name>.png`` with four panels:
@@ -610,8 +609,8 @@ def attack_figures_hook(
     ``attack_base_acc``.  The attack's random start is seeded from ``seed``
     and the item's name.
     """
-    from .evaluation import item_seed
-    from .results import save_figure
+    from mtcert_torch.runs.loop import item_seed
+    from mtcert_torch.runs.store import save_figure
 
     names = set(names)
     folder = Path(folder)

@@ -1,6 +1,6 @@
 """One certifier for every modality: SEGCERTIFY (paper Algorithm 2) over a task.
 
-The flow is model → sampler → counts → :func:`mtcert.certify.segcertify_hits`
+The flow is model → sampler → counts → :func:`mtcert.certify.segmentation.segcertify_hits`
 → certificate.  The :class:`Certifier` owns the two sampling stages (guess
 with ``n0`` copies, test with ``n`` fresh copies), streaming counts, batch
 sizing and seeding; a :class:`~mtcert_torch.task.Task` says what a modality
@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mtcert.certify import segcertify_hits
-from mtcert.validation import check_alpha, check_positive_int, check_tau
-
-from .image import ImageTask
-from .noise import NoiseModel
-from .sampler import CPU_MAX_BATCH, SamplerStats, StreamingSampler
-from .task import Smoothed, Task
+from mtcert.certify.segmentation import segcertify_hits
+from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
+from mtcert_torch.noise import NoiseModel
+from mtcert_torch.sampler import CPU_MAX_BATCH, SamplerStats, StreamingSampler
+from mtcert_torch.task import Smoothed, Task
+from mtcert_torch.tasks.image import ImageTask
 
 __all__ = ["Certificate", "Certifier"]
 
@@ -54,7 +53,7 @@ class Certificate:
         The settings of the call.
     seconds_sampling, seconds_statistics : float
         Wall time of the forward passes and of the statistics.
-    statistics : mtcert.certify.SegmentationCertificate
+    statistics : mtcert.certify.segmentation.SegmentationCertificate
         The core's certificate (rejections, adjusted decisions, …).
     info : dict
         Task details (e.g. a point cloud's normalisation ``center``/``scale``).
@@ -283,7 +282,7 @@ class Certifier:
 
         ``n0`` noisy copies give the guess per component (argmax of the
         counts), ``n`` fresh copies give its hit count, and
-        :func:`mtcert.certify.segcertify_hits` tests H0: p_i ≤ τ per component
+        :func:`mtcert.certify.segmentation.segcertify_hits` tests H0: p_i ≤ τ per component
         with FWER (or k-FWER) control at ``alpha``.
         """
         tau = check_tau(tau)
@@ -323,7 +322,7 @@ class Certifier:
         ``sigma=None``: the base model on the clean input.  Otherwise the
         smoothed model estimated from ``n`` noisy copies: the majority label
         per component, or with ``alpha`` Cohen et al.'s PREDICT per component
-        (:func:`mtcert.cohen.predict`), which abstains (``-1``) where the top
+        (:func:`mtcert.certify.cohen.predict`), which abstains (``-1``) where the top
         label does not significantly beat the runner-up; each component is
         then wrong with probability at most ``alpha`` (per component, not jointly).
         """
@@ -332,6 +331,6 @@ class Certifier:
         counts = self.counts(x, sigma=sigma, num=check_positive_int(n, "n"))
         if alpha is None:
             return counts.argmax(0).cpu().numpy()
-        from mtcert.cohen import predict as cohen_predict
+        from mtcert.certify.cohen import predict as cohen_predict
 
         return cohen_predict(np.moveaxis(counts.cpu().numpy(), 0, -1), alpha=alpha).label

@@ -1,11 +1,11 @@
 """Adaptive hierarchical certification of images in the evaluation loop.
 
-The torch side of :mod:`mtcert.hierarchy`: the :class:`~mtcert_torch.Certifier`
+The torch side of :mod:`mtcert.certify.hierarchy`: the :class:`~mtcert_torch.Certifier`
 draws the class counts of ``n0`` guessing and ``n`` further noisy copies, the
 core chooses every pixel's node from the first and tests it on the second
-(:func:`mtcert.hierarchy.hierarchical_segcertify`).  :func:`hierarchy_hook`
+(:func:`mtcert.certify.hierarchy.hierarchical_segcertify`).  :func:`hierarchy_hook`
 runs it beside flat SEGCERTIFY for every item of
-:func:`~mtcert_torch.evaluation.evaluate` (fresh noise, the same settings), and
+:func:`~mtcert_torch.runs.loop.evaluate` (fresh noise, the same settings), and
 :func:`hierarchy_rows` adds its rows to the summary: certified accuracy
 (the certified node contains the truth), abstain rate and Certified
 Information Gain (CIG) for flat and adaptive certification.
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mtcert.certify import ABSTAIN
-from mtcert.hierarchy import (
+from mtcert.certify.hierarchy import (
     CITYSCAPES,
     ClassHierarchy,
     HierarchicalCertificate,
     hierarchical_segcertify,
     information_gain,
 )
+from mtcert.certify.labels import ABSTAIN
 
 __all__ = ["certify_hierarchical", "hierarchy_hook", "hierarchy_rows", "load_hierarchy"]
 
@@ -59,7 +59,7 @@ def certify_hierarchical(
 
     Two independent stretches of the certifier's noise stream give the class
     counts of ``settings.n0`` guessing and ``settings.n`` testing copies; the
-    rest is :func:`mtcert.hierarchy.hierarchical_segcertify` (``rule`` as
+    rest is :func:`mtcert.certify.hierarchy.hierarchical_segcertify` (``rule`` as
     there).  The radius is the flat certificate's, ``certifier.task.radius``.
     """
     counts0 = certifier.counts(x, sigma=settings.sigma, num=settings.n0)
@@ -85,7 +85,7 @@ def _scores(nodes, target, valid, hierarchy) -> tuple[int, int, float]:
 
 def hierarchy_hook(certifier, hierarchy: ClassHierarchy, settings, *, name: str, seed: int = 0,
                    rule=None, ignore_index: int | None = 255):  # fmt: skip
-    """An :func:`~mtcert_torch.evaluation.evaluate` hook: adaptive certification beside flat.
+    """An :func:`~mtcert_torch.runs.loop.evaluate` hook: adaptive certification beside flat.
 
     Adds to every record ``hierarchy`` (``name``), ``hier_correct``,
     ``hier_abstained_valid``, ``hier_cig_sum`` and ``hier_level_counts``
@@ -95,7 +95,7 @@ def hierarchy_hook(certifier, hierarchy: ClassHierarchy, settings, *, name: str,
     settings and its own noise stream, seeded from ``seed`` and the item's name
     (so its results do not depend on other hooks).
     """
-    from .evaluation import item_seed
+    from mtcert_torch.runs.loop import item_seed
 
     def hook(item, result):
         t0 = time.perf_counter()
@@ -122,14 +122,14 @@ def hierarchy_hook(certifier, hierarchy: ClassHierarchy, settings, *, name: str,
 
 
 def hierarchy_rows(records, rows: list[dict], unit: str = "images") -> list[dict]:
-    """Summary rows with CIG: ``rows`` (from :func:`mtcert_torch.results.summarize`)
+    """Summary rows with CIG: ``rows`` (from :func:`mtcert_torch.runs.store.summarize`)
     plus one "AdaptiveCertify" row per setting and hierarchy of ``records``.
 
     Every row gets a ``cig`` key: the flat SEGCERTIFY rows their certificate's
     CIG, the adaptive rows theirs, the base-model row None.  Records without
     hierarchical fields leave ``rows`` unchanged (no ``cig`` key).
     """
-    from .results import setting_key, setting_name
+    from mtcert_torch.runs.store import setting_key, setting_name
 
     groups: dict = {}
     for r in records:

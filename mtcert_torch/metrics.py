@@ -1,11 +1,11 @@
 """Per-input segmentation counts computed on the model's device.
 
 :func:`segmentation_counts` is the torch twin of
-:func:`mtcert.metrics.segmentation_counts`: it counts where the labels live
+:func:`mtcert.certify.metrics.segmentation_counts`: it counts where the labels live
 (one ``bincount`` per quantity, no host copy of the label maps) and returns
-the core's :class:`mtcert.metrics.SegmentationCounts`, which
-:class:`mtcert.metrics.CertifiedSegmentationMetrics` accumulates (definitions
-in :mod:`mtcert.metrics`, paper App. A.1).  Abstained components
+the core's :class:`mtcert.certify.metrics.SegmentationCounts`, which
+:class:`mtcert.certify.metrics.CertifiedSegmentationMetrics` accumulates (definitions
+in :mod:`mtcert.certify.metrics`, paper App. A.1).  Abstained components
 (:data:`mtcert.ABSTAIN`) count as wrong and belong to no predicted class;
 components whose target is ``ignore_index`` are left out.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from mtcert import ABSTAIN
-from mtcert.metrics import SegmentationCounts
+from mtcert.certify.metrics import SegmentationCounts
 
 __all__ = ["segmentation_counts"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mtcert.validation import check_option, check_positive_real
+from mtcert.stats.validation import check_option, check_positive_real
 
 NOISES = ("gaussian", "laplace")
 

@@ -4,7 +4,7 @@ The sampler never stores the ``n × N`` sampled labels (the paper's released
 code did: about 18 GB per Cityscapes image).  Stage one keeps a ``(C, …)``
 integer count tensor; stage two keeps only the per-component number of hits of
 the guessed label.  Both live on the model's device and only the final counts
-travel to the host, where :func:`mtcert.certify.segcertify_hits` does the
+travel to the host, where :func:`mtcert.certify.segmentation.segcertify_hits` does the
 statistics.
 
 Soundness rests on two facts that the tests check:
@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mtcert.validation import check_positive_int
-
-from .noise import NoiseModel
+from mtcert.stats.validation import check_positive_int
+from mtcert_torch.noise import NoiseModel
 
 #: Default host-memory budget for one batch on CPU (bytes).
 CPU_MEMORY_BUDGET = 512 * 2**20

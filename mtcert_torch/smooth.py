@@ -10,10 +10,10 @@ locuslab/smoothing                          mtcert_torch.Smooth
 ``Smooth(base, num_classes, sigma)``        same (``tau``, ``method``, ``k``, ``noise``,
                                             ``seed`` keyword-only extras)
 ``predict(x, n, alpha, batch_size)``        classifier: Cohen's PREDICT
-                                            (:func:`mtcert.cohen.predict`), ``int``;
+                                            (:func:`mtcert.certify.cohen.predict`), ``int``;
                                             segmenter: PREDICT per component, array
 ``certify(x, n0, n, alpha, batch_size)``    classifier: Cohen's CERTIFY
-                                            (:func:`mtcert.cohen.certify`),
+                                            (:func:`mtcert.certify.cohen.certify`),
                                             ``(label, radius)``; segmenter:
                                             SEGCERTIFY, ``(labels, radius)``
 ``Smooth.ABSTAIN`` (-1)                     same (:data:`mtcert.ABSTAIN`)
@@ -38,11 +38,10 @@ import numpy as np
 import torch
 
 from mtcert import ABSTAIN
-from mtcert.cohen import certify as cohen_certify
-from mtcert.cohen import predict as cohen_predict
-
-from .certifier import Certifier
-from .task import TensorTask
+from mtcert.certify.cohen import certify as cohen_certify
+from mtcert.certify.cohen import predict as cohen_predict
+from mtcert_torch.certifier import Certifier
+from mtcert_torch.task import TensorTask
 
 __all__ = ["Smooth"]
 

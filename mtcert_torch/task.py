@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mtcert.radius import gaussian_radius, laplace_radius
-from mtcert.validation import check_option, check_positive_int
-
-from .noise import NOISES
+from mtcert.stats.radius import gaussian_radius, laplace_radius
+from mtcert.stats.validation import check_option, check_positive_int
+from mtcert_torch.noise import NOISES
 
 __all__ = ["Smoothed", "Task", "TensorTask", "as_labels"]
 

@@ -1,15 +1,15 @@
 """Training helpers for smoothing base models: Gaussian noise augmentation and
 per-pixel consistency regularisation (paper App. B.3, after Jeong & Shin 2020).
 
-Both work with any model wrapped in a :class:`~mtcert_torch.adapter.SegmentationAdapter`
+Both work with any model wrapped in a :class:`~mtcert_torch.tasks.adapter.SegmentationAdapter`
 (so the noise is added in [0, 1] pixel space, before normalisation, exactly as
 at certification time) and any optimiser.
 
 Example
 -------
 >>> import torch
->>> from mtcert_torch.adapter import SegmentationAdapter
->>> from mtcert_torch.synthetic import TinySegNet, make_shapes
+>>> from mtcert_torch.tasks.adapter import SegmentationAdapter
+>>> from mtcert_torch.data.synthetic import TinySegNet, make_shapes
 >>> images, labels = make_shapes(8, 16, seed=0)
 >>> adapter = SegmentationAdapter(TinySegNet(3, 8), num_classes=3)
 >>> opt = torch.optim.Adam(adapter.parameters(), lr=1e-2)
@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mtcert.validation import check_positive_int, check_positive_real
+from mtcert.stats.validation import check_positive_int, check_positive_real
 
 
 def gaussian_augment(

@@ -1,7 +1,7 @@
 """Griffe extension for the API reference: Sphinx roles in docstrings become links.
 
-The numpydoc docstrings use Sphinx roles (:func:`adjust`, :mod:`mtcert.power`,
-:class:`~mtcert.oracle.BinaryOracle`), which Markdown would print verbatim. A role whose
+The numpydoc docstrings use Sphinx roles (:func:`adjust`, :mod:`mtcert.sim.power`,
+:class:`~mtcert.sim.oracle.BinaryOracle`), which Markdown would print verbatim. A role whose
 target is a public object of the documented packages (resolved from the scope of the
 object the docstring belongs to, as Sphinx does) becomes a cross-reference, which the
 strict build checks; any other target (numpy, torch, private helpers) becomes a code span.

@@ -3,7 +3,7 @@
 The regularised incomplete beta functions come from ``scipy.special.cython_special``
 (Boost's ``ibeta``), passed into the kernels as first-class function arguments so
 that the kernels stay cacheable (a ctypes pointer captured as a global would stop
-numba from caching).  Inputs are validated by :mod:`mtcert.binomial`.
+numba from caching).  Inputs are validated by :mod:`mtcert.stats.binomial`.
 
 Identities used (X ~ Bin(n, p), 0 <= k <= n, I the regularised incomplete beta):
 

@@ -1,4 +1,4 @@
-"""Counting kernels for SEGCERTIFY (no validation here; see :mod:`mtcert.certify`).
+"""Counting kernels for SEGCERTIFY (no validation here; see :mod:`mtcert.certify.segmentation`).
 
 Within one family every p-value is a gather ``table[hits]`` from the n+1 entry
 table ``table[j] = P(Bin(n, tau) >= j)``, which is non-increasing in ``j``.  A
@@ -272,7 +272,7 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, method, const):
     """Rejection threshold of one family from its hit levels (decreasing = ascending p).
 
     Critical values for the 1-based rank r among m sorted p-values, with the
-    same floating-point operations as :mod:`mtcert.multitest` (and
+    same floating-point operations as :mod:`mtcert.stats.multitest` (and
     statsmodels) so that the decisions are identical:
 
     - (generalized) Bonferroni: reject p_(r) iff p_(r) <= k alpha / m;

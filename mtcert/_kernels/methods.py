@@ -1,12 +1,12 @@
 """The one table of multiple-testing method codes shared by every numba kernel.
 
 Python code resolves a user's method name (aliases included) once, in
-:func:`mtcert.multitest.resolve_method`, and hands the kernels the integer code
+:func:`mtcert.stats.methods.resolve_method`, and hands the kernels the integer code
 from :data:`CODES`; a kernel compares against the constants below and never
 sees a name.  Lehmann & Romano's step-wise constants, which the k-FWER kernels
 of :mod:`mtcert._kernels.multitest` and :mod:`mtcert._kernels.certify` share,
 live here too, so that the formula is written once; so do the per-family
-constants that :mod:`mtcert.multitest` and :mod:`mtcert.certify` both need as
+constants that :mod:`mtcert.stats.multitest` and :mod:`mtcert.certify.segmentation` both need as
 the same floats (Šidák's critical value, Benjamini–Yekutieli's sum).
 """
 

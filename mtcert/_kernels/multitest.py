@@ -1,4 +1,4 @@
-"""Numba kernels for :mod:`mtcert.multitest` (no validation inside; callers validate).
+"""Numba kernels for :mod:`mtcert.stats.multitest` (no validation inside; callers validate).
 
 Layout: every kernel works on C-contiguous 2-D arrays of shape ``(F, M)``, one
 family per row.  ``m_eff[r]`` is the number of leading (sorted) entries of row

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtcert.validation import check_positive_int
+from mtcert.stats.validation import check_positive_int
 from mtcert_torch.models._checkpoint import load_checkpoint
 
 __all__ = [

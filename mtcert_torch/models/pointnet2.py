@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtcert.validation import check_positive_int
+from mtcert.stats.validation import check_positive_int
+from mtcert_torch.data.shapenet import PART_RANGES, category_index
 from mtcert_torch.models._checkpoint import load_checkpoint
 from mtcert_torch.sampler import CPU_MAX_BATCH, CPU_MEMORY_BUDGET
-from mtcert_torch.shapenet import PART_RANGES, category_index
 
 __all__ = [
     "FeaturePropagation",
@@ -436,7 +436,7 @@ def predict_parts(
 
 class PointNet2Adapter(torch.nn.Module):
     """A PointNet++ part segmenter as the base classifier of a
-    :class:`~mtcert_torch.pointcloud.PointCloudTask`: clouds ``(B, N, C)`` and a
+    :class:`~mtcert_torch.tasks.pointcloud.PointCloudTask`: clouds ``(B, N, C)`` and a
     category → part labels ``(B, N)``.
 
     Parameters

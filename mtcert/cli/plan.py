@@ -1,0 +1,102 @@
+"""``python -m mtcert plan``: the sample-size planner (parser and runner).
+
+The runner takes plain values and calls :func:`mtcert.stored.planning.plan_samples`;
+:mod:`mtcert.cli` registers it.
+
+Examples
+--------
+Plan n from a pilot run at n = 20::
+
+    python -m mtcert plan --pilot pilot/counts.mtcounts --tau 0.75 --alpha 1e-3 \\
+        --method holm --target 0.9
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mtcert.cli.common import (
+    fail,
+    floats,
+    ints,
+    markdown_table,
+    output_folder,
+    output_name,
+    save_figure,
+)
+
+__all__ = ["HELP", "add_arguments", "run"]
+
+HELP = "plan the number of testing samples n for a target certified rate"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m mtcert plan``."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pilot", nargs="+", metavar="COUNTS", help="a pilot run's stored counts")
+    src.add_argument(
+        "--profile", metavar="FILE", help="p_A values: a .npy file or a text file of numbers"
+    )
+    src.add_argument("--beta", type=floats, metavar="A,B", help="p_A ~ Beta(A, B)")
+    parser.add_argument("--N", type=int, help="components per family (default: from the profile)")
+    parser.add_argument("--tau", type=float, default=0.75, help="threshold")
+    parser.add_argument("--alpha", type=float, default=0.001, help="level")
+    parser.add_argument("--method", default="holm", help="procedure")
+    parser.add_argument("--k", type=int, default=1, help="k of the k-FWER methods")
+    parser.add_argument("--n", type=ints, help="grid of n (default: 10 ... 5000)")
+    parser.add_argument("--target", type=float, help="target certified rate")
+    parser.add_argument("--n0", type=int, help="simulate the guessing stage with n0 samples")
+    parser.add_argument("--reps", type=int, default=200, help="simulated families per n")
+    parser.add_argument("--seed", type=int, default=0, help="seed")
+    parser.add_argument(
+        "--items", type=int, help="items of the planned run, for the band (default: pilot's)"
+    )
+    parser.add_argument("--bootstrap", type=int, default=0, help="pilot resamples for the band")
+    parser.add_argument("--out", default="results/plan", help="output folder")
+    parser.add_argument(
+        "--name", default=None, help="output base name (default: plan, or plan-2, ... when taken)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --name")
+    parser.add_argument("--no-plot", action="store_true", help="write the CSV only")
+
+
+def _profile(args):
+    if args.pilot:
+        return args.pilot if len(args.pilot) > 1 else args.pilot[0]
+    if args.beta:
+        from scipy import stats
+
+        if len(args.beta) != 2:
+            raise ValueError(f"--beta takes two numbers A,B; got {args.beta}")
+        return stats.beta(*args.beta)
+    import numpy as np
+
+    path = Path(args.profile)
+    return np.load(path) if path.suffix == ".npy" else np.loadtxt(path, ndmin=1)
+
+
+def run(args) -> int:
+    """Run ``plan``: writes ``<name>.csv`` (and ``.png``), prints the smallest n; exit code."""
+    from mtcert.stored.planning import DEFAULT_N, plan_samples, plot_plan
+
+    try:
+        out = output_folder(args.out)  # before any work: an unwritable --out loses nothing
+        name = output_name(out, args.name, "plan", (".csv", ".png"), overwrite=args.overwrite)
+        plan = plan_samples(
+            _profile(args), N=args.N, tau=args.tau, alpha=args.alpha, method=args.method,
+            k=args.k, n=args.n or DEFAULT_N, target=args.target, n0=args.n0, reps=args.reps,
+            seed=args.seed, items=args.items, bootstrap=args.bootstrap,
+        )  # fmt: skip
+    except (ValueError, TypeError, OSError) as exc:
+        return fail(args.prog, str(exc))
+    plan.table.to_csv(out / f"{name}.csv", index=False)
+    print(plan)
+    print(markdown_table(plan.table), end="")
+    if plan.target is not None:
+        found = plan.n_needed if plan.n_needed is not None else "not reached on this grid"
+        print(f"smallest n reaching a certified rate of {plan.target:g}: {found}")
+    print(f"-> {out / name}.csv")
+    if not args.no_plot:
+        save_figure(args.prog, lambda: plot_plan(plan), out / f"{name}.png")
+    return 0

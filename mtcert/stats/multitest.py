@@ -1,0 +1,515 @@
+"""Multiple-testing procedures with adjusted p-values: FWER, k-FWER and FDR.
+
+:func:`adjust` is the validated, vectorised entry point; the method names and
+aliases come from :mod:`mtcert.stats.methods`, the drop-in replacements for
+statsmodels' functions (:func:`~mtcert.stats.compat.multipletests`, ...) live in
+:mod:`mtcert.stats.compat`.  The numerical work happens in
+:mod:`mtcert._kernels.multitest`.
+
+Which error rate each method controls, and under which dependence between the
+p-values (m tests, k >= 1):
+
+=========================  ============================  ==============================
+method                     controls                      dependence
+=========================  ============================  ==============================
+bonferroni                 FWER                          any
+sidak                      FWER                          independence (or PRD orthants)
+holm                       FWER                          any
+holm-sidak                 FWER                          independence
+hochberg                   FWER                          PRDS / MTP2 (Sarkar 2008)
+hommel                     FWER                          PRDS / MTP2 (Sarkar 2008)
+fdr_bh                     FDR                           PRDS
+fdr_by                     FDR                           any
+fdr_tsbh, fdr_tsbky        FDR                           independence
+fdr_gbs                    FDR                           independence
+generalized-bonferroni     k-FWER                        any (Lehmann & Romano 2005, 2.1)
+generalized-holm           k-FWER                        any (Lehmann & Romano 2005, 2.2)
+generalized-hochberg       k-FWER                        MTP2 (Sarkar 2008)
+generalized-sidak          k-FWER                        independence (Guo & Romano 2007)
+=========================  ============================  ==============================
+
+The k-FWER is P(at least k false rejections); k = 1 is the FWER.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from mtcert import _tunables
+from mtcert._jit import tiered
+from mtcert._kernels import methods as _codes
+from mtcert._kernels import multitest as _multitest_kernels
+from mtcert.stats.methods import (
+    FDR_METHODS,
+    FWER_METHODS,
+    KFWER_METHODS,
+    METHODS,
+    canonical_method,
+    resolve_method,
+)
+from mtcert.stats.validation import (
+    as_probabilities,
+    check_alpha,
+    check_nan_policy,
+)
+
+__all__ = [
+    "FDR_METHODS",
+    "FWER_METHODS",
+    "KFWER_METHODS",
+    "METHODS",
+    "AdjustResult",
+    "adjust",
+    "canonical_method",
+    "resolve_method",
+]
+
+# small calls run the kernels' Python source until compiling pays (mtcert._jit)
+_k = tiered(_multitest_kernels)
+
+
+@dataclass(frozen=True, repr=False)
+class AdjustResult:
+    """Result of :func:`adjust`.
+
+    Attributes
+    ----------
+    reject : ndarray of bool
+        The procedure's decisions, same shape as the p-values.
+    adjusted : ndarray of float64
+        Adjusted p-values (clipped to 1), same shape; NaN where the p-value was
+        NaN or its family was poisoned (``nan_policy="propagate"``).
+    method : str
+        Canonical method name.
+    alpha : float
+        Level at which ``reject`` was decided.
+    k : int
+        k of the k-FWER (1 for FWER and FDR methods).
+    n_tests : int or ndarray of int
+        Family size m (per family when ``axis`` is given).  With
+        ``nan_policy="omit"`` NaNs are not counted.
+    n_rejected : int or ndarray of int
+        Number of rejections (per family when ``axis`` is given).
+    """
+
+    reject: np.ndarray
+    adjusted: np.ndarray
+    method: str
+    alpha: float
+    k: int
+    n_tests: int | np.ndarray
+    n_rejected: int | np.ndarray
+    axis: int | None = field(default=None)
+
+    def __repr__(self) -> str:
+        def show(name, value):
+            if not isinstance(value, np.ndarray):
+                return f"{name}={value!r}"
+            prefix = f"    {name}="
+            body = np.array2string(
+                value, separator=", ", threshold=6, edgeitems=3, precision=4, prefix=prefix
+            )
+            return f"{name}={body}"
+
+        head = ", ".join(
+            show(n, getattr(self, n)) for n in ("method", "alpha", "k", "n_tests", "n_rejected")
+        )
+        return (
+            f"AdjustResult({head},\n"
+            f"    {show('reject', self.reject)},\n"
+            f"    {show('adjusted', self.adjusted)})"
+        )
+
+
+def _bucket_sort(keys: np.ndarray, out: np.ndarray) -> None:
+    """Sort packed keys into ``out``: one counting-sort pass on the leading bits, then
+    np.sort per group.
+
+    np.sort of 10^7 keys costs about twice as much per element as sorting cache-sized
+    pieces, and one histogram plus one scatter pass is cheaper than the difference.
+    """
+    shift = _tunables.BUCKET_SHIFT
+    nb = 1 << (64 - shift)
+    hist = _k.key_histogram(keys, shift, nb)
+    before = np.cumsum(hist) - hist
+    group_of_bucket = (before // _tunables.BUCKET_TARGET).astype(np.int32)
+    sizes = np.bincount(group_of_bucket, weights=hist).astype(np.int64)
+    starts = np.cumsum(sizes) - sizes
+    _k.key_scatter(keys, shift, group_of_bucket, starts, out)
+    for a, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
+        out[a : a + n].sort()
+
+
+def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None):
+    """Order and sorted values per row (NaNs last), via packed-key np.sort.
+
+    ``s`` (F, M) float64 receives the sorted values; :func:`_family` passes its
+    output array, whose rows are overwritten only after each row's procedure has
+    read them, which saves a buffer of M floats.  The bucket sort's second key
+    buffer is ``s`` too: unpacking reads each key before writing that slot.
+    """
+    F, M = p2d.shape
+    idxbits = max(2, (M - 1).bit_length())
+    keys = np.empty((F, M), dtype=np.uint64)
+    _k.pack_keys(p2d, idxbits, keys)
+    if s is None:
+        s = np.empty((F, M))
+    order = keys.view(np.int64)
+    if F == 1 and M >= _tunables.BUCKET_MIN:
+        sorted_keys = s.view(np.uint64)
+        _bucket_sort(keys[0], sorted_keys[0])
+    else:
+        keys.sort(axis=1)
+        sorted_keys = keys
+    ok = _k.unpack_sorted(sorted_keys, idxbits, p2d, m_eff, order, s)
+    for r in np.flatnonzero(~ok):  # many distinct near-equal values: exact argsort
+        order[r] = np.argsort(p2d[r], kind="stable")
+        s[r] = p2d[r, order[r]]
+    return order, s
+
+
+def _holm_sidak_critical(alpha: float, m: int, stop: int) -> np.ndarray:
+    """``1 - (1 - alpha)**(1 / (m - i))`` for i = 0..stop-1, statsmodels' operations, in place."""
+    c = np.arange(m, m - stop, -1, dtype=np.float64)
+    np.divide(1.0, c, out=c)
+    np.power(1.0 - alpha, c, out=c)
+    np.subtract(1, c, out=c)
+    return c
+
+
+def _holm_sidak_rejections(s: np.ndarray, m_eff: np.ndarray, alpha: float) -> np.ndarray:
+    """Holm–Šidák's number of rejections per row of sorted values: the first rank whose
+    value exceeds its critical value.  The critical values (a ``pow`` each) are computed
+    on growing prefixes only as far as that rank, which is usually far below m."""
+    n_rej = np.zeros(m_eff.size, dtype=np.int64)
+    for r in np.flatnonzero(m_eff > 0):
+        m = int(m_eff[r])
+        start, stop = 0, min(m, _tunables.HOLM_SIDAK_PREFIX)
+        while True:
+            crit = _holm_sidak_critical(alpha, m - start, stop - start)
+            fails = s[r, start:stop] > crit
+            if fails.any():
+                n_rej[r] = start + int(np.argmax(fails))
+                break
+            if stop == m:
+                n_rej[r] = m
+                break
+            start, stop = stop, min(m, 4 * stop)
+    return n_rej
+
+
+def _per_m(m_eff: np.ndarray, fn, width: int) -> np.ndarray:
+    """Row-wise array built by ``fn(m)`` once per distinct family size."""
+    out = np.empty((m_eff.size, width))
+    for m in np.unique(m_eff[m_eff > 0]):
+        rows = m_eff == m
+        out[rows, : int(m)] = fn(int(m))
+    return out
+
+
+def _holm_candidates(p: np.ndarray, m: int, k: float):
+    """Indices of the p-values whose (generalized) Holm adjusted value may be below 1.
+
+    At rank i the adjusted value is at least c_i p_(i) with c_i = (m + k - max(i, k))/k
+    >= (m - i + 1)/k (LR 2005, Thm 2.2), and i <= #{p <= p_(i)}.  So every p-value in
+    the binade [2^e, 2^(e+1)) adjusts to 1 (and is not rejected, alpha < 1) once
+    (m - #{p < 2^(e+1)} + 1) 2^e / k > 1; by monotonicity so does everything above.
+    A histogram of exponents finds the lowest such binade in one pass, and only the
+    p-values below it need sorting -- typically the signals, a small part of m.
+    Returns None when that would not save much.
+    """
+    hist = _k.binade_counts(p)
+    at_most = np.cumsum(hist[:1024])  # number of p-values with exponent <= e
+    low = np.ldexp(1.0, np.arange(1024) - 1023)
+    low[0] = 0.0  # binade 0 holds 0 and the subnormals
+    ok = (m - at_most + 1) * low >= k * (1 + 1e-9)  # margin: rounding cannot undo it
+    if not ok.any():
+        return None
+    e0 = int(np.argmax(ok))
+    if at_most[e0 - 1] > 0.6 * m:
+        return None
+    return np.flatnonzero(p < low[e0])
+
+
+def adjust_families(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
+    """Adjusted values and decisions for each row of ``p2d`` (rows with m_eff < 0 skipped)."""
+    F, M = p2d.shape
+    k = float(k)  # the kernels take k as a float: exact for any k (see lr_divisor)
+    adj = np.empty((F, M))
+    rej = np.empty((F, M), dtype=bool)
+    if method in ("bonferroni", "sidak", "generalized-bonferroni", "generalized-sidak"):
+        # single-step: no sorting needed; m is per row under nan_policy="omit"
+        m = np.where(m_eff > 0, m_eff, 1).astype(np.float64)[:, None]
+        bonf = method in ("bonferroni", "generalized-bonferroni")
+        # critical values with statsmodels' scalar operations, once per family size
+        # (LR 2005 Thm 2.1: k*alpha/m; k = 1 is Bonferroni bit for bit)
+        thr = _per_m(
+            m_eff,
+            (lambda mm: (k * alpha) / float(mm))
+            if bonf
+            else (lambda mm: _codes.sidak_critical(alpha, mm)),
+            1,
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # in place in adj (no temporaries the size of the input), same operations
+            if bonf:
+                np.less_equal(p2d, thr, out=rej)
+                np.multiply(p2d, m, out=adj)
+                np.divide(adj, k, out=adj)
+                np.minimum(adj, 1.0, out=adj)
+            elif method == "sidak" or k == 1:
+                np.less_equal(p2d, thr, out=rej)
+                np.negative(p2d, out=adj)
+                np.log1p(adj, out=adj)
+                np.multiply(m, adj, out=adj)
+                np.expm1(adj, out=adj)
+                np.negative(adj, out=adj)
+                np.minimum(adj, 1.0, out=adj)
+            else:
+                # Guo & Romano (2007): under independence the number of true nulls
+                # with p <= c is stochastically <= Bin(m, c); the adjusted value is
+                # P(Bin(m, p) >= k) and rejection is adjusted <= alpha.
+                # (< k tests: no k false rejections are possible, adjusted value 0)
+                _k.generalized_sidak_adjusted(p2d, m[:, 0], k, adj)
+                np.less_equal(adj, alpha, out=rej)
+        np.copyto(adj, np.nan, where=np.isnan(p2d))
+    else:
+        code = _codes.CODES[method]
+        m_sorted = m_eff
+        cand = None
+        if (
+            code in (_codes.HOLM, _codes.GENERALIZED_HOLM)
+            and F == 1
+            and not is_sorted
+            and m_eff[0] > 0
+        ):
+            cand = _holm_candidates(p2d[0], int(m_eff[0]), k)
+        if cand is not None:  # only the candidates need ordering; the rest adjust to 1
+            adj.fill(1.0)
+            order, s = _sort_rows(p2d[:, cand], np.array([cand.size]))
+            order = cand[order]
+            m_sorted = np.array([cand.size])
+        elif is_sorted:
+            order = np.ascontiguousarray(np.broadcast_to(np.arange(M, dtype=np.int64), (F, M)))
+            s = p2d
+        else:
+            order, s = _sort_rows(p2d, m_eff, adj)
+        nrej = np.full(F, -1, dtype=np.int64)
+        thr = np.full(F, -1.0)
+        out = (adj, rej, nrej, thr)
+        # one kernel per procedure: a call compiles only the one it needs
+        if code in (_codes.HOLM, _codes.GENERALIZED_HOLM):
+            _k.holm_rows(s, order, m_sorted, m_eff, alpha, k, *out)
+        elif code in (_codes.HOCHBERG, _codes.GENERALIZED_HOCHBERG):
+            _k.hochberg_rows(s, order, m_eff, alpha, k, *out)
+        elif code == _codes.HOLM_SIDAK:
+            # statsmodels' critical values, computed with the same numpy calls
+            n_rejected = _holm_sidak_rejections(s, m_eff, alpha)
+            _k.holm_sidak_rows(s, order, m_eff, n_rejected, *out)
+        elif code in (_codes.FDR_BH, _codes.FDR_BY):
+            cm = np.ones(F)
+            if code == _codes.FDR_BY:
+                cm = _per_m(m_eff, _codes.harmonic_sum, 1)[:, 0]
+            _k.bh_rows(s, order, m_eff, alpha, cm, *out)
+        elif code in (_codes.FDR_TSBH, _codes.FDR_TSBKY):
+            _k.twostage_rows(s, order, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
+        elif code == _codes.FDR_GBS:
+            _k.gbs_rows(s, order, m_eff, alpha, *out)
+        else:
+            _k.hommel_rows(s, order, m_eff, alpha, *out)
+        if code not in (_codes.HOMMEL, _codes.FDR_GBS):
+            if is_sorted:  # positional, as statsmodels (input order trusted)
+                np.less(np.arange(M), nrej[:, None], out=rej)
+            else:
+                np.less_equal(p2d, thr[:, None], out=rej)
+        if cand is not None and m_eff[0] < M:  # nan_policy="omit": NaNs were not candidates
+            np.copyto(adj, np.nan, where=np.isnan(p2d))
+    skipped = m_eff < 0
+    if skipped.any():
+        adj[skipped] = np.nan
+        rej[skipped] = False
+    return adj, rej
+
+
+def adjust(
+    pvalues: ArrayLike,
+    method: str = "holm",
+    *,
+    alpha: float = 0.05,
+    k: int = 1,
+    nan_policy: str = "propagate",
+    axis: int | None = None,
+) -> AdjustResult:
+    """Adjust p-values for multiple testing and decide which hypotheses to reject.
+
+    Parameters
+    ----------
+    pvalues : array_like
+        p-values in [0, 1], any shape.
+    method : str, default "holm"
+        One of :data:`METHODS` (statsmodels' aliases such as ``"hs"`` or
+        ``"fdr_i"`` are accepted too, case-insensitively):
+
+        - ``"bonferroni"``: reject p <= alpha/m.  FWER, any dependence.
+        - ``"sidak"``: reject p <= 1 - (1 - alpha)^(1/m).  FWER under
+          independence (Šidák 1967).
+        - ``"holm"``: step-down with alpha/(m - i + 1).  FWER, any dependence
+          (Holm 1979).
+        - ``"holm-sidak"``: step-down with 1 - (1 - alpha)^(1/(m - i + 1)).
+          FWER under independence.
+        - ``"hochberg"`` (alias ``"simes-hochberg"``): step-up with
+          alpha/(m - i + 1).  FWER under PRDS/MTP2 (Hochberg 1988, Sarkar 2008).
+        - ``"hommel"``: closed Simes tests.  FWER under PRDS/MTP2 (Hommel 1988);
+          computed in O(m log m) after sorting.
+        - ``"fdr_bh"``: Benjamini–Hochberg step-up.  FDR under PRDS.
+        - ``"fdr_by"``: Benjamini–Yekutieli.  FDR, any dependence.
+        - ``"fdr_tsbh"``, ``"fdr_tsbky"``: two-stage adaptive step-up
+          (Benjamini, Krieger & Yekutieli 2006), statsmodels' definition with
+          ``maxiter=1``; the adjusted values are specific to ``alpha``.  FDR
+          under independence.
+        - ``"fdr_gbs"``: adaptive step-down of Gavrilov, Benjamini & Sarkar
+          (2009) with statsmodels' adjusted values.  FDR under independence.
+        - ``"generalized-bonferroni"``: reject p <= k alpha/m.  k-FWER, any
+          dependence (Lehmann & Romano 2005, Thm 2.1).  k = 1 is Bonferroni.
+        - ``"generalized-holm"``: step-down with k alpha/m for i <= k and
+          k alpha/(m + k - i) for i > k (1-based rank i).  k-FWER, any
+          dependence (Lehmann & Romano 2005, Thm 2.2).  k = 1 is Holm.
+        - ``"generalized-hochberg"``: step-up with the same critical values.
+          k-FWER under MTP2 (Sarkar 2008).  k = 1 is Hochberg.
+        - ``"generalized-sidak"``: single step, reject when
+          P(Bin(m, p) >= k) <= alpha.  k-FWER under independence (Guo &
+          Romano 2007).  k = 1 is Šidák.
+    alpha : float, default 0.05
+        Level in (0, 1) of the error rate.
+    k : int, default 1
+        The k of the k-FWER (>= 1); classical methods require k = 1.  k larger
+        than the family size is allowed: no family of m < k tests can contain
+        k false rejections, and the formulas are applied as written.
+    nan_policy : {"propagate", "omit", "raise"}, default "propagate"
+        ``"propagate"``: a family containing a NaN gets NaN adjusted values and
+        no rejection (its size and ranks are unknown).  ``"omit"``: NaNs are
+        not tests: they are dropped from their family (m counts the non-NaN
+        p-values) and get NaN adjusted value and reject False.  ``"raise"``:
+        ``ValueError``.  The same for every method.
+    axis : int or None, default None
+        None: all p-values form ONE family.  An int: every 1-D slice along that
+        axis is its own family (vectorised over families).
+
+    Returns
+    -------
+    AdjustResult
+        ``reject``, ``adjusted`` (same shape as ``pvalues``), ``method``,
+        ``alpha``, ``k``, ``n_tests`` and ``n_rejected`` (int, or an array over
+        families when ``axis`` is given).
+
+    Notes
+    -----
+    The adjusted p-value of a hypothesis is the smallest level at which the
+    procedure rejects it (step-down values are running maxima, step-up values
+    running minima, clipped to 1); for k-FWER methods, at the given k.
+    ``reject`` is computed from each procedure's critical values with exactly
+    statsmodels' floating-point operations, so decisions match statsmodels;
+    it equals ``adjusted <= alpha`` except possibly when the two differ by
+    rounding at the boundary.  Ties get equal adjusted values.
+
+    References
+    ----------
+    .. [1] S. Holm (1979). A simple sequentially rejective multiple test
+       procedure. Scand. J. Statist. 6, 65-70.
+    .. [2] Y. Hochberg (1988). A sharper Bonferroni procedure for multiple
+       tests of significance. Biometrika 75, 800-802.
+    .. [3] G. Hommel (1988). A stagewise rejective multiple test procedure
+       based on a modified Bonferroni test. Biometrika 75, 383-386.
+    .. [4] Y. Benjamini, Y. Hochberg (1995). Controlling the false discovery
+       rate. JRSS B 57, 289-300.
+    .. [5] Y. Benjamini, D. Yekutieli (2001). The control of the false
+       discovery rate in multiple testing under dependency. Ann. Statist. 29.
+    .. [6] Y. Benjamini, A. Krieger, D. Yekutieli (2006). Adaptive linear
+       step-up procedures that control the FDR. Biometrika 93, 491-507.
+    .. [7] J. Gavrilov, Y. Benjamini, S. Sarkar (2009). An adaptive step-down
+       procedure with proven FDR control under independence. Ann. Statist. 37.
+    .. [8] E. Lehmann, J. Romano (2005). Generalizations of the familywise
+       error rate. Ann. Statist. 33, 1138-1154.
+    .. [9] S. Sarkar (2008). Generalizing Simes' test and Hochberg's stepup
+       procedure. Ann. Statist. 36, 337-363.
+    .. [10] W. Guo, J. Romano (2007). A generalized Sidak-Holm procedure and
+       control of generalized error rates under independence. Stat. Appl.
+       Genet. Mol. Biol. 6(1), Art. 3.
+    .. [11] R. Meijer, T. Krebs, J. Goeman (2019). Hommel's procedure in
+       linear time. Biometrical Journal 61, 73-82.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mtcert.stats.multitest import adjust
+    >>> res = adjust([0.01, 0.04, 0.03, 0.005], "holm", alpha=0.05)
+    >>> res.reject
+    array([ True, False, False,  True])
+    >>> res.adjusted
+    array([0.03, 0.06, 0.06, 0.02])
+    >>> adjust([0.01, 0.04, 0.03, 0.005], "fdr_bh").n_rejected
+    4
+    >>> adjust([0.001, 0.02, 0.04], "generalized-holm", k=2).reject
+    array([ True,  True,  True])
+
+    Each row its own family:
+
+    >>> adjust(np.array([[0.01, 0.02], [0.2, 0.01]]), "bonferroni", axis=1).n_rejected
+    array([2, 1])
+    """
+    method, k = resolve_method(method, k)
+    alpha = check_alpha(alpha)
+    nan_policy = check_nan_policy(nan_policy)
+    p = as_probabilities(pvalues, "pvalues", allow_nan=nan_policy != "raise")
+    if axis is None:
+        p2d = np.ascontiguousarray(p.reshape(1, -1))
+        moved_shape = None
+    else:
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"axis must be None or an int; got {axis!r}")
+        if not -p.ndim <= axis < p.ndim:
+            raise ValueError(f"axis {axis} is out of bounds for pvalues with {p.ndim} dim(s)")
+        axis = int(axis) % p.ndim
+        moved = np.moveaxis(p, axis, -1)
+        moved_shape = moved.shape
+        p2d = np.ascontiguousarray(moved.reshape(math.prod(moved_shape[:-1]), moved_shape[-1]))
+    F, M = p2d.shape
+    m_eff = np.full(F, M, dtype=np.int64)
+    n_tests = m_eff.copy()
+    if nan_policy != "raise":
+        nan = np.isnan(p2d)
+        if F == 1:
+            has = np.array([nan.any()])
+        else:
+            has = nan.any(axis=1)
+        if has.any():
+            if nan_policy == "omit":
+                m_eff = M - nan.sum(axis=1)
+                n_tests = m_eff.copy()
+            else:
+                m_eff[has] = -1
+    adj, rej = adjust_families(p2d, method, alpha, k, 1, m_eff)
+    n_rej = rej.sum(axis=1)
+    if moved_shape is None:
+        adj = adj.reshape(p.shape)
+        rej = rej.reshape(p.shape)
+        n_tests, n_rej = int(n_tests[0]), int(n_rej[0])
+    else:
+        adj = np.moveaxis(adj.reshape(moved_shape), -1, axis)
+        rej = np.moveaxis(rej.reshape(moved_shape), -1, axis)
+        n_tests = n_tests.reshape(moved_shape[:-1])
+        n_rej = n_rej.reshape(moved_shape[:-1])
+    return AdjustResult(
+        reject=rej,
+        adjusted=adj,
+        method=method,
+        alpha=alpha,
+        k=k,
+        n_tests=n_tests,
+        n_rejected=n_rej,
+        axis=axis,
+    )

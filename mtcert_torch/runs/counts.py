@@ -1,0 +1,64 @@
+"""Stored counts from the evaluation loop (``--save-counts``) with the core's writer.
+
+:func:`mtcert_torch.runs.loop.evaluate` takes a :class:`mtcert.stored.counts.CountsWriter`
+as ``counts``: after each certified item it appends the item's guess, the hit
+counts of its ``n`` testing samples and the ground truth (a point cloud's
+``group``/``parts`` as metadata) *before* the item's record is written.  An
+item already stored — a run killed between the two writes, then resumed — is
+compared with the stored one instead: per-item seeds make the counts
+identical, and any difference is an error, never a silent mix.  The stored
+counts are re-decided without the model by :func:`mtcert.stored.recertification.recertify`
+(``python -m mtcert recertify OUT``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mtcert.stored.counts import SUFFIX, CountsWriter, read_counts
+
+__all__ = ["check_complete", "counts_path", "open_counts", "store_item"]
+
+
+def counts_path(out, rank: int = 0) -> Path:
+    """``<out>/counts.mtcounts`` (rank 0) or ``<out>/counts.rank<r>.mtcounts``."""
+    return Path(out) / (f"counts{SUFFIX}" if rank == 0 else f"counts.rank{rank}{SUFFIX}")
+
+
+def open_counts(out, config: dict, *, noise: str, num_classes: int, ignore_index,
+                rank: int = 0) -> CountsWriter:  # fmt: skip
+    """The counts writer of a CLI run: ``config`` (every result-changing setting,
+    the model's identity included) plus ``noise``, ``num_classes`` and ``ignore_index``."""
+    settings = {**config, "noise": noise, "num_classes": num_classes}
+    settings["ignore_index"] = ignore_index
+    return CountsWriter(counts_path(out, rank), settings)
+
+
+def check_complete(counts: CountsWriter, finished) -> None:
+    """Refuse a counts file that lacks items the result files already hold."""
+    missing = sorted(set(finished) - counts.done)
+    if missing:
+        raise ValueError(
+            f"{counts.path} lacks {len(missing)} item(s) already in the result files "
+            f"(e.g. {missing[0]!r}): the run was started without stored counts; "
+            "use a new output folder"
+        )
+
+
+def store_item(counts: CountsWriter, item, result) -> None:
+    """Append one certified item (see the module docstring)."""
+    cert = result.certificate
+    if item.name in counts.done:
+        old = read_counts(counts.path)[item.name]
+        pairs = ((old.guess, cert.guess), (old.hits, cert.hits), (old.target, result.target))
+        if not all(np.array_equal(a, b) for a, b in pairs):
+            raise ValueError(f"{counts.path}: item {item.name!r} is stored with other counts")
+        return
+    meta = {}
+    if item.group is not None:
+        meta["group"] = item.group
+    if item.parts is not None:
+        meta["parts"] = [int(v) for v in item.parts]
+    counts.add(item.name, guess=cert.guess, hits=cert.hits, target=result.target, meta=meta)

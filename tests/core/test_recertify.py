@@ -1,0 +1,383 @@
+"""recertify / decide / radius_curve against independent references (scipy, plain loops)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mtcert.cli import main
+from mtcert.stored.counts import CountsWriter, read_counts
+from mtcert.stored.recertification import (
+    COLUMNS,
+    decide,
+    plot_radius_curves,
+    radius_curve,
+    recertify,
+)
+from tests.helpers.naive_multitest import naive_adjust
+
+C = 4
+SETTINGS = dict(sigma=0.25, noise="gaussian", n0=10, n=100, seed=0, model="m", num_classes=C)
+
+
+def _make_run(path, *, seed=0, items=5, shape=(12, 10), settings=SETTINGS):
+    """Counts of a plausible run: confident interiors, uncertain edges, some ignored pixels."""
+    rng = np.random.default_rng(seed)
+    n = settings["n"]
+    with CountsWriter(path, settings) as w:
+        for i in range(items):
+            target = rng.integers(0, C, shape)
+            target[rng.random(shape) < 0.05] = 255
+            wrong = rng.random(shape) < 0.15
+            guess = np.where(wrong, rng.integers(0, C, shape), np.where(target == 255, 0, target))
+            p = np.clip(rng.beta(8, 1, shape), 0, 1)
+            w.add(f"img{i:02d}", guess=guess, hits=rng.binomial(n, p), target=target)
+    return path
+
+
+def _reference_labels(guess, hits, n, tau, alpha, method):
+    """The plain step-down definitions on scipy p-values: an independent decision path."""
+    guess, hits = guess.astype(np.int64), hits.astype(np.int64)  # stored as uint8
+    pv = stats.binom.sf(hits.ravel() - 1, n, tau)
+    reject = np.array(naive_adjust(list(pv), method, alpha=alpha)[0]).reshape(hits.shape)
+    return np.where(reject, guess, -1)
+
+
+def _reference_scores(pairs):
+    """Accuracy, paper mIoU (mean over defined (image, class) IoUs) and abstention, by loops."""
+    correct = valid = abstained = 0
+    ious = []
+    for labels, target in pairs:
+        v = target != 255
+        valid += v.sum()
+        correct += (v & (labels == target)).sum()
+        abstained += (v & (labels == -1)).sum()
+        for c in range(C):
+            inter = (v & (labels == c) & (target == c)).sum()
+            union = (v & ((labels == c) | (target == c))).sum()
+            if union:
+                ious.append(inter / union)
+    return correct / valid, np.mean(ious), abstained / valid
+
+
+@pytest.fixture
+def run(tmp_path):
+    return _make_run(tmp_path / "run.mtcounts")
+
+
+def test_decide_matches_reference_labels(run):
+    for method, sm in (("holm", "holm"), ("bonferroni", "bonferroni")):
+        for item, cert in decide(run, tau=0.75, alpha=1e-3, method=method):
+            ref = _reference_labels(item.guess, item.hits, 100, 0.75, 1e-3, sm)
+            np.testing.assert_array_equal(cert.labels, ref)
+
+
+def test_table_matches_independent_reference(run):
+    df = recertify(run, tau=[0.6, 0.75, 0.9], alpha=[1e-3, 1e-4], method=["holm", "bonferroni"])
+    assert list(df.columns) == list(COLUMNS) and len(df) == 12
+    counts = read_counts(run)
+    for row in df.itertuples():
+        pairs = [
+            (_reference_labels(it.guess, it.hits, 100, row.tau, row.alpha, row.method), it.target)
+            for it in counts
+        ]
+        acc, miou, abstain = _reference_scores(pairs)
+        assert row.acc == pytest.approx(acc, abs=1e-12)
+        assert row.miou == pytest.approx(miou, abs=1e-12)
+        assert row.abstain == pytest.approx(abstain, abs=1e-12)
+        assert row.radius == pytest.approx(0.25 * stats.norm.ppf(row.tau), rel=1e-12)
+        assert (row.items, row.pixels) == (5, sum((it.target != 255).sum() for it in counts))
+    # Holm certifies a superset of Bonferroni at the same (tau, alpha)
+    h = df[df.method == "holm"].reset_index()
+    b = df[df.method == "bonferroni"].reset_index()
+    assert (h.abstain <= b.abstain).all() and (h.acc >= b.acc).all()
+    # a higher threshold or a smaller alpha never certifies more
+    for _, g in h.groupby("alpha"):
+        assert g.sort_values("tau").abstain.is_monotonic_increasing
+
+
+def test_k_applies_to_kfwer_methods_only(run):
+    df = recertify(
+        run, tau=[0.6, 0.75, 0.9], alpha=[1e-3, 1e-4],
+        method=["holm", "bonferroni", "generalized-holm"], k=[1, 10],
+    )  # fmt: skip
+    assert len(df) == 3 * 2 * (1 + 1 + 2)
+    assert set(df[df.method != "generalized-holm"].k) == {1}
+    # generalized Holm with k = 1 is Holm, row for row
+    cols = ["tau", "alpha", "acc", "miou", "abstain"]
+    g1 = df[(df.method == "generalized-holm") & (df.k == 1)][cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(g1, df[df.method == "holm"][cols].reset_index(drop=True))
+    g10 = df[(df.method == "generalized-holm") & (df.k == 10)].reset_index()
+    assert (g10.abstain.to_numpy() <= g1.abstain.to_numpy()).all()
+
+
+def test_laplace_radius_and_several_runs(tmp_path):
+    a = _make_run(tmp_path / "a.mtcounts", seed=1)
+    lap = {**SETTINGS, "noise": "laplace", "sigma": 0.5}
+    b = _make_run(tmp_path / "b.mtcounts", seed=2, settings=lap)
+    df = recertify({"gauss": a, "laplace": b}, tau=[0.75, 0.9], alpha=1e-3)
+    assert list(df.columns[:2]) == ["run", "noise"]
+    lap_rows = df[df.run == "laplace"]
+    np.testing.assert_allclose(lap_rows.radius, -0.5 * np.log(2 * (1 - lap_rows.tau)), rtol=1e-12)
+    curve = radius_curve([a, b], tau=[0.5, 0.6, 0.75, 0.9])
+    assert (
+        len(curve) == 8
+        and curve.groupby("run").radius.apply(lambda r: r.is_monotonic_increasing).all()
+    )
+    assert curve.radius.min() == 0.0  # tau = 1/2 is radius 0
+    fig = plot_radius_curves(curve)
+    assert len(fig.axes[0].lines) == 2
+    with pytest.raises(ValueError, match="y must be"):
+        plot_radius_curves(curve, y="nope")
+
+
+@pytest.mark.parametrize("method", ["holm", "bonferroni", "hochberg", "hommel", "sidak", "fdr_bh"])
+def test_unsigned_stored_guesses_abstain_as_abstain(method):
+    """Stored guesses are uint8: abstained components must read -1, never 255 (regression)."""
+    from mtcert.certify.segmentation import segcertify_hits
+
+    cert = segcertify_hits(
+        np.array([1, 2, 3], np.uint8), np.array([100, 10, 100], np.uint8), 100,
+        tau=0.75, alpha=0.01, method=method,
+    )  # fmt: skip
+    np.testing.assert_array_equal(cert.labels, [1, -1, 3])
+    np.testing.assert_array_equal(cert.reject, [True, False, True])
+
+
+@pytest.mark.parametrize(
+    ("method", "k"),
+    [("holm", 1), ("bonferroni", 1), ("generalized-holm", 3), ("generalized-bonferroni", 2),
+     ("hochberg", 1), ("hommel", 1), ("fdr_bh", 1)],
+)  # fmt: skip
+def test_threshold_counts_equal_counts_of_the_labels(tmp_path, method, k):
+    """The per-item histogram path gives the counts of the certificate's label map."""
+    from mtcert.certify.metrics import segmentation_counts
+    from mtcert.certify.segmentation import segcertify_hits
+    from mtcert.stored.recertification import _ThresholdCounts
+
+    settings = {**SETTINGS, "num_classes": 6, "ignore_index": None, "n": 40}
+    rng = np.random.default_rng(5)
+    with CountsWriter(tmp_path / "p.mtcounts", settings) as w:
+        for i in range(6):  # "point clouds": no ignored points, part ranges per category
+            target = rng.integers(0, 3, 50) + 3 * (i % 2)
+            guess = np.where(rng.random(50) < 0.8, target, rng.integers(0, 6, 50))
+            w.add(f"c{i}", guess=guess, hits=rng.binomial(40, rng.beta(6, 1, 50)), target=target,
+                  meta={"group": "ab"[i % 2], "parts": [3 * (i % 2), 3 * (i % 2) + 3]})  # fmt: skip
+    counts = read_counts(tmp_path / "p.mtcounts")
+    part_ious = {"a": [], "b": []}
+    for tau in (0.5, 0.7, 0.9):
+        for item in counts:
+            cert = segcertify_hits(
+                item.guess, item.hits, 40, tau=tau, alpha=0.05, method=method, k=k
+            )
+            ref = segmentation_counts(cert.labels, item.target, num_classes=6, ignore_index=None)
+            sweep = _ThresholdCounts(item, 40, 6, None)
+            got = sweep.counts(sweep.threshold(cert.n_certified))
+            for field in ("components", "valid", "correct", "abstained", "abstained_valid"):
+                assert getattr(got, field) == getattr(ref, field)
+            np.testing.assert_array_equal(got.intersection, ref.intersection)
+            np.testing.assert_array_equal(got.union, ref.union)
+            if tau == 0.7:
+                part_ious[item.meta["group"]].append(ref.part_iou(tuple(item.meta["parts"])))
+    row = recertify(counts, tau=0.7, alpha=0.05, method=method, k=k).iloc[0]
+    assert row["inst_miou"] == pytest.approx(np.mean(part_ious["a"] + part_ious["b"]), abs=1e-12)
+    class_miou = np.mean([np.mean(part_ious["a"]), np.mean(part_ious["b"])])
+    assert row["class_miou"] == pytest.approx(class_miou, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(tau=0.4, alpha=1e-3), "tau"),
+        (dict(tau=[], alpha=1e-3), "tau is empty"),
+        (dict(tau=0.75, alpha=0.0), "alpha"),
+        (dict(tau=0.75, alpha=1e-3, k=0), "k"),
+        (dict(tau=0.75, alpha=1e-3, method="nope"), "method"),
+        (dict(tau=0.75, alpha=1e-3, method=3), "method"),
+    ],
+)
+def test_bad_options(run, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        recertify(run, **kwargs)
+
+
+def test_cli_writes_table(run, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [
+        "recertify", str(run), "--tau", "0.6,0.75,0.9", "--alpha", "1e-3,1e-4",
+        "--method", "holm,bonferroni,generalized-holm", "--k", "1,10", "--out", str(out),
+        "--curve", "--curve-tau", "0.5,0.75,0.9",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    table = pd.read_csv(out / "recertify.csv")
+    expected = recertify(
+        run, tau=[0.6, 0.75, 0.9], alpha=[1e-3, 1e-4],
+        method=["holm", "bonferroni", "generalized-holm"], k=[1, 10],
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=1e-12)
+    md = (out / "recertify.md").read_text().splitlines()
+    assert md[0].startswith("| noise | sigma |") and len(md) == 2 + 24
+    assert (out / "recertify-radius_curve.csv").is_file()
+    assert (out / "recertify-radius_curve.png").is_file()
+    assert "separate certificate" in capsys.readouterr().out
+    # a second run never replaces the first: it takes the next free name
+    assert main(argv) == 0
+    assert (out / "recertify-2.csv").is_file() and (out / "recertify-2.md").is_file()
+    pd.testing.assert_frame_equal(pd.read_csv(out / "recertify-2.csv"), table)
+    assert main([*argv, "--name", "recertify"]) == 2  # taken: refused without --overwrite
+    assert main([*argv, "--name", "recertify", "--overwrite"]) == 0
+
+
+def test_cli_unwritable_out_refused_before_work(run, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["recertify", str(run), "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0]
+
+
+@pytest.mark.parametrize(
+    "extra", [["--tau", "0.3"], ["--tau", "a,b"], ["--method", "nope"], ["--k", "0"]]
+)
+def test_cli_errors_exit_2(run, tmp_path, extra, capsys):
+    with pytest.raises(SystemExit) if extra == ["--tau", "a,b"] else _nullcontext():
+        assert main(["recertify", str(run), "--out", str(tmp_path), *extra]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_cli_missing_file(tmp_path, capsys):
+    assert main(["recertify", str(tmp_path / "none.mtcounts"), "--out", str(tmp_path)]) == 2
+    assert "no counts file" in capsys.readouterr().err
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+# --- stored counts of the demo model vs direct runs (torch) -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    """TinySegNet trained briefly with σ = 0.25 on synthetic shapes, 4 test images."""
+    torch = pytest.importorskip("torch")
+    from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
+    from mtcert_torch.tasks.adapter import SegmentationAdapter
+    from mtcert_torch.training import train_with_noise
+
+    torch.manual_seed(0)
+    x, y = make_shapes(32, 20, seed=0)
+    net = TinySegNet(3, 8)
+    train_with_noise(SegmentationAdapter(net, num_classes=3), x, y, sigma=0.25, steps=15, seed=0)
+    root = tmp_path_factory.mktemp("demo")
+    torch.save(net.state_dict(), root / "tiny.pt")
+    xt, yt = make_shapes(4, 20, seed=1)
+    write_folder_dataset(root / "data", xt, yt)
+    return root
+
+
+def _direct_run(root, out, *, tau, save_counts, labels=None, **kw):
+    from mtcert_torch.runs.jobs import certify_images
+
+    def capture(item, result):
+        if labels is not None:
+            labels[item.name] = result.certificate.labels
+
+    return certify_images(
+        model="mtcert_torch.data.synthetic:TinySegNet", model_kwargs={"width": 8}, num_classes=3,
+        checkpoint=root / "tiny.pt", data=root / "data", out=out, sigma=0.25, tau=tau, n0=8,
+        n=60, alpha=1e-3, batch_size=30, figures=0, base=False, progress=False,
+        save_counts=save_counts, hooks=[capture], **kw,
+    )  # fmt: skip
+
+
+@pytest.mark.torch
+def test_stored_counts_reproduce_direct_runs_bit_for_bit(demo_data, tmp_path):
+    labels: dict = {}
+    ev = _direct_run(demo_data, tmp_path / "a", tau=0.75, save_counts=True, labels=labels)
+    counts = read_counts(tmp_path / "a")
+    assert counts.names == sorted(labels) and counts.settings["model_kwargs"] == {"width": 8}
+    for item, cert in decide(counts, tau=0.75, alpha=1e-3):
+        np.testing.assert_array_equal(cert.labels, labels[item.name])
+    # one stored run, decided at two thresholds == two direct runs (same seeds, same samples)
+    ev_hi = _direct_run(demo_data, tmp_path / "b", tau=0.9, save_counts=False)
+    table = recertify(tmp_path / "a", tau=[0.75, 0.9], alpha=1e-3, method="holm")
+    for (_, row), direct in zip(table.iterrows(), (ev.rows[-1], ev_hi.rows[-1]), strict=True):
+        for ours, theirs in (("acc", "acc"), ("miou", "miou"), ("abstain", "abstain")):
+            assert row[ours] == direct[theirs]  # bit for bit
+        assert row["radius"] == direct["radius"] and row["items"] == 4
+
+
+@pytest.mark.torch
+def test_save_counts_resumes_and_refuses_a_partial_file(demo_data, tmp_path):
+    _direct_run(demo_data, tmp_path / "r", tau=0.75, save_counts=True, limit=2)
+    assert read_counts(tmp_path / "r").names == ["shape_0000", "shape_0001"]
+    # a run killed after storing counts but before writing its record: the item is redone
+    jsonl = tmp_path / "r" / "per_image.jsonl"
+    jsonl.write_text(jsonl.read_text().splitlines(keepends=True)[0])
+    _direct_run(demo_data, tmp_path / "r", tau=0.75, save_counts=True)
+    assert len(read_counts(tmp_path / "r")) == 4
+    # results started without stored counts cannot grow a partial counts file
+    _direct_run(demo_data, tmp_path / "s", tau=0.75, save_counts=False, limit=1)
+    with pytest.raises(ValueError, match="lacks 1 item"):
+        _direct_run(demo_data, tmp_path / "s", tau=0.75, save_counts=True)
+
+
+@pytest.mark.torch
+def test_cli_save_counts_flag(demo_data, tmp_path):
+    from mtcert_torch.cli import main as torch_main
+
+    out = tmp_path / "cli"
+    argv = [
+        "certify", "--model", "mtcert_torch.data.synthetic:TinySegNet", "--model-kwargs",
+        '{"width": 8}', "--num-classes", "3", "--checkpoint", str(demo_data / "tiny.pt"),
+        "--data", str(demo_data / "data"), "--sigma", "0.25", "--n0", "8", "--n", "30",
+        "--out", str(out), "--limit", "2", "--figures", "0", "--no-progress", "--save-counts",
+    ]  # fmt: skip
+    assert torch_main(argv) == 0
+    assert (out / "counts.mtcounts").is_file() and len(read_counts(out)) == 2
+    assert main(["recertify", str(out), "--out", str(tmp_path / "re")]) == 0
+
+
+@pytest.mark.torch
+def test_pointcloud_save_counts_reproduce_table_2(tmp_path):
+    """certify-pointcloud --save-counts: recertify gives Table 2 (inst./class mIoU) bit for bit."""
+    torch = pytest.importorskip("torch")
+    import csv
+
+    from mtcert_torch.cli import main as torch_main
+    from mtcert_torch.models import pointnet2_part_seg_msg
+    from tests.torch.test_shapenet import shape, write_dataset
+
+    chair, plane = "03001627", "02691156"
+    root = write_dataset(tmp_path / "shapenet", {
+        (chair, "c1"): shape(96, [12, 13, 14, 15], seed=1),
+        (chair, "c2"): shape(80, [12, 14], seed=2),
+        (plane, "a1"): shape(128, [0, 1, 2, 3], seed=3),
+    })  # fmt: skip
+    torch.manual_seed(0)
+    ckpt = tmp_path / "pn2.pth"
+    torch.save(pointnet2_part_seg_msg(npoints=(16, 4)).state_dict(), ckpt)
+    out = tmp_path / "pc"
+    argv = [
+        "certify-pointcloud", "--model-kwargs", '{"npoints": [16, 4]}', "--data", str(root),
+        "--checkpoint", str(ckpt), "--out", str(out), "--sigma", "0.25", "--tau", "0.6",
+        "--alpha", "0.2", "--n0", "2", "--n", "16", "--votes", "1", "--npoints", "64",
+        "--batch-size", "4", "--no-progress", "--no-base", "--save-counts",
+    ]  # fmt: skip
+    assert torch_main(argv) == 0
+    counts = read_counts(out)
+    assert counts.settings["noise"] == "gaussian" and counts.ignore_index is None
+    assert {tuple(it.meta["parts"]) for it in counts} == {(0, 4), (12, 16)}
+    with (out / "summary.csv").open() as f:
+        (direct,) = list(csv.DictReader(f))
+    row = recertify(out, tau=0.6, alpha=0.2).iloc[0]
+    for ours, theirs in (("acc", "acc"), ("miou", "miou"), ("inst_miou", "inst_miou"),
+                         ("class_miou", "class_miou"), ("abstain", "abstain")):  # fmt: skip
+        assert row[ours] == float(direct[theirs])
