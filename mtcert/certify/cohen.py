@@ -22,8 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mtcert.certify.labels import ABSTAIN
-from mtcert.stats import radius as _radius
 from mtcert.stats.binomial import binom_test, clopper_pearson
+from mtcert.stats.radius import NOISE_MODELS, certified_radius
 from mtcert.stats.validation import (
     as_class_counts,
     as_counts,
@@ -45,13 +45,6 @@ __all__ = [
     "jointclass_hits",
     "predict",
 ]
-
-_NOISE = ("gaussian", "laplace", "uniform")
-_RADIUS = {
-    "gaussian": _radius.gaussian_radius,
-    "laplace": _radius.laplace_radius,
-    "uniform": _radius.uniform_radius,
-}
 
 
 def _out(x):
@@ -80,7 +73,7 @@ def _p_lower_and_radius(hits, n, alpha, sigma, noise):
     p_lower = np.asarray(clopper_pearson(hits, n, alpha=alpha, alternative="greater")[0])
     certified = p_lower > 0.5
     with np.errstate(invalid="ignore"):
-        r = np.asarray(_RADIUS[noise](p_lower, sigma), dtype=np.float64)
+        r = np.asarray(certified_radius(p_lower, sigma, noise), dtype=np.float64)
     r = np.where(certified, r, np.nan)
     if inverse is None:
         return p_lower, certified, r
@@ -232,7 +225,7 @@ def certify(counts0, counts, *, alpha, sigma=1.0, noise="gaussian"):
     """
     alpha = check_alpha(alpha)
     sigma = check_positive_real(sigma, "sigma")
-    noise = check_option(noise, "noise", _NOISE)
+    noise = check_option(noise, "noise", NOISE_MODELS)
     counts0, counts = as_independent_count_pair(counts0, counts)
     guess = np.argmax(counts0, axis=-1)
     hits = np.take_along_axis(counts, guess[..., None], axis=-1)[..., 0]
@@ -331,7 +324,7 @@ def jointclass(samples0, samples, *, alpha, sigma=1.0, noise="gaussian"):
     """
     alpha = check_alpha(alpha)
     sigma = check_positive_real(sigma, "sigma")
-    noise = check_option(noise, "noise", _NOISE)
+    noise = check_option(noise, "noise", NOISE_MODELS)
     if samples0 is samples or np.may_share_memory(samples0, samples):
         raise ValueError(
             "samples0 and samples must come from independent samples; "
@@ -426,7 +419,7 @@ def jointclass_hits(
     """
     alpha = check_alpha(alpha)
     sigma = check_positive_real(sigma, "sigma")
-    noise = check_option(noise, "noise", _NOISE)
+    noise = check_option(noise, "noise", NOISE_MODELS)
     hits, n = _hits_and_n(hits, n)
     if guess is not None:
         guess = as_counts(guess, "guess")
@@ -508,7 +501,7 @@ def indivclass(counts0, counts, *, alpha, sigma=1.0, noise="gaussian", axis=None
     """
     alpha = check_alpha(alpha)
     sigma = check_positive_real(sigma, "sigma")
-    noise = check_option(noise, "noise", _NOISE)
+    noise = check_option(noise, "noise", NOISE_MODELS)
     counts0, counts = as_independent_count_pair(counts0, counts)
     guess = np.argmax(counts0, axis=-1)
     hits = np.take_along_axis(counts, guess[..., None], axis=-1)[..., 0]
@@ -563,7 +556,7 @@ def indivclass_hits(
     """
     alpha = check_alpha(alpha)
     sigma = check_positive_real(sigma, "sigma")
-    noise = check_option(noise, "noise", _NOISE)
+    noise = check_option(noise, "noise", NOISE_MODELS)
     hits, n = _hits_and_n(hits, n)
     guess = as_counts(guess, "guess")
     if guess.shape != hits.shape:

@@ -37,9 +37,9 @@ from mtcert._kernels import certify as _certify_kernels
 from mtcert._kernels import methods as _codes
 from mtcert._threads import map_chunks, workers_for
 from mtcert.certify.labels import ABSTAIN
-from mtcert.stats import radius as _radius
 from mtcert.stats.binomial import binom_test, greater_pvalue_table
 from mtcert.stats.multitest import FDR_METHODS, adjust, resolve_method
+from mtcert.stats.radius import NOISE_MODELS, certified_radius
 from mtcert.stats.validation import (
     as_independent_count_pair,
     as_integer_array,
@@ -80,18 +80,10 @@ FAST_METHODS = {
     )
 }
 
-#: Noise models accepted by :meth:`SegmentationCertificate.radius`.
-NOISE_MODELS = ("gaussian", "laplace", "uniform")
 
 # Largest number of testing samples: beyond 2**53 a count is no longer exact in
 # the float64 arithmetic of the binomial tail, so the p-value could be wrong.
 MAX_N = 2**53
-
-_RADIUS = {
-    "gaussian": _radius.gaussian_radius,
-    "laplace": _radius.laplace_radius,
-    "uniform": _radius.uniform_radius,
-}
 
 
 class NotACertificateWarning(UserWarning):
@@ -189,7 +181,7 @@ class SegmentationCertificate:
         """
         noise = check_option(noise, "noise", NOISE_MODELS)
         sigma = check_positive_real(sigma, "sigma")
-        return float(_RADIUS[noise](self.tau, sigma))
+        return float(certified_radius(self.tau, sigma, noise))
 
     def __repr__(self) -> str:
         fam = "one family" if self.axis is None else f"families along axis {self.axis}"

@@ -26,9 +26,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-from mtcert.stats.validation import as_probabilities, check_positive_real
+from mtcert.stats.validation import as_probabilities, check_option, check_positive_real
 
 __all__ = [
+    "NOISE_MODELS",
+    "NOISE_RADII",
+    "certified_radius",
     "gaussian_radius",
     "gaussian_radius_two_class",
     "laplace_radius",
@@ -173,3 +176,41 @@ def rotation_radius(p, sigma):
     p = as_probabilities(p, "p")
     sigma = check_positive_real(sigma, "sigma")
     return _out(sigma * ndtri(p))
+
+
+#: Noise added to the input itself (rotation smoothing adds noise to angles instead).
+NOISE_MODELS = ("gaussian", "laplace", "uniform")
+
+#: The one table from a noise model to its radius formula ``f(p, scale)``: ℓ2 for
+#: Gaussian noise, ℓ1 for Laplace and uniform noise, angle space for rotations.
+NOISE_RADII = {
+    "gaussian": gaussian_radius,
+    "laplace": laplace_radius,
+    "uniform": uniform_radius,
+    "rotation": rotation_radius,
+}
+
+
+def certified_radius(p, sigma, noise="gaussian"):
+    """Radius certified at probability ``p`` by noise model ``noise`` of scale ``sigma``.
+
+    Looks the formula up in :data:`NOISE_RADII`; the arguments come in the same
+    order as in every radius function of this module: probability, then scale.
+
+    Parameters
+    ----------
+    p : array_like
+        Lower bound on the top-class probability (or SEGCERTIFY's ``tau``), in [0, 1].
+    sigma : float
+        Scale of the noise, > 0 (standard deviation, Laplace scale or half width).
+    noise : {"gaussian", "laplace", "uniform", "rotation"}
+
+    Examples
+    --------
+    >>> from mtcert.stats.radius import certified_radius
+    >>> round(float(certified_radius(0.75, 0.25)), 4)
+    0.1686
+    >>> round(float(certified_radius(0.75, 0.25, "laplace")), 4)
+    0.1733
+    """
+    return NOISE_RADII[check_option(noise, "noise", tuple(NOISE_RADII))](p, sigma)

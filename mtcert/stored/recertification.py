@@ -39,8 +39,8 @@ from mtcert.certify.metrics import (
     segmentation_counts,
 )
 from mtcert.certify.segmentation import SegmentationCertificate, segcertify_hits
-from mtcert.stats import radius as _radius
 from mtcert.stats.multitest import FDR_METHODS, KFWER_METHODS
+from mtcert.stats.radius import NOISE_RADII, certified_radius
 from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
 from mtcert.stored.counts import CountsItem, StoredCounts, read_counts
 
@@ -51,14 +51,6 @@ COLUMNS = (
     "noise", "sigma", "n0", "n", "tau", "alpha", "method", "k", "radius",
     "acc", "miou", "abstain", "pooled_miou", "inst_miou", "class_miou", "items", "pixels",
 )  # fmt: skip
-
-# radius at p = tau per noise family (rotation smoothing: Gaussian in angle space)
-_RADIUS = {
-    "gaussian": _radius.gaussian_radius,
-    "laplace": _radius.laplace_radius,
-    "uniform": _radius.uniform_radius,
-    "rotation": _radius.rotation_radius,
-}
 
 
 def _values(x, name: str) -> list:
@@ -129,9 +121,10 @@ def decide(
 
 
 def _radius_at(settings: dict, tau: float) -> float:
-    formula = _RADIUS.get(settings["noise"])
-    # NaN for a noise family without a closed-form radius here
-    return float(formula(tau, settings["sigma"])) if formula else float("nan")
+    # NaN for a noise family without a closed-form radius
+    if settings["noise"] not in NOISE_RADII:
+        return float("nan")
+    return float(certified_radius(tau, settings["sigma"], settings["noise"]))
 
 
 class _ThresholdCounts:
