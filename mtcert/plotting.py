@@ -1,4 +1,4 @@
-"""Matplotlib figures for power studies, styled after the paper's Figs. 2, 5 and 6.
+"""The project's figure style: power curves styled after the paper's Figs. 2, 5 and 6.
 
 matplotlib is an optional dependency (the ``plot`` extra:
 ``pip install "mtcert[plot]"``); importing this module works without it, and
@@ -6,19 +6,22 @@ the plotting functions raise an ``ImportError`` that says how to install it.
 
 Every curve has its own colour, marker and line style, so curves that lie on
 top of each other (SEGCERTIFY-Holm under -Bonferroni in Fig. 2b) stay visible
-in print and in black and white; legends sit outside the axes.
+in print and in black and white; legends sit outside the axes.  The paper's
+preset figures (:func:`mtcert.sim.power.figures.plot_fig2`) build on
+:func:`plot_power`; :func:`save_figure` writes every figure of the project.
+Imports no other module of :mod:`mtcert`.
 """
 
 from __future__ import annotations
 
 import itertools
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["plot_fig2", "plot_power", "plot_preset"]
+__all__ = ["plot_power", "pyplot", "save_figure", "wrap_title"]
 
 _LABELS = {
     "jointclass": "JointClass",
@@ -39,7 +42,8 @@ _X_LABELS = {"gamma": r"error rate $\gamma$", "N": r"components $N$"}
 _MARKERS_PER_CURVE = 11  # dense sweeps (101 gammas) get markers every ~10 points
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, or an ``ImportError`` that says how to install it."""
     try:
         import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
     except ImportError:  # pragma: no cover - exercised only without matplotlib
@@ -94,7 +98,8 @@ def _draw(ax: Any, df: pd.DataFrame, x: str, y: str, errorbars: bool) -> None:
             ax.fill_between(curve[x], lo, hi, color=line.get_color(), alpha=0.18, lw=0)
 
 
-def _wrap(title: str, width: int) -> str:
+def wrap_title(title: str, width: int) -> str:
+    """``title`` wrapped to ``width`` characters, never inside a ``name = value`` pair."""
     # Keep "α = 0.001" on one line: wrap only between the settings.
     return textwrap.fill(title.replace(" = ", "\u00a0=\u00a0"), width)
 
@@ -151,7 +156,7 @@ def plot_power(
     >>> [line.get_label() for line in fig.axes[0].lines]
     ['SegCertifyHolm', 'SegCertifyBon']
     """
-    plt = _pyplot()
+    plt = pyplot()
     y = _check_columns(df, x, y)
     own = ax is None
     if own:
@@ -163,62 +168,22 @@ def plot_power(
     if own:
         ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
-        ax.set_title(_wrap(title, 70), fontsize="medium")
+        ax.set_title(wrap_title(title, 70), fontsize="medium")
     return fig
 
 
-def plot_preset(df: pd.DataFrame, name: str, *, path: Any = None, errorbars: bool = False) -> Any:
-    """Plot a preset's DataFrame like the paper's figure; save to ``path`` if given.
+def save_figure(fig: Any, path: Any, *, formats: Sequence[str] | None = None, dpi: int = 150):
+    """Save ``fig`` to ``path`` (or ``path.<format>`` for each of ``formats``) and close it.
 
-    Returns the matplotlib Figure.
+    Returns the list of paths written.  Every figure of the project is saved here,
+    so that they share one resolution and are always released.
     """
-    from mtcert.sim.power import PRESETS
+    from pathlib import Path
 
-    if name not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}; got {name!r}")
-    preset = PRESETS[name]
-    y = "certified_rate_smoothed" if preset.smooth else "certified_rate"
-    fig = plot_power(df, x=preset.x, y=y, title=f"{name}: {preset.title}", errorbars=errorbars)
-    if path is not None:
-        fig.savefig(path, dpi=150)
-    return fig
-
-
-def plot_fig2(frames: Mapping[str, pd.DataFrame], *, errorbars: bool = False) -> Any:
-    """The paper's Fig. 2 as one panel: (a) n = 100, (b) n = 1000, (c) growing N.
-
-    Parameters
-    ----------
-    frames : mapping
-        ``{"fig2a": df, "fig2b": df, "fig2c": df}`` from :func:`mtcert.sim.power.run_preset`.
-    errorbars : bool, default False
-        Shade ±2 standard errors.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Three axes side by side with one shared legend below them.
-    """
-    from mtcert.sim.power import PRESETS
-
-    plt = _pyplot()
-    names = ("fig2a", "fig2b", "fig2c")
-    missing = [n for n in names if n not in frames]
-    if missing:
-        raise ValueError(f"frames needs the presets {', '.join(names)}; missing {missing}")
-    fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.0), layout="constrained")
-    for letter, name, ax in zip("abc", names, axes, strict=True):
-        preset = PRESETS[name]
-        y = "certified_rate_smoothed" if preset.smooth else "certified_rate"
-        y = y if y in frames[name] else "certified_rate"
-        plot_power(frames[name], x=preset.x, y=y, errorbars=errorbars, ax=ax)
-        ax.set_title(_wrap(f"({letter}) {preset.title}", 48), fontsize="medium")
-    handles: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    fig.legend(
-        handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles),
-        frameon=False,
-    )  # fmt: skip
-    return fig
+    plt = pyplot()
+    path = Path(path)
+    paths = [path] if formats is None else [path.with_name(f"{path.name}.{f}") for f in formats]
+    for target in paths:
+        fig.savefig(target, dpi=dpi)
+    plt.close(fig)
+    return paths

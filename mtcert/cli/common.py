@@ -8,34 +8,22 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import NoReturn
 
 __all__ = [
     "Formatter",
     "Parser",
-    "UsageError",
     "comma_list",
+    "draw_figure",
     "fail",
     "floats",
     "ints",
     "markdown_table",
     "names",
-    "output_folder",
-    "output_name",
     "positive_int",
-    "save_figure",
 ]
-
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-class UsageError(ValueError):
-    """A user error on the command line: printed as one line, exit status 2."""
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -68,65 +56,6 @@ def fail(prog: str, message: str) -> int:
     """Print one error line for ``prog`` and return exit status 2."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
-
-
-def output_folder(out: str | os.PathLike, option: str = "--out") -> Path:
-    """Create ``out`` (with parents) and check it is a writable folder, before any work.
-
-    Raises :class:`UsageError` naming ``option`` when it is a file, lies under
-    a file, or cannot be created or written.
-    """
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{option} {str(path)!r} is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except (FileExistsError, NotADirectoryError):
-        raise UsageError(f"{option} {str(path)!r}: a part of the path is a file") from None
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"{option} {str(path)!r} is not a writable folder ({reason})") from None
-    return path
-
-
-def output_name(
-    out: Path,
-    name: str | None,
-    default: str,
-    suffixes: tuple[str, ...],
-    *,
-    overwrite: bool = False,
-) -> str:
-    """The base name for this run's files in ``out``: never a silent overwrite.
-
-    An explicit ``name`` must be a plain file name (no folders, cannot leave
-    ``out``); if its files exist the run is refused unless ``overwrite``.
-    Without a name, ``default`` is used, or ``default-2``, ``default-3``, ...
-    when files of that name already exist.
-    """
-
-    def taken(stem: str) -> bool:
-        return any((out / f"{stem}{s}").exists() for s in suffixes)
-
-    if name is not None:
-        if not _PLAIN_NAME.fullmatch(name) or ".." in name:
-            raise UsageError(
-                f"--name must be a plain file name (letters, digits, '.', '_', '-'), "
-                f"not a path; got {name!r}"
-            )
-        if taken(name) and not overwrite:
-            raise UsageError(
-                f"--name {name!r}: {out / name}.* exists; pass --overwrite or another --name"
-            )
-        return name
-    if overwrite or not taken(default):
-        return default
-    i = 2
-    while taken(f"{default}-{i}"):
-        i += 1
-    return f"{default}-{i}"
 
 
 def comma_list(cast, what: str):
@@ -164,18 +93,18 @@ def markdown_table(df) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_figure(prog: str, draw, path: Path) -> None:
-    """Save the figure ``draw()`` returns to ``path`` and release it.
+def draw_figure(prog: str, draw, path: Path) -> None:
+    """Save the figure ``draw()`` returns to ``path`` (:func:`mtcert.plotting.save_figure`).
 
     Without matplotlib the figure is skipped with a one-line note on stderr
     (the caller's CSV files are written regardless).
     """
+    from mtcert.plotting import save_figure
+
     try:
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
         print(f"{prog}: matplotlib is not installed: figure skipped", file=sys.stderr)
         return
-    fig = draw()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(draw(), path, dpi=120)
     print(f"figure -> {path}")

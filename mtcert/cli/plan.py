@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mtcert._files import output_folder, output_name
 from mtcert.cli.common import (
+    draw_figure,
     fail,
     floats,
     ints,
     markdown_table,
-    output_folder,
-    output_name,
-    save_figure,
 )
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -98,5 +97,5 @@ def run(args) -> int:
         print(f"smallest n reaching a certified rate of {plan.target:g}: {found}")
     print(f"-> {out / name}.csv")
     if not args.no_plot:
-        save_figure(args.prog, lambda: plot_plan(plan), out / f"{name}.png")
+        draw_figure(args.prog, lambda: plot_plan(plan), out / f"{name}.png")
     return 0

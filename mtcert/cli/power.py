@@ -12,39 +12,30 @@ comma-separated)::
     python -m mtcert power --method segcertify-holm,segcertify-bonferroni \\
         --gamma 0:0.1:0.01 --N 100 --n0 1000 --n 1000 --alpha 0.001 --tau 0.75
 
-The work is done by :func:`power_study`, a plain function that takes values;
-:func:`add_arguments` and :func:`run` only translate the command line.
+The work is done by :func:`mtcert.sim.power.study.power_study`, a plain function
+that takes values; :func:`add_arguments` and :func:`run` only translate the
+command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from mtcert.cli.common import fail, positive_int
+from mtcert.sim.power.study import FIGURE_FORMATS, power_study
 
-from mtcert.cli.common import UsageError, fail, output_folder, output_name, positive_int
-from mtcert.stats.validation import check_option, check_positive_int
-
-__all__ = ["HELP", "Study", "add_arguments", "power_study", "run", "save_figure"]
+__all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "power studies on synthetic oracles (paper §6.1, App. B)"
 
-#: Figure formats ``--format`` accepts.
-FIGURE_FORMATS = ("png", "pdf", "svg")
 #: At most this many values per list or range option (a typo'd step must not hang).
 MAX_VALUES = 10_000
 #: At most this many components / samples per grid point (memory is O(N) and O(n)).
 MAX_SIZE = 10**7
-#: At most this many (grid point, method) rows per run.
-MAX_ROWS = 1_000_000
 #: Defaults of the ad-hoc grid, as the command line spells them.
 GRID_DEFAULTS = {
     "method": "segcertify-holm,segcertify-bonferroni",
@@ -96,7 +87,7 @@ def _integral(d: Decimal) -> int:
     return int(d)
 
 
-def ints(text: str, maximum: int | None = None) -> list[int]:
+def grid_ints(text: str, maximum: int | None = None) -> list[int]:
     """Integers, lists or ranges; each at most ``maximum``."""
     values = _numbers(text, _integral)
     too_big = [v for v in values if maximum is not None and v > maximum]
@@ -107,12 +98,12 @@ def ints(text: str, maximum: int | None = None) -> list[int]:
     return values
 
 
-def floats(text: str) -> list[float]:
+def grid_floats(text: str) -> list[float]:
     """Real numbers, lists or ranges."""
     return _numbers(text, float)
 
 
-def budgets(text: str) -> list[int | float]:
+def grid_budgets(text: str) -> list[int | float]:
     """Error budgets: ints, or fractions of N."""
     return _numbers(text, lambda d: int(d) if d == d.to_integral_value() else float(d))
 
@@ -134,14 +125,14 @@ def figure_formats(text: str) -> list[str]:
 
 
 def _reps(text: str) -> int:
-    values = ints(text, MAX_SIZE)
+    values = grid_ints(text, MAX_SIZE)
     if len(values) != 1 or values[0] < 1:
         raise argparse.ArgumentTypeError(f"one integer >= 1 expected; got {text!r}")
     return values[0]
 
 
 def _sizes(text: str) -> list[int]:
-    return ints(text, MAX_SIZE)
+    return grid_ints(text, MAX_SIZE)
 
 
 class _GridOption(argparse.Action):
@@ -218,14 +209,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid = parser.add_argument_group("ad-hoc grid (cannot be combined with --preset)")
     spec = [
         ("--method", methods, "comma-separated: jointclass, indivclass, segcertify-<method>"),
-        ("--gamma", floats, "error rate(s) of the good components, in [0, 1]"),
+        ("--gamma", grid_floats, "error rate(s) of the good components, in [0, 1]"),
         ("--N", _sizes, f"components (at most {MAX_SIZE})"),
-        ("--n-bad", ints, "bad components (error rate 5 gamma), <= N"),
+        ("--n-bad", grid_ints, "bad components (error rate 5 gamma), <= N"),
         ("--n0", _sizes, f"guessing samples (at most {MAX_SIZE})"),
         ("--n", _sizes, f"testing samples (at most {MAX_SIZE})"),
-        ("--alpha", floats, "level(s) in (0, 1)"),
-        ("--tau", floats, "SEGCERTIFY threshold(s) in [0.5, 1)"),
-        ("--budget", budgets, "error budget(s) b for k-FWER methods: ints, or fractions of N"),
+        ("--alpha", grid_floats, "level(s) in (0, 1)"),
+        ("--tau", grid_floats, "SEGCERTIFY threshold(s) in [0.5, 1)"),
+        ("--budget", grid_budgets, "error budget(s) b for k-FWER methods: ints, or fractions of N"),
     ]
     for flag, type_, help_ in spec:
         dest = flag[2:].replace("-", "_")
@@ -234,112 +225,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=help_,
         )  # fmt: skip
     grid.add_argument("--k", nargs="?", action=_Renamed, help=argparse.SUPPRESS)
-
-
-@dataclass
-class Study:
-    """A finished power study: its name, data and how to plot it."""
-
-    name: str
-    df: pd.DataFrame
-    x: str
-    y: str
-    title: str | None
-    files: list[Path]
-
-
-def _check_rows(scenarios: Sequence[Any]) -> None:
-    rows = sum(len(sc.evaluations) for sc in scenarios)
-    if rows > MAX_ROWS:
-        raise UsageError(f"the grid has {rows} rows (points x methods); at most {MAX_ROWS}")
-
-
-def save_figure(fig: Any, stem: Path, formats: Sequence[str]) -> list[Path]:
-    """Save ``fig`` as ``stem.<format>`` for every format; close it; return the paths."""
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for fmt in formats:
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(path, dpi=150)
-        paths.append(path)
-    plt.close(fig)
-    return paths
-
-
-def power_study(
-    *,
-    out: str | Path = "results",
-    preset: str | None = None,
-    grid: dict[str, Any] | None = None,
-    name: str | None = None,
-    reps: int | None = None,
-    seed: int = 0,
-    workers: int | None = None,
-    backend: str = "threads",
-    smooth: bool = False,
-    plot: bool = True,
-    formats: Sequence[str] = ("png",),
-    errorbars: bool = False,
-    progress: bool = True,
-    overwrite: bool = False,
-) -> Study:
-    """Run a preset or an ad-hoc grid, write ``<out>/<name>.csv`` and its figure(s).
-
-    Everything is validated and the output folder created before simulating.
-    Raises :class:`~mtcert.cli.common.UsageError` (or ``ValueError``) on bad
-    input; a missing matplotlib only skips the figure, with a note on stderr.
-    """
-    from mtcert.sim import power
-    from mtcert.sim.power.grid import expand_grid
-
-    if (preset is None) == (grid is None):
-        raise UsageError("give either a preset or a grid")
-    formats = figure_formats(",".join(formats)) if plot else []
-    if preset is not None:
-        if preset not in power.PRESETS:
-            raise UsageError(f"preset must be one of {', '.join(power.PRESETS)}; got {preset!r}")
-        spec = power.PRESETS[preset]
-        kwargs, x, default_name = dict(spec.grid), spec.x, preset
-        reps = spec.reps if reps is None else reps
-        smoothed, title = spec.smooth or smooth, f"{preset}: {spec.title}"
-    else:
-        kwargs = dict(grid)
-        x = "N" if len(kwargs["N"]) > len(kwargs["gamma"]) else "gamma"
-        default_name, smoothed, title = "power", smooth, None
-        reps = 100 if reps is None else reps
-    _check_rows(expand_grid(**kwargs, reps=reps, seed=seed))
-    if workers is not None:
-        check_positive_int(workers, "workers")
-    check_option(backend, "backend", power.BACKENDS)
-    folder = output_folder(out)
-    suffixes = (".csv", *(f".{f}" for f in FIGURE_FORMATS))
-    name = output_name(folder, name, default_name, suffixes, overwrite=overwrite)
-
-    t0 = time.perf_counter()
-    df = power.run_grid(
-        **kwargs, reps=reps, seed=seed, workers=workers, backend=backend, progress=progress
-    )
-    if smoothed:
-        df = power.smooth(df, x=x)
-    seconds = time.perf_counter() - t0
-    csv = folder / f"{name}.csv"
-    df.to_csv(csv, index=False)
-    print(f"{name}: {len(df)} rows in {seconds:.1f} s -> {csv}")
-    y = "certified_rate_smoothed" if smoothed else "certified_rate"
-    study = Study(name, df, x, y, title, [csv])
-    if formats:
-        try:
-            from mtcert.plotting import plot_power
-
-            fig = plot_power(df, x=x, y=y, title=title, errorbars=errorbars)
-        except ImportError as exc:
-            print(f"note: figure skipped ({exc}); the CSV is complete", file=sys.stderr)
-            return study
-        paths = save_figure(fig, folder / name, formats)
-        study.files.extend(paths)
-        print(f"{name}: figure -> {', '.join(map(str, paths))}")
-    return study
 
 
 def run(args: argparse.Namespace) -> int:

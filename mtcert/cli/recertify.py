@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 
+from mtcert._files import output_folder, output_name
 from mtcert.cli.common import (
+    draw_figure,
     fail,
     floats,
     ints,
     markdown_table,
     names,
-    output_folder,
-    output_name,
-    save_figure,
 )
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -96,5 +95,5 @@ def run(args) -> int:
             from mtcert.stored.recertification import plot_radius_curves
 
             path = out / f"{name}-radius_curve.png"
-            save_figure(args.prog, lambda: plot_radius_curves(curve), path)
+            draw_figure(args.prog, lambda: plot_radius_curves(curve), path)
     return 0

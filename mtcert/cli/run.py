@@ -53,7 +53,7 @@ def _load(entry: importlib.metadata.EntryPoint) -> Callable[[Path], int] | None:
 def main_job(out: str | Path = "results", *, reps: int | None = None) -> int:
     """Demo table, the Fig. 2 power studies, then every plugin job; returns the exit status."""
     from mtcert.cli.demo import multitest_demo
-    from mtcert.cli.power import power_study, save_figure
+    from mtcert.sim.power.study import power_study
 
     out = Path(out)
     print(multitest_demo())
@@ -62,13 +62,14 @@ def main_job(out: str | Path = "results", *, reps: int | None = None) -> int:
         power_study(out=out, preset=name, reps=reps, overwrite=True) for name in MAIN_JOB_PRESETS
     ]
     try:
-        from mtcert.plotting import plot_fig2
+        from mtcert.plotting import save_figure
+        from mtcert.sim.power.figures import plot_fig2
 
         fig = plot_fig2({s.name: s.df for s in studies})
     except ImportError as exc:
         print(f"note: combined figure skipped ({exc})", file=sys.stderr)
     else:
-        paths = save_figure(fig, out / "fig2", ["png"])
+        paths = save_figure(fig, out / "fig2", formats=["png"])
         print(f"fig2: combined figure (a-c) -> {paths[0]}")
     print(f"power study results (CSV + PNG) are in {out.resolve()}")
     return run_plugin_jobs(out)

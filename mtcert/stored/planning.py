@@ -501,9 +501,9 @@ def plot_plan(plan: SamplePlan, *, ax=None, measured: dict | None = None):
     -------
     matplotlib.figure.Figure
     """
-    from mtcert.plotting import _pyplot
+    from mtcert.plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.0, 4.0))
     else:

@@ -398,11 +398,11 @@ def plot_radius_curves(curves: pd.DataFrame, *, y: str = "acc", ax=None, title: 
     -------
     matplotlib.figure.Figure
     """
-    from mtcert.plotting import _pyplot
+    from mtcert.plotting import pyplot
 
     if y not in ("acc", "miou", "abstain"):
         raise ValueError(f"y must be one of 'acc', 'miou', 'abstain'; got {y!r}")
-    plt = _pyplot()
+    plt = pyplot()
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.0, 4.0))
     else:

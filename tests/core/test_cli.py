@@ -233,7 +233,9 @@ def test_power_preset(tmp_path, capsys):
 
 
 def test_range_parsing_includes_stop_without_drift():
-    from mtcert.cli.power import budgets, floats, ints
+    from mtcert.cli.power import grid_budgets as budgets
+    from mtcert.cli.power import grid_floats as floats
+    from mtcert.cli.power import grid_ints as ints
 
     g = floats("0:0.1:0.001")
     assert len(g) == 101 and g[-1] == 0.1 and g[37] == 0.037

@@ -292,7 +292,8 @@ def test_plot_power_lines_and_axes(tmp_path):
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
 
-    from mtcert.plotting import plot_power, plot_preset
+    from mtcert.plotting import plot_power
+    from mtcert.sim.power.figures import plot_preset
 
     df = run_grid(
         ["segcertify-generalized-holm"], gamma=0.05, N=[100, 1000], n0=100, n=100,
