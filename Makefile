@@ -31,7 +31,7 @@ lint: $(STAMP)
 # The documentation site (guides + API reference from the docstrings), built strictly:
 # any warning (a broken link, an unresolved reference) fails.  Open site/index.html.
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-enable

@@ -14,7 +14,7 @@ the compilation once, as before, and a short script never pays it at all.
 
 Both tiers run the same source with the same IEEE-754 double operations
 (``+ - * /``, comparisons, ``math`` functions from the C library in both), so
-they return identical results; ``tests/test_jit_tiers.py`` checks this on
+they return identical results; ``tests/core/test_jit_tiers.py`` checks this on
 every tiered kernel.  The differences between numba and Python semantics that
 matter here are avoided in the kernels: no integer wrap-around, and floating
 division by zero happens only on numpy scalars (numpy's rules in both tiers,

@@ -164,7 +164,7 @@ class SegmentationCertificate:
             return float(self.n_certified) / self.labels.size
         return _out(np.asarray(self.n_certified) / self.labels.shape[self.axis])
 
-    def radius(self, sigma, noise: str = "gaussian") -> float:
+    def certified_radius(self, sigma, noise: str = "gaussian") -> float:
         """Certified radius of every certified component at ``p = tau``.
 
         Parameters
@@ -542,7 +542,7 @@ def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None
     >>> cert.labels
     array([[ 3,  3, -1],
            [ 0, -1,  2]])
-    >>> round(cert.radius(sigma=0.25), 4)
+    >>> round(cert.certified_radius(sigma=0.25), 4)
     0.1686
     """
     tau = check_tau(tau)

@@ -293,6 +293,8 @@ class CountsWriter:
     def add(self, name: str, *, guess, hits, target, meta: Mapping | None = None) -> None:
         """Append one item and (with ``fsync``) force it to disk.
 
+        The arrays must be on the host (numpy arrays or CPU tensors).
+
         Parameters
         ----------
         name : str
@@ -306,8 +308,6 @@ class CountsWriter:
             Ground truth, in ``[0, num_classes)`` or ``ignore_index``; same shape.
         meta : mapping, optional
             JSON-serialisable extras (e.g. a point cloud's object category).
-
-        Arrays must be on the host (numpy arrays or CPU tensors).
         """
         if self._file.closed:
             raise ValueError(f"{self.path}: the writer is closed")

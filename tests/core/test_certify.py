@@ -224,13 +224,13 @@ def test_pvalues_radius_and_repr():
     cert = segcertify_hits(guess, hits, 100, tau=0.75, alpha=0.01)
     np.testing.assert_allclose(cert.pvalues, stats.binom.sf(hits - 1, 100, 0.75), rtol=1e-12)
     assert cert.pvalues.shape == hits.shape
-    assert cert.radius(0.25) == pytest.approx(0.25 * stats.norm.ppf(0.75), rel=1e-14)
-    assert cert.radius(1.0, noise="laplace") == pytest.approx(-np.log(0.5), rel=1e-14)
-    assert cert.radius(2.0, noise="uniform") == pytest.approx(1.0, rel=1e-14)
+    assert cert.certified_radius(0.25) == pytest.approx(0.25 * stats.norm.ppf(0.75), rel=1e-14)
+    assert cert.certified_radius(1.0, noise="laplace") == pytest.approx(-np.log(0.5), rel=1e-14)
+    assert cert.certified_radius(2.0, noise="uniform") == pytest.approx(1.0, rel=1e-14)
     with pytest.raises(ValueError, match="noise"):
-        cert.radius(1.0, noise="cauchy")
+        cert.certified_radius(1.0, noise="cauchy")
     with pytest.raises(ValueError, match="sigma"):
-        cert.radius(0.0)
+        cert.certified_radius(0.0)
     assert isinstance(cert, SegmentationCertificate)
     text = repr(cert)
     assert "holm" in text and "alpha=0.01" in text and "(8, 9)" in text

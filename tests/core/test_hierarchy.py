@@ -245,7 +245,7 @@ def test_hierarchical_equals_segcertify_on_nodes_and_flat_hierarchy_equals_segce
     single = np.argmax(flat.membership, axis=1)  # the one class of every node
     got = np.where(fcert.labels >= 0, single[np.maximum(fcert.labels, 0)], ABSTAIN)
     np.testing.assert_array_equal(got, plain.labels)
-    assert round(cert.radius(0.25), 4) == 0.1686
+    assert round(cert.certified_radius(0.25), 4) == 0.1686
 
 
 def test_hierarchical_certificate_errors():

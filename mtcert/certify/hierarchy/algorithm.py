@@ -77,7 +77,7 @@ class HierarchicalCertificate:
 
     With probability at least ``1 - alpha`` every certified component's node
     receives more than ``tau`` of the base model's noisy labels at the input,
-    so at every input within ``certificate.radius(sigma)`` it still receives
+    so at every input within ``certificate.certified_radius(sigma)`` it still receives
     more than half of them: the smoothed classifier over that level's nodes
     keeps predicting the node.  (The fine-class argmax may change: "car"
     0.30 and "truck" 0.25 against "person" 0.45 is still "vehicle".)
@@ -97,9 +97,9 @@ class HierarchicalCertificate:
     def abstain_rate(self):
         return self.certificate.abstain_rate
 
-    def radius(self, sigma, noise: str = "gaussian") -> float:
-        """Certified radius; see :meth:`SegmentationCertificate.radius`."""
-        return self.certificate.radius(sigma, noise)
+    def certified_radius(self, sigma, noise: str = "gaussian") -> float:
+        """Certified radius; see :meth:`~mtcert.certify.segmentation.SegmentationCertificate.certified_radius`."""
+        return self.certificate.certified_radius(sigma, noise)
 
     def __repr__(self) -> str:
         c = self.certificate
