@@ -98,7 +98,10 @@ class HierarchicalCertificate:
         return self.certificate.abstain_rate
 
     def certified_radius(self, sigma, noise: str = "gaussian") -> float:
-        """Certified radius; see :meth:`~mtcert.certify.segmentation.SegmentationCertificate.certified_radius`."""
+        """Certified radius of every certified node at ``p = tau``.
+
+        See :meth:`~mtcert.certify.segmentation.SegmentationCertificate.certified_radius`.
+        """
         return self.certificate.certified_radius(sigma, noise)
 
     def __repr__(self) -> str:
