@@ -17,18 +17,12 @@ which never imports torch.
 
 from mtcert import __version__
 from mtcert_torch.certifier import Certificate, Certifier
+from mtcert_torch.items import Item, Items
 from mtcert_torch.noise import NoiseModel
-from mtcert_torch.runs.loop import (
-    Evaluation,
-    Item,
-    ItemResult,
-    Items,
-    Settings,
-    certify_item,
-    evaluate,
-)
-from mtcert_torch.runs.store import summarize
+from mtcert_torch.runs.loop import Evaluation, ItemResult, certify_item, evaluate
+from mtcert_torch.runs.summary import summarize
 from mtcert_torch.sampler import StreamingSampler
+from mtcert_torch.settings import Settings
 from mtcert_torch.smooth import Smooth
 from mtcert_torch.task import Smoothed, Task, TensorTask
 from mtcert_torch.tasks.adapter import SegmentationAdapter

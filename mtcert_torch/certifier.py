@@ -297,7 +297,7 @@ class Certifier:
         guess_np, hits_np = guess.cpu().numpy(), hits.cpu().numpy()
         t1 = time.perf_counter()
         stats = segcertify_hits(guess_np, hits_np, n, tau=tau, alpha=alpha, method=method, k=k)
-        radius = self.task.radius(sampler.noise.scale, tau)
+        radius = self.task.radius(tau, sampler.noise.scale)
         t2 = time.perf_counter()
         self._done(sampler, smoothed)
         return Certificate(
