@@ -13,6 +13,10 @@ files, ``torch.distributed`` sharding) behind the command-line interface
 classifiers and segmenters.  Architectures live in :mod:`mtcert_torch.models`
 (HRNetV2, PointNet++).  All statistics are done by the core :mod:`mtcert`,
 which never imports torch.
+
+The public face: it re-exports the layers below it (base modules, tasks, certifier,
+settings, smoothing facade, run loop and summary) and is imported only by the command
+line.
 """
 
 from mtcert import __version__

@@ -26,6 +26,9 @@ takes the raw gradient as printed), and the projection is onto the *ball*
 Clamping to [0, 1] after projecting moves each coordinate towards ``x``
 (which lies in [0, 1]), so the result stays in the ball.
 
+Imports the core's statistics and the image tasks (the adapter attacked through); the
+run's attack figures are drawn by :func:`mtcert_torch.runs.figures.attack_figures_hook`.
+
 References
 ----------
 .. [1] M. Fischer, M. Baader, M. Vechev, "Scalable Certified Segmentation via

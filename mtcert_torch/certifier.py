@@ -6,6 +6,9 @@ with ``n0`` copies, test with ``n`` fresh copies), streaming counts, batch
 sizing and seeding; a :class:`~mtcert_torch.task.Task` says what a modality
 adds (input, noise space, labels, radius).  All statistics happen in
 :mod:`mtcert`.
+
+Imports the core's statistics, the plugin's base modules and the image task (the
+shorthand for a plain model); never the settings, runs or command line.
 """
 
 from __future__ import annotations

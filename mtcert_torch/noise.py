@@ -4,7 +4,9 @@ Every call to :meth:`NoiseModel.sample` draws a fresh tensor of the requested
 shape, so each of the ``B`` copies in a batch gets its own independent noise.
 (The paper authors' released image sampler reused one draw for a whole batch,
 which silently turns ``n`` samples into about ``n / batch_size`` independent
-ones; ``tests/test_torch_sampler.py`` checks that this cannot happen here.)
+ones; ``tests/torch/test_sampler.py`` checks that this cannot happen here.)
+
+A base module: imports torch and the core's validation only.
 
 References
 ----------

@@ -22,6 +22,9 @@ labels or logits); :class:`~mtcert_torch.ImageTask` and
 :class:`~mtcert_torch.PointCloudTask` are the two shipped modalities.  A task
 for a new modality (sequences, graphs, …) subclasses :class:`Task` and
 implements :meth:`~Task.prepare`; ``docs/torch.md`` has a worked example.
+
+A base module: imports torch, the core's radius table and validation, and
+:mod:`mtcert_torch.noise`.
 """
 
 from __future__ import annotations

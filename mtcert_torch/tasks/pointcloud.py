@@ -35,6 +35,9 @@ draw.  A model with randomness of its own (e.g. farthest-point sampling) may
 expose ``manual_seed(seed)``; the task reseeds it from a seed derived from the
 certifier's, so noise and model randomness never share a stream.
 
+Imports the task interface, the sampler's CPU batch limit and the core's radius table
+and validation.
+
 References
 ----------
 .. [1] M. Fischer, M. Baader, M. Vechev, "Scalable Certified Segmentation via
