@@ -42,12 +42,14 @@ __all__ = [
     "CLOUD_OPTIONS",
     "IMAGE_OPTIONS",
     "REQUIRED",
+    "SETTING_FIELDS",
     "SETTING_KEY",
     "Option",
     "Options",
     "Settings",
     "setting_key",
     "setting_name",
+    "setting_sigma",
 ]
 
 
@@ -303,8 +305,10 @@ CLOUD_OPTIONS = Options((
 
 
 # -- the summary's settings -----------------------------------------------------------------
+#: The :class:`Settings` fields, in order (record keys and CSV columns of every run).
+SETTING_FIELDS = tuple(f.name for f in fields(Settings))
 #: Record keys that make one summary row: the smoothing and every :class:`Settings` field.
-SETTING_KEY = ("noise", *(f.name for f in fields(Settings)))
+SETTING_KEY = ("noise", *SETTING_FIELDS)
 
 #: How the summary's model column names a setting: one part per key, in this order (σ has a
 #: column of its own; ``k`` shows only when it is not 1).  Keys not named here follow as

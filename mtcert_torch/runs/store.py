@@ -21,8 +21,9 @@ the base prediction under the prefixes ``cert_`` and ``base_``
 computed from them by :mod:`mtcert_torch.runs.summary`, the figures drawn by
 :mod:`mtcert_torch.runs.figures`.
 
-Imports the core (metrics, the command line's output-folder check) and the standard
-library; no other module of :mod:`mtcert_torch.runs`.
+Imports the core (metrics, the command line's output-folder check) and the run
+options (:mod:`mtcert_torch.settings`: the settings' columns); no other module of
+:mod:`mtcert_torch.runs`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 
 from mtcert.certify.metrics import SegmentationCounts
 from mtcert.cli.common import output_folder
+from mtcert_torch.settings import SETTING_FIELDS, SETTING_KEY
 
 __all__ = [
     "CLOUD_CSV_FIELDS",
@@ -55,17 +57,15 @@ __all__ = [
 
 #: Scalar columns of ``per_image.csv`` (the JSONL records also hold per-class counts).
 CSV_FIELDS = (
-    "name", "height", "width", "noise", "sigma", "tau", "n0", "n", "alpha", "method", "k",
-    "radius", "pixels", "valid", "cert_correct", "abstained", "abstained_valid", "cert_acc",
-    "abstain_rate", "base_correct", "base_acc", "seconds_sampling", "seconds_statistics",
-    "seconds", "seconds_base",
+    "name", "height", "width", *SETTING_KEY, "radius", "pixels", "valid", "cert_correct",
+    "abstained", "abstained_valid", "cert_acc", "abstain_rate", "base_correct", "base_acc",
+    "seconds_sampling", "seconds_statistics", "seconds", "seconds_base",
 )  # fmt: skip
 #: Scalar columns of ``per_cloud.csv`` (the JSONL records also hold per-part counts).
 CLOUD_CSV_FIELDS = (
-    "name", "category", "points", "smoothing", "axis", "sigma", "tau", "n0", "n", "alpha",
-    "method", "k", "radius", "cert_correct", "abstained", "cert_acc", "abstain_rate",
-    "cert_part_iou", "base_correct", "base_acc", "base_part_iou", "seconds_sampling",
-    "seconds_statistics", "seconds", "seconds_base",
+    "name", "category", "points", "smoothing", "axis", *SETTING_FIELDS, "radius", "cert_correct",
+    "abstained", "cert_acc", "abstain_rate", "cert_part_iou", "base_correct", "base_acc",
+    "base_part_iou", "seconds_sampling", "seconds_statistics", "seconds", "seconds_base",
 )  # fmt: skip
 #: Table-1 columns: (key of a summary row, Markdown header, number format).
 TABLE1_COLUMNS = (
