@@ -10,13 +10,14 @@ default, help, and whether it changes results); :data:`IMAGE_OPTIONS` and
   :func:`~mtcert_torch.runs.jobs.certify_pointclouds` (:meth:`Options.resolve`);
 - ``config.json``, the resume guard, and with it the settings of stored counts
   (:meth:`Options.config`: every option with ``config=True``);
-- SEGCERTIFY's :class:`Settings` (whose fields are the certification options) and
-  the summary's one row per setting (:func:`setting_key`, :func:`setting_name`).
+- SEGCERTIFY's :class:`Settings` (whose fields are the certification options), the
+  records' and CSV files' setting columns (:data:`SETTING_FIELDS`) and the summary's
+  one row per setting (:func:`setting_key`, :func:`setting_name`).
 
 Adding an option is one :class:`Option` (or one :class:`Settings` field) in the
 lists it belongs to, plus its use in the run.
 
-Imports the core's method table and validation, the plugin's noise models and the
+Imports the core's method table, validation and sample limit, the plugin's noise models and the
 names of smoothings, axes and data splits (tasks, data); never the run loop or the
 command line.
 """

@@ -25,6 +25,7 @@ from mtcert.stats.methods import FDR_METHODS
 from mtcert.stats.validation import check_positive_int
 from mtcert_torch.certifier import Certifier
 from mtcert_torch.data.images import open_dataset
+from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
 from mtcert_torch.hierarchy import hierarchy_hook, load_hierarchy
 from mtcert_torch.items import Item, Items
 from mtcert_torch.runs.counts import open_counts
@@ -144,87 +145,89 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     :mod:`mtcert_torch.runs.store`).  Returns the
     :class:`~mtcert_torch.runs.loop.Evaluation`; rank 0 has the summary rows.
     """
-    o = IMAGE_OPTIONS.resolve(options)
-    settings = check_settings(Settings.of(o), o.noise, o.allow_fdr)
-    check_positive_int(o.every, "--every")
-    if o.limit is not None:
-        check_positive_int(o.limit, "--limit")
-    if o.num_classes is not None:
-        check_positive_int(o.num_classes, "--num-classes")
-        if 0 <= o.ignore_index < o.num_classes:
+    opt = IMAGE_OPTIONS.resolve(options)
+    settings = check_settings(Settings.of(opt), opt.noise, opt.allow_fdr)
+    check_positive_int(opt.every, "--every")
+    if opt.limit is not None:
+        check_positive_int(opt.limit, "--limit")
+    if opt.num_classes is not None:
+        check_positive_int(opt.num_classes, "--num-classes")
+        if 0 <= opt.ignore_index < opt.num_classes:
             raise ValueError(
-                f"--ignore-index {o.ignore_index} is a real class in [0, {o.num_classes}): its "
+                f"--ignore-index {opt.ignore_index} is a real class in [0, {opt.num_classes}): its "
                 "pixels would vanish from the metrics"
             )
-    if o.figures < 0:
-        raise ValueError(f"--figures must be >= 0; got {o.figures}")
-    if o.attack_figures < 0:
-        raise ValueError(f"--attack-figures must be >= 0; got {o.attack_figures}")
-    for s in o.scales:
+    if opt.figures < 0:
+        raise ValueError(f"--figures must be >= 0; got {opt.figures}")
+    if opt.attack_figures < 0:
+        raise ValueError(f"--attack-figures must be >= 0; got {opt.attack_figures}")
+    for s in opt.scales:
         if not 0 < s <= MAX_SCALE:
             raise ValueError(f"--scale values must lie in (0, {MAX_SCALE}]; got {s:g}")
-    budget = _budget(o.memory_budget)
-    device = check_device(o.device)
-    cityscapes = o.layout == "cityscapes" or (
-        o.layout == "auto" and (Path(o.data) / "leftImg8bit").is_dir()
+    budget = _budget(opt.memory_budget)
+    device = check_device(opt.device)
+    cityscapes = opt.layout == "cityscapes" or (
+        opt.layout == "auto" and (Path(opt.data) / "leftImg8bit").is_dir()
     )
     ds = open_dataset(
-        o.data,
-        num_classes=o.num_classes or 19,
-        layout=o.layout,
+        opt.data,
+        num_classes=opt.num_classes or 19,
+        layout=opt.layout,
         **(
-            {"split": o.split, "every": o.every} if cityscapes else {"ignore_index": o.ignore_index}
+            {"split": opt.split, "every": opt.every}
+            if cityscapes
+            else {"ignore_index": opt.ignore_index}
         ),
     )
-    num_classes = o.num_classes or ds.num_classes
-    tree = None if o.hierarchy is None else load_hierarchy(o.hierarchy, num_classes)
-    model_kwargs = dict(o.model_kwargs or {})
-    if o.align_corners is not None and ":" not in o.model:
+    num_classes = opt.num_classes or ds.num_classes
+    tree = None if opt.hierarchy is None else load_hierarchy(opt.hierarchy, num_classes)
+    model_kwargs = dict(opt.model_kwargs or {})
+    if opt.align_corners is not None and ":" not in opt.model:
         # Registry models (HRNetV2) resize inside the network too: one setting for both.
-        model_kwargs.setdefault("align_corners", o.align_corners)
+        model_kwargs.setdefault("align_corners", opt.align_corners)
     config = IMAGE_OPTIONS.config(
-        o,
+        opt,
         model_kwargs=model_kwargs,
         layout="cityscapes" if cityscapes else "folder",
         num_classes=num_classes,
         hierarchy=None if tree is None else {"classes": tree.classes, "tree": tree.tree},
     )
-    ResultsWriter.check_config(o.out, config)  # refuse a mismatching folder before any work
+    ResultsWriter.check_config(opt.out, config)  # refuse a mismatching folder before any work
     device, owned = init_distributed(device)
-    net = load_model(o.model, num_classes=num_classes, checkpoint=o.checkpoint,
+    net = load_model(opt.model, num_classes=num_classes, checkpoint=opt.checkpoint,
                      kwargs=model_kwargs)  # fmt: skip
     net = net.to(device).eval()
-    align = o.align_corners
+    align = opt.align_corners
     if align is None:
         align = bool(getattr(net, "align_corners", 0))
-    adapter = SegmentationAdapter(net, num_classes=num_classes, mean=o.mean, std=o.std,
-                                  scales=o.scales, flip=o.flip, align_corners=align,
-                                  autocast=o.autocast)  # fmt: skip
-    task = ImageTask(adapter.to(device), noise=o.noise)
-    certifier = Certifier(task, batch_size=o.batch_size, memory_budget=budget, device=device)
-    writer = ResultsWriter(o.out, config, rank=distributed_context()[0], **IMAGE_FILES)
-    every_here = 1 if cityscapes else o.every  # Cityscapes applies it itself
+    adapter = SegmentationAdapter(net, num_classes=num_classes, mean=opt.mean, std=opt.std,
+                                  scales=opt.scales, flip=opt.flip, align_corners=align,
+                                  autocast=opt.autocast)  # fmt: skip
+    task = ImageTask(adapter.to(device), noise=opt.noise)
+    certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device)
+    writer = ResultsWriter(opt.out, config, rank=distributed_context()[0], **IMAGE_FILES)
+    every_here = 1 if cityscapes else opt.every  # Cityscapes applies it itself
     order = list(range(len(ds)))[::every_here]
     items = Items([ds.names[i] for i in order], lambda j: Item(*ds[order[j]]))
     palette = run_palette(num_classes)
-    extra = [figure_hook(writer.out / "figures", items.names[: o.figures], palette)]
-    if o.attack_figures:
+    extra = [figure_hook(writer.out / "figures", items.names[: opt.figures], palette)]
+    if opt.attack_figures:
         extra.append(attack_figures_hook(
-            certifier, settings, names=items.names[: o.attack_figures], seed=o.seed,
-            palette=palette, folder=writer.out / "figures-attack", ignore_index=o.ignore_index,
+            certifier, settings, names=items.names[: opt.attack_figures], seed=opt.seed,
+            palette=palette, folder=writer.out / "figures-attack", ignore_index=opt.ignore_index,
         ))  # fmt: skip
     if tree is not None:
-        name = o.hierarchy if isinstance(o.hierarchy, str) else "custom"
-        extra.append(hierarchy_hook(certifier, tree, settings, name=Path(name).stem, seed=o.seed,
-                                    ignore_index=o.ignore_index))  # fmt: skip
+        name = opt.hierarchy if isinstance(opt.hierarchy, str) else "custom"
+        extra.append(hierarchy_hook(certifier, tree, settings, name=Path(name).stem, seed=opt.seed,
+                                    ignore_index=opt.ignore_index))  # fmt: skip
     counts = None
-    if o.save_counts:
-        counts = open_counts(o.out, config, noise=o.noise, num_classes=num_classes,
-                             ignore_index=o.ignore_index, rank=writer.rank)  # fmt: skip
+    if opt.save_counts:
+        counts = open_counts(opt.out, config, noise=opt.noise, num_classes=num_classes,
+                             ignore_index=opt.ignore_index, rank=writer.rank)  # fmt: skip
     try:
-        return evaluate(certifier, items, settings, writer=writer, seed=o.seed, base=o.base,
-                        ignore_index=o.ignore_index, limit=o.limit, hooks=[*extra, *hooks],
-                        progress=o.progress, counts=counts)  # fmt: skip
+        return evaluate(certifier, items, settings, writer=writer, seed=opt.seed, base=opt.base,
+                        ignore_index=opt.ignore_index, limit=opt.limit, hooks=[*extra, *hooks],
+                        progress=opt.progress, counts=counts)  # fmt: skip
     finally:
         writer.close()
         if counts is not None:
@@ -242,49 +245,49 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     :class:`~mtcert_torch.models.PointNet2PartSegMsg`.  ``hooks`` are further
     evaluation-loop hooks.
     """
-    from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
     from mtcert_torch.models import PointNet2Adapter, PointNet2PartSegMsg
 
-    o = CLOUD_OPTIONS.resolve(options)
-    noise = "gaussian" if o.smoothing == "rotation" else o.smoothing
-    settings = check_settings(Settings.of(o), noise, o.allow_fdr)
-    check_positive_int(o.votes, "--votes")
-    check_positive_int(o.npoints, "--npoints")
-    if o.limit is not None:
-        check_positive_int(o.limit, "--limit")
-    budget = _budget(o.memory_budget)
-    device = check_device(o.device)
-    if not Path(o.data).is_dir():
+    opt = CLOUD_OPTIONS.resolve(options)
+    noise = "gaussian" if opt.smoothing == "rotation" else opt.smoothing
+    settings = check_settings(Settings.of(opt), noise, opt.allow_fdr)
+    check_positive_int(opt.votes, "--votes")
+    check_positive_int(opt.npoints, "--npoints")
+    if opt.limit is not None:
+        check_positive_int(opt.limit, "--limit")
+    budget = _budget(opt.memory_budget)
+    device = check_device(opt.device)
+    if not Path(opt.data).is_dir():
         raise ValueError(
-            f"--data {str(o.data)!r} is not a folder (expected "
+            f"--data {str(opt.data)!r} is not a folder (expected "
             "shapenetcore_partanno_segmentation_benchmark_v0_normal)"
         )
     # The task normalises each sampled cloud itself (paper §6.3), so the loader does not.
     ds = ShapeNetPart(
-        o.data, o.split, npoints=o.npoints, normals=o.normals, seed=o.seed,
-        categories=o.categories,
+        opt.data, opt.split, npoints=opt.npoints, normals=opt.normals, seed=opt.seed,
+        categories=opt.categories,
     )  # fmt: skip
-    model_kwargs = dict(o.model_kwargs or {})
-    model_kwargs.setdefault("normals", o.normals)
-    config = CLOUD_OPTIONS.config(o, model_kwargs=model_kwargs)
-    ResultsWriter.check_config(o.out, config)  # refuse a mismatching folder before any work
+    model_kwargs = dict(opt.model_kwargs or {})
+    model_kwargs.setdefault("normals", opt.normals)
+    config = CLOUD_OPTIONS.config(opt, model_kwargs=model_kwargs)
+    ResultsWriter.check_config(opt.out, config)  # refuse a mismatching folder before any work
     device, owned = init_distributed(device)
-    net = load_model(o.model, checkpoint=o.checkpoint, kwargs=model_kwargs)
+    net = load_model(opt.model, checkpoint=opt.checkpoint, kwargs=model_kwargs)
     if not isinstance(net, PointNet2PartSegMsg):
-        raise ValueError(f"--model {o.model!r} did not return a PointNet2PartSegMsg")
-    task = PointCloudTask(PointNet2Adapter(net.to(device).eval(), votes=o.votes),
-                          smoothing=o.smoothing, axis=o.axis)  # fmt: skip
-    certifier = Certifier(task, batch_size=o.batch_size, memory_budget=budget, device=device)
-    writer = ResultsWriter(o.out, config, rank=distributed_context()[0], **CLOUD_FILES)
+        raise ValueError(f"--model {opt.model!r} did not return a PointNet2PartSegMsg")
+    task = PointCloudTask(PointNet2Adapter(net.to(device).eval(), votes=opt.votes),
+                          smoothing=opt.smoothing, axis=opt.axis)  # fmt: skip
+    certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device)
+    writer = ResultsWriter(opt.out, config, rank=distributed_context()[0], **CLOUD_FILES)
 
     items = evaluation_items(ds)
     counts = None
-    if o.save_counts:
-        counts = open_counts(o.out, config, noise=o.smoothing, num_classes=certifier.num_classes,
-                             ignore_index=None, rank=writer.rank)  # fmt: skip
+    if opt.save_counts:
+        counts = open_counts(opt.out, config, noise=opt.smoothing,
+                             num_classes=certifier.num_classes, ignore_index=None,
+                             rank=writer.rank)  # fmt: skip
     try:
-        return evaluate(certifier, items, settings, writer=writer, seed=o.seed, base=o.base,
-                        limit=o.limit, hooks=hooks, progress=o.progress,
+        return evaluate(certifier, items, settings, writer=writer, seed=opt.seed, base=opt.base,
+                        limit=opt.limit, hooks=hooks, progress=opt.progress,
                         counts=counts)  # fmt: skip
     finally:
         writer.close()
