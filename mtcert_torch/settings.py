@@ -154,7 +154,7 @@ class Option:
         return self.default is REQUIRED
 
     @property
-    def flags(self) -> str:
+    def cli_flag(self) -> str:
         """The command-line flag."""
         if self.flag is not None:
             return self.flag
@@ -196,15 +196,15 @@ class Options(tuple):
         """
         recorded = {o.name: o for o in self if o.config}
         stray = sorted(set(derived) - set(recorded))
-        if stray:
-            raise ValueError(f"not recorded options of this run: {', '.join(stray)}")
+        if stray:  # a programming error, not a user's
+            raise TypeError(f"not recorded options of this run: {', '.join(stray)}")
         return {
             name: o.recorded(derived[name] if name in derived else getattr(values, name))
             for name, o in recorded.items()
         }
 
 
-def segcertify_options(**defaults) -> tuple[Option, ...]:
+def _segcertify_options(**defaults) -> tuple[Option, ...]:
     """The :class:`Settings` fields as certification options (``defaults``: a run's own)."""
     hints = typing.get_type_hints(Settings)
     return tuple(
@@ -289,7 +289,7 @@ IMAGE_OPTIONS = Options((
     MODEL, MODEL_KWARGS, CHECKPOINT, NUM_CLASSES, SCALES, FLIP, ALIGN_CORNERS, MEAN, STD, AUTOCAST,
     DATA.but(help="Cityscapes root or folder with images/ labels/"), LAYOUT, SPLIT, EVERY,
     IGNORE_INDEX, LIMIT,
-    NOISE, *segcertify_options(), ALLOW_FDR, SEED, HIERARCHY,
+    NOISE, *_segcertify_options(), ALLOW_FDR, SEED, HIERARCHY,
     OUT, DEVICE, BATCH_SIZE, MEMORY_BUDGET, FIGURES, BASE, PROGRESS, SAVE_COUNTS, ATTACK_FIGURES,
 ))  # fmt: skip
 #: ``certify-pointcloud``: a part segmenter on ShapeNet-part clouds.
@@ -300,7 +300,7 @@ CLOUD_OPTIONS = Options((
     DATA.but(help="the shapenetcore_partanno_segmentation_benchmark_v0_normal folder"),
     SPLIT.but(default="test", choices=SPLITS, help="ShapeNet-part split"), CATEGORIES, NPOINTS,
     NORMALS, LIMIT.but(help="certify the first N clouds only"),
-    SMOOTHING, AXIS, *segcertify_options(n0=100, n=1000), ALLOW_FDR, SEED,
+    SMOOTHING, AXIS, *_segcertify_options(n0=100, n=1000), ALLOW_FDR, SEED,
     OUT, DEVICE, BATCH_SIZE, MEMORY_BUDGET, BASE, PROGRESS, SAVE_COUNTS,
 ))  # fmt: skip
 

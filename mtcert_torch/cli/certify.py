@@ -49,7 +49,7 @@ def add_options(parser: argparse.ArgumentParser, options: Options) -> None:
         if option.group not in groups:
             groups[option.group] = parser.add_argument_group(option.group)
         groups[option.group].add_argument(
-            option.flags, dest=option.name, help=option.help, **_argument(option)
+            option.cli_flag, dest=option.name, help=option.help, **_argument(option)
         )
 
 
