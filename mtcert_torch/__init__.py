@@ -13,22 +13,20 @@ files, ``torch.distributed`` sharding) behind the command-line interface
 classifiers and segmenters.  Architectures live in :mod:`mtcert_torch.models`
 (HRNetV2, PointNet++).  All statistics are done by the core :mod:`mtcert`,
 which never imports torch.
+
+The public face: it re-exports the layers below it (base modules, tasks, certifier,
+settings, smoothing facade, run loop and summary) and is imported only by the command
+line.
 """
 
 from mtcert import __version__
 from mtcert_torch.certifier import Certificate, Certifier
+from mtcert_torch.items import Item, Items
 from mtcert_torch.noise import NoiseModel
-from mtcert_torch.runs.loop import (
-    Evaluation,
-    Item,
-    ItemResult,
-    Items,
-    Settings,
-    certify_item,
-    evaluate,
-)
-from mtcert_torch.runs.store import summarize
+from mtcert_torch.runs.loop import Evaluation, ItemResult, certify_item, evaluate
+from mtcert_torch.runs.summary import summarize
 from mtcert_torch.sampler import StreamingSampler
+from mtcert_torch.settings import Settings
 from mtcert_torch.smooth import Smooth
 from mtcert_torch.task import Smoothed, Task, TensorTask
 from mtcert_torch.tasks.adapter import SegmentationAdapter

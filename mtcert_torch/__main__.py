@@ -1,4 +1,7 @@
-"""``python -m mtcert_torch``: see :mod:`mtcert_torch.cli`."""
+"""``python -m mtcert_torch``: see :mod:`mtcert_torch.cli`.
+
+Imports the command line only.
+"""
 
 import sys
 

@@ -26,6 +26,9 @@ takes the raw gradient as printed), and the projection is onto the *ball*
 Clamping to [0, 1] after projecting moves each coordinate towards ``x``
 (which lies in [0, 1]), so the result stays in the ball.
 
+Imports the core's statistics and the image tasks (the adapter attacked through); the
+run's attack figures are drawn by :func:`mtcert_torch.runs.figures.attack_figures_hook`.
+
 References
 ----------
 .. [1] M. Fischer, M. Baader, M. Vechev, "Scalable Certified Segmentation via
@@ -46,7 +49,6 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,7 +64,6 @@ from mtcert_torch.tasks.adapter import SegmentationAdapter
 __all__ = [
     "CertificateAttack",
     "attack_certificate",
-    "attack_figures_hook",
     "pgd_point_cloud",
     "pgd_segmentation",
     "project_l1",
@@ -523,7 +524,7 @@ def attack_certificate(
     image : tensor (3, H, W) in [0, 1]
     target : array_like (H, W)
         Ground truth (``ignore_index`` where unlabelled).
-    settings : mtcert_torch.runs.loop.Settings
+    settings : mtcert_torch.Settings
         SEGCERTIFY's σ, τ, n0, n, α, method and k.
     certificate : mtcert_torch.Certificate, optional
         The clean image's certificate under ``settings``; certified here when omitted.
@@ -592,56 +593,3 @@ def attack_certificate(
         base_attacked=base_adv,
         certified_labels=cert.labels,
     )
-
-
-def attack_figures_hook(
-    certifier, settings, *, names, folder, palette, seed: int = 0, steps: int = 100,
-    ignore_index: int = 255,
-):  # fmt: skip
-    """An :func:`~mtcert_torch.runs.loop.evaluate` hook: the paper's Fig. 1 for chosen items.
-
-    For every item whose name is in ``names`` it runs :func:`attack_certificate`
-    on the loop's certificate and saves ``folder/<name>.png`` with four panels:
-    the attacked input, the ground truth, the base model on the attacked input
-    and the clean input's certified labels (abstentions white).  The record
-    gains ``attack_radius``, ``attack_certified``, ``attack_flipped``,
-    ``attack_flipped_significant``, ``attack_base_acc_clean`` and
-    ``attack_base_acc``.  The attack's random start is seeded from ``seed``
-    and the item's name.
-    """
-    from mtcert_torch.runs.loop import item_seed
-    from mtcert_torch.runs.store import save_figure
-
-    names = set(names)
-    folder = Path(folder)
-
-    def hook(item, result):
-        if item.name not in names:
-            return None
-        g = torch.Generator().manual_seed(item_seed(seed, item.name))
-        res = attack_certificate(
-            certifier, item.input, result.target, settings, certificate=result.certificate,
-            steps=steps, ignore_index=ignore_index, generator=g,
-        )  # fmt: skip
-        folder.mkdir(parents=True, exist_ok=True)
-        save_figure(
-            folder / f"{item.name}.png",
-            res.adversarial.numpy(),
-            result.target,
-            res.certified_labels,
-            palette,
-            base=res.base_attacked,
-            title=f"PGD R={res.radius:.3f}: certified changed {res.flipped}/{res.certified}, "
-            f"base acc {res.base_acc_clean:.3f}->{res.base_acc_attacked:.3f}",
-            input_title="attacked input",
-        )
-        return {
-            "attack_radius": res.radius,
-            "attack_certified": res.certified,
-            "attack_flipped": res.flipped,
-            "attack_flipped_significant": res.flipped_significant,
-            "attack_base_acc_clean": res.base_acc_clean,
-            "attack_base_acc": res.base_acc_attacked,
-        }
-
-    return hook

@@ -6,6 +6,9 @@ with ``n0`` copies, test with ``n`` fresh copies), streaming counts, batch
 sizing and seeding; a :class:`~mtcert_torch.task.Task` says what a modality
 adds (input, noise space, labels, radius).  All statistics happen in
 :mod:`mtcert`.
+
+Imports the core's statistics, the plugin's base modules and the image task (the
+shorthand for a plain model); never the settings, runs or command line.
 """
 
 from __future__ import annotations
@@ -297,7 +300,7 @@ class Certifier:
         guess_np, hits_np = guess.cpu().numpy(), hits.cpu().numpy()
         t1 = time.perf_counter()
         stats = segcertify_hits(guess_np, hits_np, n, tau=tau, alpha=alpha, method=method, k=k)
-        radius = self.task.radius(sampler.noise.scale, tau)
+        radius = self.task.radius(tau, sampler.noise.scale)
         t2 = time.perf_counter()
         self._done(sampler, smoothed)
         return Certificate(

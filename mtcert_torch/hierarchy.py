@@ -5,10 +5,13 @@ draws the class counts of ``n0`` guessing and ``n`` further noisy copies, the
 core chooses every pixel's node from the first and tests it on the second
 (:func:`mtcert.certify.hierarchy.hierarchical_segcertify`).  :func:`hierarchy_hook`
 runs it beside flat SEGCERTIFY for every item of
-:func:`~mtcert_torch.runs.loop.evaluate` (fresh noise, the same settings), and
-:func:`hierarchy_rows` adds its rows to the summary: certified accuracy
+:func:`~mtcert_torch.runs.loop.evaluate` (fresh noise, the same settings) and
+adds its rows to the summary (:func:`hierarchy_rows`): certified accuracy
 (the certified node contains the truth), abstain rate and Certified
-Information Gain (CIG) for flat and adaptive certification.
+Information Gain (CIG) for flat and adaptive certification, and a CIG column.
+
+Imports the core's hierarchy, the plugin's items (seeds, the hook base) and
+settings (the summary's setting names); never the run loop.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from mtcert.certify.hierarchy import (
     information_gain,
 )
 from mtcert.certify.labels import ABSTAIN
+from mtcert_torch.items import ItemHook, item_seed
+from mtcert_torch.settings import setting_key, setting_name, setting_sigma
 
 __all__ = ["certify_hierarchical", "hierarchy_hook", "hierarchy_rows", "load_hierarchy"]
 
@@ -83,8 +88,52 @@ def _scores(nodes, target, valid, hierarchy) -> tuple[int, int, float]:
     return int(correct.sum()), int(((nodes == ABSTAIN) & valid).sum()), gain
 
 
+class _HierarchyHook(ItemHook):
+    """Adaptive certification beside flat SEGCERTIFY, and its summary rows and column."""
+
+    def __init__(self, certifier, hierarchy, settings, name, seed, rule, ignore_index):
+        self.certifier = certifier
+        self.hierarchy = hierarchy
+        self.settings = settings
+        self.name = name
+        self.seed = seed
+        self.rule = rule
+        self.ignore_index = ignore_index
+
+    def __call__(self, item, result) -> dict:
+        t0 = time.perf_counter()
+        h = self.hierarchy
+        self.certifier.manual_seed(item_seed(self.seed, f"{item.name}#hierarchy"))
+        hc = certify_hierarchical(self.certifier, item.input, h, self.settings, rule=self.rule)
+        target = np.asarray(result.target)
+        ignore = self.ignore_index
+        valid = np.ones(target.shape, bool) if ignore is None else target != ignore
+        correct, abstained, gain = _scores(hc.labels, target, valid, h)
+        _, _, flat_gain = _scores(result.certificate.labels, target, valid, h)
+        certified_levels = hc.levels[hc.labels != ABSTAIN]
+        return {
+            "hierarchy": self.name,
+            "hier_correct": correct,
+            "hier_abstained_valid": abstained,
+            "hier_cig_sum": gain,
+            "cert_cig_sum": flat_gain,
+            "hier_level_counts": np.bincount(certified_levels, minlength=h.n_levels).tolist(),
+            "hier_seconds": time.perf_counter() - t0,
+        }
+
+    def summary_rows(self, records, rows, unit):
+        return hierarchy_rows(records, rows, unit)
+
+    def summary_columns(self, rows, columns):
+        """A CIG column after the abstain rate, where the rows carry CIG."""
+        if not rows or "cig" not in rows[0]:
+            return columns
+        at = [c[0] for c in columns].index("abstain") + 1
+        return (*columns[:at], ("cig", "CIG", ".2f"), *columns[at:])
+
+
 def hierarchy_hook(certifier, hierarchy: ClassHierarchy, settings, *, name: str, seed: int = 0,
-                   rule=None, ignore_index: int | None = 255):  # fmt: skip
+                   rule=None, ignore_index: int | None = 255) -> ItemHook:  # fmt: skip
     """An :func:`~mtcert_torch.runs.loop.evaluate` hook: adaptive certification beside flat.
 
     Adds to every record ``hierarchy`` (``name``), ``hier_correct``,
@@ -93,44 +142,20 @@ def hierarchy_hook(certifier, hierarchy: ClassHierarchy, settings, *, name: str,
     for the loop's flat certificate (both CIG sums normalised, over valid
     pixels), and ``hier_seconds``.  The adaptive certificate uses the same
     settings and its own noise stream, seeded from ``seed`` and the item's name
-    (so its results do not depend on other hooks).
+    (so its results do not depend on other hooks).  Its summary rows are
+    :func:`hierarchy_rows`, with a CIG column after the abstain rate.
     """
-    from mtcert_torch.runs.loop import item_seed
-
-    def hook(item, result):
-        t0 = time.perf_counter()
-        certifier.manual_seed(item_seed(seed, f"{item.name}#hierarchy"))
-        hc = certify_hierarchical(certifier, item.input, hierarchy, settings, rule=rule)
-        target = np.asarray(result.target)
-        valid = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
-        correct, abstained, gain = _scores(hc.labels, target, valid, hierarchy)
-        _, _, flat_gain = _scores(result.certificate.labels, target, valid, hierarchy)
-        certified_levels = hc.levels[hc.labels != ABSTAIN]
-        return {
-            "hierarchy": name,
-            "hier_correct": correct,
-            "hier_abstained_valid": abstained,
-            "hier_cig_sum": gain,
-            "cert_cig_sum": flat_gain,
-            "hier_level_counts": np.bincount(
-                certified_levels, minlength=hierarchy.n_levels
-            ).tolist(),
-            "hier_seconds": time.perf_counter() - t0,
-        }
-
-    return hook
+    return _HierarchyHook(certifier, hierarchy, settings, name, seed, rule, ignore_index)
 
 
 def hierarchy_rows(records, rows: list[dict], unit: str = "images") -> list[dict]:
-    """Summary rows with CIG: ``rows`` (from :func:`mtcert_torch.runs.store.summarize`)
+    """Summary rows with CIG: ``rows`` (from :func:`mtcert_torch.runs.summary.summarize`)
     plus one "AdaptiveCertify" row per setting and hierarchy of ``records``.
 
     Every row gets a ``cig`` key: the flat SEGCERTIFY rows their certificate's
     CIG, the adaptive rows theirs, the base-model row None.  Records without
     hierarchical fields leave ``rows`` unchanged (no ``cig`` key).
     """
-    from mtcert_torch.runs.store import setting_key, setting_name
-
     groups: dict = {}
     for r in records:
         if "hier_correct" not in r:
@@ -150,12 +175,12 @@ def hierarchy_rows(records, rows: list[dict], unit: str = "images") -> list[dict
     out = [dict(row, cig=None) for row in rows]
     for (key, name), g in groups.items():
         valid = g["valid"] or float("nan")
-        flat = setting_name(key)
+        flat, sigma = setting_name(key), setting_sigma(key)
         for row in out:
-            if row["model"] == flat and row["sigma"] == key[1]:
+            if row["model"] == flat and row["sigma"] == sigma:
                 row["cig"] = g["flat_cig"] / valid
         out.append({
-            "model": f"{setting_name(key, 'AdaptiveCertify')} [{name}]", "sigma": key[1],
+            "model": f"{setting_name(key, 'AdaptiveCertify')} [{name}]", "sigma": sigma,
             "radius": g["radius"], "acc": g["correct"] / valid, "miou": float("nan"),
             "inst_miou": float("nan"), "class_miou": float("nan"),
             "abstain": g["abstained"] / valid, "cig": g["cig"] / valid,

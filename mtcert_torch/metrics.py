@@ -8,6 +8,8 @@ the core's :class:`mtcert.certify.metrics.SegmentationCounts`, which
 in :mod:`mtcert.certify.metrics`, paper App. A.1).  Abstained components
 (:data:`mtcert.ABSTAIN`) count as wrong and belong to no predicted class;
 components whose target is ``ignore_index`` are left out.
+
+A base module: imports torch and the core's metrics only.
 """
 
 from __future__ import annotations

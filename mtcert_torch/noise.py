@@ -6,6 +6,8 @@ shape, so each of the ``B`` copies in a batch gets its own independent noise.
 which silently turns ``n`` samples into about ``n / batch_size`` independent
 ones; ``tests/torch/test_sampler.py`` checks that this cannot happen here.)
 
+A base module: imports torch and the core's validation only.
+
 References
 ----------
 .. [1] Cohen, Rosenfeld & Kolter, "Certified Adversarial Robustness via

@@ -13,6 +13,8 @@ Soundness rests on two facts that the tests check:
   called with the full batch shape), and
 * the guessing stage (``n0``) and the testing stage (``n``) use disjoint,
   consecutive stretches of one generator stream, hence independent draws.
+
+A base module: imports torch, the core's validation and :mod:`mtcert_torch.noise`.
 """
 
 from __future__ import annotations

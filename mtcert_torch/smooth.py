@@ -27,6 +27,8 @@ one ``base`` is, is read off its output on the clean input.  Abstention is
 a segmenter's certificate abstains per component and its radius is
 ``σ Φ⁻¹(τ)`` for every certified component (all of them jointly with
 probability at least ``1 − alpha``).
+
+Imports the core's Cohen et al. procedures, the certifier and the tensor task.
 """
 
 from __future__ import annotations

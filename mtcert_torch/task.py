@@ -22,6 +22,9 @@ labels or logits); :class:`~mtcert_torch.ImageTask` and
 :class:`~mtcert_torch.PointCloudTask` are the two shipped modalities.  A task
 for a new modality (sequences, graphs, …) subclasses :class:`Task` and
 implements :meth:`~Task.prepare`; ``docs/torch.md`` has a worked example.
+
+A base module: imports torch, the core's radius table and validation, and
+:mod:`mtcert_torch.noise`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mtcert.stats.radius import gaussian_radius, laplace_radius
+from mtcert.stats.radius import certified_radius
 from mtcert.stats.validation import check_option, check_positive_int
 from mtcert_torch.noise import NOISES
 
@@ -121,12 +124,11 @@ class Task:
         """Short description of the smoothing for records and summaries (default: the noise)."""
         return self.noise
 
-    def radius(self, sigma: float, tau: float) -> float:
-        """Radius certified at ``p = tau`` by noise of scale ``sigma`` (ℓ2 for Gaussian,
-        ℓ1 for Laplace noise, in the units of the smoothing space)."""
-        if self.noise == "laplace":
-            return float(laplace_radius(tau, sigma))
-        return float(gaussian_radius(tau, sigma))
+    def radius(self, p: float, sigma: float) -> float:
+        """Radius certified at probability ``p`` (SEGCERTIFY: ``tau``) by noise of scale
+        ``sigma``: ℓ2 for Gaussian, ℓ1 for Laplace noise, in the units of the smoothing
+        space (:func:`mtcert.stats.radius.certified_radius`)."""
+        return float(certified_radius(p, sigma, self.noise))
 
     def batch_size_hint(self, smoothed: Smoothed, memory_budget: int | None) -> int | None:
         """Copies per forward pass on CPU; None lets the sampler estimate one."""

@@ -5,6 +5,8 @@ Both work with any model wrapped in a :class:`~mtcert_torch.tasks.adapter.Segmen
 (so the noise is added in [0, 1] pixel space, before normalisation, exactly as
 at certification time) and any optimiser.
 
+Imports torch and the core's validation only (models come in as arguments).
+
 Example
 -------
 >>> import torch

@@ -108,3 +108,50 @@ def draw_figure(prog: str, draw, path: Path) -> None:
         return
     save_figure(draw(), path, dpi=120)
     print(f"figure -> {path}")
+
+
+class ExplicitDefaultsFormatter(Formatter):
+    """:class:`Formatter` whose defaults read as words: ``(required)``, ``(default: off)``
+    for a switch, ``(default: none)``; a help text that names its default keeps it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or "(default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if isinstance(action, argparse._StoreConstAction):  # store_true / store_false switches
+            return f"{text} (default: off)"
+        if action.default is None:
+            return f"{text} (default: none)"
+        return super()._get_help_string(action)
+
+
+def json_object(text: str) -> dict:
+    """An argparse ``type``: a JSON object (``'{"width": 16}'``)."""
+    import json
+
+    try:
+        out = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not a JSON object: {exc}") from None
+    if not isinstance(out, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return out
+
+
+def module_program(module: str, argv0: str | None = None) -> str:
+    """``python -m <module>`` when run as a module (or from Python), else the script's name."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    base = os.path.basename(argv0 or "")
+    if not base or base in ("__main__.py", "-c") or base.startswith("python"):
+        return f"python -m {module}"
+    return base
+
+
+def one_line(message: object) -> str:
+    """``message`` (an exception, a text) as one line: its non-empty lines joined by ``; ``."""
+    return "; ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
+
+
+__all__ += ["ExplicitDefaultsFormatter", "json_object", "module_program", "one_line"]

@@ -17,6 +17,8 @@ for pixels that are not evaluated.
   ``FolderDataset(..., label_map=pascal_context_label_map())``: 0 → 255 and
   c → c − 1.  (The paper resizes Pascal images to 480×480 before segmentation;
   pass ``size=(480, 480)``.)
+
+Imports numpy, torch and Pillow only.
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ paper (§6.3)::
 Part labels in the files are global (0–49); each of the 16 object categories
 owns a contiguous range of them (:data:`PART_RANGES`).  The object category is
 an input of the segmentation model (a one-hot vector), so every item carries
-its category index.  This module needs only numpy; the tensors for a model are
-made by :mod:`mtcert_torch.tasks.pointcloud`.
+its category index.  :func:`evaluation_items` makes the evaluation loop's items
+of a split.  This module needs only numpy, the core's validation and the plugin's
+items (:mod:`mtcert_torch.items`); the tensors for a model are made by
+:mod:`mtcert_torch.tasks.pointcloud`.
 
 References
 ----------
@@ -37,6 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mtcert.stats.validation import check_option, check_positive_int
+from mtcert_torch.items import Item, Items
 
 __all__ = [
     "CATEGORIES",
@@ -48,6 +51,7 @@ __all__ = [
     "ShapeNetPart",
     "ShapeNetPartItem",
     "category_index",
+    "evaluation_items",
     "part_to_category",
     "read_categories",
     "read_shape",
@@ -405,16 +409,11 @@ class ShapeNetPart(Sequence):
         )
 
 
-def evaluation_items(dataset: ShapeNetPart):
+def evaluation_items(dataset: ShapeNetPart) -> Items:
     """The shapes of ``dataset`` as evaluation items, loaded lazily: input
     ``(points, category)``, target the part labels, grouped by category name
     and scored over the category's parts (instance and class mIoU).
-
-    Returns
-    -------
-    mtcert_torch.runs.loop.Items
     """
-    from mtcert_torch.runs.loop import Item, Items
 
     def load(i: int) -> Item:
         name, points, category, labels = dataset[i]

@@ -3,6 +3,8 @@
 Images are discs (class 1) and squares (class 2) with their own colour on a
 striped, noisy background (class 0).  Everything is drawn from one seeded
 :class:`numpy.random.Generator`, so a dataset is reproducible from its seed.
+
+Imports numpy, torch and Pillow only.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@
  'hrnetv2_w48', 'pointnet2_part_seg_msg')
 >>> get_model("hrnetv2_w18_small_v1", num_classes=59).num_classes
 59
+
+Models import torch, the core's validation, the plugin's sampler (CPU batch sizes) and
+the ShapeNet-part tables of :mod:`mtcert_torch.data.shapenet`; never tasks, runs or the
+command line.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ as ``loss.criterion.weight`` (class weights).  Models saved through
 of these and is otherwise strict: a checkpoint of another width, depth or
 number of classes is refused with an error listing every difference, never
 loaded partially.
+
+Imports torch only.
 """
 
 from __future__ import annotations

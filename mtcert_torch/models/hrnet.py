@@ -16,6 +16,8 @@ trained with the official code loads unchanged; see :func:`hrnetv2_w48`.
 The configurations are plain data (:class:`HRNetConfig`), transcribed from the
 upstream ``experiments/*.yaml`` files and the HRNetV2 model zoo.
 
+Imports torch, the core's validation and the checkpoint loader.
+
 References
 ----------
 .. [1] J. Wang, K. Sun, T. Cheng et al., "Deep High-Resolution Representation

@@ -21,6 +21,9 @@ The only randomness of a forward pass is the start point of farthest-point
 sampling; it is drawn from an explicit :class:`torch.Generator`, so a pass is
 reproducible.
 
+Imports torch, the core's validation, the sampler (CPU batch sizes), the ShapeNet-part
+tables and the checkpoint loader.
+
 References
 ----------
 .. [1] C. R. Qi, L. Yi, H. Su, L. J. Guibas, "PointNet++: Deep Hierarchical

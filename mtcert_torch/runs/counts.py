@@ -9,6 +9,8 @@ compared with the stored one instead: per-item seeds make the counts
 identical, and any difference is an error, never a silent mix.  The stored
 counts are re-decided without the model by :func:`mtcert.stored.recertification.recertify`
 (``python -m mtcert recertify OUT``).
+
+Imports the core's stored counts only.
 """
 
 from __future__ import annotations

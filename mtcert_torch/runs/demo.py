@@ -4,6 +4,9 @@
 with Gaussian noise (σ = 0.25, as the paper trains HRNetV2), saves the
 checkpoint, and runs the same certification command a user runs on
 Cityscapes, writing the Table-1-style summary and Fig.-1-style panels.
+
+Imports the synthetic data, the adapter, the training helpers and the certify jobs
+(:mod:`mtcert_torch.runs.jobs`).
 """
 
 from __future__ import annotations

@@ -3,48 +3,41 @@
 :func:`certify_images` (``certify``) and :func:`certify_pointclouds`
 (``certify-pointcloud``) build the model, the task and the certifier, write
 ``config.json`` with every setting that changes results, and call the one
-evaluation loop (:func:`mtcert_torch.runs.loop.evaluate`).  Both take keyword
-values, so scripts, the demo and the CLI call them alike; both accept
-``hooks`` (see :mod:`mtcert_torch.runs.loop`) for per-item extra outputs.
+evaluation loop (:func:`mtcert_torch.runs.loop.evaluate`).  Both take the
+command's options as keyword values (:data:`mtcert_torch.settings.IMAGE_OPTIONS`,
+:data:`~mtcert_torch.settings.CLOUD_OPTIONS`: names, defaults and meaning), so
+scripts, the demo and the CLI call them alike; both accept ``hooks`` (see
+:mod:`mtcert_torch.runs.loop`) for per-item extra outputs.
+
+Imports everything below the runs (certifier, tasks, data, models, settings,
+hierarchy) and the other modules of :mod:`mtcert_torch.runs`; never the command line.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from mtcert import FDR_METHODS
+from mtcert.stats.methods import FDR_METHODS
 from mtcert.stats.validation import check_positive_int
-from mtcert_torch.attacks import attack_figures_hook
 from mtcert_torch.certifier import Certifier
-from mtcert_torch.data.images import CITYSCAPES_PALETTE, open_dataset
+from mtcert_torch.data.images import open_dataset
+from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
 from mtcert_torch.hierarchy import hierarchy_hook, load_hierarchy
+from mtcert_torch.items import Item, Items
 from mtcert_torch.runs.counts import open_counts
-from mtcert_torch.runs.loop import (
-    Evaluation,
-    Item,
-    Items,
-    Settings,
-    distributed_context,
-    evaluate,
-    init_distributed,
-)
-from mtcert_torch.runs.store import (
-    CLOUD_FILES,
-    IMAGE_FILES,
-    ResultsWriter,
-    default_palette,
-    save_figure,
-)
-from mtcert_torch.tasks.adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter
+from mtcert_torch.runs.figures import attack_figures_hook, figure_hook, run_palette
+from mtcert_torch.runs.loop import Evaluation, distributed_context, evaluate, init_distributed
+from mtcert_torch.runs.store import CLOUD_FILES, IMAGE_FILES, ResultsWriter
+from mtcert_torch.settings import CLOUD_OPTIONS, IMAGE_OPTIONS, Settings
+from mtcert_torch.tasks.adapter import SegmentationAdapter
 from mtcert_torch.tasks.image import ImageTask
 from mtcert_torch.tasks.pointcloud import PointCloudTask
 
-__all__ = ["certify_images", "certify_pointclouds", "check_device", "check_output", "load_model"]
+__all__ = ["certify_images", "certify_pointclouds", "check_device", "load_model"]
 
 #: Largest ``--scale``: beyond it a resize would allocate absurd memory.
 MAX_SCALE = 8.0
@@ -110,22 +103,6 @@ def check_device(spec) -> torch.device:
     return device
 
 
-def check_output(out) -> Path:
-    """Refuse an ``--out`` that cannot become a writable folder, without creating it."""
-    out = Path(out)
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        what = "is a file" if probe == out else f"lies below the file {str(probe)!r}"
-        raise ValueError(f"--out {str(out)!r} {what}; choose a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {str(out)!r}: {str(probe)!r} is not writable")
-    return out
-
-
 def check_settings(settings: Settings, noise: str, allow_fdr: bool) -> Settings:
     """Validate the SEGCERTIFY settings; refuse FDR methods unless ``allow_fdr``."""
     settings.validate(noise)
@@ -138,10 +115,6 @@ def check_settings(settings: Settings, noise: str, allow_fdr: bool) -> Settings:
                 "probability 1 - alpha; pass --allow-fdr to run it anyway"
             )
     return settings
-
-
-def _resolved(path) -> str | None:
-    return None if path is None else str(Path(path).resolve())
 
 
 def _budget(memory_budget_mib: float | None) -> int | None:
@@ -157,162 +130,104 @@ def _finish(owned: bool) -> None:
         torch.distributed.destroy_process_group()
 
 
-def certify_images(
-    *,
-    model: str,
-    data,
-    out,
-    sigma: float,
-    model_kwargs: dict | None = None,
-    checkpoint=None,
-    num_classes: int | None = None,
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    align_corners: bool | None = None,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    autocast: str | None = None,
-    layout: str = "auto",
-    split: str = "val",
-    every: int = 1,
-    ignore_index: int = 255,
-    limit: int | None = None,
-    noise: str = "gaussian",
-    tau: float = 0.75,
-    n0: int = 10,
-    n: int = 100,
-    alpha: float = 0.001,
-    method: str = "holm",
-    k: int = 1,
-    seed: int = 0,
-    device="cpu",
-    batch_size: int | None = None,
-    memory_budget: float | None = None,
-    figures: int = 4,
-    attack_figures: int = 0,
-    hierarchy=None,
-    base: bool = True,
-    progress: bool = True,
-    hooks: Sequence[Callable] = (),
-    allow_fdr: bool = False,
-    save_counts: bool = False,
-) -> Evaluation:
+def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     """Certify a segmentation model on a folder of images (``python -m mtcert_torch certify``).
 
-    ``attack_figures``: attack the first N images within the certified radius
-    (:func:`mtcert_torch.attacks.attack_figures_hook`).  ``hierarchy``:
-    ``"cityscapes"``, a JSON file or a :class:`mtcert.certify.hierarchy.ClassHierarchy`;
-    also certify adaptively within it (:func:`mtcert_torch.hierarchy.hierarchy_hook`).
-
-    Arguments are the command's options (``memory_budget`` in MiB); the
-    result files go to ``out`` (see :mod:`mtcert_torch.runs.store`).  Returns
-    the :class:`~mtcert_torch.evaluate.Evaluation`; rank 0 has the summary rows.
+    ``options`` are the command's options as keyword values, with the same
+    names and defaults (:data:`mtcert_torch.settings.IMAGE_OPTIONS`;
+    ``memory_budget`` in MiB); ``model``, ``data``, ``out`` and ``sigma`` are
+    required.  ``attack_figures``: attack the first N images within the
+    certified radius (:func:`mtcert_torch.runs.figures.attack_figures_hook`).
+    ``hierarchy``: ``"cityscapes"``, a JSON file or a
+    :class:`mtcert.certify.hierarchy.ClassHierarchy`; also certify adaptively
+    within it (:func:`mtcert_torch.hierarchy.hierarchy_hook`).  ``hooks`` are
+    further evaluation-loop hooks.  The result files go to ``out`` (see
+    :mod:`mtcert_torch.runs.store`).  Returns the
+    :class:`~mtcert_torch.runs.loop.Evaluation`; rank 0 has the summary rows.
     """
-    settings = check_settings(Settings(sigma, tau, n0, n, alpha, method, k), noise, allow_fdr)
-    check_positive_int(every, "--every")
-    if limit is not None:
-        check_positive_int(limit, "--limit")
-    if num_classes is not None:
-        check_positive_int(num_classes, "--num-classes")
-        if 0 <= ignore_index < num_classes:
+    opt = IMAGE_OPTIONS.resolve(options)
+    settings = check_settings(Settings.of(opt), opt.noise, opt.allow_fdr)
+    check_positive_int(opt.every, "--every")
+    if opt.limit is not None:
+        check_positive_int(opt.limit, "--limit")
+    if opt.num_classes is not None:
+        check_positive_int(opt.num_classes, "--num-classes")
+        if 0 <= opt.ignore_index < opt.num_classes:
             raise ValueError(
-                f"--ignore-index {ignore_index} is a real class in [0, {num_classes}): its "
+                f"--ignore-index {opt.ignore_index} is a real class in [0, {opt.num_classes}): its "
                 "pixels would vanish from the metrics"
             )
-    if figures < 0:
-        raise ValueError(f"--figures must be >= 0; got {figures}")
-    if attack_figures < 0:
-        raise ValueError(f"--attack-figures must be >= 0; got {attack_figures}")
-    for s in scales:
+    if opt.figures < 0:
+        raise ValueError(f"--figures must be >= 0; got {opt.figures}")
+    if opt.attack_figures < 0:
+        raise ValueError(f"--attack-figures must be >= 0; got {opt.attack_figures}")
+    for s in opt.scales:
         if not 0 < s <= MAX_SCALE:
             raise ValueError(f"--scale values must lie in (0, {MAX_SCALE}]; got {s:g}")
-    budget = _budget(memory_budget)
-    check_output(out)
-    device = check_device(device)
-    cityscapes = layout == "cityscapes" or (
-        layout == "auto" and (Path(data) / "leftImg8bit").is_dir()
+    budget = _budget(opt.memory_budget)
+    device = check_device(opt.device)
+    cityscapes = opt.layout == "cityscapes" or (
+        opt.layout == "auto" and (Path(opt.data) / "leftImg8bit").is_dir()
     )
     ds = open_dataset(
-        data,
-        num_classes=num_classes or 19,
-        layout=layout,
-        **({"split": split, "every": every} if cityscapes else {"ignore_index": ignore_index}),
+        opt.data,
+        num_classes=opt.num_classes or 19,
+        layout=opt.layout,
+        **(
+            {"split": opt.split, "every": opt.every}
+            if cityscapes
+            else {"ignore_index": opt.ignore_index}
+        ),
     )
-    num_classes = num_classes or ds.num_classes
-    tree = None if hierarchy is None else load_hierarchy(hierarchy, num_classes)
-    model_kwargs = dict(model_kwargs or {})
-    if align_corners is not None and ":" not in model:
+    num_classes = opt.num_classes or ds.num_classes
+    tree = None if opt.hierarchy is None else load_hierarchy(opt.hierarchy, num_classes)
+    model_kwargs = dict(opt.model_kwargs or {})
+    if opt.align_corners is not None and ":" not in opt.model:
         # Registry models (HRNetV2) resize inside the network too: one setting for both.
-        model_kwargs.setdefault("align_corners", align_corners)
-    config = {
-        "model": model,
-        "model_kwargs": model_kwargs,
-        "checkpoint": _resolved(checkpoint),
-        "data": _resolved(data),
-        "layout": "cityscapes" if cityscapes else "folder",
-        "split": split,
-        "every": every,
-        "num_classes": num_classes,
-        "ignore_index": ignore_index,
-        "scales": list(scales),
-        "flip": flip,
-        "align_corners": align_corners,
-        "mean": list(mean),
-        "std": list(std),
-        "autocast": autocast,
-        "noise": noise,
-        **settings.kwargs(),
-        "seed": seed,
-        "hierarchy": None if tree is None else {"classes": tree.classes, "tree": tree.tree},
-    }
-    ResultsWriter.check_config(out, config)  # refuse a mismatching folder before any work
+        model_kwargs.setdefault("align_corners", opt.align_corners)
+    config = IMAGE_OPTIONS.config(
+        opt,
+        model_kwargs=model_kwargs,
+        layout="cityscapes" if cityscapes else "folder",
+        num_classes=num_classes,
+        hierarchy=None if tree is None else {"classes": tree.classes, "tree": tree.tree},
+    )
+    ResultsWriter.check_config(opt.out, config)  # refuse a mismatching folder before any work
     device, owned = init_distributed(device)
-    net = load_model(model, num_classes=num_classes, checkpoint=checkpoint, kwargs=model_kwargs)
+    net = load_model(opt.model, num_classes=num_classes, checkpoint=opt.checkpoint,
+                     kwargs=model_kwargs)  # fmt: skip
     net = net.to(device).eval()
-    align = align_corners if align_corners is not None else bool(getattr(net, "align_corners", 0))
-    adapter = SegmentationAdapter(net, num_classes=num_classes, mean=mean, std=std, scales=scales,
-                                  flip=flip, align_corners=align, autocast=autocast)  # fmt: skip
-    task = ImageTask(adapter.to(device), noise=noise)
-    certifier = Certifier(task, batch_size=batch_size, memory_budget=budget, device=device)
-    writer = ResultsWriter(out, config, rank=distributed_context()[0], **IMAGE_FILES)
-    every_here = 1 if cityscapes else every  # Cityscapes applies it itself
+    align = opt.align_corners
+    if align is None:
+        align = bool(getattr(net, "align_corners", 0))
+    adapter = SegmentationAdapter(net, num_classes=num_classes, mean=opt.mean, std=opt.std,
+                                  scales=opt.scales, flip=opt.flip, align_corners=align,
+                                  autocast=opt.autocast)  # fmt: skip
+    task = ImageTask(adapter.to(device), noise=opt.noise)
+    certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device)
+    writer = ResultsWriter(opt.out, config, rank=distributed_context()[0], **IMAGE_FILES)
+    every_here = 1 if cityscapes else opt.every  # Cityscapes applies it itself
     order = list(range(len(ds)))[::every_here]
     items = Items([ds.names[i] for i in order], lambda j: Item(*ds[order[j]]))
-    palette = CITYSCAPES_PALETTE if num_classes == 19 else default_palette(num_classes)
-    figure_names = set(items.names[:figures])
-
-    def figure(item, result):
-        if item.name in figure_names:
-            cert = result.certificate
-            save_figure(
-                writer.out / "figures" / f"{item.name}.png",
-                item.input.numpy(),
-                result.target,
-                cert.labels,
-                palette,
-                base=result.base,
-                title=f"R={cert.radius:.3f} abstain={cert.abstain_rate:.1%}",
-            )
-
-    extra = []
-    if attack_figures:
+    palette = run_palette(num_classes)
+    extra = [figure_hook(writer.out / "figures", items.names[: opt.figures], palette)]
+    if opt.attack_figures:
         extra.append(attack_figures_hook(
-            certifier, settings, names=items.names[:attack_figures], seed=seed, palette=palette,
-            folder=writer.out / "figures-attack", ignore_index=ignore_index,
+            certifier, settings, names=items.names[: opt.attack_figures], seed=opt.seed,
+            palette=palette, folder=writer.out / "figures-attack", ignore_index=opt.ignore_index,
         ))  # fmt: skip
     if tree is not None:
-        name = hierarchy if isinstance(hierarchy, str) else "custom"
-        extra.append(hierarchy_hook(certifier, tree, settings, name=Path(name).stem, seed=seed,
-                                    ignore_index=ignore_index))  # fmt: skip
+        name = opt.hierarchy if isinstance(opt.hierarchy, str) else "custom"
+        extra.append(hierarchy_hook(certifier, tree, settings, name=Path(name).stem, seed=opt.seed,
+                                    ignore_index=opt.ignore_index))  # fmt: skip
     counts = None
-    if save_counts:
-        counts = open_counts(out, config, noise=noise, num_classes=num_classes,
-                             ignore_index=ignore_index, rank=writer.rank)  # fmt: skip
+    if opt.save_counts:
+        counts = open_counts(opt.out, config, noise=opt.noise, num_classes=num_classes,
+                             ignore_index=opt.ignore_index, rank=writer.rank)  # fmt: skip
     try:
-        return evaluate(certifier, items, settings, writer=writer, seed=seed, base=base,
-                        ignore_index=ignore_index, limit=limit,
-                        hooks=[figure, *extra, *hooks], progress=progress,
-                        counts=counts)  # fmt: skip
+        return evaluate(certifier, items, settings, writer=writer, seed=opt.seed, base=opt.base,
+                        ignore_index=opt.ignore_index, limit=opt.limit, hooks=[*extra, *hooks],
+                        progress=opt.progress, counts=counts)  # fmt: skip
     finally:
         writer.close()
         if counts is not None:
@@ -320,100 +235,60 @@ def certify_images(
         _finish(owned)
 
 
-def certify_pointclouds(
-    *,
-    data,
-    out,
-    sigma: float,
-    model: str = "pointnet2_part_seg_msg",
-    model_kwargs: dict | None = None,
-    checkpoint=None,
-    votes: int = 3,
-    split: str = "test",
-    categories: Sequence[str] | None = None,
-    npoints: int = 2048,
-    normals: bool = True,
-    limit: int | None = None,
-    smoothing: str = "gaussian",
-    axis: str | None = None,
-    tau: float = 0.75,
-    n0: int = 100,
-    n: int = 1000,
-    alpha: float = 0.001,
-    method: str = "holm",
-    k: int = 1,
-    seed: int = 0,
-    device="cpu",
-    batch_size: int | None = None,
-    memory_budget: float | None = None,
-    base: bool = True,
-    progress: bool = True,
-    hooks: Sequence[Callable] = (),
-    allow_fdr: bool = False,
-    save_counts: bool = False,
-) -> Evaluation:
+def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     """SEGCERTIFY every ShapeNet-part cloud of a split (``certify-pointcloud``, Table 2).
 
-    Arguments are the command's options (``memory_budget`` in MiB).  The
-    model is a registry name or ``module.path:callable`` returning a
-    :class:`~mtcert_torch.models.PointNet2PartSegMsg`.
+    ``options`` are the command's options as keyword values, with the same
+    names and defaults (:data:`mtcert_torch.settings.CLOUD_OPTIONS`;
+    ``memory_budget`` in MiB); ``data``, ``out`` and ``sigma`` are required.
+    The model is a registry name or ``module.path:callable`` returning a
+    :class:`~mtcert_torch.models.PointNet2PartSegMsg`.  ``hooks`` are further
+    evaluation-loop hooks.
     """
-    from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
     from mtcert_torch.models import PointNet2Adapter, PointNet2PartSegMsg
 
-    noise = "gaussian" if smoothing == "rotation" else smoothing
-    settings = check_settings(Settings(sigma, tau, n0, n, alpha, method, k), noise, allow_fdr)
-    check_positive_int(votes, "--votes")
-    check_positive_int(npoints, "--npoints")
-    if limit is not None:
-        check_positive_int(limit, "--limit")
-    budget = _budget(memory_budget)
-    check_output(out)
-    device = check_device(device)
-    if not Path(data).is_dir():
+    opt = CLOUD_OPTIONS.resolve(options)
+    noise = "gaussian" if opt.smoothing == "rotation" else opt.smoothing
+    settings = check_settings(Settings.of(opt), noise, opt.allow_fdr)
+    check_positive_int(opt.votes, "--votes")
+    check_positive_int(opt.npoints, "--npoints")
+    if opt.limit is not None:
+        check_positive_int(opt.limit, "--limit")
+    budget = _budget(opt.memory_budget)
+    device = check_device(opt.device)
+    if not Path(opt.data).is_dir():
         raise ValueError(
-            f"--data {str(data)!r} is not a folder (expected "
+            f"--data {str(opt.data)!r} is not a folder (expected "
             "shapenetcore_partanno_segmentation_benchmark_v0_normal)"
         )
     # The task normalises each sampled cloud itself (paper §6.3), so the loader does not.
     ds = ShapeNetPart(
-        data, split, npoints=npoints, normals=normals, seed=seed, categories=categories
-    )
-    model_kwargs = dict(model_kwargs or {})
-    model_kwargs.setdefault("normals", normals)
-    config = {
-        "model": model,
-        "model_kwargs": model_kwargs,
-        "checkpoint": _resolved(checkpoint),
-        "data": _resolved(data),
-        "split": split,
-        "categories": None if categories is None else list(categories),
-        "npoints": npoints,
-        "normals": normals,
-        "votes": votes,
-        "smoothing": smoothing,
-        "axis": axis,
-        **settings.kwargs(),
-        "seed": seed,
-    }
-    ResultsWriter.check_config(out, config)  # refuse a mismatching folder before any work
+        opt.data, opt.split, npoints=opt.npoints, normals=opt.normals, seed=opt.seed,
+        categories=opt.categories,
+    )  # fmt: skip
+    model_kwargs = dict(opt.model_kwargs or {})
+    model_kwargs.setdefault("normals", opt.normals)
+    config = CLOUD_OPTIONS.config(opt, model_kwargs=model_kwargs)
+    ResultsWriter.check_config(opt.out, config)  # refuse a mismatching folder before any work
     device, owned = init_distributed(device)
-    net = load_model(model, checkpoint=checkpoint, kwargs=model_kwargs)
+    net = load_model(opt.model, checkpoint=opt.checkpoint, kwargs=model_kwargs)
     if not isinstance(net, PointNet2PartSegMsg):
-        raise ValueError(f"--model {model!r} did not return a PointNet2PartSegMsg")
-    task = PointCloudTask(PointNet2Adapter(net.to(device).eval(), votes=votes),
-                          smoothing=smoothing, axis=axis)  # fmt: skip
-    certifier = Certifier(task, batch_size=batch_size, memory_budget=budget, device=device)
-    writer = ResultsWriter(out, config, rank=distributed_context()[0], **CLOUD_FILES)
+        raise ValueError(f"--model {opt.model!r} did not return a PointNet2PartSegMsg")
+    task = PointCloudTask(PointNet2Adapter(net.to(device).eval(), votes=opt.votes),
+                          smoothing=opt.smoothing, axis=opt.axis)  # fmt: skip
+    certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device)
+    writer = ResultsWriter(opt.out, config, rank=distributed_context()[0], **CLOUD_FILES)
 
     items = evaluation_items(ds)
     counts = None
-    if save_counts:
-        counts = open_counts(out, config, noise=smoothing, num_classes=certifier.num_classes,
-                             ignore_index=None, rank=writer.rank)  # fmt: skip
+    if opt.save_counts:
+        counts = open_counts(opt.out, config, noise=opt.smoothing,
+                             num_classes=certifier.num_classes, ignore_index=None,
+                             rank=writer.rank)  # fmt: skip
     try:
-        return evaluate(certifier, items, settings, writer=writer, seed=seed, base=base,
-                        limit=limit, hooks=hooks, progress=progress, counts=counts)  # fmt: skip
+        return evaluate(certifier, items, settings, writer=writer, seed=opt.seed, base=opt.base,
+                        limit=opt.limit, hooks=hooks, progress=opt.progress,
+                        counts=counts)  # fmt: skip
     finally:
         writer.close()
         if counts is not None:

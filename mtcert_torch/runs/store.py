@@ -1,4 +1,4 @@
-"""Resumable result files of a certification run, the Table-1 summary and Fig.-1 figures.
+"""The files of a certification run: resumable records, their layout, and the lock.
 
 Layout of an output folder::
 
@@ -14,39 +14,117 @@ so an interrupted run loses at most the image in flight; on restart the
 finished names are skipped and a torn last line is dropped.  Under
 ``torch.distributed`` every rank writes its own ``per_image.rank<r>.jsonl``.
 The point-cloud command uses the same writer with ``per_cloud.*`` files, its own
-columns and its Table-2 summary (:data:`CLOUD_FILES`).  :func:`summarize` turns
-the records of any modality into summary rows through
-:class:`mtcert.certify.metrics.CertifiedSegmentationMetrics`.
+columns and its Table-2 summary (:data:`CLOUD_FILES`).  One record holds the
+per-item :class:`mtcert.certify.metrics.SegmentationCounts` of the certified and
+the base prediction under the prefixes ``cert_`` and ``base_``
+(:func:`count_fields`, read back by :func:`record_counts`); the summary is
+computed from them by :mod:`mtcert_torch.runs.summary`, the figures drawn by
+:mod:`mtcert_torch.runs.figures`.
+
+Imports the core (metrics, the command line's output-folder check) and the run
+options (:mod:`mtcert_torch.settings`: the settings' columns); no other module of
+:mod:`mtcert_torch.runs`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import socket
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-from mtcert.certify.metrics import CertifiedSegmentationMetrics, SegmentationCounts
+from mtcert.certify.metrics import SegmentationCounts
+from mtcert.cli.common import output_folder
+from mtcert_torch.settings import SETTING_FIELDS, SETTING_KEY
+
+__all__ = [
+    "CLOUD_CSV_FIELDS",
+    "CLOUD_FILES",
+    "CSV_FIELDS",
+    "IMAGE_FILES",
+    "TABLE1_COLUMNS",
+    "TABLE2_COLUMNS",
+    "FolderLock",
+    "ResultsWriter",
+    "count_fields",
+    "count_vectors",
+    "record_counts",
+    "repair_results",
+]
 
 #: Scalar columns of ``per_image.csv`` (the JSONL records also hold per-class counts).
 CSV_FIELDS = (
-    "name", "height", "width", "noise", "sigma", "tau", "n0", "n", "alpha", "method", "k",
-    "radius", "pixels", "valid", "cert_correct", "abstained", "abstained_valid", "cert_acc",
-    "abstain_rate", "base_correct", "base_acc", "seconds_sampling", "seconds_statistics",
-    "seconds", "seconds_base",
+    "name", "height", "width", *SETTING_KEY, "radius", "pixels", "valid", "cert_correct",
+    "abstained", "abstained_valid", "cert_acc", "abstain_rate", "base_correct", "base_acc",
+    "seconds_sampling", "seconds_statistics", "seconds", "seconds_base",
 )  # fmt: skip
 #: Scalar columns of ``per_cloud.csv`` (the JSONL records also hold per-part counts).
 CLOUD_CSV_FIELDS = (
-    "name", "category", "points", "smoothing", "axis", "sigma", "tau", "n0", "n", "alpha",
-    "method", "k", "radius", "cert_correct", "abstained", "cert_acc", "abstain_rate",
-    "cert_part_iou", "base_correct", "base_acc", "base_part_iou", "seconds_sampling",
-    "seconds_statistics", "seconds", "seconds_base",
+    "name", "category", "points", "smoothing", "axis", *SETTING_FIELDS, "radius", "cert_correct",
+    "abstained", "cert_acc", "abstain_rate", "cert_part_iou", "base_correct", "base_acc",
+    "base_part_iou", "seconds_sampling", "seconds_statistics", "seconds", "seconds_base",
 )  # fmt: skip
+#: Table-1 columns: (key of a summary row, Markdown header, number format).
+TABLE1_COLUMNS = (
+    ("model", "model", None), ("sigma", "σ", ".2f"), ("radius", "R", ".2f"),
+    ("acc", "acc.", ".2f"), ("miou", "mIoU", ".2f"), ("abstain", "%∅", ".2f"),
+    ("t", "t [s]", ".3f"), ("images", "images", None),
+)  # fmt: skip
+#: Table-2 columns: (key of a summary row, Markdown header, number format).
+TABLE2_COLUMNS = (
+    ("model", "model", None), ("sigma", "σ", ".3f"), ("radius", "R", ".3f"),
+    ("acc", "acc", ".2f"), ("miou", "mIoU", ".2f"), ("inst_miou", "inst. mIoU", ".2f"),
+    ("class_miou", "class mIoU", ".2f"), ("abstain", "%∅", ".2f"), ("t", "t [s]", ".2f"),
+    ("clouds", "clouds", None),
+)  # fmt: skip
+#: :class:`ResultsWriter` presets of the two commands.
+IMAGE_FILES = {"stem": "per_image", "fields": CSV_FIELDS, "unit": "images",
+               "columns": TABLE1_COLUMNS}  # fmt: skip
+CLOUD_FILES = {"stem": "per_cloud", "fields": CLOUD_CSV_FIELDS, "unit": "clouds",
+               "columns": TABLE2_COLUMNS}  # fmt: skip
+
+
+# -- the counts in a record -----------------------------------------------------------------
+def count_fields(prefix: str, counts: SegmentationCounts, parts=None) -> dict:
+    """The scalar record fields of one prediction's counts (``prefix``: ``cert``, ``base``).
+
+    ``<prefix>_correct``, ``<prefix>_acc`` and, with ``parts``, ``<prefix>_part_iou``;
+    the per-class vectors are ``<prefix>_intersection`` and ``<prefix>_union``
+    (:func:`count_vectors`).  Components, valid and abstained counts are stored once,
+    unprefixed: they belong to the certified prediction (the base model never abstains).
+    """
+    out = {
+        f"{prefix}_correct": counts.correct,
+        f"{prefix}_acc": counts.correct / counts.valid if counts.valid else float("nan"),
+    }
+    if parts is not None:
+        out[f"{prefix}_part_iou"] = counts.part_iou(parts)
+    return out
+
+
+def count_vectors(prefix: str, counts: SegmentationCounts) -> dict:
+    """The per-class record fields of one prediction's counts (see :func:`count_fields`)."""
+    return {
+        f"{prefix}_intersection": counts.intersection.tolist(),
+        f"{prefix}_union": counts.union.tolist(),
+    }
+
+
+def record_counts(record: dict, prefix: str) -> SegmentationCounts:
+    """The counts of one prediction read back from a record (:func:`count_fields`)."""
+    cert = prefix == "cert"
+    return SegmentationCounts(
+        components=record["components"],
+        valid=record["valid"],
+        correct=record[f"{prefix}_correct"],
+        abstained=record["abstained"] if cert else 0,
+        abstained_valid=record["abstained_valid"] if cert else 0,
+        intersection=np.asarray(record[f"{prefix}_intersection"], np.int64),
+        union=np.asarray(record[f"{prefix}_union"], np.int64),
+    )
 
 
 #: How to repair a folder whose record file holds a damaged line (docs/torch.md).
@@ -173,7 +251,9 @@ def repair_results(out) -> list[str]:
 
 
 def _rewrite_csv(jsonl: Path) -> None:
-    fields = CLOUD_CSV_FIELDS if jsonl.name.startswith("per_cloud") else CSV_FIELDS
+    fields = next(
+        p["fields"] for p in (CLOUD_FILES, IMAGE_FILES) if jsonl.name.startswith(p["stem"])
+    )
     with jsonl.with_suffix(".csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fields, extrasaction="ignore")
         w.writeheader()
@@ -192,10 +272,13 @@ class ResultsWriter:
         holds a ``config.json`` is resumed only if *every* entry is equal.
     rank : int
         This process's rank (rank ``r > 0`` writes ``<stem>.rank<r>.jsonl``).
-    stem, fields, figures, unit, columns :
-        Record file stem, CSV columns, whether to create ``figures/``, the
-        summary's item-count column and its table columns; the defaults are
-        the image run's (:data:`IMAGE_FILES`; :data:`CLOUD_FILES` for clouds).
+    stem, fields, unit, columns :
+        Record file stem, CSV columns, the summary's item-count column and its
+        table columns; the defaults are the image run's (:data:`IMAGE_FILES`;
+        :data:`CLOUD_FILES` for clouds).
+
+    The folder is created (:func:`mtcert.cli.common.output_folder`: a file or an
+    unwritable place is refused, naming ``--out``).
     """
 
     def __init__(
@@ -206,23 +289,19 @@ class ResultsWriter:
         rank: int = 0,
         stem: str = "per_image",
         fields: tuple[str, ...] = CSV_FIELDS,
-        figures: bool = True,
         unit: str = "images",
-        columns=None,
+        columns: tuple = TABLE1_COLUMNS,
     ):
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = output_folder(out)
         # One writer per folder (per rank): a second run refuses instead of doubling records.
         self.lock = FolderLock(self.out / (".lock" if rank == 0 else f".lock.rank{rank}"))
         self.lock.acquire()
         try:
-            if figures:
-                (self.out / "figures").mkdir(exist_ok=True)
             self.rank = rank
             self.stem = stem
             self.fields = tuple(fields)
             self.unit = unit
-            self.columns = TABLE1_COLUMNS if columns is None else columns
+            self.columns = columns
             config = self.check_config(self.out, config)
             cfg_path = self.out / "config.json"
             if not cfg_path.is_file() and rank == 0:
@@ -263,7 +342,7 @@ class ResultsWriter:
         """Release the folder's lock (also released when the process ends)."""
         self.lock.release()
 
-    def done(self) -> set[str]:
+    def finished_names(self) -> set[str]:
         """Names finished by any rank (all ``<stem>*.jsonl`` files in the folder)."""
         return {r["name"] for r in self.all_records()}
 
@@ -290,207 +369,3 @@ class ResultsWriter:
                     csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(record)
                 f.flush()
                 os.fsync(f.fileno())
-
-    def write_summary(self, records: list[dict]) -> list[dict]:
-        """Write ``summary.csv`` and ``summary.md``; return the rows."""
-        return write_summary(self.out, records, unit=self.unit, columns=self.columns)
-
-
-def _fmt(x, spec=".2f") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-#: Table-1 columns: (key of a :func:`summarize` row, Markdown header, number format).
-TABLE1_COLUMNS = (
-    ("model", "model", None), ("sigma", "σ", ".2f"), ("radius", "R", ".2f"),
-    ("acc", "acc.", ".2f"), ("miou", "mIoU", ".2f"), ("abstain", "%∅", ".2f"),
-    ("t", "t [s]", ".3f"), ("images", "images", None),
-)  # fmt: skip
-
-
-#: Table-2 columns: (key of a :func:`summarize` row, Markdown header, number format).
-TABLE2_COLUMNS = (
-    ("model", "model", None), ("sigma", "σ", ".3f"), ("radius", "R", ".3f"),
-    ("acc", "acc", ".2f"), ("miou", "mIoU", ".2f"), ("inst_miou", "inst. mIoU", ".2f"),
-    ("class_miou", "class mIoU", ".2f"), ("abstain", "%∅", ".2f"), ("t", "t [s]", ".2f"),
-    ("clouds", "clouds", None),
-)  # fmt: skip
-#: :class:`ResultsWriter` presets of the two commands.
-IMAGE_FILES = {"stem": "per_image", "fields": CSV_FIELDS, "figures": True, "unit": "images",
-               "columns": TABLE1_COLUMNS}  # fmt: skip
-CLOUD_FILES = {"stem": "per_cloud", "fields": CLOUD_CSV_FIELDS, "figures": False,
-               "unit": "clouds", "columns": TABLE2_COLUMNS}  # fmt: skip
-
-
-def _counts(r: dict, prefix: str) -> SegmentationCounts:
-    abstained = r["abstained"] if prefix == "cert" else 0
-    return SegmentationCounts(
-        components=r["components"],
-        valid=r["valid"],
-        correct=r[f"{prefix}_correct"],
-        abstained=abstained,
-        abstained_valid=r["abstained_valid"] if prefix == "cert" else 0,
-        intersection=np.asarray(r[f"{prefix}_intersection"], np.int64),
-        union=np.asarray(r[f"{prefix}_union"], np.int64),
-    )
-
-
-class _Row:
-    """Accumulates one summary row: the core's metrics over per-item counts, and times."""
-
-    def __init__(self, radius=None):
-        self.metrics: CertifiedSegmentationMetrics | None = None
-        self.seconds: list[float] = []
-        self.radius = radius
-
-    def add(self, r: dict, prefix: str, seconds: float) -> None:
-        counts = _counts(r, prefix)
-        if self.metrics is None:
-            self.metrics = CertifiedSegmentationMetrics(len(counts.union), ignore_index=None)
-        parts = r.get("parts")
-        self.metrics.add(
-            counts, group=r.get("group"), parts=None if parts is None else tuple(parts)
-        )
-        self.seconds.append(seconds)
-
-    def row(self, model: str, sigma, unit: str) -> dict:
-        s = self.metrics.compute()
-        return {
-            "model": model,
-            "sigma": sigma,
-            "radius": self.radius,
-            "acc": s.accuracy,
-            "miou": s.mean_iou,
-            "inst_miou": s.instance_miou,
-            "class_miou": s.class_miou,
-            "abstain": s.abstain_rate,
-            "t": float(np.mean(self.seconds)),
-            unit: s.n_inputs,
-        }
-
-
-def summarize(records, *, unit: str = "images") -> list[dict]:
-    """Summary rows (paper Tables 1 and 2) from per-item records of any modality.
-
-    One "base model" row (when the records have base statistics) and one
-    SEGCERTIFY row per (noise, σ, τ, n0, n, α, method, k) setting, with the
-    keys ``model, sigma, radius, acc, miou, inst_miou, class_miou, abstain, t``
-    and ``unit`` (the item count).  ``acc``: certified accuracy pooled over
-    all scored components; ``miou``: App. A.1's mIoU over (item, class) pairs
-    with a non-empty union; ``inst_miou``/``class_miou``: ShapeNet-part
-    instance and class mIoU (items with ``parts``; NaN otherwise);
-    ``abstain``: abstained / scored components; ``t``: seconds per item.
-    """
-    groups: dict = {}
-    base = None
-    for r in records:
-        groups.setdefault(setting_key(r), _Row(r["radius"])).add(r, "cert", r["seconds"])
-        if "base_correct" in r:
-            base = base or _Row()
-            base.add(r, "base", r["seconds_base"])
-    rows = [] if base is None else [base.row("base model", None, unit)]
-    for key, g in groups.items():
-        rows.append(g.row(setting_name(key), key[1], unit))
-    from mtcert_torch.hierarchy import (
-        hierarchy_rows,  # adaptive rows and CIG when records carry them
-    )
-
-    return hierarchy_rows(records, rows, unit)
-
-
-def setting_key(r: dict) -> tuple:
-    """``(noise, sigma, tau, n0, n, alpha, method, k)`` of a record: one summary row each."""
-    return (r["noise"], r["sigma"], r["tau"], r["n0"], r["n"], r["alpha"], r["method"], r["k"])
-
-
-def setting_name(key: tuple, algorithm: str = "SegCertify") -> str:
-    """The summary's model column for a :func:`setting_key`."""
-    noise, _, tau, n0, n, alpha, method, k = key
-    kfwer = f" k={k}" if k != 1 else ""
-    return f"{algorithm} {method}{kfwer} {noise} n0={n0} n={n} tau={tau:g} alpha={alpha:g}"
-
-
-def write_table(out, rows: list[dict], columns, *, name: str = "summary") -> None:
-    """Write ``rows`` to ``<name>.csv`` and, formatted, ``<name>.md`` in folder ``out``.
-
-    ``columns`` is a sequence of ``(key, header, format)``; a ``None`` format
-    prints the value as is, missing or NaN numbers print as ``-``.
-    """
-    out = Path(out)
-    with (out / f"{name}.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, [c[0] for c in columns], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    lines = [
-        "| " + " | ".join(c[1] for c in columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    for r in rows:
-        cells = (str(r[k]) if spec is None else _fmt(r[k], spec) for k, _, spec in columns)
-        lines.append("| " + " | ".join(cells) + " |")
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-
-
-def write_summary(out, records: list[dict], *, unit="images", columns=TABLE1_COLUMNS) -> list[dict]:
-    """Write ``summary.csv`` and ``summary.md`` (:func:`summarize` rows, ``columns``);
-    return the rows."""
-    # Sorted by name: the same items give the same bytes whatever order they finished in.
-    rows = summarize(sorted(records, key=lambda r: r["name"]), unit=unit)
-    if rows and "cig" in rows[0]:  # hierarchical runs: CIG after the abstain rate
-        at = [c[0] for c in columns].index("abstain") + 1
-        columns = (*columns[:at], ("cig", "CIG", ".2f"), *columns[at:])
-    write_table(out, rows, columns)
-    return rows
-
-
-def colorize(
-    labels: np.ndarray, palette, *, abstain=(255, 255, 255), ignore=(0, 0, 0)
-) -> np.ndarray:
-    """RGB image of a label map: palette colours, abstain (−1) white, anything else black."""
-    labels = np.asarray(labels)
-    pal = np.asarray(palette, dtype=np.uint8)
-    out = np.empty((*labels.shape, 3), dtype=np.uint8)
-    out[...] = ignore
-    ok = (labels >= 0) & (labels < len(pal))
-    out[ok] = pal[labels[ok]]
-    out[labels == -1] = abstain
-    return out
-
-
-#: Qualitative colours (matplotlib's tab10) for the first classes of a generic dataset.
-TAB10 = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-)  # fmt: skip
-
-
-def default_palette(num_classes: int) -> np.ndarray:
-    """tab10 colours, then fixed pseudo-random ones (never pure white, the abstain colour)."""
-    rng = np.random.default_rng(12345)
-    extra = rng.integers(20, 230, size=(max(0, num_classes - len(TAB10)), 3))
-    return np.concatenate([np.asarray(TAB10), extra])[:num_classes].astype(np.uint8)
-
-
-def save_figure(
-    path, image, target, certified, palette, *, base=None, title: str = "", input_title="input"
-) -> None:
-    """Fig.-1-style panel: input | ground truth | [base prediction |] certified (abstain white)."""
-    img = (np.clip(np.asarray(image).transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
-    panels = [(input_title, img), ("ground truth", colorize(target, palette))]
-    if base is not None:
-        panels.append(("base model", colorize(base, palette)))
-    panels.append(("certified (abstain white)", colorize(certified, palette)))
-    h, w = img.shape[:2]
-    scale = max(1, 128 // max(h, 1))  # tiny images are enlarged so the figure is legible
-    pad, head = 4, 14
-    canvas = Image.new(
-        "RGB", (len(panels) * (w * scale + pad) + pad, h * scale + head + pad), "gray"
-    )
-    draw = ImageDraw.Draw(canvas)
-    for i, (name, arr) in enumerate(panels):
-        x = pad + i * (w * scale + pad)
-        canvas.paste(Image.fromarray(arr).resize((w * scale, h * scale), Image.NEAREST), (x, head))
-        draw.text((x, 1), name, fill="white")
-    if title:
-        draw.text((pad, h * scale + head - 12), title, fill="white")
-    canvas.save(path)

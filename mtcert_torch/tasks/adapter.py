@@ -5,6 +5,8 @@ is added there (no clipping — clipping would change the noise distribution and
 void the certificate), and only then does the adapter resize to each scale,
 normalise with the model's mean/std, run the network and bring the logits back
 to the full input resolution, where certification happens (paper §6.2).
+
+Imports torch and the core's validation only.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ there (no clipping — clipping would change the noise distribution and void the
 certificate); a :class:`~mtcert_torch.SegmentationAdapter` then resizes to each
 scale, normalises, runs the network and brings the logits back to the full
 input resolution, where certification happens (paper §6.2).
+
+Imports the task interface (:mod:`mtcert_torch.task`) and the adapter.
 """
 
 from __future__ import annotations

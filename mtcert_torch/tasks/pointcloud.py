@@ -35,6 +35,9 @@ draw.  A model with randomness of its own (e.g. farthest-point sampling) may
 expose ``manual_seed(seed)``; the task reseeds it from a seed derived from the
 certifier's, so noise and model randomness never share a stream.
 
+Imports the task interface, the sampler's CPU batch limit and the core's radius table
+and validation.
+
 References
 ----------
 .. [1] M. Fischer, M. Baader, M. Vechev, "Scalable Certified Segmentation via
@@ -51,12 +54,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mtcert.stats.radius import rotation_radius
+from mtcert.stats.radius import certified_radius
 from mtcert.stats.validation import check_option, check_positive_int
 from mtcert_torch.sampler import CPU_MAX_BATCH
 from mtcert_torch.task import Smoothed, Task
 
 __all__ = [
+    "AXES",
     "SMOOTHINGS",
     "PointCloudTask",
     "axis_rotation_matrix",
@@ -65,8 +69,10 @@ __all__ = [
     "rotate_point_cloud",
 ]
 
+#: The smoothings of :class:`PointCloudTask` (keys of :data:`mtcert.stats.radius.NOISE_RADII`).
 SMOOTHINGS = ("gaussian", "laplace", "rotation")
-_AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+#: Named rotation axes (unit vectors).
+AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
 
 
 # -- geometry -------------------------------------------------------------------------------
@@ -160,7 +166,7 @@ def _as_axis(axis) -> torch.Tensor | None:
     if axis is None:
         return None
     if isinstance(axis, str):
-        return torch.tensor(_AXES[check_option(axis, "axis", tuple(_AXES))], dtype=torch.float64)
+        return torch.tensor(AXES[check_option(axis, "axis", tuple(AXES))], dtype=torch.float64)
     v = torch.as_tensor(axis, dtype=torch.float64).reshape(-1)
     norm = float(v.norm()) if v.numel() == 3 else math.nan
     if not (math.isfinite(norm) and norm > 0):
@@ -248,10 +254,10 @@ class PointCloudTask(Task):
             return self.smoothing
         return f"{self.smoothing} axis={','.join(f'{a:g}' for a in self.axis_tuple)}"
 
-    def radius(self, sigma: float, tau: float) -> float:
-        if self.smoothing == "rotation":
-            return float(rotation_radius(tau, sigma))
-        return super().radius(sigma, tau)
+    def radius(self, p: float, sigma: float) -> float:
+        """Radius certified at probability ``p`` by this smoothing of scale ``sigma``
+        (ℓ2, ℓ1 in normalised coordinates; radians of rotation parameter)."""
+        return float(certified_radius(p, sigma, self.smoothing))
 
     def manual_seed(self, seed: int) -> None:
         """Reseed the model's own randomness (e.g. farthest-point sampling) from a seed

@@ -31,6 +31,7 @@ LAYERS = (
     ("mtcert_torch.sampler", 10),
     ("mtcert_torch.task", 10),
     ("mtcert_torch.metrics", 10),
+    ("mtcert_torch.items", 10),
     ("mtcert_torch.data", 11),
     ("mtcert_torch.models", 12),
     ("mtcert_torch.tasks", 12),

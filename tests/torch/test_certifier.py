@@ -11,7 +11,7 @@ from mtcert.certify.metrics import CertifiedSegmentationMetrics  # noqa: E402
 from mtcert_torch.certifier import Certifier  # noqa: E402
 from mtcert_torch.metrics import segmentation_counts  # noqa: E402
 from mtcert_torch.runs.loop import Settings, certify_items  # noqa: E402
-from mtcert_torch.runs.store import summarize  # noqa: E402
+from mtcert_torch.runs.summary import summarize  # noqa: E402
 from mtcert_torch.sampler import StreamingSampler  # noqa: E402
 from mtcert_torch.task import TensorTask  # noqa: E402
 from mtcert_torch.tasks.adapter import SegmentationAdapter  # noqa: E402

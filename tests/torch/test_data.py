@@ -98,7 +98,7 @@ def test_errors(tmp_path):
 
 
 def test_figure_colours_abstain_white_ignore_black(tmp_path):
-    from mtcert_torch.runs.store import colorize, default_palette, save_figure
+    from mtcert_torch.runs.figures import colorize, default_palette, save_figure
 
     pal = default_palette(3)
     rgb = colorize(np.array([[0, 1], [-1, 255]]), pal)

@@ -17,7 +17,8 @@ from mtcert_torch.cli import main  # noqa: E402
 from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items  # noqa: E402
 from mtcert_torch.models import PointNet2Adapter, pointnet2_part_seg_msg  # noqa: E402
 from mtcert_torch.runs.loop import Settings, certify_item, certify_items  # noqa: E402
-from mtcert_torch.runs.store import CLOUD_CSV_FIELDS, summarize  # noqa: E402
+from mtcert_torch.runs.store import CLOUD_CSV_FIELDS  # noqa: E402
+from mtcert_torch.runs.summary import summarize  # noqa: E402
 from mtcert_torch.tasks.pointcloud import PointCloudTask  # noqa: E402
 from tests.torch.test_shapenet import shape, write_dataset  # noqa: E402
 

@@ -1,0 +1,29 @@
+"""``repair``: move damaged or repeated records of an output folder aside.
+
+The command-line face of :func:`mtcert_torch.runs.store.repair_results`; imports
+the run store only.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mtcert_torch.runs.store import repair_results
+
+__all__ = ["COMMANDS", "add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="the output folder to repair")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Repair ``--out`` and print one line per record file."""
+    print("\n".join(repair_results(args.out)))
+    return 0
+
+
+#: Sub-command name -> (one-line help, ``add_arguments(parser)``, ``run(args) -> int``).
+COMMANDS = {
+    "repair": ("move damaged or repeated records of an output folder aside", add_arguments, run)
+}
