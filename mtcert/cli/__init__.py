@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
-from mtcert.cli.common import Parser
+from mtcert.cli.common import Parser, module_program
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -43,11 +42,7 @@ COMMANDS: dict[str, str] = {
 
 def program_name(argv0: str | None = None) -> str:
     """``python -m mtcert`` when run as a module, else the console script's name."""
-    argv0 = sys.argv[0] if argv0 is None else argv0
-    base = os.path.basename(argv0 or "")
-    if not base or base in ("__main__.py", "-c") or base.startswith("python"):
-        return "python -m mtcert"
-    return base
+    return module_program("mtcert", argv0)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -7,7 +7,9 @@ importing the dispatcher (no import cycles).
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -20,14 +22,33 @@ __all__ = [
     "fail",
     "floats",
     "ints",
+    "json_object",
     "markdown_table",
+    "module_program",
     "names",
+    "one_line",
     "positive_int",
 ]
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Help that shows every option's default and keeps hand-wrapped epilogs."""
+    """Help that shows every option's default once, in words, and keeps hand-wrapped epilogs.
+
+    ``(required)``, ``(default: off)`` for a switch, ``(default: none)``; a help
+    text that names its default itself keeps it.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or "(default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if isinstance(action, argparse._StoreConstAction):  # store_true / store_false switches
+            return f"{text} (default: off)"
+        if action.default is None:
+            return f"{text} (default: none)"
+        return super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):
@@ -110,27 +131,8 @@ def draw_figure(prog: str, draw, path: Path) -> None:
     print(f"figure -> {path}")
 
 
-class ExplicitDefaultsFormatter(Formatter):
-    """:class:`Formatter` whose defaults read as words: ``(required)``, ``(default: off)``
-    for a switch, ``(default: none)``; a help text that names its default keeps it."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if not action.option_strings or "(default" in text or action.default is argparse.SUPPRESS:
-            return text
-        if action.required:
-            return f"{text} (required)"
-        if isinstance(action, argparse._StoreConstAction):  # store_true / store_false switches
-            return f"{text} (default: off)"
-        if action.default is None:
-            return f"{text} (default: none)"
-        return super()._get_help_string(action)
-
-
 def json_object(text: str) -> dict:
     """An argparse ``type``: a JSON object (``'{"width": 16}'``)."""
-    import json
-
     try:
         out = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -152,6 +154,3 @@ def module_program(module: str, argv0: str | None = None) -> str:
 def one_line(message: object) -> str:
     """``message`` (an exception, a text) as one line: its non-empty lines joined by ``; ``."""
     return "; ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
-
-
-__all__ += ["ExplicitDefaultsFormatter", "json_object", "module_program", "one_line"]

@@ -32,7 +32,7 @@ import argparse
 import sys
 
 from mtcert import __version__
-from mtcert.cli.common import ExplicitDefaultsFormatter, Parser, fail, module_program, one_line
+from mtcert.cli.common import Parser, fail, module_program, one_line
 from mtcert_torch.cli import certify, repair
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -46,12 +46,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog=prog or module_program("mtcert_torch"),
         description=__doc__.split("\n\n")[0],
-        formatter_class=ExplicitDefaultsFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (text, add_arguments, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=text, formatter_class=ExplicitDefaultsFormatter)
+        p = sub.add_parser(name, help=text)
         add_arguments(p)
         p.set_defaults(run=run)
     return parser

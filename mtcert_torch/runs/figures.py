@@ -1,6 +1,6 @@
 """Figures of a run: Fig.-1 panels of certified predictions and of attacks on them.
 
-:func:`save_figure` draws one panel row (input | ground truth | [base model |]
+:func:`save_panels` draws one panel row (input | ground truth | [base model |]
 certified labels, abstentions white) with the colours of :func:`run_palette`
 (Cityscapes' for 19 classes, else tab10 and fixed extras, :func:`colorize`).
 Two evaluation-loop hooks draw them: :func:`figure_hook` for the first images of
@@ -31,7 +31,7 @@ __all__ = [
     "default_palette",
     "figure_hook",
     "run_palette",
-    "save_figure",
+    "save_panels",
 ]
 
 
@@ -63,7 +63,7 @@ def default_palette(num_classes: int) -> np.ndarray:
     return np.concatenate([np.asarray(TAB10), extra])[:num_classes].astype(np.uint8)
 
 
-def save_figure(
+def save_panels(
     path, image, target, certified, palette, *, base=None, title: str = "", input_title="input"
 ) -> None:
     """Fig.-1-style panel: input | ground truth | [base prediction |] certified (abstain white)."""
@@ -99,7 +99,7 @@ def figure_hook(folder, names, palette):
     """An :func:`~mtcert_torch.runs.loop.evaluate` hook: Fig.-1 panels of chosen items.
 
     For every item whose name is in ``names`` it saves ``folder/<name>.png``
-    (:func:`save_figure`: input, ground truth, base model, certified labels)
+    (:func:`save_panels`: input, ground truth, base model, certified labels)
     titled with the radius and the abstain rate.  ``folder`` is created now.
     """
     names = set(names)
@@ -109,7 +109,7 @@ def figure_hook(folder, names, palette):
     def hook(item, result):
         if item.name in names:
             cert = result.certificate
-            save_figure(
+            save_panels(
                 folder / f"{item.name}.png",
                 item.input.numpy(),
                 result.target,
@@ -149,7 +149,7 @@ def attack_figures_hook(
             steps=steps, ignore_index=ignore_index, generator=g,
         )  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
-        save_figure(
+        save_panels(
             folder / f"{item.name}.png",
             res.adversarial.numpy(),
             result.target,

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mtcert._files import output_folder
 from mtcert.certify.metrics import SegmentationCounts
-from mtcert.cli.common import output_folder
 from mtcert_torch.settings import SETTING_FIELDS, SETTING_KEY
 
 __all__ = [
@@ -277,7 +277,7 @@ class ResultsWriter:
         table columns; the defaults are the image run's (:data:`IMAGE_FILES`;
         :data:`CLOUD_FILES` for clouds).
 
-    The folder is created (:func:`mtcert.cli.common.output_folder`: a file or an
+    The folder is created (:func:`mtcert._files.output_folder`: a file or an
     unwritable place is refused, naming ``--out``).
     """
 

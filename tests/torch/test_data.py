@@ -98,7 +98,7 @@ def test_errors(tmp_path):
 
 
 def test_figure_colours_abstain_white_ignore_black(tmp_path):
-    from mtcert_torch.runs.figures import colorize, default_palette, save_figure
+    from mtcert_torch.runs.figures import colorize, default_palette, save_panels
 
     pal = default_palette(3)
     rgb = colorize(np.array([[0, 1], [-1, 255]]), pal)
@@ -106,7 +106,7 @@ def test_figure_colours_abstain_white_ignore_black(tmp_path):
     assert rgb[1, 0].tolist() == [255, 255, 255] and rgb[1, 1].tolist() == [0, 0, 0]
     assert not (default_palette(30) == 255).all(axis=1).any()
     path = tmp_path / "fig.png"
-    save_figure(
+    save_panels(
         path,
         np.random.default_rng(0).random((3, 8, 8)),
         np.zeros((8, 8), int),
