@@ -243,7 +243,7 @@ class CountsWriter:
 
     Attributes
     ----------
-    done : set of str
+    stored_names : set of str
         Names of the items already in the file (skip them when resuming).
 
     Examples
@@ -255,7 +255,7 @@ class CountsWriter:
     >>> with CountsWriter(path, settings) as w:
     ...     w.add("img0", guess=[[0, 2]], hits=[[100, 61]], target=[[0, 1]])
     >>> with CountsWriter(path, settings) as w:  # resumes
-    ...     sorted(w.done)
+    ...     sorted(w.stored_names)
     ['img0']
     """
 
@@ -276,7 +276,7 @@ class CountsWriter:
                 )
             if torn:  # a write cut short: drop it, the item is redone
                 os.truncate(self.path, end)
-            self.done = {e.header["name"] for e in entries}
+            self.stored_names = {e.header["name"] for e in entries}
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             header = {"kind": "settings", "format": FORMAT, "version": VERSION}
@@ -287,7 +287,7 @@ class CountsWriter:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
-            self.done = set()
+            self.stored_names = set()
         self._file = self.path.open("ab")
 
     def add(self, name: str, *, guess, hits, target, meta: Mapping | None = None) -> None:
@@ -313,7 +313,7 @@ class CountsWriter:
             raise ValueError(f"{self.path}: the writer is closed")
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty string; got {name!r}")
-        if name in self.done:
+        if name in self.stored_names:
             raise ValueError(f"{self.path} already holds an item named {name!r}")
         given = (guess, hits, target)
         arrays = {a: _integer_array(x, a) for a, x in zip(ARRAYS, given, strict=True)}
@@ -357,7 +357,7 @@ class CountsWriter:
         self._file.flush()
         if self.fsync:
             os.fsync(self._file.fileno())
-        self.done.add(name)
+        self.stored_names.add(name)
 
     def close(self) -> None:
         self._file.close()
@@ -369,7 +369,7 @@ class CountsWriter:
         self.close()
 
     def __repr__(self) -> str:
-        return f"CountsWriter({str(self.path)!r}, items={len(self.done)})"
+        return f"CountsWriter({str(self.path)!r}, items={len(self.stored_names)})"
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,7 +40,7 @@ def open_counts(out, config: dict, *, noise: str, num_classes: int, ignore_index
 
 def check_complete(counts: CountsWriter, finished) -> None:
     """Refuse a counts file that lacks items the result files already hold."""
-    missing = sorted(set(finished) - counts.done)
+    missing = sorted(set(finished) - counts.stored_names)
     if missing:
         raise ValueError(
             f"{counts.path} lacks {len(missing)} item(s) already in the result files "
@@ -52,7 +52,7 @@ def check_complete(counts: CountsWriter, finished) -> None:
 def store_item(counts: CountsWriter, item, result) -> None:
     """Append one certified item (see the module docstring)."""
     cert = result.certificate
-    if item.name in counts.done:
+    if item.name in counts.stored_names:
         old = read_counts(counts.path)[item.name]
         pairs = ((old.guess, cert.guess), (old.hits, cert.hits), (old.target, result.target))
         if not all(np.array_equal(a, b) for a, b in pairs):

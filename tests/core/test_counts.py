@@ -74,7 +74,7 @@ def test_resume_appends_and_skips(tmp_path):
     path = tmp_path / "r.mtcounts"
     _write(path, {"a": _item(rng)})
     with CountsWriter(path, SETTINGS) as w:
-        assert w.done == {"a"}
+        assert w.stored_names == {"a"}
         with pytest.raises(ValueError, match="already holds an item named 'a'"):
             w.add("a", guess=[0], hits=[0], target=[0])
         w.add("b", guess=[1], hits=[2], target=[1])
@@ -104,7 +104,7 @@ def test_torn_last_item_is_dropped_at_every_cut(tmp_path):
         path.write_bytes(full[:cut])
         assert read_counts(path).names == ["a"]
         with CountsWriter(path, SETTINGS) as w:
-            assert w.done == {"a"}
+            assert w.stored_names == {"a"}
         assert path.read_bytes() == good
     # zeros after the last frame (a crash on some file systems) are a torn tail too
     path.write_bytes(good + bytes(100))
