@@ -1,6 +1,5 @@
 """binom_test / clopper_pearson against scipy, statsmodels and mpmath references."""
 
-import mpmath
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -9,20 +8,7 @@ from hypothesis import strategies as hs
 from statsmodels.stats.proportion import proportion_confint
 
 from mtcert.stats.binomial import binom_test, clopper_pearson, greater_pvalue_table
-
-mpmath.mp.dps = 60
-
-
-def exact_tail(k, n, p, alternative):
-    """Brute-force tail sums in 60-digit arithmetic."""
-    p = mpmath.mpf(p)
-    pmf = [mpmath.binomial(n, j) * p**j * (1 - p) ** (n - j) for j in range(n + 1)]
-    if alternative == "greater":
-        return float(mpmath.fsum(pmf[k:]))
-    if alternative == "less":
-        return float(mpmath.fsum(pmf[: k + 1]))
-    d = pmf[k] * (1 + mpmath.mpf("1e-7"))  # scipy's relative tolerance for "no more likely"
-    return min(1.0, float(mpmath.fsum(x for x in pmf if x <= d)))
+from tests.helpers.references import exact_tail, upper_tail_mp
 
 
 def rel_err(a, b):
@@ -95,19 +81,6 @@ def test_against_mpmath_including_deep_tails(k, n, p, alternative):
         assert ours < 1e-299
     else:
         assert rel_err(ours, ref) <= 1e-9, (ours, ref)
-
-
-def upper_tail_mp(k, n, p):
-    """P(X >= k) in 60-digit arithmetic, summed from k upwards until negligible."""
-    p = mpmath.mpf(p)
-    q = 1 - p
-    t = mpmath.binomial(n, k) * p**k * q ** (n - k)
-    s, j = t, k
-    while j < n and t > s * mpmath.mpf(10) ** -40:
-        t = t * (n - j) * p / ((j + 1) * q)
-        j += 1
-        s += t
-    return s
 
 
 @pytest.mark.parametrize("n", range(1075, 1266, 38))

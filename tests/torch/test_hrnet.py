@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
-
-from mtcert_torch.models import (  # noqa: E402
+from mtcert_torch.models import (
     CONFIGS,
     HRNetConfig,
     HRNetV2,
@@ -23,7 +22,7 @@ from mtcert_torch.models import (  # noqa: E402
     list_models,
     load_checkpoint,
 )
-from mtcert_torch.models import hrnet as hrnet_module  # noqa: E402
+from mtcert_torch.models import hrnet as hrnet_module
 
 pytestmark = pytest.mark.torch
 
