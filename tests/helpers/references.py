@@ -1,14 +1,15 @@
-"""Exact references for the binomial tails, in 60-digit mpmath arithmetic.
+"""References for the binomial tails: exact ones in 60-digit mpmath arithmetic, and scipy's.
 
-Independent of :mod:`mtcert.stats.binomial` and of scipy/Boost (which
-underflow or lose relative accuracy in the deep tails).  Each function sets its
-own precision, so a result does not depend on which test module set
-``mpmath.mp.dps`` first.
+The mpmath sums are independent of :mod:`mtcert.stats.binomial` and of
+scipy/Boost (which underflow or lose relative accuracy in the deep tails, and
+sometimes fail outright).  Each sets its own precision, so a result does not
+depend on which test module set ``mpmath.mp.dps`` first.
 """
 
 from __future__ import annotations
 
 import mpmath
+import scipy.stats
 
 DIGITS = 60
 
@@ -53,3 +54,17 @@ def binomial_upper_tail(k, n, p):
         return float(
             1 - mpmath.fsum(mpmath.binomial(n, j) * p**j * (1 - p) ** (n - j) for j in range(k))
         )
+
+
+def scipy_binomtest(k, n, p, alternative="two-sided"):
+    """:func:`scipy.stats.binomtest`'s p-value, or None where scipy itself fails.
+
+    For p within a few powers of ten of the smallest normal float, the two-sided
+    search calls Boost's ``ibeta_derivative``, which overflows: ``binomtest(0, 4,
+    2.2e-308)`` and ``binomtest(0, 21, 3.9e-307)`` raise OverflowError.  A reference
+    that fails is no reference; the caller falls back to :func:`exact_tail`.
+    """
+    try:
+        return scipy.stats.binomtest(k, n, p, alternative=alternative).pvalue
+    except ArithmeticError:
+        return None
