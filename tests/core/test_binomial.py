@@ -85,7 +85,7 @@ def test_against_mpmath_including_deep_tails(k, n, p, alternative):
 
 @pytest.mark.parametrize("n", range(1075, 1266, 38))
 def test_two_sided_extreme_tail_against_mpmath(n):
-    # issue 10.1: where the opposite tail's pmf underflows in scipy's search, the
+    # Where the opposite tail's pmf underflows in scipy's search, the
     # p-value must still include it (p = 1/2: exactly twice the one-sided tail).
     for k in (0, 7, 21, 38):
         ref = exact_tail(k, n, 0.5, "two-sided")
@@ -102,7 +102,7 @@ def test_two_sided_extreme_tail_asymmetric_against_mpmath():
             ref = exact_tail(kk, n, p, "two-sided")
             ours = float(binom_test(kk, n, p, alternative="two-sided"))
             assert rel_err(ours, ref) <= 1e-11, (kk, ours, ref)
-    # the value from the issue
+    # k = 38 of 1167 at p = 1/2: a two-sided p-value that scipy's search gets wrong
     assert float(binom_test(38, 1167, 0.5, alternative="two-sided")) == pytest.approx(
         3.798e-280, rel=1e-3
     )

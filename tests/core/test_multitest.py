@@ -247,7 +247,7 @@ def test_generalized_sidak_is_binomial_tail():
 
 
 def test_generalized_sidak_to_1e14_against_mpmath():
-    # issue 10.2: scipy's bdtrc (and Boost's ibeta) carry ~1e-12 relative error here
+    # scipy's bdtrc (and Boost's ibeta) carry ~1e-12 relative error here
     x = np.full(1962, 0.5)
     x[0] = 0.0012020318472429298
     got = adjust(x, "generalized-sidak", k=3).adjusted[0]
@@ -405,7 +405,7 @@ def test_multipletests_nan_propagates_for_every_method():
         ({"pvalues": [-0.1]}, "pvalues must lie in"),
         ({"pvalues": ["a"]}, "pvalues must be"),
         ({"pvalues": ["0.1"]}, "pvalues must be real"),  # no silent string parsing
-        ({"pvalues": [0.01 + 0j, 0.02 + 5j]}, "pvalues must be real"),  # issue 14.4
+        ({"pvalues": [0.01 + 0j, 0.02 + 5j]}, "pvalues must be real"),
         ({"pvalues": np.array([0.01, 0.02], complex)}, "pvalues must be real"),
         ({"pvalues": [None, 0.1]}, "pvalues must be real.*None"),
         ({"k": 2**63, "method": "holm"}, "k must be 1"),

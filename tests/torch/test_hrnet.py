@@ -171,7 +171,7 @@ def test_configs_match_upstream_yaml(name):
 
 
 def test_closed_form_count_reproduces_published_w48():
-    # The figures for W48 / 19 classes, which also validate the tally itself.
+    # The published figures for W48 / 19 classes, which also validate the tally itself.
     assert expected_counts(UPSTREAM["hrnetv2_w48"], 19) == (65_859_379, 1_839)
 
 

@@ -36,7 +36,7 @@ def image_run(tmp_path_factory):
     return root, args
 
 
-# One changed value per option class of the image command (issue 9, item 8).
+# One changed value per option class of the image command.
 IMAGE_CHANGES = [
     ("--model-kwargs", '{"width": 5}'), ("--scale", "0.5"), ("--flip", None),
     ("--align-corners", None), ("--mean", "0.9,0.9,0.9"), ("--std", "1,1,1"),
