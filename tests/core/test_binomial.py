@@ -95,6 +95,7 @@ def test_two_sided_extreme_tail_against_mpmath(n):
         assert rel_err(ours, 2 * lower) <= 1e-11
 
 
+@pytest.mark.slow  # exact sums over 1168 terms
 def test_two_sided_extreme_tail_asymmetric_against_mpmath():
     n, p = 1167, 0.4966
     for k in range(11, 35, 3):

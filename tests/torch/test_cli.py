@@ -164,6 +164,7 @@ def test_second_writer_refused_and_stale_lock_taken_over(env, tmp_path, capsys):
     assert len((out / "per_image.jsonl").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow  # a second process starts torch
 def test_concurrent_process_holds_the_lock(env, tmp_path, capsys):
     _, args = env
     out = tmp_path / "concurrent"
@@ -209,6 +210,7 @@ def test_records_unique_torn_line_reported_and_repaired(env, tmp_path, capsys):
     assert "python -m mtcert_torch repair" in err
 
 
+@pytest.mark.slow  # a process starts torch
 def test_help_version_and_prog():
     parser = build_parser()
     assert parser.prog == "python -m mtcert_torch"

@@ -163,6 +163,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes start torch
 def test_torch_distributed_gloo_two_processes(trained, tmp_path):
     _, _, _, root = trained
     out = tmp_path / "dist"
