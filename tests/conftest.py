@@ -11,6 +11,9 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# sitecustomize for `make test-without-torch`: importing it would hide torch from the run
+collect_ignore = ["helpers/no_torch"]
+
 settings.register_profile(
     "ci",
     max_examples=60,
