@@ -1,4 +1,4 @@
-"""Shared pytest configuration: the hypothesis profiles.
+"""Shared pytest configuration: the hypothesis profiles, and a folder not to collect.
 
 "ci" (the default) is derandomized and keeps no example database: every run of
 the same code draws the same examples, so a property test cannot fail at random
