@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mtcert-installed
 
-.PHONY: run test lint docs bench clean
+.PHONY: run test test-without-torch lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The core's tests and doctests with torch and mtcert_torch unimportable, as on an install
+# without the [torch] extra: tests/helpers/no_torch/sitecustomize.py hides them in every
+# process that inherits PYTHONPATH.  The first command checks that they are hidden.
+NO_TORCH := PYTHONPATH=tests/helpers/no_torch$${PYTHONPATH:+:$$PYTHONPATH}
+
+test-without-torch: $(STAMP)
+	$(NO_TORCH) $(PY) -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch is not hidden'"
+	$(NO_TORCH) $(PY) -m pytest tests/core mtcert
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -147,7 +147,7 @@ def test_counting_methods_match_plain_definition(fam, tau, alpha, k):
 @pytest.mark.filterwarnings("ignore::mtcert.certify.segmentation.NotACertificateWarning")
 @given(fam=families(), tau=TAUS, alpha=ALPHAS, k=st.integers(1, 6))
 def test_fast_path_identical_to_adjust(fam, tau, alpha, k):
-    """Property test of the issue: fast counting path == general ``adjust`` path."""
+    """The fast counting path decides exactly as the general ``adjust`` path."""
     n, hits = fam
     guess = (np.arange(hits.size) * 3) % 11
     pvalues = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha).pvalues

@@ -22,7 +22,7 @@ from mtcert._kernels import certify as _k
 from mtcert.certify import ABSTAIN, FAST_METHODS, segcertify_hits
 from mtcert.stats.binomial import greater_pvalue_table
 from mtcert.stats.multitest import adjust
-from tests.core.test_certify_hommel import adjust_reject, near_boundary_hits, pvalues_ref
+from tests.helpers.hommel import adjust_reject, near_boundary_hits, pvalues_ref
 
 
 @pytest.fixture

@@ -258,6 +258,7 @@ def test_missing_matplotlib_keeps_the_csv(tmp_path):
 # -- the main job and its plugin jobs ---------------------------------------------------
 
 
+@pytest.mark.slow  # the main job, in a process
 def test_main_job_without_torch_or_plugin(tmp_path):
     # torch and the plugin are unimportable: the core still runs its part of the job.
     res = _python(

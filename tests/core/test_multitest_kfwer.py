@@ -1,6 +1,6 @@
 """Monte-Carlo checks of k-FWER control under adversarial dependence.
 
-DESIGN.md §4 "Known trap": the paper authors' released code used the step-down
+A known trap: the paper authors' released code used the step-down
 critical values k*alpha/(m - i) (0-based i >= k) instead of Lehmann & Romano's
 k*alpha/(m + k - i) (1-based i > k).  The joint laws below keep every true-null
 p-value exactly U(0, 1) but couple them so that, with some probability, just
@@ -149,8 +149,8 @@ def test_generalized_holm_controls_kfwer_with_false_nulls_first(seed):
     assert lr_kfwer(p, is_null, k) <= ALPHA + TOL
 
 
-def test_permissive_constants_fail_regression_guard():
-    """The released code's constants k*alpha/(m - i) lose k-FWER control (DESIGN.md §4)."""
+def test_permissive_constants_lose_kfwer_control():
+    """The released code's constants k*alpha/(m - i) lose k-FWER control."""
     m, m0, k = 20, 5, 3
     p, is_null, target = scenario(5, m, m0, k, permissive_critical)
     assert target == pytest.approx(5 / 3 * ALPHA)

@@ -118,7 +118,7 @@ def test_scipy_false_discovery_control_names(ours, theirs):
 
 @pytest.mark.parametrize("alias", ["h", "Holm", "HOLM", "b", "Bonf", "generalized-HOLM"])
 def test_aliases_take_the_counting_path(alias, monkeypatch):
-    # issue 10.3: an alias must not silently fall back to the general (sorting) path
+    # an alias must not silently fall back to the general (sorting) path
     def no_adjust(*args, **kwargs):
         raise AssertionError("segcertify_hits used adjust instead of the counting path")
 
@@ -135,7 +135,7 @@ def test_aliases_take_the_counting_path(alias, monkeypatch):
 
 @pytest.mark.parametrize("k", [2**62, 2**63 - 1, 2**63, 2**64 + 1, 10**30])
 def test_huge_k_is_exact(k):
-    # issue 14.2: no int64 wrap-around; for k > m the constants are all m (LR 2005)
+    # no int64 wrap-around; for k > m the constants are all m (LR 2005)
     p = np.array([0.01, 0.02, 0.5, 1e-300])
     expected = np.minimum(1.0, p * 4 / float(k))
     for method in ("generalized-bonferroni", "generalized-holm", "generalized-hochberg"):

@@ -8,6 +8,7 @@ from mtcert.sim.power import run_grid
 pytestmark = pytest.mark.dask
 
 
+@pytest.mark.slow  # starts a local Dask cluster
 def test_dask_executor_matches_serial():
     distributed = pytest.importorskip("distributed")
     kw = dict(

@@ -1,14 +1,12 @@
 """SegmentationAdapter: where the noise goes, scales, flips, upsampling, autocast."""
 
 import pytest
+import torch
+import torch.nn.functional as F
 
-torch = pytest.importorskip("torch")
-
-import torch.nn.functional as F  # noqa: E402
-
-from mtcert_torch.noise import NoiseModel  # noqa: E402
-from mtcert_torch.sampler import StreamingSampler  # noqa: E402
-from mtcert_torch.tasks.adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter  # noqa: E402
+from mtcert_torch.noise import NoiseModel
+from mtcert_torch.sampler import StreamingSampler
+from mtcert_torch.tasks.adapter import IMAGENET_MEAN, IMAGENET_STD, SegmentationAdapter
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)

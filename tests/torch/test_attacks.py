@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from scipy import stats
 
-torch = pytest.importorskip("torch")
-
-from scipy import stats  # noqa: E402
-
-from mtcert_torch.attacks import (  # noqa: E402
+from mtcert_torch.attacks import (
     _random_start,
     attack_certificate,
     pgd_point_cloud,
@@ -22,11 +20,11 @@ from mtcert_torch.attacks import (  # noqa: E402
     project_l2,
     segmentation_log_probs,
 )
-from mtcert_torch.certifier import Certifier  # noqa: E402
-from mtcert_torch.data.synthetic import TinySegNet, make_shapes  # noqa: E402
-from mtcert_torch.runs.loop import Settings  # noqa: E402
-from mtcert_torch.tasks.adapter import SegmentationAdapter  # noqa: E402
-from mtcert_torch.training import train_with_noise  # noqa: E402
+from mtcert_torch.certifier import Certifier
+from mtcert_torch.data.synthetic import TinySegNet, make_shapes
+from mtcert_torch.settings import Settings
+from mtcert_torch.tasks.adapter import SegmentationAdapter
+from mtcert_torch.training import train_with_noise
 
 pytestmark = pytest.mark.torch
 TOL = 1e-5  # float32 relative slack on norms

@@ -1,20 +1,19 @@
 """Certifier: wiring to mtcert, FWER soundness through the whole plugin, metrics."""
 
+import numpy as np
 import pytest
+import torch
+from scipy import stats
 
-torch = pytest.importorskip("torch")
-
-import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from mtcert.certify.metrics import CertifiedSegmentationMetrics  # noqa: E402
-from mtcert_torch.certifier import Certifier  # noqa: E402
-from mtcert_torch.metrics import segmentation_counts  # noqa: E402
-from mtcert_torch.runs.loop import Settings, certify_items  # noqa: E402
-from mtcert_torch.runs.summary import summarize  # noqa: E402
-from mtcert_torch.sampler import StreamingSampler  # noqa: E402
-from mtcert_torch.task import TensorTask  # noqa: E402
-from mtcert_torch.tasks.adapter import SegmentationAdapter  # noqa: E402
+from mtcert.certify.metrics import CertifiedSegmentationMetrics
+from mtcert_torch.certifier import Certifier
+from mtcert_torch.metrics import segmentation_counts
+from mtcert_torch.runs.loop import certify_items
+from mtcert_torch.runs.summary import summarize
+from mtcert_torch.sampler import StreamingSampler
+from mtcert_torch.settings import Settings
+from mtcert_torch.task import TensorTask
+from mtcert_torch.tasks.adapter import SegmentationAdapter
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)

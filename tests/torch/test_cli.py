@@ -11,15 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-import mtcert  # noqa: E402
-from mtcert_torch.cli import build_parser, main  # noqa: E402
-from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset  # noqa: E402
-from mtcert_torch.runs.store import ResultsWriter  # noqa: E402
-from tests.torch.test_pointcloud_cli import _args as cloud_args  # noqa: E402
-from tests.torch.test_pointcloud_cli import setup  # noqa: E402, F401
+import mtcert
+from mtcert_torch.cli import build_parser, main
+from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
+from mtcert_torch.runs.store import ResultsWriter
+from tests.helpers.shapenet import cloud_args
 
 pytestmark = pytest.mark.torch
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +111,7 @@ def test_out_is_a_file_or_below_one(env, capsys):
     one_line_error(capsys, args(root / "afile" / "sub"), "--out", "file")
 
 
-def test_pointcloud_run_given_an_image_model(setup, tmp_path, capsys):  # noqa: F811
+def test_pointcloud_run_given_an_image_model(setup, tmp_path, capsys):
     _, data, _ = setup
     argv = cloud_args(data, tmp_path / "o", "--model", "mtcert_torch.data.synthetic:TinySegNet")
     one_line_error(capsys, argv, "--model")
@@ -166,6 +164,7 @@ def test_second_writer_refused_and_stale_lock_taken_over(env, tmp_path, capsys):
     assert len((out / "per_image.jsonl").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow  # a second process starts torch
 def test_concurrent_process_holds_the_lock(env, tmp_path, capsys):
     _, args = env
     out = tmp_path / "concurrent"
@@ -211,6 +210,7 @@ def test_records_unique_torn_line_reported_and_repaired(env, tmp_path, capsys):
     assert "python -m mtcert_torch repair" in err
 
 
+@pytest.mark.slow  # a process starts torch
 def test_help_version_and_prog():
     parser = build_parser()
     assert parser.prog == "python -m mtcert_torch"

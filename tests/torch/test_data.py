@@ -1,13 +1,11 @@
 """Datasets: folder layout, Cityscapes layout and train ids, Pascal-Context map, errors."""
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
-torch = pytest.importorskip("torch")
-
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from mtcert_torch.data.images import (  # noqa: E402
+from mtcert_torch.data.images import (
     CITYSCAPES_ID_TO_TRAINID,
     CityscapesDataset,
     FolderDataset,

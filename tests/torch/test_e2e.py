@@ -9,17 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
-torch = pytest.importorskip("torch")
-
-import torch.nn.functional as F  # noqa: E402
-
-from mtcert.certify.metrics import CertifiedSegmentationMetrics  # noqa: E402
-from mtcert_torch.certifier import Certifier  # noqa: E402
-from mtcert_torch.cli import main  # noqa: E402
-from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset  # noqa: E402
-from mtcert_torch.tasks.adapter import SegmentationAdapter  # noqa: E402
-from mtcert_torch.training import train_with_noise  # noqa: E402
+from mtcert.certify.metrics import CertifiedSegmentationMetrics
+from mtcert_torch.certifier import Certifier
+from mtcert_torch.cli import main
+from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
+from mtcert_torch.tasks.adapter import SegmentationAdapter
+from mtcert_torch.training import train_with_noise
 
 pytestmark = pytest.mark.torch
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,6 +163,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes start torch
 def test_torch_distributed_gloo_two_processes(trained, tmp_path):
     _, _, _, root = trained
     out = tmp_path / "dist"

@@ -6,17 +6,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from mtcert.certify.hierarchy import CITYSCAPES, ClassHierarchy, hierarchical_segcertify  # noqa: E402
-from mtcert_torch.certifier import Certifier  # noqa: E402
-from mtcert_torch.cli import main  # noqa: E402
-from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset  # noqa: E402
-from mtcert_torch.hierarchy import certify_hierarchical, hierarchy_rows, load_hierarchy  # noqa: E402
-from mtcert_torch.runs.loop import Settings  # noqa: E402
-from mtcert_torch.tasks.adapter import SegmentationAdapter  # noqa: E402
-from mtcert_torch.training import train_with_noise  # noqa: E402
+from mtcert.certify.hierarchy import CITYSCAPES, ClassHierarchy, hierarchical_segcertify
+from mtcert_torch.certifier import Certifier
+from mtcert_torch.cli import main
+from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
+from mtcert_torch.hierarchy import certify_hierarchical, hierarchy_rows, load_hierarchy
+from mtcert_torch.settings import Settings
+from mtcert_torch.tasks.adapter import SegmentationAdapter
+from mtcert_torch.training import train_with_noise
 
 pytestmark = pytest.mark.torch
 SHAPES = {"classes": ["background", "disc", "square"],

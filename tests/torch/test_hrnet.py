@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
-
-from mtcert_torch.models import (  # noqa: E402
+from mtcert_torch.models import (
     CONFIGS,
     HRNetConfig,
     HRNetV2,
@@ -23,7 +22,7 @@ from mtcert_torch.models import (  # noqa: E402
     list_models,
     load_checkpoint,
 )
-from mtcert_torch.models import hrnet as hrnet_module  # noqa: E402
+from mtcert_torch.models import hrnet as hrnet_module
 
 pytestmark = pytest.mark.torch
 
@@ -172,7 +171,7 @@ def test_configs_match_upstream_yaml(name):
 
 
 def test_closed_form_count_reproduces_published_w48():
-    # The figures for W48 / 19 classes, which also validate the tally itself.
+    # The published figures for W48 / 19 classes, which also validate the tally itself.
     assert expected_counts(UPSTREAM["hrnetv2_w48"], 19) == (65_859_379, 1_839)
 
 

@@ -6,16 +6,14 @@ import math
 
 import numpy as np
 import pytest
+import torch
+from scipy import stats
+from scipy.spatial.transform import Rotation
 
-torch = pytest.importorskip("torch")
-
-from scipy import stats  # noqa: E402
-from scipy.spatial.transform import Rotation  # noqa: E402
-
-from mtcert_torch.certifier import Certifier  # noqa: E402
-from mtcert_torch.models import PointNet2Adapter, pointnet2_part_seg_msg  # noqa: E402
-from mtcert_torch.models.pointnet2 import pointnet2_batch_size  # noqa: E402
-from mtcert_torch.tasks.pointcloud import (  # noqa: E402
+from mtcert_torch.certifier import Certifier
+from mtcert_torch.models import PointNet2Adapter, pointnet2_part_seg_msg
+from mtcert_torch.models.pointnet2 import pointnet2_batch_size
+from mtcert_torch.tasks.pointcloud import (
     PointCloudTask,
     axis_rotation_matrix,
     euler_rotation_matrix,

@@ -9,53 +9,22 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-torch = pytest.importorskip("torch")
-
-from mtcert.certify.metrics import part_iou, segmentation_counts  # noqa: E402
-from mtcert_torch.certifier import Certifier  # noqa: E402
-from mtcert_torch.cli import main  # noqa: E402
-from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items  # noqa: E402
-from mtcert_torch.models import PointNet2Adapter, pointnet2_part_seg_msg  # noqa: E402
-from mtcert_torch.runs.loop import Settings, certify_item, certify_items  # noqa: E402
-from mtcert_torch.runs.store import CLOUD_CSV_FIELDS  # noqa: E402
-from mtcert_torch.runs.summary import summarize  # noqa: E402
-from mtcert_torch.tasks.pointcloud import PointCloudTask  # noqa: E402
-from tests.torch.test_shapenet import shape, write_dataset  # noqa: E402
+from mtcert.certify.metrics import part_iou, segmentation_counts
+from mtcert_torch.certifier import Certifier
+from mtcert_torch.cli import main
+from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
+from mtcert_torch.models import PointNet2Adapter, pointnet2_part_seg_msg
+from mtcert_torch.runs.loop import certify_item, certify_items
+from mtcert_torch.runs.store import CLOUD_CSV_FIELDS
+from mtcert_torch.runs.summary import summarize
+from mtcert_torch.settings import Settings
+from mtcert_torch.tasks.pointcloud import PointCloudTask
+from tests.helpers.shapenet import CHAIR, PLANE
+from tests.helpers.shapenet import cloud_args as _args
 
 pytestmark = pytest.mark.torch
 
-CHAIR, PLANE = "03001627", "02691156"
 NAMES = [f"{PLANE}/a1", f"{CHAIR}/c1", f"{CHAIR}/c2"]  # sorted
-TINY = '{"npoints": [16, 4]}'
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pc")
-    root = write_dataset(
-        tmp / "shapenet",
-        {
-            (CHAIR, "c1"): shape(96, [12, 13, 14, 15], seed=1),
-            (CHAIR, "c2"): shape(80, [12, 14], seed=2),
-            (PLANE, "a1"): shape(128, [0, 1, 2, 3], seed=3),
-        },
-    )
-    torch.manual_seed(0)
-    net = pointnet2_part_seg_msg(npoints=(16, 4))
-    ckpt = tmp / "best_model.pth"
-    # The reference train_partseg.py layout.
-    torch.save({"epoch": 1, "model_state_dict": net.state_dict(), "optimizer_state_dict": {}}, ckpt)
-    return tmp, root, ckpt
-
-
-def _args(root, out, *extra, ckpt=None):
-    args = ["certify-pointcloud", "--model-kwargs", TINY, "--data", str(root), "--out", str(out),
-            "--sigma", "0.25", "--tau", "0.6", "--alpha", "0.2", "--n0", "2", "--n", "16",
-            "--votes", "1", "--npoints", "64",
-            "--batch-size", "4", "--no-progress", *extra]  # fmt: skip
-    if ckpt is not None:
-        args += ["--checkpoint", str(ckpt)]
-    return args
 
 
 def _records(out):

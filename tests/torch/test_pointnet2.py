@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
-
-from mtcert_torch.models import get_model, list_models  # noqa: E402
-from mtcert_torch.models.pointnet2 import (  # noqa: E402
+from mtcert_torch.models import get_model, list_models
+from mtcert_torch.models.pointnet2 import (
     PointNet2PartSegMsg,
     category_part_mask,
     farthest_point_sample,

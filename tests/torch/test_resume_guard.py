@@ -7,13 +7,11 @@ used to exit 0 and pool both settings into one summary.
 import json
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from mtcert_torch.cli import main  # noqa: E402
-from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset  # noqa: E402
-from tests.torch.test_pointcloud_cli import _args as cloud_args  # noqa: E402
-from tests.torch.test_pointcloud_cli import setup  # noqa: E402, F401
+from mtcert_torch.cli import main
+from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
+from tests.helpers.shapenet import cloud_args
 
 pytestmark = pytest.mark.torch
 
@@ -38,7 +36,7 @@ def image_run(tmp_path_factory):
     return root, args
 
 
-# One changed value per option class of the image command (issue 9, item 8).
+# One changed value per option class of the image command.
 IMAGE_CHANGES = [
     ("--model-kwargs", '{"width": 5}'), ("--scale", "0.5"), ("--flip", None),
     ("--align-corners", None), ("--mean", "0.9,0.9,0.9"), ("--std", "1,1,1"),
@@ -89,7 +87,7 @@ CLOUD_CHANGES = [("--split", "train"), ("--smoothing", "rotation"), ("--votes", 
 
 
 @pytest.mark.parametrize(("option", "value"), CLOUD_CHANGES, ids=[c[0] for c in CLOUD_CHANGES])
-def test_pointcloud_resume_refuses_changed_setting(setup, tmp_path_factory, capsys, option, value):  # noqa: F811
+def test_pointcloud_resume_refuses_changed_setting(setup, tmp_path_factory, capsys, option, value):
     _, root, _ = setup
     out = tmp_path_factory.getbasetemp() / "cloud_guard"
     if not (out / "config.json").exists():

@@ -1,14 +1,12 @@
 """Noise models and the streaming sampler: independence, exact counts, batching."""
 
+import numpy as np
 import pytest
+import torch
+from scipy import stats
 
-torch = pytest.importorskip("torch")
-
-import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from mtcert_torch.noise import NoiseModel  # noqa: E402
-from mtcert_torch.sampler import (  # noqa: E402
+from mtcert_torch.noise import NoiseModel
+from mtcert_torch.sampler import (
     CPU_MAX_BATCH,
     StreamingSampler,
     estimate_batch_size,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -19,6 +17,7 @@ from mtcert_torch.data.shapenet import (
     read_shape,
     read_split,
 )
+from tests.helpers.shapenet import CATEGORY_FILE, shape, write_dataset
 
 # The reference PointNet++ code's table (yanx27/Pointnet_Pointnet2_pytorch,
 # test_partseg.py ``seg_classes``), transcribed independently of the package.
@@ -40,23 +39,6 @@ UPSTREAM_SEG_CLASSES = {
     "Chair": [12, 13, 14, 15],
     "Knife": [22, 23],
 }
-CATEGORY_FILE = """Airplane\t02691156
-Bag\t02773838
-Cap\t02954340
-Car\t02958343
-Chair\t03001627
-Earphone\t03261776
-Guitar\t03467517
-Knife\t03624134
-Lamp\t03636649
-Laptop\t03642806
-Motorbike\t03790512
-Mug\t03797390
-Pistol\t03948459
-Rocket\t04099429
-Skateboard\t04225987
-Table\t04379243
-"""
 
 
 def test_table_matches_upstream():
@@ -77,32 +59,6 @@ def test_category_index():
     for bad in ("Sofa", 16, -1, True, 2.0):
         with pytest.raises(ValueError, match="category"):
             category_index(bad)
-
-
-def write_dataset(root, shapes, *, categories=CATEGORY_FILE, splits=None):
-    """Write a tiny dataset: ``shapes`` maps (synset, token) to an (M, 7) array."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "synsetoffset2category.txt").write_text(categories)
-    for (synset, token), rows in shapes.items():
-        (root / synset).mkdir(exist_ok=True)
-        np.savetxt(root / synset / f"{token}.txt", rows, fmt="%.6f %.6f %.6f %.6f %.6f %.6f %d")
-    split_dir = root / "train_test_split"
-    split_dir.mkdir(exist_ok=True)
-    splits = splits or {"train": list(shapes), "val": [], "test": list(shapes)}
-    for name, items in splits.items():
-        entries = [f"shape_data/{s}/{t}" for s, t in items]
-        (split_dir / f"shuffled_{name}_file_list.json").write_text(json.dumps(entries))
-    return root
-
-
-def shape(m, labels, seed=0):
-    rng = np.random.default_rng(seed)
-    rows = np.zeros((m, 7))
-    rows[:, :3] = rng.normal(size=(m, 3)) * 3 + 5
-    n = rng.normal(size=(m, 3))
-    rows[:, 3:6] = n / np.linalg.norm(n, axis=1, keepdims=True)
-    rows[:, 6] = rng.choice(labels, size=m)
-    return np.round(rows, 6)
 
 
 def test_read_shape_roundtrip(tmp_path):

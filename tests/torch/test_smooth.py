@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
-torch = pytest.importorskip("torch")
-
-from mtcert.certify.cohen import certify as cohen_certify  # noqa: E402
-from mtcert_torch import Certifier, Smooth, TensorTask  # noqa: E402
+from mtcert.certify.cohen import certify as cohen_certify
+from mtcert_torch import Certifier, Smooth, TensorTask
 
 pytestmark = pytest.mark.torch
 

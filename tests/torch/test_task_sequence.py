@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
-torch = pytest.importorskip("torch")
-
-from mtcert_torch import Certifier  # noqa: E402
+from mtcert_torch import Certifier
 
 pytestmark = pytest.mark.torch
 DOC = Path(__file__).resolve().parents[2] / "docs" / "torch.md"

@@ -3,12 +3,11 @@
 import math
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from mtcert_torch.data.synthetic import TinySegNet, make_shapes  # noqa: E402
-from mtcert_torch.tasks.adapter import SegmentationAdapter  # noqa: E402
-from mtcert_torch.training import (  # noqa: E402
+from mtcert_torch.data.synthetic import TinySegNet, make_shapes
+from mtcert_torch.tasks.adapter import SegmentationAdapter
+from mtcert_torch.training import (
     consistency_loss,
     gaussian_augment,
     noisy_training_step,
