@@ -1,9 +1,9 @@
 """Per-input segmentation counts computed on the model's device.
 
-:func:`segmentation_counts` is the torch twin of
-:func:`mtcert.certify.metrics.segmentation_counts`: it counts where the labels live
+:func:`segmentation_tally` is the torch twin of
+:func:`mtcert.certify.metrics.segmentation_tally`: it counts where the labels live
 (one ``bincount`` per quantity, no host copy of the label maps) and returns
-the core's :class:`mtcert.certify.metrics.SegmentationCounts`, which
+the core's :class:`mtcert.certify.metrics.SegmentationTally`, which
 :class:`mtcert.certify.metrics.CertifiedSegmentationMetrics` accumulates (definitions
 in :mod:`mtcert.certify.metrics`, paper App. A.1).  Abstained components
 (:data:`mtcert.ABSTAIN`) count as wrong and belong to no predicted class;
@@ -17,14 +17,14 @@ from __future__ import annotations
 import torch
 
 from mtcert import ABSTAIN
-from mtcert.certify.metrics import SegmentationCounts
+from mtcert.certify.metrics import SegmentationTally
 
-__all__ = ["segmentation_counts"]
+__all__ = ["segmentation_tally"]
 
 
-def segmentation_counts(
+def segmentation_tally(
     pred, target, num_classes: int, *, ignore_index: int | None = 255
-) -> SegmentationCounts:
+) -> SegmentationTally:
     """Counts of one input: components, valid, correct, abstained, per-class ∩ and ∪.
 
     Parameters
@@ -41,7 +41,7 @@ def segmentation_counts(
     --------
     >>> import torch
     >>> pred, target = torch.tensor([[0, 1], [-1, 1]]), torch.tensor([[0, 1], [1, 255]])
-    >>> c = segmentation_counts(pred, target, 2)
+    >>> c = segmentation_tally(pred, target, 2)
     >>> c.valid, c.correct, c.abstained, c.intersection.tolist(), c.union.tolist()
     (3, 2, 1, [1, 1], [1, 2])
     """
@@ -78,7 +78,7 @@ def segmentation_counts(
     scalars = torch.stack(
         [valid.sum(), hit.sum(), (pred == ABSTAIN).sum(), (p == ABSTAIN).sum()]
     ).tolist()
-    return SegmentationCounts(
+    return SegmentationTally(
         components=int(pred.numel()),
         valid=scalars[0],
         correct=scalars[1],

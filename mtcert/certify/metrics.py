@@ -19,9 +19,9 @@ every metric.
   counting 1; averaged over shapes it is the *instance mIoU*, per category and
   then over categories the *class mIoU*.
 
-Everything is computed from per-input counts (:class:`SegmentationCounts`:
+Everything is computed from per-input counts (:class:`SegmentationTally`:
 components, non-ignored, correct, abstained, per-class ∩ and ∪).
-:func:`segmentation_counts` computes them with numpy (the torch plugin computes
+:func:`segmentation_tally` computes them with numpy (the torch plugin computes
 the same counts on the model's device);
 :class:`CertifiedSegmentationMetrics` accumulates them over a data set
 (:meth:`~CertifiedSegmentationMetrics.add`, or
@@ -43,14 +43,14 @@ from mtcert.stats.validation import as_integer_array, check_positive_int
 
 __all__ = [
     "CertifiedSegmentationMetrics",
-    "SegmentationCounts",
+    "SegmentationTally",
     "SegmentationScores",
     "abstain_rate",
     "certified_accuracy",
     "iou_per_input",
     "mean_iou",
     "part_iou",
-    "segmentation_counts",
+    "segmentation_tally",
 ]
 
 
@@ -218,8 +218,8 @@ def abstain_rate(pred, target=None, *, ignore_index=255):
 
 
 @dataclass(frozen=True)
-class SegmentationCounts:
-    """The counts of one input every metric is built from.
+class SegmentationTally:
+    """The tally of one input every metric is built from: per-component outcome counts.
 
     Attributes
     ----------
@@ -265,15 +265,15 @@ class SegmentationCounts:
         return part_iou(self.intersection, self.union, parts)
 
 
-def segmentation_counts(pred, target, *, num_classes, ignore_index=255) -> SegmentationCounts:
-    """The :class:`SegmentationCounts` of one input.
+def segmentation_tally(pred, target, *, num_classes, ignore_index=255) -> SegmentationTally:
+    """The :class:`SegmentationTally` of one input.
 
     Parameters as :func:`iou_per_input` (one input, any shape).
 
     Examples
     --------
-    >>> from mtcert.certify.metrics import segmentation_counts
-    >>> c = segmentation_counts([0, 1, -1, 1], [0, 1, 1, 255], num_classes=2)
+    >>> from mtcert.certify.metrics import segmentation_tally
+    >>> c = segmentation_tally([0, 1, -1, 1], [0, 1, 1, 255], num_classes=2)
     >>> c.valid, c.correct, c.abstained, c.intersection.tolist(), c.union.tolist()
     (3, 2, 1, [1, 1], [1, 2])
     """
@@ -282,7 +282,7 @@ def segmentation_counts(pred, target, *, num_classes, ignore_index=255) -> Segme
     pred, target, valid = _pair(pred, target, num_classes, ignore_index, None)
     inter, area_p, area_g = _areas(pred, target, valid, num_classes)
     abstain = pred == ABSTAIN
-    return SegmentationCounts(
+    return SegmentationTally(
         components=int(pred.size),
         valid=int(valid.sum()),
         correct=int(inter.sum()),
@@ -305,14 +305,14 @@ def part_iou(intersection, union, parts: tuple[int, int]) -> float:
     Parameters
     ----------
     intersection, union : array_like ``(num_classes,)``
-        Per-class counts of one shape (:class:`SegmentationCounts`).
+        Per-class counts of one shape (:class:`SegmentationTally`).
     parts : (start, stop)
         The category's part labels.
 
     Examples
     --------
-    >>> from mtcert.certify.metrics import part_iou, segmentation_counts
-    >>> c = segmentation_counts([12, 12, -1, 13], [12, 12, 13, 13], num_classes=50)
+    >>> from mtcert.certify.metrics import part_iou, segmentation_tally
+    >>> c = segmentation_tally([12, 12, -1, 13], [12, 12, 13, 13], num_classes=50)
     >>> part_iou(c.intersection, c.union, (12, 16))  # (1 + 1/2 + 1 + 1) / 4
     0.875
     """
@@ -396,10 +396,10 @@ class CertifiedSegmentationMetrics:
 
     Per-input counts (e.g. computed on a GPU), with ShapeNet-part IoU per group:
 
-    >>> from mtcert.certify.metrics import segmentation_counts
+    >>> from mtcert.certify.metrics import segmentation_tally
     >>> parts = CertifiedSegmentationMetrics(num_classes=4, ignore_index=None)
     >>> for pred, target, group in (([0, 1], [0, 1], "mug"), ([2, -1], [2, 3], "cap")):
-    ...     c = segmentation_counts(pred, target, num_classes=4, ignore_index=None)
+    ...     c = segmentation_tally(pred, target, num_classes=4, ignore_index=None)
     ...     parts.add(c, group=group, parts=(0, 2) if group == "mug" else (2, 4))
     >>> s = parts.compute()
     >>> s.instance_miou, s.class_miou, s.abstain_rate
@@ -426,23 +426,23 @@ class CertifiedSegmentationMetrics:
         self._shapes = 0
         self._groups: dict = {}  # group -> [sum of shape IoUs, shapes]
 
-    def add(self, counts: SegmentationCounts, *, group=None, parts=None) -> None:
-        """Add the :class:`SegmentationCounts` of one input.
+    def add(self, tally: SegmentationTally, *, group=None, parts=None) -> None:
+        """Add the :class:`SegmentationTally` of one input.
 
         ``parts`` (a label range ``(start, stop)``) adds the input's
         :func:`part_iou` to the instance mIoU, and to the class mIoU of ``group``.
         """
-        if not isinstance(counts, SegmentationCounts):
-            raise TypeError(f"counts must be SegmentationCounts; got {type(counts).__name__}")
-        if counts.intersection.shape != (self.num_classes,):
+        if not isinstance(tally, SegmentationTally):
+            raise TypeError(f"tally must be a SegmentationTally; got {type(tally).__name__}")
+        if tally.intersection.shape != (self.num_classes,):
             raise ValueError(
-                f"counts hold {counts.intersection.shape[0]} classes; expected {self.num_classes}"
+                f"tally holds {tally.intersection.shape[0]} classes; expected {self.num_classes}"
             )
         self._accumulate(
-            counts.intersection[None], counts.union[None], counts.valid, counts.abstained_valid
+            tally.intersection[None], tally.union[None], tally.valid, tally.abstained_valid
         )
         if parts is not None:
-            iou = counts.part_iou(parts)
+            iou = tally.part_iou(parts)
             self._shape_iou_sum += iou
             self._shapes += 1
             g = self._groups.setdefault(group, [0.0, 0])

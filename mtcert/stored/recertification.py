@@ -16,7 +16,7 @@ p-values, exactly as in a direct run.
 
 The decisions are :func:`mtcert.certify.segmentation.segcertify_hits`, the metrics
 :class:`mtcert.certify.metrics.CertifiedSegmentationMetrics` over per-item
-:class:`~mtcert.certify.metrics.SegmentationCounts`.  Those counts are read off one
+:class:`~mtcert.certify.metrics.SegmentationTally`.  Those counts are read off one
 per-item histogram of (hit count, guess, target) for every setting at once:
 FWER and k-FWER procedures certify exactly the components with ``hits >= h``
 for one threshold h per item, so the counts at h are suffix sums.  Items are
@@ -35,8 +35,8 @@ import pandas as pd
 
 from mtcert.certify.metrics import (
     CertifiedSegmentationMetrics,
-    SegmentationCounts,
-    segmentation_counts,
+    SegmentationTally,
+    segmentation_tally,
 )
 from mtcert.certify.segmentation import SegmentationCertificate, segcertify_hits
 from mtcert.stats.multitest import FDR_METHODS, KFWER_METHODS
@@ -134,7 +134,7 @@ class _ThresholdCounts:
     with the hits and adjusted p-values are monotone in the raw ones), so a
     certificate's labels are ``guess`` where ``hits >= h`` and ABSTAIN elsewhere;
     the metrics' counts at ``h`` are suffix sums over hit values.  Equal to
-    :func:`mtcert.certify.metrics.segmentation_counts` of the certificate's labels (tested).
+    :func:`mtcert.certify.metrics.segmentation_tally` of the certificate's labels (tested).
     """
 
     def __init__(self, item: CountsItem, n: int, num_classes: int, ignore_index):
@@ -165,9 +165,9 @@ class _ThresholdCounts:
         found = np.flatnonzero(self._all == n_certified)
         return int(found[0]) if found.size else None
 
-    def counts(self, h: int) -> SegmentationCounts:
+    def counts(self, h: int) -> SegmentationTally:
         inter = self._inter[h]
-        return SegmentationCounts(
+        return SegmentationTally(
             components=self.components,
             valid=self.n_valid,
             correct=int(inter.sum()),
@@ -218,7 +218,7 @@ def _decisions(counts: StoredCounts, combos) -> list[tuple]:
             for b, (item, sweep) in enumerate(zip(batch, sweeps, strict=True)):
                 h = sweep.threshold(int(cert.n_certified[b])) if exact else None
                 if h is None:
-                    h = segmentation_counts(
+                    h = segmentation_tally(
                         cert.labels[b].reshape(item.target.shape), item.target,
                         num_classes=c, ignore_index=ignore,
                     )  # fmt: skip

@@ -5,7 +5,7 @@ it reseeds the certifier from the run seed and the item's name
 (:func:`mtcert_torch.items.item_seed`: results do not depend on order, sharding or
 resumption), runs SEGCERTIFY, optionally the base model on the clean input,
 computes the per-item counts on the device
-(:func:`mtcert_torch.metrics.segmentation_counts`) and appends one record to the
+(:func:`mtcert_torch.metrics.segmentation_tally`) and appends one record to the
 result files (:class:`~mtcert_torch.runs.store.ResultsWriter`).  Under
 ``torch.distributed`` the items are sharded over the ranks and rank 0
 summarises every record (:mod:`mtcert_torch.runs.summary`).
@@ -36,7 +36,7 @@ import torch
 from mtcert.stored.counts import CountsWriter
 from mtcert_torch.certifier import Certificate, Certifier
 from mtcert_torch.items import Item, Items, item_seed
-from mtcert_torch.metrics import segmentation_counts
+from mtcert_torch.metrics import segmentation_tally
 from mtcert_torch.runs.counts import check_complete, store_item
 from mtcert_torch.runs.store import ResultsWriter, count_fields, count_vectors
 from mtcert_torch.runs.summary import summarize, write_summary
@@ -87,7 +87,7 @@ def certify_item(
     cert = certifier.certify(item.input, **settings.kwargs())
     target = torch.as_tensor(np.asarray(item.target))
     nc = certifier.num_classes
-    c = segmentation_counts(torch.from_numpy(cert.labels), target, nc, ignore_index=ignore_index)
+    c = segmentation_tally(torch.from_numpy(cert.labels), target, nc, ignore_index=ignore_index)
     rec = {"name": item.name, **item.fields, **certifier.task.record(cert.info)}
     if item.group is not None:
         rec["group"] = item.group
@@ -111,7 +111,7 @@ def certify_item(
         t0 = time.perf_counter()
         pred = certifier.predict(item.input)
         rec["seconds_base"] = time.perf_counter() - t0
-        b = segmentation_counts(torch.from_numpy(pred), target, nc, ignore_index=ignore_index)
+        b = segmentation_tally(torch.from_numpy(pred), target, nc, ignore_index=ignore_index)
         rec.update(**count_fields("base", b, item.parts), **count_vectors("base", b))
     return ItemResult(rec, cert, pred, target.numpy())
 

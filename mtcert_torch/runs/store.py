@@ -15,7 +15,7 @@ finished names are skipped and a torn last line is dropped.  Under
 ``torch.distributed`` every rank writes its own ``per_image.rank<r>.jsonl``.
 The point-cloud command uses the same writer with ``per_cloud.*`` files, its own
 columns and its Table-2 summary (:data:`CLOUD_FILES`).  One record holds the
-per-item :class:`mtcert.certify.metrics.SegmentationCounts` of the certified and
+per-item :class:`mtcert.certify.metrics.SegmentationTally` of the certified and
 the base prediction under the prefixes ``cert_`` and ``base_``
 (:func:`count_fields`, read back by :func:`record_counts`); the summary is
 computed from them by :mod:`mtcert_torch.runs.summary`, the figures drawn by
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from mtcert._files import output_folder
-from mtcert.certify.metrics import SegmentationCounts
+from mtcert.certify.metrics import SegmentationTally
 from mtcert_torch.settings import SETTING_FIELDS, SETTING_KEY
 
 __all__ = [
@@ -88,7 +88,7 @@ CLOUD_FILES = {"stem": "per_cloud", "fields": CLOUD_CSV_FIELDS, "unit": "clouds"
 
 
 # -- the counts in a record -----------------------------------------------------------------
-def count_fields(prefix: str, counts: SegmentationCounts, parts=None) -> dict:
+def count_fields(prefix: str, counts: SegmentationTally, parts=None) -> dict:
     """The scalar record fields of one prediction's counts (``prefix``: ``cert``, ``base``).
 
     ``<prefix>_correct``, ``<prefix>_acc`` and, with ``parts``, ``<prefix>_part_iou``;
@@ -105,7 +105,7 @@ def count_fields(prefix: str, counts: SegmentationCounts, parts=None) -> dict:
     return out
 
 
-def count_vectors(prefix: str, counts: SegmentationCounts) -> dict:
+def count_vectors(prefix: str, counts: SegmentationTally) -> dict:
     """The per-class record fields of one prediction's counts (see :func:`count_fields`)."""
     return {
         f"{prefix}_intersection": counts.intersection.tolist(),
@@ -113,10 +113,10 @@ def count_vectors(prefix: str, counts: SegmentationCounts) -> dict:
     }
 
 
-def record_counts(record: dict, prefix: str) -> SegmentationCounts:
+def record_counts(record: dict, prefix: str) -> SegmentationTally:
     """The counts of one prediction read back from a record (:func:`count_fields`)."""
     cert = prefix == "cert"
-    return SegmentationCounts(
+    return SegmentationTally(
         components=record["components"],
         valid=record["valid"],
         correct=record[f"{prefix}_correct"],

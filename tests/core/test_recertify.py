@@ -153,7 +153,7 @@ def test_unsigned_stored_guesses_abstain_as_abstain(method):
 )  # fmt: skip
 def test_threshold_counts_equal_counts_of_the_labels(tmp_path, method, k):
     """The per-item histogram path gives the counts of the certificate's label map."""
-    from mtcert.certify.metrics import segmentation_counts
+    from mtcert.certify.metrics import segmentation_tally
     from mtcert.certify.segmentation import segcertify_hits
     from mtcert.stored.recertification import _ThresholdCounts
 
@@ -172,7 +172,7 @@ def test_threshold_counts_equal_counts_of_the_labels(tmp_path, method, k):
             cert = segcertify_hits(
                 item.guess, item.hits, 40, tau=tau, alpha=0.05, method=method, k=k
             )
-            ref = segmentation_counts(cert.labels, item.target, num_classes=6, ignore_index=None)
+            ref = segmentation_tally(cert.labels, item.target, num_classes=6, ignore_index=None)
             sweep = _ThresholdCounts(item, 40, 6, None)
             got = sweep.counts(sweep.threshold(cert.n_certified))
             for field in ("components", "valid", "correct", "abstained", "abstained_valid"):

@@ -7,7 +7,7 @@ from scipy import stats
 
 from mtcert.certify.metrics import CertifiedSegmentationMetrics
 from mtcert_torch.certifier import Certifier
-from mtcert_torch.metrics import segmentation_counts
+from mtcert_torch.metrics import segmentation_tally
 from mtcert_torch.runs.loop import certify_items
 from mtcert_torch.runs.summary import summarize
 from mtcert_torch.sampler import StreamingSampler
@@ -129,7 +129,7 @@ def test_generator_instead_of_seed_reproduces_integer_seed():
 
 
 def naive_stats(pred, target, num_classes, ignore=255):
-    """Plain-Python reference for segmentation_counts."""
+    """Plain-Python reference for segmentation_tally."""
     inter = [0] * num_classes
     union = [0] * num_classes
     valid = correct = 0
@@ -155,7 +155,7 @@ def test_metrics_against_naive_reference():
         pred = rng.integers(-1, 4, size=(6, 7))
         target = rng.integers(0, 4, size=(6, 7))
         target[rng.random((6, 7)) < 0.2] = 255
-        s = segmentation_counts(torch.as_tensor(pred), torch.as_tensor(target), 4)
+        s = segmentation_tally(torch.as_tensor(pred), torch.as_tensor(target), 4)
         valid, correct, inter, union = naive_stats(pred, target, 4)
         assert (s.valid, s.correct) == (valid, correct)
         assert s.intersection.tolist() == inter and s.union.tolist() == union
@@ -164,8 +164,8 @@ def test_metrics_against_naive_reference():
 
 def test_device_counts_accumulate_in_core_and_errors():
     m = CertifiedSegmentationMetrics(2)
-    m.add(segmentation_counts(torch.tensor([[0, 0], [1, -1]]), torch.tensor([[0, 1], [1, 255]]), 2))
-    m.add(segmentation_counts(torch.tensor([[1, 1]]), torch.tensor([[1, 1]]), 2))
+    m.add(segmentation_tally(torch.tensor([[0, 0], [1, -1]]), torch.tensor([[0, 1], [1, 255]]), 2))
+    m.add(segmentation_tally(torch.tensor([[1, 1]]), torch.tensor([[1, 1]]), 2))
     out = m.compute()
     assert out.accuracy == pytest.approx(4 / 5)
     # image 1: IoU0 = 1/2, IoU1 = 1/2; image 2: IoU1 = 1 (class 0 absent: skipped)
@@ -173,13 +173,13 @@ def test_device_counts_accumulate_in_core_and_errors():
     # the one abstained pixel has an ignored target: not counted (as mtcert.certify.metrics)
     assert out.abstain_rate == 0.0
     with pytest.raises(ValueError, match="target"):
-        segmentation_counts(torch.tensor([0]), torch.tensor([7]), 2)
+        segmentation_tally(torch.tensor([0]), torch.tensor([7]), 2)
     with pytest.raises(ValueError, match="pred"):
-        segmentation_counts(torch.tensor([5]), torch.tensor([1]), 2)
+        segmentation_tally(torch.tensor([5]), torch.tensor([1]), 2)
     with pytest.raises(ValueError, match="shapes"):
-        segmentation_counts(torch.tensor([0, 1]), torch.tensor([1]), 2)
+        segmentation_tally(torch.tensor([0, 1]), torch.tensor([1]), 2)
     with pytest.raises(ValueError, match="collides"):
-        segmentation_counts(torch.tensor([0, 1]), torch.tensor([1, 1]), 2, ignore_index=1)
+        segmentation_tally(torch.tensor([0, 1]), torch.tensor([1, 1]), 2, ignore_index=1)
 
 
 def test_dataset_loop_and_summary():
@@ -203,7 +203,7 @@ def test_metrics_agree_with_mtcert_metrics():
         pred = rng.integers(-1, 5, size=(9, 11))
         target = rng.integers(0, 5, size=(9, 11))
         target[rng.random((9, 11)) < 0.15] = 255
-        counts = segmentation_counts(torch.as_tensor(pred), torch.as_tensor(target), 5)
+        counts = segmentation_tally(torch.as_tensor(pred), torch.as_tensor(target), 5)
         ours.add(counts)
         (half if i % 2 else core).update(pred, target)
     a, b = ours.compute(), core.merge(half).compute()  # shards combine by a sum of counts

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from mtcert.certify.metrics import part_iou, segmentation_counts
+from mtcert.certify.metrics import part_iou, segmentation_tally
 from mtcert_torch.certifier import Certifier
 from mtcert_torch.cli import main
 from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
@@ -207,7 +207,7 @@ def test_part_iou_brute_force():
         lo, hi = (12, 16)
         target = rng.integers(lo, hi, size=30)
         pred = np.where(rng.random(30) < 0.2, -1, rng.integers(lo, hi, size=30))
-        s = segmentation_counts(pred, target, num_classes=50, ignore_index=None)
+        s = segmentation_tally(pred, target, num_classes=50, ignore_index=None)
         ious = []
         for c in range(lo, hi):
             p = {i for i in range(30) if pred[i] == c}
