@@ -43,8 +43,8 @@ from mtcert.stats.validation import as_integer_array, check_positive_int
 
 __all__ = [
     "CertifiedSegmentationMetrics",
-    "SegmentationTally",
     "SegmentationScores",
+    "SegmentationTally",
     "abstain_rate",
     "certified_accuracy",
     "iou_per_input",
