@@ -9,11 +9,17 @@ take in turn (dynamic scheduling: when another process keeps a core busy, the
 calling thread simply does more of the chunks instead of waiting for it).
 
 The pool is created on first use and re-created in a forked child (a child
-inherits the pool object but not its threads).
+inherits the pool object but not its threads).  The pool threads run each call's
+chunks in a copy of the caller's :mod:`contextvars` context, so that settings
+held per thread (the kernels' tier policy, :func:`mtcert._jit.policy`) hold for
+the whole call.
+
+Imports the standard library only.
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import os
 import threading
@@ -83,7 +89,8 @@ def map_chunks(fn, size: int, workers: int, *, chunks_per_worker: int = 4) -> li
             results[i] = fn(worker, bounds[i], bounds[i + 1])
 
     pool = _get_pool(workers - 1)
-    futures = [pool.submit(work, w) for w in range(1, workers)]
+    # one copy per helper: a context can be entered by one thread at a time
+    futures = [pool.submit(contextvars.copy_context().run, work, w) for w in range(1, workers)]
     work(0)
     for f in futures:
         # a helper that has not started by now has nothing left to do; cancelling

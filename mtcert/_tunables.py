@@ -5,6 +5,8 @@ paths (threads or not, histogram or sort, bucket or plain sort, interpreted
 or compiled kernel).  The numba
 kernels read them at compile time, so after editing a value used by a kernel
 delete the numba cache (``__pycache__/*.nbi``) or set ``NUMBA_CACHE_DIR`` anew.
+
+Imports nothing: every layer may read it.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ The kernels do not use ``parallel=True``: numba's default OpenMP threading layer
 is not fork-safe, and a user who forks worker processes (multiprocessing's
 default on Linux) after calling mtcert would see them terminated.  The Python
 wrapper instead runs ``nogil`` kernels on chunks in a thread pool.
+
+Imports numpy, numba, :mod:`scipy.special.cython_special` and :mod:`mtcert._jit` only.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import math
 import numba
 import numpy as np
 from numba.extending import get_cython_function_address
+
+from mtcert._jit import tiered
 
 _BETA_SIGNATURE = ctypes.CFUNCTYPE(
     ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int
@@ -257,6 +261,7 @@ def _at(a, i):
     return float(a[i] if a.size > 1 else a[0])
 
 
+@tiered
 @numba.njit(cache=True, nogil=True)
 def greater_elementwise(k, n, p, out, betainc):
     """out[i] = P(X >= k[i]) for X ~ Bin(n[i], p[i])."""
@@ -264,6 +269,7 @@ def greater_elementwise(k, n, p, out, betainc):
         out[i] = binom_greater(_at(k, i), _at(n, i), _at(p, i), betainc)
 
 
+@tiered
 @numba.njit(cache=True, nogil=True)
 def less_elementwise(k, n, p, out, betaincc):
     """out[i] = P(X <= k[i]) for X ~ Bin(n[i], p[i])."""
@@ -271,6 +277,7 @@ def less_elementwise(k, n, p, out, betaincc):
         out[i] = binom_less(_at(k, i), _at(n, i), _at(p, i), betaincc)
 
 
+@tiered
 @numba.njit(cache=True, nogil=True)
 def two_sided_elementwise(k, n, p, out, betainc, betaincc):
     """out[i] = two-sided p-value of k[i] under Bin(n[i], p[i]) (as scipy.stats.binomtest)."""
@@ -278,6 +285,7 @@ def two_sided_elementwise(k, n, p, out, betainc, betaincc):
         out[i] = binom_two_sided(_at(k, i), _at(n, i), _at(p, i), betainc, betaincc)
 
 
+@tiered
 @numba.njit(cache=True)
 def gather_by_n(table, offsets, n, k, out):
     """out[i] = table[offsets[n[i]] + k[i]]; n of size 1 broadcasts (inputs validated)."""

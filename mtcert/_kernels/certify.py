@@ -21,6 +21,9 @@ counting path takes ``BONFERRONI``, ``SIDAK``, ``HOLM``, ``HOLM_SIDAK``,
 ``HOCHBERG``, ``HOMMEL``, ``FDR_BH``, ``FDR_BY`` and the generalized
 Bonferroni, Holm and Hochberg, with ``k`` as a float (exact for any k, see
 ``lr_divisor``).
+
+Imports numpy, numba, :mod:`mtcert._jit`, :mod:`mtcert._kernels.methods` and
+:mod:`mtcert._tunables` only.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mtcert._jit import tiered
 from mtcert._kernels.methods import (
     BONFERRONI,
     FDR_BH,
@@ -43,6 +47,7 @@ from mtcert._kernels.methods import (
 from mtcert._tunables import HIST_MIN_FILL, HIST_SPLIT_MIN
 
 
+@tiered
 @njit(cache=True, nogil=True)
 def histogram_chunk(hits, n, part, copy):
     """Add the hit counts of ``hits`` to the histogram ``part``; copy them to ``copy``.
@@ -152,15 +157,15 @@ _HOMMEL_MIN_ALPHA = 2.0**-960
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _critical(method, rank, m, alpha, k, const):
+def _critical(code, rank, m, alpha, k, const):
     """Critical value at the 1-based ``rank`` among ``m`` (same operations as ``adjust``)."""
-    if method == SIDAK:
+    if code == SIDAK:
         return const
-    if method == HOLM_SIDAK:
+    if code == HOLM_SIDAK:
         return 1 - (1.0 - alpha) ** (1.0 / float(m - rank + 1))
-    if method == BONFERRONI or method == GENERALIZED_BONFERRONI:
+    if code == BONFERRONI or code == GENERALIZED_BONFERRONI:
         return k * alpha / float(m)
-    if method == FDR_BH or method == FDR_BY:
+    if code == FDR_BH or code == FDR_BY:
         return (rank / m) / const * alpha
     return k * alpha / lr_divisor(rank, m, k)  # (generalized) Holm and Hochberg
 
@@ -268,7 +273,7 @@ def _hommel(levels, counts, n_groups, table, m, alpha):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _decide(levels, counts, n_levels, table, m, alpha, k, method, const):
+def _decide(levels, counts, n_levels, table, m, alpha, k, code, const):
     """Rejection threshold of one family from its hit levels (decreasing = ascending p).
 
     Critical values for the 1-based rank r among m sorted p-values, with the
@@ -300,11 +305,9 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, method, const):
     caller must decide the family with ``adjust``).
     """
     n_groups = _merge_ties(levels, counts, n_levels, table)
-    if method == HOMMEL:
+    if code == HOMMEL:
         return _hommel(levels, counts, n_groups, table, m, alpha)
-    step_up = (
-        method == HOCHBERG or method == GENERALIZED_HOCHBERG or method == FDR_BH or method == FDR_BY
-    )
+    step_up = code == HOCHBERG or code == GENERALIZED_HOCHBERG or code == FDR_BH or code == FDR_BY
     thr = table.shape[0]
     n_rej = 0
     n_below = 0  # hypotheses with a strictly smaller p-value
@@ -313,8 +316,8 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, method, const):
         p = table[lo]
         count = counts[g]
         rank = n_below + count if step_up else n_below + 1
-        crit = _critical(method, rank, m, alpha, k, const)
-        if method == HOLM_SIDAK and abs(p - crit) <= _SIDAK_MARGIN:
+        crit = _critical(code, rank, m, alpha, k, const)
+        if code == HOLM_SIDAK and abs(p - crit) <= _SIDAK_MARGIN:
             return -1, 0
         n_below += count
         if p <= crit:
@@ -327,8 +330,9 @@ def _decide(levels, counts, n_levels, table, m, alpha, k, method, const):
     return thr, n_rej
 
 
+@tiered
 @njit(cache=True, nogil=True)
-def decide_histogram(part, table, m, alpha, k, method, const):
+def decide_histogram(part, table, m, alpha, k, code, const):
     """Rejection threshold of one family of ``m`` from its (partial) histograms.
 
     ``part`` is (R, n + 1): the family's histogram is the sum of its rows (one
@@ -339,9 +343,10 @@ def decide_histogram(part, table, m, alpha, k, method, const):
     levels = np.empty(n_max, np.int64)
     counts = np.empty(n_max, np.int64)
     n_levels = _histogram_levels(part, n, levels, counts)
-    return _decide(levels, counts, n_levels, table, m, alpha, k, method, const)
+    return _decide(levels, counts, n_levels, table, m, alpha, k, code, const)
 
 
+@tiered
 @njit(cache=True, nogil=True)
 def label_chunk(guess, hits, thr, abstain, labels, copy):
     """``labels = where(hits >= thr, guess, abstain)``; returns the number of negative guesses.
@@ -373,28 +378,31 @@ def label_chunk(guess, hits, thr, abstain, labels, copy):
     return n_neg
 
 
+@tiered
 @njit(cache=True, nogil=True)
 def copy_first(hits, copy):
     """Copy ``hits`` while histogramming (True: it is wider than ``copy``) or while labelling."""
     return hits.itemsize > copy.itemsize
 
 
+@tiered
 @njit(cache=True, nogil=True)
 def use_histogram(m, n):
     """Whether a family of ``m`` is histogrammed (else sorted) for ``n`` samples."""
     return m * HIST_MIN_FILL >= n + 1
 
 
+@tiered
 @njit(cache=True, nogil=True)
-def certify_families(guess, hits, table, alpha, k, method, const, abstain, labels, hits_copy):
+def certify_families(guess, hits, table, alpha, k, code, const, abstain, labels, hits_copy):
     """Counting-path SEGCERTIFY for every family (row) of ``hits``.
 
     Parameters
     ----------
     guess, hits : (F, m) integer arrays, C-contiguous; row f is family f.
     table : (n + 1,) float64, ``table[j] = P(Bin(n, tau) >= j)``, non-increasing.
-    alpha, k, method : level, k of the k-FWER methods (1 otherwise), method code.
-    const : the method's constant for ``m``, computed as ``adjust`` does: the
+    alpha, k, code : level, k of the k-FWER methods (1 otherwise), procedure code.
+    const : the procedure's constant for ``m``, computed as ``adjust`` does: the
         Sidak critical value (``SIDAK``), sum_{l <= m} 1/l (``FDR_BY``), 1
         (``FDR_BH``); not read by the other methods.
     abstain : label written where not certified.
@@ -433,7 +441,7 @@ def certify_families(guess, hits, table, alpha, k, method, const, abstain, label
             n_levels, n_bad = _sorted_levels(hits[f], n, buf, levels, counts, copy)
         if n_bad:
             return n_rej, n_bad, n_neg, False
-        thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, method, const)
+        thr, n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, code, const)
         if thr < 0:
             return n_rej, 0, n_neg, True
         if early:
@@ -443,6 +451,7 @@ def certify_families(guess, hits, table, alpha, k, method, const, abstain, label
     return n_rej, 0, n_neg, False
 
 
+@tiered
 @njit(cache=True, nogil=True)
 def guess_and_hits(counts0, counts, n, guess, hits):
     """Per component: ``guess`` = first argmax of ``counts0``, ``hits`` = its count in ``counts``.

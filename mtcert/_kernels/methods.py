@@ -8,6 +8,8 @@ of :mod:`mtcert._kernels.multitest` and :mod:`mtcert._kernels.certify` share,
 live here too, so that the formula is written once; so do the per-family
 constants that :mod:`mtcert.stats.multitest` and :mod:`mtcert.certify.segmentation` both need as
 the same floats (Šidák's critical value, Benjamini–Yekutieli's sum).
+
+Imports numpy and numba only.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ bits and the element's index fit into one ``uint64`` key; ``np.sort`` of those
 keys gives the order up to values that agree on the kept leading bits, which
 :func:`unpack_sorted` repairs with a budgeted insertion sort (a row that blows
 the budget is reported so the caller can fall back to a stable argsort).
+
+Imports numpy, numba, :mod:`mtcert._jit` and the kernels of
+:mod:`mtcert._kernels.binomial` and :mod:`mtcert._kernels.methods` only.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import math
 import numpy as np
 from numba import njit
 
+from mtcert._jit import tiered
 from mtcert._kernels.binomial import upper_tail_by_sums
 from mtcert._kernels.methods import lr_divisor
 
 _NAN_BITS = np.uint64((1 << 62) - 1)  # above the bits of 1.0 (0x3FF0...)
 
 
+@tiered
 @njit(cache=True)
 def pack_keys(p, idxbits, keys):
     """Write ``(leading value bits << idxbits) | index`` for every entry of ``p``."""
@@ -47,6 +52,7 @@ def pack_keys(p, idxbits, keys):
             keys[r, i] = ((b >> shift) << ib) | np.uint64(i)
 
 
+@tiered
 @njit(cache=True)
 def unpack_sorted(keys, idxbits, p, m_eff, order, s):
     """Turn sorted packed keys into ``order`` and exactly sorted values ``s``.
@@ -348,6 +354,7 @@ def _finish_row(r, n, m, sr, orow, a, rj, out_adj, out_rej, nrej, thr):
         out_rej[r, j] = False
 
 
+@tiered
 @njit(cache=True, error_model="numpy")
 def holm_rows(s, order, m_eff, m_tot, alpha, k, out_adj, out_rej, nrej, thr):
     """(Generalized) Holm; ``m_tot[r]`` is the family size, above ``m_eff[r]`` when
@@ -360,6 +367,7 @@ def holm_rows(s, order, m_eff, m_tot, alpha, k, out_adj, out_rej, nrej, thr):
             _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
 
 
+@tiered
 @njit(cache=True, error_model="numpy")
 def hochberg_rows(s, order, m_eff, alpha, k, out_adj, out_rej, nrej, thr):
     """(Generalized) Hochberg."""
@@ -371,6 +379,7 @@ def hochberg_rows(s, order, m_eff, alpha, k, out_adj, out_rej, nrej, thr):
             _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
 
 
+@tiered
 @njit(cache=True, error_model="numpy")
 def holm_sidak_rows(s, order, m_eff, n_rejected, out_adj, out_rej, nrej, thr):
     """Holm–Šidák, with each row's number of rejections ``n_rejected[r]`` decided by the caller."""
@@ -383,6 +392,7 @@ def holm_sidak_rows(s, order, m_eff, n_rejected, out_adj, out_rej, nrej, thr):
             _finish_row(r, n_rejected[r], m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
 
 
+@tiered
 @njit(cache=True, error_model="numpy")
 def bh_rows(s, order, m_eff, alpha, cm, out_adj, out_rej, nrej, thr):
     """Benjamini–Hochberg (``cm[r] = 1``) or Benjamini–Yekutieli (``cm[r] = sum 1/l``)."""
@@ -394,6 +404,7 @@ def bh_rows(s, order, m_eff, alpha, cm, out_adj, out_rej, nrej, thr):
             _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
 
 
+@tiered
 @njit(cache=True, error_model="numpy")
 def twostage_rows(s, order, m_eff, alpha, bky, maxiter, out_adj, out_rej, nrej, thr):
     """Two-stage BH (``bky`` False) or BKY (True), ``maxiter`` iterations."""
@@ -405,6 +416,7 @@ def twostage_rows(s, order, m_eff, alpha, bky, maxiter, out_adj, out_rej, nrej, 
             _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
 
 
+@tiered
 @njit(cache=True, error_model="numpy")
 def gbs_rows(s, order, m_eff, alpha, out_adj, out_rej, nrej, thr):
     """Gavrilov, Benjamini & Sarkar's adaptive step-down (element-wise decisions)."""
@@ -417,6 +429,7 @@ def gbs_rows(s, order, m_eff, alpha, out_adj, out_rej, nrej, thr):
             _finish_row(r, n, m, s[r], order[r], a, rj, out_adj, out_rej, nrej, thr)
 
 
+@tiered
 @njit(cache=True, error_model="numpy")
 def hommel_rows(s, order, m_eff, alpha, out_adj, out_rej, nrej, thr):
     """Hommel (element-wise decisions), O(m log m) per row."""
@@ -433,6 +446,7 @@ def hommel_rows(s, order, m_eff, alpha, out_adj, out_rej, nrej, thr):
             _finish_row(r, n, m, s[r], order[r], a, rj, out_adj, out_rej, nrej, thr)
 
 
+@tiered
 @njit(cache=True)
 def binade_counts(p):
     """Counts of p-values per binary exponent (IEEE biased exponent 0..1023), then NaNs."""
@@ -449,6 +463,7 @@ def binade_counts(p):
     return hist
 
 
+@tiered
 @njit(cache=True)
 def key_histogram(keys, shift, nbuckets):
     """Counts of ``keys >> shift`` (most significant digit of the packed keys)."""
@@ -459,6 +474,7 @@ def key_histogram(keys, shift, nbuckets):
     return hist
 
 
+@tiered
 @njit(cache=True)
 def key_scatter(keys, shift, group_of_bucket, starts, out):
     """Counting-sort pass: move every key to its group (contiguous, ordered key ranges)."""
@@ -471,6 +487,7 @@ def key_scatter(keys, shift, group_of_bucket, starts, out):
         ptr[g] += 1
 
 
+@tiered
 @njit(cache=True, nogil=True)
 def generalized_sidak_adjusted(p, m_rows, k, out):
     """``out[r, i] = P(Bin(m_rows[r], p[r, i]) >= k)`` (Guo & Romano 2007), NaN kept.

@@ -13,7 +13,11 @@ Joint label vectors are compared through two independent 64-bit hashes of
 their deviation sets (a commutative sum of mixed codes), so a false match of
 two different vectors has probability below ``n0**2 * 2**-128``.
 
-The kernel releases the GIL, so power studies run scenarios on threads.
+The kernel releases the GIL, so power studies run scenarios on threads.  It is
+compiled-only (not :func:`~mtcert._jit.tiered`): a power study calls it over
+and over, so compiling pays from the first call.
+
+Imports numpy and numba only.
 """
 
 from __future__ import annotations

@@ -15,10 +15,16 @@ the methods of :data:`FAST_METHODS` (Bonferroni, Šidák, Holm, Holm–Šidák,
 Hochberg, Hommel, their k-FWER generalisations and Benjamini–Hochberg /
 -Yekutieli) are decided from a histogram of hit counts in O(N + n)
 (:mod:`mtcert._kernels.certify`).  Every other procedure goes through
-:func:`mtcert.stats.multitest.adjust`.
+:func:`mtcert.stats.multitest.adjust` (its core, which takes the procedure's code).
+The method name is resolved once (:func:`~mtcert.stats.methods.resolve_method`)
+and becomes its code once (:func:`_certify_hits`); below that only the code travels.
 
 Cohen et al.'s PREDICT / CERTIFY and the paper's baselines JOINTCLASS and
 INDIVCLASS live in :mod:`mtcert.certify.cohen` (only there).
+
+Imports numpy, the kernels of :mod:`mtcert._kernels.certify` and the code table
+:mod:`mtcert._kernels.methods`, :mod:`mtcert._tunables`, :mod:`mtcert._threads`,
+:mod:`mtcert.stats` and :mod:`mtcert.certify.labels`.
 """
 
 from __future__ import annotations
@@ -32,13 +38,21 @@ from functools import cached_property
 import numpy as np
 
 from mtcert import _tunables
-from mtcert._jit import tiered
-from mtcert._kernels import certify as _certify_kernels
 from mtcert._kernels import methods as _codes
+from mtcert._kernels.certify import (
+    certify_families,
+    copy_first,
+    decide_histogram,
+    guess_and_hits,
+    histogram_chunk,
+    label_chunk,
+    use_histogram,
+)
 from mtcert._threads import map_chunks, workers_for
 from mtcert.certify.labels import ABSTAIN
 from mtcert.stats.binomial import binom_test, greater_pvalue_table
-from mtcert.stats.multitest import FDR_METHODS, adjust, resolve_method
+from mtcert.stats.methods import FDR_METHODS, resolve_method
+from mtcert.stats.multitest import adjust_families
 from mtcert.stats.radius import NOISE_MODELS, certified_radius
 from mtcert.stats.validation import (
     as_independent_count_pair,
@@ -58,9 +72,6 @@ __all__ = [
     "segcertify",
     "segcertify_hits",
 ]
-
-# small calls run the kernels' Python source until compiling pays (mtcert._jit)
-_k = tiered(_certify_kernels)
 
 #: Methods decided by the counting fast path (identical decisions to ``adjust``).
 FAST_METHODS = {
@@ -214,11 +225,6 @@ def _check_axis(axis, ndim):
     return int(axis) % ndim if ndim else None
 
 
-def _check_method(method, k):
-    # aliases ("h", "Holm", "bh") resolved once, so they take the counting path too
-    return resolve_method(method, k)
-
-
 def _to_families(arr, axis):
     """View/copy ``arr`` as a C-contiguous (F, m) array of families."""
     if axis is None:
@@ -268,7 +274,7 @@ def _direct_table(hits, n, tau):
     return table, ranks.reshape(hits.shape).astype(_hits_dtype(levels.size - 1))
 
 
-def _family_constant(code: int | None, alpha: float, m: int) -> float:
+def _family_constant(code: int, alpha: float, m: int) -> float:
     """The kernels' per-family constant of method ``code``, with ``adjust``'s operations.
 
     Sidak's single-step critical value, Benjamini–Yekutieli's sum of 1/l
@@ -281,7 +287,7 @@ def _family_constant(code: int | None, alpha: float, m: int) -> float:
     return 1.0
 
 
-def _one_family_threaded(guess, hits, table, alpha, k, method, const, labels, hits_copy, workers):
+def _one_family_threaded(guess, hits, table, alpha, k, code, const, labels, hits_copy, workers):
     """:func:`mtcert._kernels.certify.certify_families` for one large family, on threads.
 
     Partial histograms per thread (merged in the decision), then labels per
@@ -289,30 +295,26 @@ def _one_family_threaded(guess, hits, table, alpha, k, method, const, labels, hi
     """
     n = table.shape[0] - 1
     parts = np.zeros((workers, 4, n + 1), np.int64)
-    early = _k.copy_first(hits, hits_copy)
+    early = copy_first(hits, hits_copy)
     no_copy = hits_copy[:0]
 
     def count(w, lo, hi):
         copy = hits_copy[lo:hi] if early else no_copy
-        return _k.histogram_chunk(hits[lo:hi], n, parts[w], copy)
+        return histogram_chunk(hits[lo:hi], n, parts[w], copy)
 
     n_bad = sum(map_chunks(count, hits.size, workers))
     if n_bad:
         return None, n_bad, 0, False
-    thr, n_rej = _k.decide_histogram(
-        parts.reshape(-1, n + 1), table, hits.size, alpha, float(k), method, const
+    thr, n_rej = decide_histogram(
+        parts.reshape(-1, n + 1), table, hits.size, alpha, float(k), code, const
     )
     if thr < 0:
         return None, 0, 0, True
 
     def label(_w, lo, hi):
         if early:
-            return _k.label_chunk(
-                guess[lo:hi], hits_copy[lo:hi], thr, ABSTAIN, labels[lo:hi], no_copy
-            )
-        return _k.label_chunk(
-            guess[lo:hi], hits[lo:hi], thr, ABSTAIN, labels[lo:hi], hits_copy[lo:hi]
-        )
+            return label_chunk(guess[lo:hi], hits_copy[lo:hi], thr, ABSTAIN, labels[lo:hi], no_copy)
+        return label_chunk(guess[lo:hi], hits[lo:hi], thr, ABSTAIN, labels[lo:hi], hits_copy[lo:hi])
 
     n_neg = sum(map_chunks(label, hits.size, workers))
     return np.array([n_rej]), 0, n_neg, False
@@ -333,16 +335,20 @@ def _check_ranges(guess, hits, n):
         )
 
 
-def _decide_by_adjust(table, hits2d, guess2d, labels2d, method, alpha, k):
-    """The general path: p-values gathered from ``table``, decided by :func:`adjust`.
+def _decide_by_adjust(table, hits2d, guess2d, labels2d, code, alpha, k):
+    """The general path: p-values gathered from ``table``, decided as ``adjust`` decides.
 
-    Writes ``labels2d``; returns ``(rejections per family, canonical method)``.
+    :func:`~mtcert.stats.multitest.adjust_families` on the (F, m) p-values,
+    i.e. ``adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)`` without
+    validating again (the p-values are table entries, never NaN).  Writes
+    ``labels2d``; returns the rejections per family.
     """
-    res = adjust(table[hits2d], method, alpha=alpha, k=k, axis=-1)
-    rej2d = np.asarray(res.reject, dtype=bool)
+    p2d = table[hits2d]
+    m_eff = np.full(p2d.shape[0], p2d.shape[1], dtype=np.int64)
+    _, rej2d = adjust_families(p2d, code, alpha, k, 1, m_eff)
     labels2d.fill(ABSTAIN)
     np.copyto(labels2d, guess2d, where=rej2d)
-    return rej2d.sum(axis=-1), res.method
+    return rej2d.sum(axis=-1)
 
 
 def _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, method, k, n):
@@ -370,59 +376,45 @@ _FUSED_HITS = tuple(np.dtype(t) for t in (np.int64, np.int32, np.uint8, np.uint1
 _FUSED_GUESS = tuple(np.dtype(t) for t in (np.int64, np.int32))
 
 
-def _certify_fused(guess, hits, n, tau, alpha, method, fast, k, axis):
-    """:func:`_certify_hits` for a counting-path method on common dtypes (see above)."""
-    shape = hits.shape
+def _certify_fused(guess, hits, n, tau, alpha, code, k, axis):
+    """:func:`_certify_hits` for a counting-path method on common dtypes (see above).
+
+    Returns ``(labels2d, hits2d, n_rejected, table)`` for :func:`_certificate`.
+    """
     table = _pvalue_table(n, tau)
     hits_in = _to_families(hits, axis)
     guess2d = _to_families(guess, axis)
     hits2d = np.empty(hits_in.shape, _hits_dtype(n))  # the certificate's own copy
     labels2d = np.empty(hits2d.shape, np.int64)
-    const = _family_constant(fast, alpha, hits2d.shape[1])
+    const = _family_constant(code, alpha, hits2d.shape[1])
     workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK) if axis is None else 1
-    if workers > 1 and _k.use_histogram(hits.size // workers, n):
+    if workers > 1 and use_histogram(hits.size // workers, n):
         n_rej, n_bad, n_neg, undecided = _one_family_threaded(
-            guess2d[0], hits_in[0], table, alpha, k, fast, const, labels2d[0], hits2d[0], workers
+            guess2d[0], hits_in[0], table, alpha, k, code, const, labels2d[0], hits2d[0], workers
         )
     else:
-        n_rej, n_bad, n_neg, undecided = _k.certify_families(
-            guess2d, hits_in, table, alpha, float(k), fast, const, ABSTAIN, labels2d, hits2d
+        n_rej, n_bad, n_neg, undecided = certify_families(
+            guess2d, hits_in, table, alpha, float(k), code, const, ABSTAIN, labels2d, hits2d
         )
     if n_bad or undecided:
         # the kernels stop early here: check everything, then decide through adjust
         _check_ranges(guess, hits, n)
         hits2d[...] = hits_in
-        n_rej, _ = _decide_by_adjust(table, hits2d, guess2d, labels2d, method, alpha, k)
+        n_rej = _decide_by_adjust(table, hits2d, guess2d, labels2d, code, alpha, k)
     elif n_neg:
         _check_ranges(guess, hits, n)  # raises, naming guess
-    return _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, method, k, n)
+    return labels2d, hits2d, n_rej, table
 
 
-def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
-    """Shared core of :func:`segcertify` and :func:`segcertify_hits` (inputs validated).
+def _certify_general(guess, hits, n, tau, alpha, code, fast, k, axis, owned):
+    """:func:`_certify_hits` for any method and dtype: ranges checked first, in numpy.
 
-    ``owned``: ``hits`` is a private array of the caller (no defensive copy needed).
-    The kernels see int64 guesses and labels and hits in one of four widths
-    (whatever the caller's dtypes), so that only a few specialisations compile.
+    ``fast``: the method has a counting path.  Returns ``(labels2d, hits2d,
+    n_rejected, table)`` for :func:`_certificate`.
     """
-    shape = hits.shape
-    if hits.size == 0:
-        raise ValueError("hits is empty: there are no components to certify")
-    if axis is not None and shape[axis] == 0:
-        raise ValueError(f"axis {axis} has length 0: the families are empty")
-    if n > MAX_N:
-        raise ValueError(f"n must be at most 2**53 testing samples; got {n}")
-    fast = FAST_METHODS.get(method)
-    if (
-        fast is not None
-        and _k.use_histogram(hits.size, n)
-        and hits.dtype in _FUSED_HITS
-        and guess.dtype in _FUSED_GUESS
-    ):
-        return _warn_if_fdr(_certify_fused(guess, hits, n, tau, alpha, method, fast, k, axis))
     _check_ranges(guess, hits, n)
     guess2d = _to_families(guess.astype(np.int64, copy=False), axis)
-    if _k.use_histogram(hits.size, n):
+    if use_histogram(hits.size, n):
         table = _pvalue_table(n, tau)
         if not (owned and hits.dtype == _hits_dtype(n)):
             # a narrow private copy: the certificate must not alias the caller's buffer
@@ -432,25 +424,55 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
         table, hits2d = _direct_table(_to_families(hits, axis), n, tau)
     labels2d = np.empty(hits2d.shape, np.int64)
     workers = 1
-    if fast is not None and axis is None:
+    if fast and axis is None:
         workers = workers_for(hits.size, _tunables.CERTIFY_MIN_CHUNK)
-    undecided = fast is None
-    const = _family_constant(fast, alpha, hits2d.shape[1])
+    undecided = not fast
+    const = _family_constant(code, alpha, hits2d.shape[1])
     # the kernels' copy of the hits goes to the hits themselves: they are private here
-    if workers > 1 and _k.use_histogram(hits.size // workers, table.shape[0] - 1):
+    if workers > 1 and use_histogram(hits.size // workers, table.shape[0] - 1):
         n_rej, _, _, undecided = _one_family_threaded(
-            guess2d[0], hits2d[0], table, alpha, k, fast, const, labels2d[0], hits2d[0], workers
+            guess2d[0], hits2d[0], table, alpha, k, code, const, labels2d[0], hits2d[0], workers
         )
-        canonical = method
-    elif fast is not None:
-        n_rej, _, _, undecided = _k.certify_families(
-            guess2d, hits2d, table, alpha, float(k), fast, const, ABSTAIN, labels2d, hits2d
+    elif fast:
+        n_rej, _, _, undecided = certify_families(
+            guess2d, hits2d, table, alpha, float(k), code, const, ABSTAIN, labels2d, hits2d
         )
-        canonical = method
     if undecided:  # a method without a counting path, or a Holm-Sidak / Hommel near-tie
-        n_rej, canonical = _decide_by_adjust(table, hits2d, guess2d, labels2d, method, alpha, k)
+        n_rej = _decide_by_adjust(table, hits2d, guess2d, labels2d, code, alpha, k)
+    return labels2d, hits2d, n_rej, table
+
+
+def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
+    """Shared core of :func:`segcertify` and :func:`segcertify_hits` (inputs validated).
+
+    ``method`` is the canonical name; it becomes its procedure code here, once,
+    and only the code goes further down.  ``owned``: ``hits`` is a private
+    array of the caller (no defensive copy needed).  The kernels see int64
+    guesses and labels and hits in one of four widths (whatever the caller's
+    dtypes), so that only a few specialisations compile.
+    """
+    shape = hits.shape
+    if hits.size == 0:
+        raise ValueError("hits is empty: there are no components to certify")
+    if axis is not None and shape[axis] == 0:
+        raise ValueError(f"axis {axis} has length 0: the families are empty")
+    if n > MAX_N:
+        raise ValueError(f"n must be at most 2**53 testing samples; got {n}")
+    code = _codes.CODES[method]
+    fast = method in FAST_METHODS
+    if (
+        fast
+        and use_histogram(hits.size, n)
+        and hits.dtype in _FUSED_HITS
+        and guess.dtype in _FUSED_GUESS
+    ):
+        labels2d, hits2d, n_rej, table = _certify_fused(guess, hits, n, tau, alpha, code, k, axis)
+    else:
+        labels2d, hits2d, n_rej, table = _certify_general(
+            guess, hits, n, tau, alpha, code, fast, k, axis, owned
+        )
     return _warn_if_fdr(
-        _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, canonical, k, n)
+        _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, method, k, n)
     )
 
 
@@ -548,7 +570,8 @@ def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None
     tau = check_tau(tau)
     alpha = check_alpha(alpha)
     n = check_positive_int(n, "n", maximum=MAX_N)
-    method, k = _check_method(method, k)
+    # aliases ("h", "Holm", "bh") resolved once, so they take the counting path too
+    method, k = resolve_method(method, k)
     guess = as_integer_array(guess, "guess")
     hits = as_integer_array(hits, "hits")
     if guess.shape != hits.shape:
@@ -606,7 +629,7 @@ def segcertify(counts0, counts, *, tau, alpha, method="holm", k=1, axis=None):
     """
     tau = check_tau(tau)
     alpha = check_alpha(alpha)
-    method, k = _check_method(method, k)
+    method, k = resolve_method(method, k)
     counts0, counts = as_independent_count_pair(counts0, counts)
     comp_shape = counts.shape[:-1]
     axis = _check_axis(axis, len(comp_shape))
@@ -616,7 +639,7 @@ def segcertify(counts0, counts, *, tau, alpha, method="holm", k=1, axis=None):
     n = int(counts[(0,) * len(comp_shape)].sum(dtype=np.int64))
     guess = np.empty(comp_shape, np.int64)
     hits = np.empty(comp_shape, _hits_dtype(n))
-    consistent = _k.guess_and_hits(
+    consistent = guess_and_hits(
         np.ascontiguousarray(counts0).reshape(-1, n_classes),
         np.ascontiguousarray(counts).reshape(-1, n_classes),
         n,

@@ -4,6 +4,9 @@ These are the per-component statistics of randomized smoothing: SEGCERTIFY tests
 H0: p_A <= tau with the one-sided p-value P(X >= n_A) for X ~ Bin(n, tau)
 (``alternative="greater"``), Cohen's PREDICT uses the two-sided test of n_A out of
 n_A + n_B at 1/2, and Cohen's CERTIFY the one-sided Clopper–Pearson lower bound.
+
+Imports numpy, scipy, the kernels of :mod:`mtcert._kernels.binomial`,
+:mod:`mtcert._tunables`, :mod:`mtcert._threads` and :mod:`mtcert.stats.validation`.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from mtcert import _tunables
-from mtcert._jit import tiered
-from mtcert._kernels import binomial as _binomial_kernels
+from mtcert._kernels.binomial import (
+    BETAINC,
+    BETAINCC,
+    gather_by_n,
+    greater_elementwise,
+    less_elementwise,
+    two_sided_elementwise,
+)
 from mtcert._threads import map_chunks, workers_for
 from mtcert.stats.validation import as_counts, as_probabilities, check_alpha, check_option
 
 __all__ = ["binom_test", "clopper_pearson", "greater_pvalue_table"]
-
-# small calls run the kernels' Python source until compiling pays (mtcert._jit)
-_kb = tiered(_binomial_kernels)
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 
@@ -32,11 +38,11 @@ def _elementwise(alternative: str, k: np.ndarray, n: np.ndarray, p: np.ndarray, 
     def run(_worker, lo, hi):
         part = [a if a.size == 1 else a[lo:hi] for a in (k, n, p)]
         if alternative == "greater":
-            _kb.greater_elementwise(*part, out[lo:hi], _kb.BETAINC)
+            greater_elementwise(*part, out[lo:hi], BETAINC)
         elif alternative == "less":
-            _kb.less_elementwise(*part, out[lo:hi], _kb.BETAINCC)
+            less_elementwise(*part, out[lo:hi], BETAINCC)
         else:
-            _kb.two_sided_elementwise(*part, out[lo:hi], _kb.BETAINC, _kb.BETAINCC)
+            two_sided_elementwise(*part, out[lo:hi], BETAINC, BETAINCC)
 
     map_chunks(run, out.size, workers_for(out.size, _tunables.BINOMIAL_MIN_CHUNK))
 
@@ -209,7 +215,7 @@ def binom_test(
         # compute each once, then gather (memory-bound for image-sized inputs).
         present, offsets = tables
         table = _pvalue_tables(present, float(p.flat[0]), alternative)
-        _kb.gather_by_n(table, offsets, n_flat, k_flat, out)
+        gather_by_n(table, offsets, n_flat, k_flat, out)
     else:
         _elementwise(alternative, k_flat, n_flat, _flat(p, shape), out)
     return out.reshape(shape)[()]

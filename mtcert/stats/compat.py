@@ -4,6 +4,10 @@
 take statsmodels' signatures, method aliases and return tuples, so that code
 written for ``statsmodels.stats.multitest`` runs unchanged on the kernels of
 :func:`mtcert.stats.multitest.adjust`.
+
+Imports numpy, scipy (lazily, for ``"lfdr"``), the code table
+:mod:`mtcert._kernels.methods` and :mod:`mtcert.stats.methods`,
+:mod:`mtcert.stats.multitest` and :mod:`mtcert.stats.validation`.
 """
 
 from __future__ import annotations
@@ -152,7 +156,8 @@ def multipletests(
     else:
         p2d = np.ascontiguousarray(p.reshape(1, -1))
         m_eff = np.array([-1 if np.isnan(p).any() else m], dtype=np.int64)
-        adj, rej = adjust_families(p2d, method, alpha, 1, maxiter, m_eff, is_sorted=bool(is_sorted))
+        code = _codes.CODES[method]
+        adj, rej = adjust_families(p2d, code, alpha, 1, maxiter, m_eff, is_sorted=bool(is_sorted))
         adj, rej = adj[0], rej[0]
     if returnsorted and not is_sorted:
         order = np.argsort(p, kind="stable")

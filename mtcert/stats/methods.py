@@ -4,8 +4,9 @@ One place answers "which methods exist, what is this name's canonical form,
 which error rate does it control": :data:`METHODS` (split into
 :data:`FWER_METHODS`, :data:`KFWER_METHODS` and :data:`FDR_METHODS`),
 :func:`canonical_method` (statsmodels' and scipy's aliases included) and
-:func:`resolve_method` (a name and ``k`` to the procedure that runs).  Imports
-only the standard library.
+:func:`resolve_method` (a name and ``k`` to the procedure that runs).  The
+integer code of each canonical name, which the kernels take instead of a name,
+is in :data:`mtcert._kernels.methods.CODES`.  Imports only the standard library.
 """
 
 from __future__ import annotations

@@ -4,7 +4,13 @@
 aliases come from :mod:`mtcert.stats.methods`, the drop-in replacements for
 statsmodels' functions (:func:`~mtcert.stats.compat.multipletests`, ...) live in
 :mod:`mtcert.stats.compat`.  The numerical work happens in
-:mod:`mtcert._kernels.multitest`.
+:mod:`mtcert._kernels.multitest`.  A method name becomes its procedure code
+(:data:`mtcert._kernels.methods.CODES`) once, in :func:`adjust`; everything
+below it (:func:`adjust_families`, the kernels) works on the code.
+
+Imports numpy, the kernels (:mod:`mtcert._kernels.multitest`, the code table
+:mod:`mtcert._kernels.methods`), :mod:`mtcert._tunables` and
+:mod:`mtcert.stats.methods` / :mod:`mtcert.stats.validation`.
 
 Which error rate each method controls, and under which dependence between the
 p-values (m tests, k >= 1):
@@ -40,9 +46,22 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mtcert import _tunables
-from mtcert._jit import tiered
 from mtcert._kernels import methods as _codes
-from mtcert._kernels import multitest as _multitest_kernels
+from mtcert._kernels.multitest import (
+    bh_rows,
+    binade_counts,
+    gbs_rows,
+    generalized_sidak_adjusted,
+    hochberg_rows,
+    holm_rows,
+    holm_sidak_rows,
+    hommel_rows,
+    key_histogram,
+    key_scatter,
+    pack_keys,
+    twostage_rows,
+    unpack_sorted,
+)
 from mtcert.stats.methods import (
     FDR_METHODS,
     FWER_METHODS,
@@ -67,9 +86,6 @@ __all__ = [
     "canonical_method",
     "resolve_method",
 ]
-
-# small calls run the kernels' Python source until compiling pays (mtcert._jit)
-_k = tiered(_multitest_kernels)
 
 
 @dataclass(frozen=True, repr=False)
@@ -134,12 +150,12 @@ def _bucket_sort(keys: np.ndarray, out: np.ndarray) -> None:
     """
     shift = _tunables.BUCKET_SHIFT
     nb = 1 << (64 - shift)
-    hist = _k.key_histogram(keys, shift, nb)
+    hist = key_histogram(keys, shift, nb)
     before = np.cumsum(hist) - hist
     group_of_bucket = (before // _tunables.BUCKET_TARGET).astype(np.int32)
     sizes = np.bincount(group_of_bucket, weights=hist).astype(np.int64)
     starts = np.cumsum(sizes) - sizes
-    _k.key_scatter(keys, shift, group_of_bucket, starts, out)
+    key_scatter(keys, shift, group_of_bucket, starts, out)
     for a, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
         out[a : a + n].sort()
 
@@ -155,7 +171,7 @@ def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None):
     F, M = p2d.shape
     idxbits = max(2, (M - 1).bit_length())
     keys = np.empty((F, M), dtype=np.uint64)
-    _k.pack_keys(p2d, idxbits, keys)
+    pack_keys(p2d, idxbits, keys)
     if s is None:
         s = np.empty((F, M))
     order = keys.view(np.int64)
@@ -165,7 +181,7 @@ def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None):
     else:
         keys.sort(axis=1)
         sorted_keys = keys
-    ok = _k.unpack_sorted(sorted_keys, idxbits, p2d, m_eff, order, s)
+    ok = unpack_sorted(sorted_keys, idxbits, p2d, m_eff, order, s)
     for r in np.flatnonzero(~ok):  # many distinct near-equal values: exact argsort
         order[r] = np.argsort(p2d[r], kind="stable")
         s[r] = p2d[r, order[r]]
@@ -222,7 +238,7 @@ def _holm_candidates(p: np.ndarray, m: int, k: float):
     p-values below it need sorting -- typically the signals, a small part of m.
     Returns None when that would not save much.
     """
-    hist = _k.binade_counts(p)
+    hist = binade_counts(p)
     at_most = np.cumsum(hist[:1024])  # number of p-values with exponent <= e
     low = np.ldexp(1.0, np.arange(1024) - 1023)
     low[0] = 0.0  # binade 0 holds 0 and the subnormals
@@ -235,16 +251,53 @@ def _holm_candidates(p: np.ndarray, m: int, k: float):
     return np.flatnonzero(p < low[e0])
 
 
-def adjust_families(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
-    """Adjusted values and decisions for each row of ``p2d`` (rows with m_eff < 0 skipped)."""
+# procedures with one critical value per family: decided without sorting
+_SINGLE_STEP = (
+    _codes.BONFERRONI,
+    _codes.SIDAK,
+    _codes.GENERALIZED_BONFERRONI,
+    _codes.GENERALIZED_SIDAK,
+)
+
+
+def adjust_families(p2d, code, alpha, k, maxiter, m_eff, is_sorted=False):
+    """Adjusted values and decisions for each row of ``p2d``: :func:`adjust` after validation.
+
+    The internal entry point for callers that have validated their input and
+    resolved the method already (:func:`adjust`, :mod:`mtcert.stats.compat`,
+    SEGCERTIFY's general path).
+
+    Parameters
+    ----------
+    p2d : ndarray of float64, shape (F, M)
+        C-contiguous p-values in [0, 1] (or NaN), one family per row.
+    code : int
+        The procedure's code in :data:`mtcert._kernels.methods.CODES`.
+    alpha : float
+        Validated level.
+    k : int or float
+        Validated k of the k-FWER (1 otherwise).
+    maxiter : int
+        Iterations of the two-stage procedures (see :func:`~mtcert.stats.compat.multipletests`).
+    m_eff : ndarray of int64, shape (F,)
+        Family size per row (the non-NaN entries under ``nan_policy="omit"``);
+        a row with ``m_eff < 0`` is skipped (NaN adjusted values, no rejection).
+    is_sorted : bool, default False
+        Each row is sorted ascending (decisions by position, as statsmodels).
+
+    Returns
+    -------
+    adjusted : ndarray of float64, shape (F, M)
+    reject : ndarray of bool, shape (F, M)
+    """
     F, M = p2d.shape
     k = float(k)  # the kernels take k as a float: exact for any k (see lr_divisor)
     adj = np.empty((F, M))
     rej = np.empty((F, M), dtype=bool)
-    if method in ("bonferroni", "sidak", "generalized-bonferroni", "generalized-sidak"):
+    if code in _SINGLE_STEP:
         # single-step: no sorting needed; m is per row under nan_policy="omit"
         m = np.where(m_eff > 0, m_eff, 1).astype(np.float64)[:, None]
-        bonf = method in ("bonferroni", "generalized-bonferroni")
+        bonf = code in (_codes.BONFERRONI, _codes.GENERALIZED_BONFERRONI)
         # critical values with statsmodels' scalar operations, once per family size
         # (LR 2005 Thm 2.1: k*alpha/m; k = 1 is Bonferroni bit for bit)
         thr = _per_m(
@@ -261,7 +314,7 @@ def adjust_families(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
                 np.multiply(p2d, m, out=adj)
                 np.divide(adj, k, out=adj)
                 np.minimum(adj, 1.0, out=adj)
-            elif method == "sidak" or k == 1:
+            elif code == _codes.SIDAK or k == 1:
                 np.less_equal(p2d, thr, out=rej)
                 np.negative(p2d, out=adj)
                 np.log1p(adj, out=adj)
@@ -274,11 +327,10 @@ def adjust_families(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
                 # with p <= c is stochastically <= Bin(m, c); the adjusted value is
                 # P(Bin(m, p) >= k) and rejection is adjusted <= alpha.
                 # (< k tests: no k false rejections are possible, adjusted value 0)
-                _k.generalized_sidak_adjusted(p2d, m[:, 0], k, adj)
+                generalized_sidak_adjusted(p2d, m[:, 0], k, adj)
                 np.less_equal(adj, alpha, out=rej)
         np.copyto(adj, np.nan, where=np.isnan(p2d))
     else:
-        code = _codes.CODES[method]
         m_sorted = m_eff
         cand = None
         if (
@@ -303,24 +355,24 @@ def adjust_families(p2d, method, alpha, k, maxiter, m_eff, is_sorted=False):
         out = (adj, rej, nrej, thr)
         # one kernel per procedure: a call compiles only the one it needs
         if code in (_codes.HOLM, _codes.GENERALIZED_HOLM):
-            _k.holm_rows(s, order, m_sorted, m_eff, alpha, k, *out)
+            holm_rows(s, order, m_sorted, m_eff, alpha, k, *out)
         elif code in (_codes.HOCHBERG, _codes.GENERALIZED_HOCHBERG):
-            _k.hochberg_rows(s, order, m_eff, alpha, k, *out)
+            hochberg_rows(s, order, m_eff, alpha, k, *out)
         elif code == _codes.HOLM_SIDAK:
             # statsmodels' critical values, computed with the same numpy calls
             n_rejected = _holm_sidak_rejections(s, m_eff, alpha)
-            _k.holm_sidak_rows(s, order, m_eff, n_rejected, *out)
+            holm_sidak_rows(s, order, m_eff, n_rejected, *out)
         elif code in (_codes.FDR_BH, _codes.FDR_BY):
             cm = np.ones(F)
             if code == _codes.FDR_BY:
                 cm = _per_m(m_eff, _codes.harmonic_sum, 1)[:, 0]
-            _k.bh_rows(s, order, m_eff, alpha, cm, *out)
+            bh_rows(s, order, m_eff, alpha, cm, *out)
         elif code in (_codes.FDR_TSBH, _codes.FDR_TSBKY):
-            _k.twostage_rows(s, order, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
+            twostage_rows(s, order, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
         elif code == _codes.FDR_GBS:
-            _k.gbs_rows(s, order, m_eff, alpha, *out)
+            gbs_rows(s, order, m_eff, alpha, *out)
         else:
-            _k.hommel_rows(s, order, m_eff, alpha, *out)
+            hommel_rows(s, order, m_eff, alpha, *out)
         if code not in (_codes.HOMMEL, _codes.FDR_GBS):
             if is_sorted:  # positional, as statsmodels (input order trusted)
                 np.less(np.arange(M), nrej[:, None], out=rej)
@@ -492,7 +544,7 @@ def adjust(
                 n_tests = m_eff.copy()
             else:
                 m_eff[has] = -1
-    adj, rej = adjust_families(p2d, method, alpha, k, 1, m_eff)
+    adj, rej = adjust_families(p2d, _codes.CODES[method], alpha, k, 1, m_eff)
     n_rej = rej.sum(axis=1)
     if moved_shape is None:
         adj = adj.reshape(p.shape)

@@ -12,7 +12,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 import mtcert.certify.segmentation as certify_mod
+from mtcert import _jit
 from mtcert._kernels import certify as kernels
+from mtcert._kernels.methods import CODES
 from mtcert.certify.segmentation import (
     ABSTAIN,
     FAST_METHODS,
@@ -290,7 +292,7 @@ def test_methods_match_statsmodels_with_ties(seed):
 def test_fast_methods_never_call_adjust(monkeypatch):
     """The counting path decides every FAST_METHODS family itself (no float p-value array)."""
     calls = []
-    monkeypatch.setattr(certify_mod, "adjust", lambda *a, **kw: calls.append(a))
+    monkeypatch.setattr(certify_mod, "adjust_families", lambda *a, **kw: calls.append(a))
     rng = np.random.default_rng(2)
     hits = rng.integers(60, 101, size=(40, 50))
     for method in FAST_METHODS:
@@ -313,17 +315,18 @@ def test_holm_sidak_near_critical_value_is_decided_by_adjust(monkeypatch):
     p = certify_mod._pvalue_table(n, tau)[95]
     alpha = float(-np.expm1(m * np.log1p(-p)))  # rank 1's critical value is p, to rounding
     guess = np.arange(m) % 4
-    real = certify_mod.adjust
+    real = certify_mod.adjust_families  # adjust's core, the certifier's fallback
+    names = {code: name for name, code in CODES.items()}
     calls = []
 
     def spy(*args, **kwargs):
-        calls.append(args[1])
+        calls.append(names[args[1]])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(certify_mod, "adjust", spy)
+    monkeypatch.setattr(certify_mod, "adjust_families", spy)
     for axis in (None, -1):
         cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="holm-sidak", axis=axis)
-        ref = real(table[hits], "holm-sidak", alpha=alpha).reject
+        ref = adjust(table[hits], "holm-sidak", alpha=alpha).reject
         np.testing.assert_array_equal(cert.reject.ravel(), ref)
         np.testing.assert_array_equal(cert.labels, labels_ref(guess, ref))
         assert cert.n_certified == ref.sum()
@@ -462,8 +465,9 @@ def test_kernels_run_jitted_histogram_and_sort_paths():
     counts0 = rng.integers(0, 5, size=(50, 4))
     counts = rng.multinomial(20, [0.25] * 4, size=50)
     guess, hits = np.empty(50, np.int64), np.empty(50, np.int64)
-    assert kernels.guess_and_hits(counts0, counts, 20, guess, hits)
+    with _jit.policy("always"):  # compiled, however small the call
+        assert kernels.guess_and_hits(counts0, counts, 20, guess, hits)
     np.testing.assert_array_equal(guess, counts0.argmax(axis=1))
     np.testing.assert_array_equal(hits, counts[np.arange(50), guess])
-    for fn in (kernels.certify_families, kernels.guess_and_hits):  # the raw dispatchers
-        assert fn.signatures, fn
+    for fn in (kernels.certify_families, kernels.guess_and_hits):  # the compiled tiers
+        assert fn.dispatcher.signatures, fn

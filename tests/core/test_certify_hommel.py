@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import mtcert.certify.segmentation as certify_mod
 from mtcert._kernels import certify as kernels
+from mtcert._kernels.methods import CODES
 from mtcert.certify import ABSTAIN, FAST_METHODS, NotACertificateWarning, segcertify_hits
 from tests.helpers.hommel import (
     adjust_reject,
@@ -106,13 +107,14 @@ def test_the_exact_references_agree_and_are_mostly_stable():
 def adjust_calls(monkeypatch):
     """Spy on the certifier's calls to ``adjust`` (the fallback); yields the method names."""
     calls = []
-    real = certify_mod.adjust
+    real = certify_mod.adjust_families  # adjust's core, called with the method's code
+    names = {code: name for name, code in CODES.items()}
 
     def spy(*args, **kwargs):
-        calls.append(args[1])
+        calls.append(names[args[1]])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(certify_mod, "adjust", spy)
+    monkeypatch.setattr(certify_mod, "adjust_families", spy)
     return calls
 
 

@@ -19,6 +19,7 @@ import pytest
 import mtcert.certify.segmentation as certify_mod
 from mtcert import _threads, _tunables
 from mtcert._kernels import certify as _k
+from mtcert._kernels.methods import CODES
 from mtcert.certify import ABSTAIN, FAST_METHODS, segcertify_hits
 from mtcert.stats.binomial import greater_pvalue_table
 from mtcert.stats.multitest import adjust
@@ -38,6 +39,20 @@ def threaded(monkeypatch):
     monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
     monkeypatch.setattr(certify_mod, "workers_for", lambda size, min_chunk: 3)
     monkeypatch.setattr(certify_mod, "_one_family_threaded", spy)
+    return calls
+
+
+def fallback_calls(monkeypatch):
+    """Spy on the certifier's fallback (``adjust``'s core); returns the method names it gets."""
+    calls = []
+    real = certify_mod.adjust_families
+    names = {code: name for name, code in CODES.items()}
+
+    def spy(*args, **kwargs):
+        calls.append(names[args[1]])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(certify_mod, "adjust_families", spy)
     return calls
 
 
@@ -152,14 +167,10 @@ def test_threaded_holm_sidak_near_critical_value_uses_adjust(threaded, monkeypat
     hits[:7] = 80
     alpha = float(-np.expm1(m * np.log1p(-table[95])))  # rank 1's critical value, to rounding
     guess = np.arange(m) % 4
-    calls = []
-    real = certify_mod.adjust
-    monkeypatch.setattr(
-        certify_mod, "adjust", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw)
-    )
+    calls = fallback_calls(monkeypatch)
     cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="holm-sidak")
     assert threaded == [3] and calls == ["holm-sidak"]
-    ref = real(table[hits], "holm-sidak", alpha=alpha).reject
+    ref = adjust(table[hits], "holm-sidak", alpha=alpha).reject
     np.testing.assert_array_equal(cert.labels, np.where(ref, guess, ABSTAIN))
     assert cert.n_certified == ref.sum()
 
@@ -194,11 +205,7 @@ def test_threaded_hommel_and_its_boundary_fallback(threaded, monkeypatch, hits_d
     n, tau = 100, 0.75
     hits = np.maximum(near_boundary_hits(rng, n, tau, 0.01, 5000), 60).astype(hits_dtype)
     guess = rng.integers(0, 7, hits.size)
-    calls = []
-    real = certify_mod.adjust
-    monkeypatch.setattr(
-        certify_mod, "adjust", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw)
-    )
+    calls = fallback_calls(monkeypatch)
     for alpha in (0.01, 0.05, 0.2):
         cert = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="hommel")
         ref = adjust_reject(hits, n, tau, alpha)

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import types
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -23,7 +26,10 @@ from numba import njit
 from numba.core.dispatcher import Dispatcher
 
 import mtcert
-from mtcert import _jit, _tunables
+import mtcert.certify.segmentation
+import mtcert.stats.binomial
+import mtcert.stats.multitest
+from mtcert import _jit, _threads, _tunables
 from mtcert._kernels import binomial as binomial_kernels
 from mtcert._kernels import certify as certify_kernels
 from mtcert._kernels import multitest as multitest_kernels
@@ -174,14 +180,27 @@ def test_adjust_tiers_agree_on_arbitrary_pvalues(values, method):
 # -- the mechanism and the policy ------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [binomial_kernels, certify_kernels, multitest_kernels])
+KERNEL_MODULES = [binomial_kernels, certify_kernels, multitest_kernels]
+
+
+@pytest.mark.parametrize("module", KERNEL_MODULES)
 def test_python_twins_never_call_compiled_code(module):
+    n_tiered = 0
     for name, value in vars(module).items():
+        if isinstance(value, _jit.TieredKernel):
+            n_tiered += 1
+            assert value.python is _jit._python_twin(value.dispatcher), name
+            value = value.dispatcher
         if isinstance(value, Dispatcher):
             twin = _jit._python_twin(value)
             assert twin.__code__ is value.py_func.__code__, name
-            leaks = [g for g, v in twin.__globals__.items() if isinstance(v, Dispatcher)]
+            leaks = [
+                g
+                for g, v in twin.__globals__.items()
+                if isinstance(v, Dispatcher | _jit.TieredKernel)
+            ]
             assert not leaks, f"{name}'s twin would call compiled {leaks}"
+    assert n_tiered, f"{module.__name__} declares no tiered kernel"
 
 
 @njit(cache=False)
@@ -242,8 +261,91 @@ def test_environment_variable_sets_the_policy_and_is_checked():
     assert out.returncode != 0 and "MTCERT_JIT must be one of auto, always, never" in out.stderr
 
 
-def test_module_view_passes_other_attributes_through():
-    view = _jit.tiered(binomial_kernels)
-    assert view.BETAINC is binomial_kernels.BETAINC
-    assert isinstance(view.greater_elementwise, _jit.TieredKernel)
-    assert view.greater_elementwise is view.greater_elementwise  # wrapped once
+def test_kernels_are_declared_tiered_where_defined():
+    kernel = binomial_kernels.greater_elementwise
+    assert isinstance(kernel, _jit.TieredKernel)
+    assert kernel.__name__ == "greater_elementwise" and kernel.__doc__
+    assert kernel.__module__ == "mtcert._kernels.binomial"
+    # wrapped once: the callers hold the very object the kernel module defines
+    assert mtcert.stats.binomial.greater_elementwise is kernel
+    assert mtcert.certify.segmentation.certify_families is certify_kernels.certify_families
+    # the callers never hold a kernel that skips the tiers
+    for caller in (mtcert.stats.binomial, mtcert.stats.multitest, mtcert.certify.segmentation):
+        plain = [name for name, v in vars(caller).items() if isinstance(v, Dispatcher)]
+        assert not plain, f"{caller.__name__} calls {plain} without tiers"
+
+
+def test_tiered_kernels_call_tiered_kernels_compiled():
+    # certify_families calls use_histogram, itself tiered: numba types it as its dispatcher
+    assert isinstance(certify_kernels.use_histogram, _jit.TieredKernel)
+    hits = np.array([[3, 1, 2]])
+    labels, copy = np.empty((1, 3), np.int64), np.empty((1, 3), np.int64)
+    table = mtcert.greater_pvalue_table(3, 0.5)
+    args = (np.zeros((1, 3), np.int64), hits, table, 0.5, 1.0, 2, 1.0, -1, labels, copy)
+    interpreted = in_tier("never", lambda: certify_kernels.certify_families(*args))
+    compiled = in_tier("always", lambda: certify_kernels.certify_families(*args))
+    assert certify_kernels.certify_families.dispatcher.signatures
+    assert_identical(interpreted, compiled)
+
+
+def test_policy_holds_per_thread():
+    """Two threads hold different policies at the same time; neither sees the other's."""
+    x = np.random.default_rng(2).random(50)
+    kernels = {"never": _fresh_kernel(), "always": _fresh_kernel()}
+    both_inside = threading.Barrier(2, timeout=60)
+
+    def run(mode):
+        with _jit.policy(mode):
+            both_inside.wait()
+            out = np.empty_like(x)
+            kernels[mode](x, out)
+            seen = _jit.get_mode()
+            both_inside.wait()  # the other thread is still inside its own block
+        return seen, out
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {mode: pool.submit(run, mode) for mode in kernels}
+        results = {mode: f.result() for mode, f in futures.items()}
+    assert results["never"][0] == "never" and results["always"][0] == "always"
+    assert not kernels["never"].dispatcher.signatures and not kernels["never"].compiled
+    assert kernels["always"].dispatcher.signatures and kernels["always"].compiled
+    np.testing.assert_array_equal(results["never"][1], results["always"][1])
+    assert _jit.get_mode() == "auto"
+
+
+def test_helper_threads_follow_the_callers_policy():
+    helper_ran = threading.Event()
+
+    def chunk(worker, lo, hi):
+        if worker == 0:
+            helper_ran.wait(timeout=30)  # let a pool thread take a chunk first
+        else:
+            helper_ran.set()
+        return worker, _jit.get_mode()
+
+    with _jit.policy("never"):
+        results = _threads.map_chunks(chunk, 12, 3)
+    assert any(worker != 0 for worker, _ in results)
+    assert {mode for _, mode in results} == {"never"}
+
+
+def test_interpreted_time_is_counted_exactly_across_threads(monkeypatch):
+    # every perf_counter reading advances a per-thread clock by 1: each call spends 1 s
+    clock = threading.local()
+
+    def perf_counter():
+        clock.now = getattr(clock, "now", 0) + 1
+        return float(clock.now)
+
+    monkeypatch.setattr(_jit, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    kernel = _fresh_kernel()
+    x = np.arange(5.0)
+
+    def calls(_):
+        with _jit.policy("never"):
+            for _ in range(500):
+                kernel(x, np.empty_like(x))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(calls, range(4)))
+    assert kernel.seconds_interpreted == 4 * 500

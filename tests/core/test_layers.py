@@ -18,7 +18,7 @@ LAYERS = (
     ("mtcert._threads", 0),
     ("mtcert._version", 0),
     ("mtcert._files", 0),
-    ("mtcert._jit", 1),
+    ("mtcert._jit", 0),  # below the kernels: they are declared tiered where defined
     ("mtcert.stats", 2),
     ("mtcert.certify", 3),
     ("mtcert.sim", 4),

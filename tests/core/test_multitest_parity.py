@@ -122,7 +122,7 @@ def test_aliases_take_the_counting_path(alias, monkeypatch):
     def no_adjust(*args, **kwargs):
         raise AssertionError("segcertify_hits used adjust instead of the counting path")
 
-    monkeypatch.setattr(certify_mod, "adjust", no_adjust)
+    monkeypatch.setattr(certify_mod, "adjust_families", no_adjust)
     rng = np.random.default_rng(5)
     hits = rng.integers(90, 101, 500)
     cert = segcertify_hits(np.zeros(500, int), hits, 100, tau=0.75, alpha=0.01, method=alias)
