@@ -313,6 +313,19 @@ def test_policy_holds_per_thread():
     assert _jit.get_mode() == "auto"
 
 
+def test_set_mode_sets_the_default_of_every_thread():
+    previous = _jit.set_mode("never")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(_jit.get_mode).result() == "never"
+        with _jit.policy("always"):  # a block still overrides the default
+            assert _jit.get_mode() == "always"
+        assert _jit.get_mode() == "never"
+    finally:
+        assert _jit.set_mode(previous) == "never"
+    assert _jit.get_mode() == "auto"
+
+
 def test_helper_threads_follow_the_callers_policy():
     helper_ran = threading.Event()
 
