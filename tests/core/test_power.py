@@ -369,3 +369,20 @@ def test_public_names_and_single_home_of_cohen():
         assert hasattr(cohen, name)
     assert mtcert.sim.power.run_grid is run_grid
     assert "n_bad" in power.COLUMNS and "k" not in power.COLUMNS
+
+
+def test_threads_follow_the_callers_kernel_policy(monkeypatch):
+    # a kernel-tier policy() block around run_grid holds in its worker threads too
+    from mtcert import _jit
+    from mtcert.sim.power import execution
+
+    original, seen = execution.run_scenarios, []
+
+    def recording(scenarios):
+        seen.append(_jit.get_mode())
+        return original(scenarios)
+
+    monkeypatch.setattr(execution, "run_scenarios", recording)
+    with _jit.policy("never"):
+        run_grid("segcertify-holm", gamma=[0.0, 0.1], N=5, n0=10, n=10, reps=2, workers=2)
+    assert seen and set(seen) == {"never"}, seen

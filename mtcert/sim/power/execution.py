@@ -11,6 +11,7 @@ draws from its own seed.
 
 from __future__ import annotations
 
+import contextvars
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -61,11 +62,21 @@ def process_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _submit(executor: Any, scenarios: list[Scenario], n_chunks: int, bar: Any) -> list:
+def _submit(
+    executor: Any, scenarios: list[Scenario], n_chunks: int, bar: Any, *, threads: bool = False
+) -> list:
     chunks = _chunks(len(scenarios), n_chunks)
-    futures = {
-        executor.submit(run_scenarios, [scenarios[i] for i in chunk]): chunk for chunk in chunks
-    }
+    # local threads run in a copy of the caller's context (one copy per task: a context
+    # cannot be entered twice at once), so that a kernel-tier policy() block around
+    # run_grid holds in them too; processes and remote executors cannot take one
+
+    def submit(chunk):
+        todo = [scenarios[i] for i in chunk]
+        if threads:
+            return executor.submit(contextvars.copy_context().run, run_scenarios, todo)
+        return executor.submit(run_scenarios, todo)
+
+    futures = {submit(chunk): chunk for chunk in chunks}
     out: list = [None] * len(scenarios)
     for fut in as_completed(futures):
         chunk = futures[fut]
@@ -101,7 +112,7 @@ def _execute(
             return results
         if backend == "threads":
             with ThreadPoolExecutor(workers, thread_name_prefix="mtcert-power") as pool:
-                return _submit(pool, scenarios, 4 * workers, bar)
+                return _submit(pool, scenarios, 4 * workers, bar, threads=True)
         try:
             with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
                 return _submit(pool, scenarios, 4 * workers, bar)
