@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 
 import mtcert.certify.segmentation as certify_mod
 from mtcert._kernels import certify as kernels
-from mtcert._kernels.methods import CODES
 from mtcert.certify import ABSTAIN, FAST_METHODS, NotACertificateWarning, segcertify_hits
 from tests.helpers.hommel import (
     adjust_reject,
     closed_testing,
+    fallback_calls,
     hommel_definition,
     near_boundary_hits,
     pvalues_ref,
@@ -105,17 +105,8 @@ def test_the_exact_references_agree_and_are_mostly_stable():
 
 @pytest.fixture
 def adjust_calls(monkeypatch):
-    """Spy on the certifier's calls to ``adjust`` (the fallback); yields the method names."""
-    calls = []
-    real = certify_mod.adjust_families  # adjust's core, called with the method's code
-    names = {code: name for name, code in CODES.items()}
-
-    def spy(*args, **kwargs):
-        calls.append(names[args[1]])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(certify_mod, "adjust_families", spy)
-    return calls
+    """The method names SEGCERTIFY's fallback (``adjust``'s core) is called with."""
+    return fallback_calls(monkeypatch)
 
 
 def test_hommel_varied_sizes_and_direct_table(adjust_calls, monkeypatch):

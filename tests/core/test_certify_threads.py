@@ -19,11 +19,15 @@ import pytest
 import mtcert.certify.segmentation as certify_mod
 from mtcert import _threads, _tunables
 from mtcert._kernels import certify as _k
-from mtcert._kernels.methods import CODES
 from mtcert.certify import ABSTAIN, FAST_METHODS, segcertify_hits
 from mtcert.stats.binomial import greater_pvalue_table
 from mtcert.stats.multitest import adjust
-from tests.helpers.hommel import adjust_reject, near_boundary_hits, pvalues_ref
+from tests.helpers.hommel import (
+    adjust_reject,
+    fallback_calls,
+    near_boundary_hits,
+    pvalues_ref,
+)
 
 
 @pytest.fixture
@@ -39,20 +43,6 @@ def threaded(monkeypatch):
     monkeypatch.setattr(_tunables, "CERTIFY_MIN_CHUNK", 16)
     monkeypatch.setattr(certify_mod, "workers_for", lambda size, min_chunk: 3)
     monkeypatch.setattr(certify_mod, "_one_family_threaded", spy)
-    return calls
-
-
-def fallback_calls(monkeypatch):
-    """Spy on the certifier's fallback (``adjust``'s core); returns the method names it gets."""
-    calls = []
-    real = certify_mod.adjust_families
-    names = {code: name for name, code in CODES.items()}
-
-    def spy(*args, **kwargs):
-        calls.append(names[args[1]])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(certify_mod, "adjust_families", spy)
     return calls
 
 

@@ -13,6 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 
+import mtcert.certify.segmentation as certify_mod
+from mtcert._kernels.methods import CODES
 from mtcert.stats.binomial import binom_test
 from mtcert.stats.multitest import adjust
 
@@ -76,3 +78,17 @@ def near_boundary_hits(rng, n, tau, alpha, m):
     spread = rng.random(m) < 0.1
     hits[spread] = rng.integers(0, n + 1, size=int(spread.sum()))
     return hits
+
+
+def fallback_calls(monkeypatch) -> list:
+    """Spy on SEGCERTIFY's fallback (``adjust``'s core); the list of method names it gets."""
+    calls = []
+    real = certify_mod.adjust_families
+    names = {code: name for name, code in CODES.items()}
+
+    def spy(*args, **kwargs):
+        calls.append(names[args[1]])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(certify_mod, "adjust_families", spy)
+    return calls
