@@ -83,6 +83,11 @@ def check_settings(settings) -> dict:
     integral = isinstance(ignore, numbers.Integral) and not isinstance(ignore, bool)
     if ignore is not None and not integral:
         raise ValueError(f"settings['ignore_index'] must be an integer or None; got {ignore!r}")
+    if ignore is not None and 0 <= ignore < out["num_classes"]:  # a class would vanish
+        raise ValueError(
+            f"settings['ignore_index'] {ignore} is a class in [0, {out['num_classes']}): its "
+            "components would be left out of every metric"
+        )
     try:
         # JSON round trip: what is compared on resumption is what the file holds
         return json.loads(json.dumps(out, sort_keys=True, default=_json_default))

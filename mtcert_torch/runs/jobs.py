@@ -2,8 +2,10 @@
 
 :func:`certify_images` (``certify``) and :func:`certify_pointclouds`
 (``certify-pointcloud``) build the model, the task and the certifier, write
-``config.json`` with every setting that changes results, and call the one
-evaluation loop (:func:`mtcert_torch.runs.loop.evaluate`).  Both take the
+``config.json`` with every setting that changes results (the model's weights
+too, as :func:`model_digest`), and call the one evaluation loop
+(:func:`mtcert_torch.runs.loop.evaluate`).  Every check that can refuse a run
+comes before its first file is written.  Both take the
 command's options as keyword values (:data:`mtcert_torch.settings.IMAGE_OPTIONS`,
 :data:`~mtcert_torch.settings.CLOUD_OPTIONS`: names, defaults and meaning), so
 scripts, the demo and the CLI call them alike; both accept ``hooks`` (see

@@ -203,6 +203,7 @@ def test_add_refuses_bad_items(tmp_path, kwargs, error, match):
         ({**SETTINGS, "seed": 1.5}, "seed"),
         ({**SETTINGS, "extra": object()}, "JSON"),
         ({**SETTINGS, "ignore_index": "x"}, "ignore_index"),
+        ({**SETTINGS, "ignore_index": 2}, "is a class"),
     ],
 )
 def test_writer_refuses_bad_settings(tmp_path, settings, match):
