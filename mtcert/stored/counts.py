@@ -29,7 +29,7 @@ Its ``settings`` must hold ``sigma`` (float), ``noise`` (str), ``n0`` and ``n``
 its import path and checkpoint hash) and ``num_classes`` (int); ``ignore_index``
 (int or null, default 255) and further JSON entries (scales, flip, ...) are
 kept and compared on resumption like the others.  ``(n + 1) * num_classes``
-may not exceed :data:`MAX_CELLS` (the per-item table of hit counts by class
+may not exceed ``2**25`` (the per-item table of hit counts by class
 that re-deciding builds).
 
 An item frame has the header
