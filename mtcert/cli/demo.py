@@ -9,6 +9,8 @@ import numpy as np
 __all__ = ["HELP", "add_arguments", "multitest_demo", "run"]
 
 HELP = "multiple-testing demo on simulated p-values"
+#: Largest ``--m``: every method holds several arrays of m numbers.
+MAX_M = 10**7
 
 
 def multitest_demo(m: int = 10_000, alpha: float = 0.05, seed: int = 0) -> str:
@@ -24,7 +26,9 @@ def multitest_demo(m: int = 10_000, alpha: float = 0.05, seed: int = 0) -> str:
     1000 components, n = 100 samples, tau = 0.75, alpha = 0.05: 92 true nulls
     """
     from mtcert import adjust, binom_test
+    from mtcert.stats.validation import check_positive_int
 
+    m = check_positive_int(m, "--m", maximum=MAX_M)  # sized before anything is allocated
     rng = np.random.default_rng(seed)
     n, tau = 100, 0.75
     null = rng.random(m) < 0.1

@@ -14,6 +14,7 @@ Plan n from a pilot run at n = 20::
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mtcert._files import output_folder, output_name
@@ -28,6 +29,8 @@ from mtcert.cli.common import (
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "plan the number of testing samples n for a target certified rate"
+#: Largest ``--N``: the planner draws families of N components (10**8: several GB).
+MAX_COMPONENTS = 10**8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,11 +61,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --name")
     parser.add_argument("--no-plot", action="store_true", help="write the CSV only")
+    parser.add_argument(
+        "--partial", action="store_true",
+        help="also read pilot counts files without their closing frame (a run in progress or "
+        "cut short, or a file of format version 1)",
+    )  # fmt: skip
 
 
 def _profile(args):
     if args.pilot:
-        return args.pilot if len(args.pilot) > 1 else args.pilot[0]
+        from mtcert.stored.counts import read_counts
+
+        pilot = read_counts(args.pilot, partial=args.partial)  # the files of one run
+        for note in pilot.incomplete:
+            print(f"{args.prog}: note: {note}", file=sys.stderr)
+        return pilot
     if args.beta:
         from scipy import stats
 
@@ -77,16 +90,22 @@ def _profile(args):
 
 def run(args) -> int:
     """Run ``plan``: writes ``<name>.csv`` (and ``.png``), prints the smallest n; exit code."""
+    from mtcert.stats.validation import check_positive_int
     from mtcert.stored.planning import DEFAULT_N, plan_samples, plot_plan
 
+    suffixes = (".csv", ".png")
     try:
         out = output_folder(args.out)  # before any work: an unwritable --out loses nothing
-        name = output_name(out, args.name, "plan", (".csv", ".png"), overwrite=args.overwrite)
+        output_name(out, args.name, "plan", suffixes, overwrite=args.overwrite)
+        if args.N is not None:  # families of N components are allocated: refuse absurd sizes
+            check_positive_int(args.N, "--N", maximum=MAX_COMPONENTS)
         plan = plan_samples(
             _profile(args), N=args.N, tau=args.tau, alpha=args.alpha, method=args.method,
             k=args.k, n=args.n or DEFAULT_N, target=args.target, n0=args.n0, reps=args.reps,
             seed=args.seed, items=args.items, bootstrap=args.bootstrap,
         )  # fmt: skip
+        # taken only now, atomically: runs writing to one --out at once get different names
+        name = output_name(out, args.name, "plan", suffixes, overwrite=args.overwrite, claim=True)
     except (ValueError, TypeError, OSError) as exc:
         return fail(args.prog, str(exc))
     plan.table.to_csv(out / f"{name}.csv", index=False)

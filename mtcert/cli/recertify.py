@@ -17,6 +17,7 @@ Re-decide a stored run at 3 τ × 2 α × 3 methods (k = 1, 10 for generalized H
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mtcert._files import output_folder, output_name
 from mtcert.cli.common import (
@@ -62,16 +63,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--curve-tau", type=floats, help="tau grid of the curve (default: 0.5 to 0.99)"
     )
     parser.add_argument("--no-plot", action="store_true", help="write CSV files only")
+    parser.add_argument(
+        "--partial", action="store_true",
+        help="also read counts files without their closing frame (a run in progress or cut "
+        "short, or a file of format version 1): the items they hold",
+    )  # fmt: skip
 
 
 def run(args) -> int:
     """Run ``recertify``: writes ``<name>.csv`` / ``.md`` (and the radius curve); exit code."""
+    from mtcert.stored.counts import read_counts
     from mtcert.stored.recertification import DEFAULT_CURVE_TAU, radius_curve, recertify
 
-    runs = args.counts if len(args.counts) > 1 else args.counts[0]
     try:
         out = output_folder(args.out)  # before any work: an unwritable --out loses nothing
-        name = output_name(out, args.name, "recertify", _SUFFIXES, overwrite=args.overwrite)
+        output_name(out, args.name, "recertify", _SUFFIXES, overwrite=args.overwrite)
+        read = {c: read_counts(c, partial=args.partial) for c in dict.fromkeys(args.counts)}
+        for note in (line for counts in read.values() for line in counts.incomplete):
+            print(f"{args.prog}: note: {note}", file=sys.stderr)
+        runs = read if len(read) > 1 else next(iter(read.values()))
         df = recertify(runs, tau=args.tau, alpha=args.alpha, method=args.method, k=args.k)
         curve = None
         if args.curve:
@@ -79,6 +89,10 @@ def run(args) -> int:
             curve = radius_curve(
                 runs, tau=tau, alpha=args.alpha[0], method=args.method[0], k=args.k[0]
             )
+        # taken only now, atomically: runs writing to one --out at once get different names
+        name = output_name(
+            out, args.name, "recertify", _SUFFIXES, overwrite=args.overwrite, claim=True
+        )
     except (ValueError, TypeError, OSError) as exc:
         return fail(args.prog, str(exc))
     df.to_csv(out / f"{name}.csv", index=False)

@@ -9,7 +9,7 @@ that :func:`mtcert.stored.recertification.recertify` can re-decide at any τ, α
 without the model.  The guessing samples themselves are not stored and never
 enter the test.
 
-File format (version 1)
+File format (version 2)
 -----------------------
 All integers are little-endian.  A file is the 8-byte magic ``b"MTCOUNTS"``
 followed by *frames*::
@@ -20,28 +20,49 @@ followed by *frames*::
               header_crc32    uint32     zlib.crc32 of the header bytes
               body_crc32      uint32     zlib.crc32 of the body bytes
               header          UTF-8 JSON object
-              body            zlib stream (empty for the settings frame)
+              body            zlib stream (empty but for item frames)
 
 The first frame is the settings frame, header
-``{"kind": "settings", "format": "mtcert-counts", "version": 1, "settings": {...}}``.
+``{"kind": "settings", "format": "mtcert-counts", "version": 2, "settings": {...}}``.
 Its ``settings`` must hold ``sigma`` (float), ``noise`` (str), ``n0`` and ``n``
 (int), ``seed`` (int), ``model`` (any JSON value identifying the model, e.g.
 its import path and checkpoint hash) and ``num_classes`` (int); ``ignore_index``
-(int or null, default 255) and further JSON entries (scales, flip, ...) are
-kept and compared on resumption like the others.
+(int outside ``[0, num_classes)`` or null, default 255) and further JSON entries (scales, flip, ...) are
+kept and compared on resumption like the others.  ``(n + 1) * num_classes``
+may not exceed ``2**25`` (the per-item table of hit counts by class
+that re-deciding builds).
 
-Every further frame is one item, header
+An item frame has the header
 ``{"kind": "item", "name": str, "shape": [...], "dtypes": {"guess": "|u1", ...},
 "meta": {...}}``; its body is the zlib-compressed concatenation of the raw
 C-order bytes of ``guess``, ``hits`` and ``target`` (in that order, the dtypes
 as numpy ``dtype.str``).  Each array is stored in the narrowest integer type
 that holds its values (``uint8`` for up to 255 classes and ``n <= 255``).
+An expect frame ``{"kind": "expect", "items": int}`` records how many items the
+run is to hold (written when the number is known or changes).
+
+A finished run ends with the closing frame
+``{"kind": "end", "items": int, "sha256": hex}``: the number of item frames and
+the SHA-256 of every byte before the closing frame.  Only a file that ends with
+a valid closing frame is complete; any other is *in progress* (or was cut
+short), and :func:`read_counts` refuses it unless ``partial=True``, saying how
+many items it holds of how many expected.
+
+Version 1 files (written before the closing frame existed) are read the same
+way; lacking a closing frame they cannot tell a finished run from one cut
+short, so they are read only with ``partial=True`` (the message says so).
+Resuming one with :class:`CountsWriter` and finishing it adds the closing frame.
 
 Durability: the settings frame is written to a temporary file that is renamed
 into place; each item frame is appended with one ``write`` and flushed to disk
 (``fsync``), so a killed run loses at most the item in flight.  Re-opening a
 file for writing drops a torn last frame, refuses different settings and
-appends.  A damaged frame anywhere but at the end is an error, never skipped.
+appends (a closing frame is dropped before the first new frame and written
+again by :meth:`CountsWriter.finish`).  A damaged frame anywhere but at the
+end is an error, never skipped.  Everything read back is checked as if a user
+had typed it: header structure, sizes before any allocation, and every value
+(guess in ``[0, num_classes)``, hits in ``[0, n]``, target a class or
+``ignore_index``).
 
 Under ``torch.distributed`` each rank writes its own file; :func:`read_counts`
 reads several files of one run together.
@@ -49,11 +70,7 @@ reads several files of one run together.
 
 from __future__ import annotations
 
-import json
-import math
-import numbers
 import os
-import struct
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,20 +79,26 @@ from pathlib import Path
 import numpy as np
 
 from mtcert.stats.validation import check_positive_int
+from mtcert.stored._frames import (
+    ARRAYS,
+    FORMAT,
+    MAGIC,
+    VERSION,
+    Entry,
+    Scan,
+    check_settings,
+    check_values,
+    file_sha256,
+    frame,
+    incomplete,
+    read_body,
+    scan,
+)
 
 __all__ = ["CountsItem", "CountsWriter", "StoredCounts", "read_counts"]
 
-MAGIC = b"MTCOUNTS"
-FORMAT = "mtcert-counts"
-VERSION = 1
 #: Conventional file-name suffix (not enforced).
 SUFFIX = ".mtcounts"
-#: Settings every counts file records (see the module docstring).
-REQUIRED_SETTINGS = ("sigma", "noise", "n0", "n", "seed", "model", "num_classes")
-ARRAYS = ("guess", "hits", "target")
-
-_FRAME = struct.Struct("<4sIQII")
-_FRAME_MARK = b"MTCF"
 
 
 def _narrowest(lo: int, hi: int) -> np.dtype:
@@ -94,129 +117,6 @@ def _integer_array(x, name: str) -> np.ndarray:
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array; got dtype {arr.dtype}")
     return arr
-
-
-def _check_settings(settings) -> dict:
-    if not isinstance(settings, Mapping):
-        raise TypeError(f"settings must be a mapping; got {type(settings).__name__}")
-    missing = [k for k in REQUIRED_SETTINGS if k not in settings]
-    if missing:
-        raise ValueError(f"settings lack {', '.join(missing)} (required: {REQUIRED_SETTINGS})")
-    out = dict(settings)
-    out.setdefault("ignore_index", 255)
-    for key in ("n0", "n", "num_classes"):
-        out[key] = check_positive_int(out[key], f"settings[{key!r}]")
-    seed = out["seed"]
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise ValueError(f"settings['seed'] must be an integer or None; got {seed!r}")
-    sigma = out["sigma"]
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
-        raise ValueError(f"settings['sigma'] must be a number > 0; got {sigma!r}")
-    if not math.isfinite(float(sigma)):
-        raise ValueError(f"settings['sigma'] must be finite; got {sigma!r}")
-    if not isinstance(out["noise"], str):
-        raise ValueError(f"settings['noise'] must be a string; got {out['noise']!r}")
-    ignore = out["ignore_index"]
-    integral = isinstance(ignore, numbers.Integral) and not isinstance(ignore, bool)
-    if ignore is not None and not integral:
-        raise ValueError(f"settings['ignore_index'] must be an integer or None; got {ignore!r}")
-    try:
-        # JSON round trip: what is compared on resumption is what the file holds
-        return json.loads(json.dumps(out, sort_keys=True, default=_json_default))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"settings must be JSON-serialisable: {exc}") from None
-
-
-def _json_default(x):
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    raise TypeError(f"{type(x).__name__} is not JSON-serialisable")
-
-
-def _frame(header: dict, body: bytes = b"") -> bytes:
-    head = json.dumps(header, sort_keys=True, default=_json_default).encode()
-    fixed = _FRAME.pack(_FRAME_MARK, len(head), len(body), zlib.crc32(head), zlib.crc32(body))
-    return fixed + head + body
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """Where one item's frame lies in its file."""
-
-    path: Path
-    header: dict
-    body_offset: int
-    body_length: int
-    body_crc: int
-
-
-def _scan(path: Path) -> tuple[dict, list[_Entry], int, bool]:
-    """Read a file's frames without decompressing bodies.
-
-    Returns ``(settings, items, end_of_last_good_frame, torn_tail)``.  A frame
-    that is cut short or whose CRC fails is accepted as a torn tail only when
-    nothing follows it; elsewhere it raises ``ValueError``.
-    """
-    size = path.stat().st_size
-    items: list[_Entry] = []
-    settings = None
-    with path.open("rb") as f:
-        if f.read(len(MAGIC)) != MAGIC:
-            raise ValueError(f"{path} is not an mtcert counts file (bad magic)")
-        pos = len(MAGIC)
-        while pos < size:
-            f.seek(pos)
-            fixed = f.read(_FRAME.size)
-            if len(fixed) < _FRAME.size:
-                damaged = "cut"  # the fixed part itself is incomplete: a torn tail
-            else:
-                mark, hlen, blen, hcrc, bcrc = _FRAME.unpack(fixed)
-                end = pos + _FRAME.size + hlen + blen
-                if mark != _FRAME_MARK:
-                    damaged = "garbage"
-                elif end > size:
-                    damaged = "cut"
-                else:
-                    head = f.read(hlen)
-                    damaged = None if zlib.crc32(head) == hcrc else "crc"
-                    if damaged is None and end == size:
-                        # the last frame: check its body too (a crash may leave zeros)
-                        damaged = None if zlib.crc32(f.read(blen)) == bcrc else "crc"
-                    if damaged and end < size:
-                        raise ValueError(f"{path}: damaged frame at byte {pos}, followed by more")
-            if damaged:
-                if settings is None:
-                    raise ValueError(f"{path}: the settings frame is damaged")
-                if damaged == "garbage" and not _nothing_follows(path, pos, size):
-                    raise ValueError(f"{path}: damaged frame at byte {pos}, followed by more")
-                return settings, items, pos, True
-            header = json.loads(head)
-            if settings is None:
-                if header.get("kind") != "settings" or header.get("format") != FORMAT:
-                    raise ValueError(f"{path}: first frame is not an mtcert-counts settings frame")
-                if header.get("version") != VERSION:
-                    raise ValueError(
-                        f"{path}: format version {header.get('version')!r} is not supported "
-                        f"(this is version {VERSION})"
-                    )
-                settings = header["settings"]
-            elif header.get("kind") == "item":
-                items.append(_Entry(path, header, pos + _FRAME.size + hlen, blen, bcrc))
-            else:
-                raise ValueError(f"{path}: unknown frame kind {header.get('kind')!r}")
-            pos = end
-    if settings is None:
-        raise ValueError(f"{path} holds no settings frame")
-    return settings, items, pos, False
-
-
-def _nothing_follows(path: Path, pos: int, size: int) -> bool:
-    """Garbage at ``pos`` is a torn tail only if no further frame marker follows it."""
-    with path.open("rb") as f:
-        f.seek(pos + len(_FRAME_MARK))
-        return _FRAME_MARK not in f.read(size - pos - len(_FRAME_MARK))
 
 
 def _settings_diff(old: dict, new: dict) -> list[str]:
@@ -245,6 +145,15 @@ class CountsWriter:
     ----------
     stored_names : set of str
         Names of the items already in the file (skip them when resuming).
+    finished : bool
+        The file ends with its closing frame (:meth:`finish`).
+
+    Notes
+    -----
+    Call :meth:`finish` when the run is complete: only then do readers accept
+    the file without ``partial=True``.  Leaving a ``with`` block normally
+    finishes; leaving it by an exception, and :meth:`close`, do not, so a
+    run cut short is never marked complete.
 
     Examples
     --------
@@ -255,40 +164,74 @@ class CountsWriter:
     >>> with CountsWriter(path, settings) as w:
     ...     w.add("img0", guess=[[0, 2]], hits=[[100, 61]], target=[[0, 1]])
     >>> with CountsWriter(path, settings) as w:  # resumes
-    ...     sorted(w.stored_names)
-    ['img0']
+    ...     sorted(w.stored_names), w.finished
+    (['img0'], True)
     """
 
     def __init__(self, path, settings: Mapping, *, compresslevel: int = 6, fsync: bool = True):
         self.path = Path(path)
-        self.settings = _check_settings(settings)
+        self.settings = check_settings(settings)
         if isinstance(compresslevel, bool) or compresslevel not in range(10):
             raise ValueError(f"compresslevel must be an integer in 0..9; got {compresslevel!r}")
         self.compresslevel = compresslevel
         self.fsync = bool(fsync)
+        self._expected = self._closing_at = None
         if self.path.exists():
-            old, entries, end, torn = _scan(self.path)
-            diff = _settings_diff(old, self.settings)
-            if diff:
-                raise ValueError(
-                    f"{self.path} holds counts of a run with different settings "
-                    f"({'; '.join(diff)}); choose another file"
-                )
-            if torn:  # a write cut short: drop it, the item is redone
-                os.truncate(self.path, end)
-            self.stored_names = {e.header["name"] for e in entries}
+            found = self.check(self.path, self.settings)
+            if found.torn:  # a write cut short: drop it, the item is redone
+                os.truncate(self.path, found.end)
+            self.stored_names = {e.name for e in found.items}
+            self._expected, self._closing_at = found.expected, found.closing_at
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             header = {"kind": "settings", "format": FORMAT, "version": VERSION}
             header["settings"] = self.settings
             tmp = self.path.with_name(self.path.name + ".tmp")
             with tmp.open("wb") as f:
-                f.write(MAGIC + _frame(header))
+                f.write(MAGIC + frame(header))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
             self.stored_names = set()
         self._file = self.path.open("ab")
+
+    @staticmethod
+    def check(path, settings: Mapping) -> Scan:
+        """Raise ``ValueError`` if the counts file ``path`` is damaged or holds a run with
+        other ``settings`` (nothing is written: a run may check before it writes anything)."""
+        path = Path(path)
+        found = scan(path)
+        diff = _settings_diff(found.settings, check_settings(settings))
+        if diff:
+            raise ValueError(
+                f"{path} holds counts of a run with different settings "
+                f"({'; '.join(diff)}); choose another file"
+            )
+        return found
+
+    @property
+    def finished(self) -> bool:
+        return self._closing_at is not None
+
+    def _write(self, data: bytes) -> None:
+        if self._file.closed:
+            raise ValueError(f"{self.path}: the writer is closed")
+        if self._closing_at is not None:  # new frames: the run is in progress again
+            os.truncate(self.path, self._closing_at)
+            os.fsync(self._file.fileno())
+            self._closing_at = None
+        self._file.write(data)
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+
+    def expect(self, total: int) -> None:
+        """Record that the run is to hold ``total`` items (readers of a file in progress
+        then say how many of them it holds); nothing is written if unchanged."""
+        total = check_positive_int(total, "total", minimum=0)
+        if total != self._expected:
+            self._write(frame({"kind": "expect", "items": total}))
+            self._expected = total
 
     def add(self, name: str, *, guess, hits, target, meta: Mapping | None = None) -> None:
         """Append one item and (with ``fsync``) force it to disk.
@@ -326,24 +269,8 @@ class CountsWriter:
                 )
         if arrays["guess"].size == 0:
             raise ValueError(f"item {name!r} has no components")
-        s = self.settings
-        c, n, ignore = s["num_classes"], s["n"], s["ignore_index"]
-        for a, lo, hi in (("guess", 0, c - 1), ("hits", 0, n)):
-            x = arrays[a]
-            if x.min() < lo or x.max() > hi:
-                raise ValueError(
-                    f"{a} must lie in [{lo}, {hi}]; item {name!r} has values in "
-                    f"[{x.min()}, {x.max()}]"
-                )
-        t = arrays["target"]
-        bad = (t < 0) | (t >= c)
-        if ignore is not None:
-            bad &= t != ignore
-        if bad.any():
-            raise ValueError(
-                f"target must lie in [0, {c}) or equal ignore_index={ignore}; "
-                f"item {name!r} has {t[bad].flat[0]}"
-            )
+        check_values(name, arrays, self.settings)
+        c, n, t = self.settings["num_classes"], self.settings["n"], arrays["target"]
         bounds = {"guess": (0, c - 1), "hits": (0, n), "target": (int(t.min()), int(t.max()))}
         body, dtypes = [], {}
         for a in ARRAYS:
@@ -352,24 +279,51 @@ class CountsWriter:
             dtypes[a] = dt.str
         header = {"kind": "item", "name": name, "shape": list(shape), "dtypes": dtypes}
         header["meta"] = dict(meta) if meta is not None else {}
-        frame = _frame(header, zlib.compress(b"".join(body), self.compresslevel))
-        self._file.write(frame)
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.fileno())
+        self._write(frame(header, zlib.compress(b"".join(body), self.compresslevel)))
         self.stored_names.add(name)
 
+    def finish(self) -> None:
+        """Mark the run complete: append the closing frame (item count and SHA-256 of
+        the file) and close.  Nothing changes if the file is finished already.
+
+        Raises ``ValueError`` if fewer items are stored than :meth:`expect` announced,
+        or if an item stored earlier is damaged (a damaged file is never sealed).
+        """
+        if self._file.closed:
+            raise ValueError(f"{self.path}: the writer is closed")
+        if self._closing_at is None:
+            k = len(self.stored_names)
+            if self._expected is not None and k < self._expected:
+                raise ValueError(
+                    f"{self.path} holds {k} of the {self._expected} expected items: not finished"
+                )
+            self._file.flush()
+            found = scan(self.path)
+            for entry in found.items:
+                read_body(entry)  # CRC of every body, before the checksum vouches for it
+            digest = file_sha256(self.path, found.end)
+            self._file.write(frame({"kind": "end", "items": len(found.items), "sha256": digest}))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._closing_at = found.end
+        self.close()
+
     def close(self) -> None:
+        """Close the file without finishing it (a resumed writer goes on)."""
         self._file.close()
 
     def __enter__(self) -> CountsWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None and not self._file.closed:
+            self.finish()
+        else:
+            self.close()
 
     def __repr__(self) -> str:
-        return f"CountsWriter({str(self.path)!r}, items={len(self.stored_names)})"
+        state = "finished" if self.finished else "in progress"
+        return f"CountsWriter({str(self.path)!r}, items={len(self.stored_names)}, {state})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -386,32 +340,46 @@ class CountsItem:
         return f"CountsItem({self.name!r}, shape={self.guess.shape})"
 
 
-def _load(entry: _Entry) -> CountsItem:
-    with entry.path.open("rb") as f:
-        f.seek(entry.body_offset)
-        body = f.read(entry.body_length)
-    if zlib.crc32(body) != entry.body_crc:
-        raise ValueError(f"{entry.path}: item {entry.header['name']!r} is damaged (CRC mismatch)")
-    raw = zlib.decompress(body)
+def _load(entry: Entry, settings: dict) -> CountsItem:
     h = entry.header
-    shape = tuple(h["shape"])
-    size = math.prod(shape)
+    dts = [np.dtype(h["dtypes"][a]) for a in ARRAYS]
+    size = entry.size
+    expected = size * sum(dt.itemsize for dt in dts)
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(read_body(entry), expected + 1)  # never more than the shape needs
+    except zlib.error:
+        raise ValueError(f"{entry.path}: item {entry.name!r} is damaged (not zlib)") from None
+    if len(raw) != expected or not inflate.eof or inflate.unused_data:
+        raise ValueError(
+            f"{entry.path}: item {entry.name!r} holds other than the {expected} bytes its "
+            "shape and dtypes need (damaged or stray bytes)"
+        )
     out, pos = {}, 0
-    for a in ARRAYS:
-        dt = np.dtype(h["dtypes"][a])
-        out[a] = np.frombuffer(raw, dt, size, pos).reshape(shape)
+    for a, dt in zip(ARRAYS, dts, strict=True):
+        out[a] = np.frombuffer(raw, dt, size, pos).reshape(h["shape"])
         pos += size * dt.itemsize
-    if pos != len(raw):
-        raise ValueError(f"{entry.path}: item {h['name']!r} has {len(raw) - pos} stray bytes")
-    return CountsItem(h["name"], out["guess"], out["hits"], out["target"], h.get("meta", {}))
+    try:
+        check_values(entry.name, out, settings)
+    except ValueError as exc:
+        raise ValueError(f"{entry.path}: {exc}") from None
+    return CountsItem(entry.name, out["guess"], out["hits"], out["target"], h["meta"])
 
 
 class StoredCounts:
     """Lazily read counts of one run (one file, or one file per rank).
 
-    Opening reads only the frame headers; each item is decompressed when it
+    Opening reads the frame headers and checks each file's closing frame (its
+    item count and checksum); each item is decompressed and checked when it
     is accessed.  Iteration goes in **name order**, so summaries do not depend
     on the order in which items finished, on sharding or on resumption.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+    partial : bool, default False
+        Also read files without a closing frame (a run in progress, cut short,
+        or written by format version 1); otherwise they are refused.
 
     Attributes
     ----------
@@ -420,6 +388,8 @@ class StoredCounts:
     names : list of str
         Item names, sorted.
     paths : tuple of Path
+    incomplete : tuple of str
+        One line per file read without its closing frame (``partial=True``).
 
     Examples
     --------
@@ -438,27 +408,38 @@ class StoredCounts:
     (array([90, 70], dtype=uint8), dtype('uint8'))
     """
 
-    def __init__(self, paths: Sequence[Path]):
+    def __init__(self, paths: Sequence[Path], *, partial: bool = False):
         self.paths = tuple(paths)
         if not self.paths:
             raise ValueError("no counts files given")
         settings = None
-        entries: dict[str, _Entry] = {}
+        entries: dict[str, Entry] = {}
+        notes = []
         for p in self.paths:
-            s, items, _, _ = _scan(p)
+            found = scan(p)
+            why = incomplete(p, found)
+            if why is not None:
+                if not partial:
+                    raise ValueError(
+                        f"{why}; pass partial=True (--partial) to read the "
+                        f"{len(found.items)} items it holds"
+                    )
+                notes.append(why)
             if settings is None:
-                settings = s
-            elif s != settings:
-                diff = _settings_diff(settings, s)
+                settings = found.settings
+            elif found.settings != settings:
+                diff = _settings_diff(settings, found.settings)
                 raise ValueError(
                     f"{p} belongs to a different run than {self.paths[0]} ({'; '.join(diff)})"
                 )
-            for e in items:
-                name = e.header["name"]
-                if name in entries:
-                    raise ValueError(f"item {name!r} is stored twice ({entries[name].path}, {p})")
-                entries[name] = e
+            for e in found.items:
+                if e.name in entries:
+                    raise ValueError(
+                        f"item {e.name!r} is stored twice ({entries[e.name].path}, {p})"
+                    )
+                entries[e.name] = e
         self.settings = settings
+        self.incomplete = tuple(notes)
         self._entries = dict(sorted(entries.items()))
         self.names = list(self._entries)
 
@@ -477,7 +458,7 @@ class StoredCounts:
 
     def components(self) -> int:
         """Total number of components over all items (from the headers, no decompression)."""
-        return sum(math.prod(e.header["shape"]) for e in self._entries.values())
+        return sum(e.size for e in self._entries.values())
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -490,18 +471,18 @@ class StoredCounts:
             entry = self._entries[name]
         except KeyError:
             raise KeyError(f"no item named {name!r} in {self}") from None
-        return _load(entry)
+        return _load(entry, self.settings)
 
     def __iter__(self) -> Iterator[CountsItem]:
         for entry in self._entries.values():
-            yield _load(entry)
+            yield _load(entry, self.settings)
 
     def __repr__(self) -> str:
         files = str(self.paths[0]) if len(self.paths) == 1 else f"{len(self.paths)} files"
         return f"StoredCounts({files}, items={len(self)}, n={self.settings['n']})"
 
 
-def read_counts(source) -> StoredCounts:
+def read_counts(source, *, partial: bool = False) -> StoredCounts:
     """Open stored counts lazily.
 
     Parameters
@@ -510,6 +491,11 @@ def read_counts(source) -> StoredCounts:
         A counts file; a folder (every ``*.mtcounts`` file in it, e.g. one per
         rank); or several files of the same run.  A :class:`StoredCounts` is
         returned as is.
+    partial : bool, default False
+        Read files that lack their closing frame too (a run still in
+        progress or cut short, or a version-1 file): their items as they are,
+        each described in :attr:`StoredCounts.incomplete`.  Without it such a
+        file is refused, saying how many items it holds of how many expected.
 
     Returns
     -------
@@ -518,8 +504,9 @@ def read_counts(source) -> StoredCounts:
     Raises
     ------
     ValueError
-        If a file is not a counts file, is damaged, the files disagree on the
-        settings, or an item name occurs twice.
+        If a file is not a counts file, is damaged or incomplete (see
+        ``partial``), the files disagree on the settings, or an item name
+        occurs twice.
     FileNotFoundError
         If a path does not exist or a folder holds no counts file.
     """
@@ -538,4 +525,4 @@ def read_counts(source) -> StoredCounts:
             paths.append(p)
         else:
             raise FileNotFoundError(f"no counts file at {p}")
-    return StoredCounts(paths)
+    return StoredCounts(paths, partial=partial)

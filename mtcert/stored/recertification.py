@@ -105,7 +105,7 @@ def decide(
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> w = CountsWriter(folder / "rank0.mtcounts", {"sigma": 0.5, "noise": "laplace", "n0": 8,
     ...                  "n": 100, "seed": 1, "model": "m", "num_classes": 3})
-    >>> w.add("img", guess=[0, 1, 2], hits=[100, 80, 60], target=[0, 1, 1]); w.close()
+    >>> w.add("img", guess=[0, 1, 2], hits=[100, 80, 60], target=[0, 1, 1]); w.finish()
     >>> path = folder  # a folder: every *.mtcounts file in it
     >>> [(item.name, cert.labels) for item, cert in decide(path, tau=0.75, alpha=0.01)]
     [('img', array([ 0, -1, -1]))]

@@ -80,7 +80,7 @@ def read_image(path: Path, size: tuple[int, int] | None = None) -> torch.Tensor:
             arr = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError:
         raise ValueError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
@@ -98,12 +98,15 @@ def read_label(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
             return np.asarray(im).astype(np.int64)
     except FileNotFoundError:
         raise ValueError(f"label file not found: {path}") from None
-    except UnidentifiedImageError as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot read label {path}: {exc}") from None
 
 
 class SegmentationDataset:
-    """Base class: a list of ``(name, image_path, label_path)`` triples."""
+    """Base class: a list of ``(name, image_path, label_path)`` triples, names unique.
+
+    Images larger than Pillow's decompression-bomb limit are refused when read.
+    """
 
     def __init__(
         self,
@@ -116,6 +119,14 @@ class SegmentationDataset:
     ):
         if not items:
             raise ValueError("the dataset is empty: no image/label pairs found")
+        first: dict = {}
+        for name, ipath, _ in items:  # the name keys results and resumption: one per image
+            if name in first:
+                raise ValueError(
+                    f"images {first[name]} and {ipath} share the name {name!r}; names must be "
+                    "unique (rename or remove one)"
+                )
+            first[name] = ipath
         self.items = list(items)
         self.num_classes = int(num_classes)
         self.label_map = None if label_map is None else np.asarray(label_map, dtype=np.int64)

@@ -195,11 +195,15 @@ def read_split(root, split: str = "test") -> list[tuple[str, str]]:
 
     ``split="trainval"`` concatenates the train and val lists.  Entries look
     like ``"shape_data/02691156/1a04e3eab45ca15dd86060f189eb133"``; only the
-    last two path components are used.
+    last two path components are used, and a shape listed twice is refused.
     """
     split = check_option(split, "split", SPLITS)
     if split == "trainval":
-        return read_split(root, "train") + read_split(root, "val")
+        train, val = read_split(root, "train"), read_split(root, "val")
+        both = sorted(set(train) & set(val))
+        if both:
+            raise ValueError(f"shape {'/'.join(both[0])} is listed in both the train and val split")
+        return train + val
     path = os.path.join(os.fspath(root), "train_test_split", f"shuffled_{split}_file_list.json")
     _require_file(path, f"{split} split file")
     try:
@@ -209,13 +213,16 @@ def read_split(root, split: str = "test") -> list[tuple[str, str]]:
         raise ValueError(f"{path}: not valid json: {exc}") from None
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a json list of shape paths")
-    out = []
+    out: dict = {}  # (synset, token) -> entry index; a shape listed twice would run twice
     for i, entry in enumerate(entries):
         parts = entry.strip("/").split("/") if isinstance(entry, str) else []
         if len(parts) < 2 or not all(parts[-2:]):
             raise ValueError(f"{path}: entry {i} is not '<...>/<synset>/<token>': {entry!r}")
-        out.append((parts[-2], parts[-1]))
-    return out
+        key = (parts[-2], parts[-1])
+        if key in out:
+            raise ValueError(f"{path}: entries {out[key]} and {i} both list {'/'.join(key)}")
+        out[key] = i
+    return list(out)
 
 
 def read_shape(path, *, num_parts: int = NUM_PARTS) -> tuple[np.ndarray, np.ndarray]:

@@ -163,6 +163,11 @@ class SetAbstractionMsg(nn.Module):
     def forward(self, xyz, points, generator=None):
         """``xyz`` ``(B, 3, N)``, ``points`` ``(B, D, N)`` → centres ``(B, 3, S)``, features
         ``(B, out_channels, S)``."""
+        if self.npoint > xyz.shape[-1]:  # sampling more centres than points would never end
+            raise ValueError(
+                f"the model samples {self.npoint} centres from {xyz.shape[-1]} points: "
+                "npoints (the model's centres) must not exceed the points of a cloud"
+            )
         xyz_t = xyz.transpose(1, 2)
         pts_t = points.transpose(1, 2)
         centres = gather_points(
@@ -288,6 +293,10 @@ class PointNet2PartSegMsg(nn.Module):
             self.sa1.out_channels,
             ((128, 128, 256), (128, 196, 256)),
         )
+        if self.sa2.npoint > self.sa1.npoint:  # the second level samples the first's centres
+            raise ValueError(
+                f"npoints: the second count must not exceed the first; got {npoints!r}"
+            )
         self.sa3 = SetAbstraction(self.sa2.out_channels + 3, (256, 512, 1024))
         self.fp3 = FeaturePropagation(self.sa2.out_channels + 1024, (256, 256))
         self.fp2 = FeaturePropagation(self.sa1.out_channels + 256, (256, 128))

@@ -6,9 +6,11 @@ counts of its ``n`` testing samples and the ground truth (a point cloud's
 ``group``/``parts`` as metadata) *before* the item's record is written.  An
 item already stored — a run killed between the two writes, then resumed — is
 compared with the stored one instead: per-item seeds make the counts
-identical, and any difference is an error, never a silent mix.  The stored
-counts are re-decided without the model by :func:`mtcert.stored.recertification.recertify`
-(``python -m mtcert recertify OUT``).
+identical, and any difference is an error, never a silent mix.  The loop
+announces how many items the file is to hold and finishes it (its closing
+frame) when the run is complete; a run cut short leaves it in progress.  The
+stored counts are re-decided without the model by
+:func:`mtcert.stored.recertification.recertify` (``python -m mtcert recertify OUT``).
 
 Imports the core's stored counts only.
 """
@@ -21,7 +23,14 @@ import numpy as np
 
 from mtcert.stored.counts import SUFFIX, CountsWriter, read_counts
 
-__all__ = ["check_complete", "counts_path", "open_counts", "store_item"]
+__all__ = [
+    "check_complete",
+    "check_counts",
+    "counts_path",
+    "counts_settings",
+    "open_counts",
+    "store_item",
+]
 
 
 def counts_path(out, rank: int = 0) -> Path:
@@ -29,12 +38,22 @@ def counts_path(out, rank: int = 0) -> Path:
     return Path(out) / (f"counts{SUFFIX}" if rank == 0 else f"counts.rank{rank}{SUFFIX}")
 
 
-def open_counts(out, config: dict, *, noise: str, num_classes: int, ignore_index,
-                rank: int = 0) -> CountsWriter:  # fmt: skip
-    """The counts writer of a CLI run: ``config`` (every result-changing setting,
+def counts_settings(config: dict, *, noise: str, num_classes: int, ignore_index) -> dict:
+    """The settings of a CLI run's counts: ``config`` (every result-changing setting,
     the model's identity included) plus ``noise``, ``num_classes`` and ``ignore_index``."""
-    settings = {**config, "noise": noise, "num_classes": num_classes}
-    settings["ignore_index"] = ignore_index
+    return {**config, "noise": noise, "num_classes": num_classes, "ignore_index": ignore_index}
+
+
+def check_counts(out, settings: dict, rank: int = 0) -> None:
+    """Refuse a counts file in ``out`` that is damaged or of other ``settings``, before
+    the run writes anything (nothing is written here)."""
+    path = counts_path(out, rank)
+    if path.exists():
+        CountsWriter.check(path, settings)
+
+
+def open_counts(out, settings: dict, rank: int = 0) -> CountsWriter:
+    """The counts writer of a CLI run (settings from :func:`counts_settings`)."""
     return CountsWriter(counts_path(out, rank), settings)
 
 
@@ -53,7 +72,7 @@ def store_item(counts: CountsWriter, item, result) -> None:
     """Append one certified item (see the module docstring)."""
     cert = result.certificate
     if item.name in counts.stored_names:
-        old = read_counts(counts.path)[item.name]
+        old = read_counts(counts.path, partial=True)[item.name]  # the run's own, in progress
         pairs = ((old.guess, cert.guess), (old.hits, cert.hits), (old.target, result.target))
         if not all(np.array_equal(a, b) for a, b in pairs):
             raise ValueError(f"{counts.path}: item {item.name!r} is stored with other counts")

@@ -2,8 +2,10 @@
 
 :func:`certify_images` (``certify``) and :func:`certify_pointclouds`
 (``certify-pointcloud``) build the model, the task and the certifier, write
-``config.json`` with every setting that changes results, and call the one
-evaluation loop (:func:`mtcert_torch.runs.loop.evaluate`).  Both take the
+``config.json`` with every setting that changes results (the model's weights
+too, as :func:`model_digest`), and call the one evaluation loop
+(:func:`mtcert_torch.runs.loop.evaluate`).  Every check that can refuse a run
+comes before its first file is written.  Both take the
 command's options as keyword values (:data:`mtcert_torch.settings.IMAGE_OPTIONS`,
 :data:`~mtcert_torch.settings.CLOUD_OPTIONS`: names, defaults and meaning), so
 scripts, the demo and the CLI call them alike; both accept ``hooks`` (see
@@ -15,7 +17,9 @@ hierarchy) and the other modules of :mod:`mtcert_torch.runs`; never the command 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,7 +32,7 @@ from mtcert_torch.data.images import open_dataset
 from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
 from mtcert_torch.hierarchy import hierarchy_hook, load_hierarchy
 from mtcert_torch.items import Item, Items
-from mtcert_torch.runs.counts import open_counts
+from mtcert_torch.runs.counts import check_counts, counts_settings, open_counts
 from mtcert_torch.runs.figures import attack_figures_hook, figure_hook, run_palette
 from mtcert_torch.runs.loop import Evaluation, distributed_context, evaluate, init_distributed
 from mtcert_torch.runs.store import CLOUD_FILES, IMAGE_FILES, ResultsWriter
@@ -37,10 +41,12 @@ from mtcert_torch.tasks.adapter import SegmentationAdapter
 from mtcert_torch.tasks.image import ImageTask
 from mtcert_torch.tasks.pointcloud import PointCloudTask
 
-__all__ = ["certify_images", "certify_pointclouds", "check_device", "load_model"]
+__all__ = ["certify_images", "certify_pointclouds", "check_device", "load_model", "model_digest"]
 
 #: Largest ``--scale``: beyond it a resize would allocate absurd memory.
 MAX_SCALE = 8.0
+#: Largest ``--npoints`` (ShapeNet-part shapes hold a few thousand points).
+MAX_NPOINTS = 100_000
 
 
 def load_model(
@@ -83,8 +89,9 @@ def load_model(
         raise ValueError(f"--model {spec!r} is not callable")
     try:
         model = factory(**kwargs)
-    except TypeError as exc:  # keyword arguments the model does not take
-        raise ValueError(f"--model {spec!r} rejected --model-kwargs {kwargs}: {exc}") from None
+    except Exception as exc:  # keywords it does not take (TypeError), values it refuses (any)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--model {spec!r} rejected --model-kwargs {kwargs}: {reason}") from None
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"--model {spec!r} did not return a torch.nn.Module")
     if checkpoint is not None:
@@ -92,11 +99,23 @@ def load_model(
     return model
 
 
+def model_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's state dict (names, dtypes, shapes, values): what ``config.json``
+    records, so that a resumed run refuses a replaced checkpoint (or other weights)."""
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        t = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name} {t.dtype} {tuple(value.shape)}\n".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def check_device(spec) -> torch.device:
     """``spec`` as a usable device, or ValueError naming ``--device``."""
     try:
         device = torch.device(spec)
-        torch.empty(1, device=device)
+        # a device that holds data: one value there and back (``meta`` holds none)
+        torch.ones(1, device=device).add(1).to("cpu")
     except Exception as exc:  # RuntimeError, AssertionError ("not compiled with CUDA"), ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"--device {str(spec)!r} cannot be used here: {reason}") from None
@@ -120,9 +139,27 @@ def check_settings(settings: Settings, noise: str, allow_fdr: bool) -> Settings:
 def _budget(memory_budget_mib: float | None) -> int | None:
     if memory_budget_mib is None:
         return None
-    if not memory_budget_mib > 0:
-        raise ValueError(f"--memory-budget must be > 0 MiB; got {memory_budget_mib}")
+    if not (memory_budget_mib > 0 and math.isfinite(memory_budget_mib)):
+        raise ValueError(f"--memory-budget must be finite and > 0 MiB; got {memory_budget_mib}")
     return max(1, int(memory_budget_mib * 2**20))
+
+
+def _open_files(out, config: dict, files: dict, counts: dict | None):
+    """The run's result files and, with ``counts`` (the keywords of
+    :func:`~mtcert_torch.runs.counts.counts_settings`), its counts writer.
+
+    A counts file of other settings is refused before ``config.json`` is written.
+    """
+    rank = distributed_context()[0]
+    settings = None if counts is None else counts_settings(config, **counts)
+    if settings is not None:
+        check_counts(out, settings, rank)
+    writer = ResultsWriter(out, config, rank=rank, **files)
+    try:
+        return writer, None if settings is None else open_counts(out, settings, rank)
+    except BaseException:
+        writer.close()
+        raise
 
 
 def _finish(owned: bool) -> None:
@@ -192,10 +229,13 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
         num_classes=num_classes,
         hierarchy=None if tree is None else {"classes": tree.classes, "tree": tree.tree},
     )
-    ResultsWriter.check_config(opt.out, config)  # refuse a mismatching folder before any work
-    device, owned = init_distributed(device)
+    # refuse a mismatching folder before any work: the options, then the model's weights
+    ResultsWriter.check_config(opt.out, config, ignore=("model_sha256",))
     net = load_model(opt.model, num_classes=num_classes, checkpoint=opt.checkpoint,
                      kwargs=model_kwargs)  # fmt: skip
+    config["model_sha256"] = model_digest(net)  # a replaced checkpoint is another model
+    ResultsWriter.check_config(opt.out, config)
+    device, owned = init_distributed(device)
     net = net.to(device).eval()
     align = opt.align_corners
     if align is None:
@@ -205,7 +245,8 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
                                   autocast=opt.autocast)  # fmt: skip
     task = ImageTask(adapter.to(device), noise=opt.noise)
     certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device)
-    writer = ResultsWriter(opt.out, config, rank=distributed_context()[0], **IMAGE_FILES)
+    counted = dict(noise=opt.noise, num_classes=num_classes, ignore_index=opt.ignore_index)
+    writer, counts = _open_files(opt.out, config, IMAGE_FILES, counted if opt.save_counts else None)
     every_here = 1 if cityscapes else opt.every  # Cityscapes applies it itself
     order = list(range(len(ds)))[::every_here]
     items = Items([ds.names[i] for i in order], lambda j: Item(*ds[order[j]]))
@@ -220,10 +261,6 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
         name = opt.hierarchy if isinstance(opt.hierarchy, str) else "custom"
         extra.append(hierarchy_hook(certifier, tree, settings, name=Path(name).stem, seed=opt.seed,
                                     ignore_index=opt.ignore_index))  # fmt: skip
-    counts = None
-    if opt.save_counts:
-        counts = open_counts(opt.out, config, noise=opt.noise, num_classes=num_classes,
-                             ignore_index=opt.ignore_index, rank=writer.rank)  # fmt: skip
     try:
         return evaluate(certifier, items, settings, writer=writer, seed=opt.seed, base=opt.base,
                         ignore_index=opt.ignore_index, limit=opt.limit, hooks=[*extra, *hooks],
@@ -251,7 +288,7 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     noise = "gaussian" if opt.smoothing == "rotation" else opt.smoothing
     settings = check_settings(Settings.of(opt), noise, opt.allow_fdr)
     check_positive_int(opt.votes, "--votes")
-    check_positive_int(opt.npoints, "--npoints")
+    check_positive_int(opt.npoints, "--npoints", maximum=MAX_NPOINTS)
     if opt.limit is not None:
         check_positive_int(opt.limit, "--limit")
     budget = _budget(opt.memory_budget)
@@ -269,22 +306,25 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     model_kwargs = dict(opt.model_kwargs or {})
     model_kwargs.setdefault("normals", opt.normals)
     config = CLOUD_OPTIONS.config(opt, model_kwargs=model_kwargs)
-    ResultsWriter.check_config(opt.out, config)  # refuse a mismatching folder before any work
-    device, owned = init_distributed(device)
+    # refuse a mismatching folder before any work: the options, then the model's weights
+    ResultsWriter.check_config(opt.out, config, ignore=("model_sha256",))
     net = load_model(opt.model, checkpoint=opt.checkpoint, kwargs=model_kwargs)
     if not isinstance(net, PointNet2PartSegMsg):
         raise ValueError(f"--model {opt.model!r} did not return a PointNet2PartSegMsg")
+    if net.sa1.npoint > opt.npoints:  # it would sample more centres than a cloud has points
+        raise ValueError(
+            f"--model-kwargs: the model samples {net.sa1.npoint} centres, more than the "
+            f"{opt.npoints} points of a cloud (--npoints)"
+        )
+    config["model_sha256"] = model_digest(net)  # a replaced checkpoint is another model
+    ResultsWriter.check_config(opt.out, config)
+    device, owned = init_distributed(device)
     task = PointCloudTask(PointNet2Adapter(net.to(device).eval(), votes=opt.votes),
                           smoothing=opt.smoothing, axis=opt.axis)  # fmt: skip
     certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device)
-    writer = ResultsWriter(opt.out, config, rank=distributed_context()[0], **CLOUD_FILES)
-
+    counted = dict(noise=opt.smoothing, num_classes=certifier.num_classes, ignore_index=None)
+    writer, counts = _open_files(opt.out, config, CLOUD_FILES, counted if opt.save_counts else None)
     items = evaluation_items(ds)
-    counts = None
-    if opt.save_counts:
-        counts = open_counts(opt.out, config, noise=opt.smoothing,
-                             num_classes=certifier.num_classes, ignore_index=None,
-                             rank=writer.rank)  # fmt: skip
     try:
         return evaluate(certifier, items, settings, writer=writer, seed=opt.seed, base=opt.base,
                         limit=opt.limit, hooks=hooks, progress=opt.progress,

@@ -204,20 +204,28 @@ def evaluate(
     counts : mtcert.stored.counts.CountsWriter, optional
         Store each item's guess, hits and ground truth for re-deciding without
         the model (:mod:`mtcert_torch.runs.counts`,
-        :func:`mtcert.stored.recertification.recertify`).
+        :func:`mtcert.stored.recertification.recertify`); finished (closed) when
+        every item of this rank is stored.
 
     Under an initialised ``torch.distributed`` process group rank ``r`` of
     ``W`` certifies items ``r, r + W, …`` into its own record file; after a
     barrier rank 0 summarises every record of the folder.
     """
     items = Items.of(data)
+    seen: set = set()
+    for name in items.names:  # the resume key: a repeated name would drop or double an item
+        if name in seen:
+            raise ValueError(f"item name {name!r} occurs twice: names must be unique in a run")
+        seen.add(name)
     unit = "items" if writer is None else writer.unit  # the summary's item count column
     rank, world = distributed_context()
     finished = writer.finished_names() if writer is not None else set()
     order = list(range(len(items)))[:limit]
-    todo = [i for i in order[rank::world] if items.names[i] not in finished]
+    mine = order[rank::world]
+    todo = [i for i in mine if items.names[i] not in finished]
     if counts is not None:
-        check_complete(counts, finished & {items.names[i] for i in order[rank::world]})
+        check_complete(counts, finished & {items.names[i] for i in mine})
+        counts.expect(len(mine))
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -244,6 +252,8 @@ def evaluate(
         own.append(result.record)
         rec = result.record
         bar.set_postfix(acc=f"{rec['cert_acc']:.3f}", abstain=f"{rec['abstain_rate']:.3f}")
+    if counts is not None:
+        counts.finish()  # every item of this rank is stored: the file is complete
     if world > 1:
         torch.distributed.barrier()
     if writer is None:

@@ -21,9 +21,9 @@ the base prediction under the prefixes ``cert_`` and ``base_``
 computed from them by :mod:`mtcert_torch.runs.summary`, the figures drawn by
 :mod:`mtcert_torch.runs.figures`.
 
-Imports the core (metrics, the command line's output-folder check) and the run
-options (:mod:`mtcert_torch.settings`: the settings' columns); no other module of
-:mod:`mtcert_torch.runs`.
+Imports the core (metrics; the output-folder check and the folder lock of
+:mod:`mtcert._files`) and the run options (:mod:`mtcert_torch.settings`: the
+settings' columns); no other module of :mod:`mtcert_torch.runs`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
 
-from mtcert._files import output_folder
+from mtcert._files import FolderLock, folder_path, output_folder
 from mtcert.certify.metrics import SegmentationTally
 from mtcert_torch.settings import SETTING_FIELDS, SETTING_KEY
 
@@ -127,34 +126,52 @@ def record_counts(record: dict, prefix: str) -> SegmentationTally:
     )
 
 
+#: What a changed ``config.json`` entry that is not an option means.
+_HINTS = {
+    "model_sha256": "the model's weights differ (a replaced --checkpoint file, or a model "
+    "without --checkpoint, initialised at random)"
+}
 #: How to repair a folder whose record file holds a damaged line (docs/torch.md).
 REPAIR_COMMAND = "python -m mtcert_torch repair --out {out}"
 
 
+def _record(line: bytes):
+    """The record on one line of a record file, or None for a line that is not one
+    (torn, edited, undecodable, or without a name to key it)."""
+    try:
+        rec = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # json.JSONDecodeError, UnicodeDecodeError
+        return None
+    ok = isinstance(rec, dict) and isinstance(rec.get("name"), str) and rec["name"]
+    return rec if ok else None
+
+
 def _read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
-    """Records of one file.  A torn (unparseable) last line — a write cut short —
-    is skipped, and with ``repair`` (only for the caller's own file) cut from disk.
-    A damaged line anywhere else is an error naming its line number and the
+    """Records of one file.  A torn last line — a write cut short — is skipped, and
+    with ``repair`` (only for the caller's own file) cut from disk; a complete last
+    record that lacks its newline gets it, so that the next record starts a line of
+    its own.  A damaged line anywhere else is an error naming its line number and the
     repair command (:func:`repair_results`)."""
     if not path.is_file():
         return []
-    lines = path.read_text().splitlines(keepends=True)
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
     records = []
     for i, line in enumerate(lines):
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or "name" not in rec:
-                raise ValueError("not a record")
+        rec = _record(line)
+        if rec is not None:
             records.append(rec)
-        except ValueError:  # json.JSONDecodeError is a ValueError
-            if i != len(lines) - 1 or line.endswith("\n"):
-                raise ValueError(
-                    f"{path}: line {i + 1} is not a JSON record (a torn or edited line); "
-                    f"repair with: {REPAIR_COMMAND.format(out=path.parent)}"
-                ) from None
-            if repair:
-                with path.open("r+b") as f:
-                    f.truncate(len("".join(lines[:i]).encode()))
+        elif i != len(lines) - 1 or line.endswith(b"\n"):
+            raise ValueError(
+                f"{path}: line {i + 1} is not a JSON record (a torn or edited line); "
+                f"repair with: {REPAIR_COMMAND.format(out=path.parent)}"
+            )
+        elif repair:
+            with path.open("r+b") as f:
+                f.truncate(len(data) - len(line))
+    if repair and records and lines and not lines[-1].endswith(b"\n") and _record(lines[-1]):
+        with path.open("ab") as f:
+            f.write(b"\n")
     return records
 
 
@@ -169,78 +186,37 @@ def _unique(records: list[dict]) -> list[dict]:
     return out
 
 
-class FolderLock:
-    """An exclusive, non-blocking lock on an output folder (``fcntl.flock`` on a lock file).
-
-    The operating system releases it when the process ends, however it ends,
-    so a lock file left behind by a killed run is stale and simply taken over;
-    the file records the holder's pid and host for the error message.  Where
-    ``fcntl`` does not exist (Windows) no lock is taken.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._fd: int | None = None
-
-    def acquire(self) -> FolderLock:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise ValueError(
-                f"--out {self.path.parent} is in use by another run ({holder}); wait for it "
-                "to finish or choose another --out"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = None
-
-
 def repair_results(out) -> list[str]:
     """Repair the record files of output folder ``out``; return one line per file.
 
-    Lines that are not JSON records (torn or edited) and repeated names are
-    moved to ``<file>.corrupt`` (kept for inspection); the record file and its
-    CSV are rewritten.  A rerun of the certify command then redoes the items
-    whose records were removed.  Takes the folder's lock.
+    Lines that are not JSON records (torn, edited, undecodable, without a
+    string name) and repeated names are moved to ``<file>.corrupt`` (kept for
+    inspection); the record file and its CSV are rewritten.  A rerun of the
+    certify command then redoes the items whose records were removed.  Takes
+    the folder's lock.
     """
-    out = Path(out)
+    out = folder_path(out)
     if not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is not a folder")
     lock = FolderLock(out / ".lock").acquire()
     try:
         report = []
         seen: set = set()
-        for path in sorted(out.glob("*.jsonl")):
+        stems = (CLOUD_FILES["stem"], IMAGE_FILES["stem"])
+        for path in sorted(p for stem in stems for p in out.glob(f"{stem}*.jsonl")):
             good, bad = [], []
-            for i, line in enumerate(path.read_text().splitlines(), 1):
-                try:
-                    rec = json.loads(line)
-                    ok = isinstance(rec, dict) and "name" in rec and rec["name"] not in seen
-                except ValueError:
-                    ok = False
-                if ok:
+            for i, line in enumerate(path.read_bytes().splitlines(), 1):
+                rec = _record(line)
+                if rec is not None and rec["name"] not in seen:
                     seen.add(rec["name"])
                     good.append(line)
                 else:
                     bad.append(i)
-                    with path.with_suffix(".jsonl.corrupt").open("a") as f:
-                        f.write(line + "\n")
+                    with path.with_suffix(".jsonl.corrupt").open("ab") as f:
+                        f.write(line + b"\n")
             if bad:
                 tmp = path.with_suffix(".jsonl.tmp")
-                tmp.write_text("".join(g + "\n" for g in good))
+                tmp.write_bytes(b"".join(g + b"\n" for g in good))
                 os.replace(tmp, path)
                 _rewrite_csv(path)
             lines = ", ".join(map(str, bad)) or "none"
@@ -322,19 +298,30 @@ class ResultsWriter:
             raise
 
     @staticmethod
-    def check_config(out, config: dict) -> dict:
+    def check_config(out, config: dict, *, ignore: tuple = ()) -> dict:
         """Raise ValueError if folder ``out`` holds results of other settings; return
-        ``config`` as JSON sees it (tuples become lists)."""
+        ``config`` as JSON sees it (tuples become lists).  ``ignore``: keys not known
+        yet (a run checks its options before it builds the model, then again)."""
         config = json.loads(json.dumps(config))
-        cfg_path = Path(out) / "config.json"
+        cfg_path = folder_path(out) / "config.json"
         if cfg_path.is_file():
-            old = json.loads(cfg_path.read_text())
-            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            try:
+                old = json.loads(cfg_path.read_bytes().decode("utf-8"))
+            except (ValueError, RecursionError):
+                old = None
+            if not isinstance(old, dict):
+                raise ValueError(
+                    f"{cfg_path} is not a JSON object of settings (damaged or edited): the "
+                    "settings of the results in that folder are unknown; choose another --out"
+                )
+            keys = (set(old) | set(config)) - set(ignore)
+            diff = sorted(k for k in keys if old.get(k) != config.get(k))
             if diff:
+                hints = [_HINTS[k] for k in diff if k in _HINTS]
                 raise ValueError(
                     f"{out} holds results of a run with different settings "
                     f"({', '.join(f'{k}: {old.get(k)!r} vs {config.get(k)!r}' for k in diff)}); "
-                    "choose another --out"
+                    f"{''.join(h + '; ' for h in hints)}choose another --out"
                 )
         return config
 

@@ -96,19 +96,21 @@ def test_torn_last_item_is_dropped_at_every_cut(tmp_path):
     rng = np.random.default_rng(3)
     path = tmp_path / "t.mtcounts"
     _write(path, {"a": _item(rng)})
-    good = path.read_bytes()
     with CountsWriter(path, SETTINGS) as w:
         w.add("b", guess=[1, 2], hits=[3, 4], target=[1, 1])
-    full = path.read_bytes()
-    for cut in range(len(good) + 1, len(full)):  # every way a write of "b" can be cut short
-        path.write_bytes(full[:cut])
-        assert read_counts(path).names == ["a"]
+        w.close()  # in progress: a run killed here holds a and b, no closing frame
+    with_b = path.read_bytes()
+    good = with_b[: with_b.rindex(b"MTCF")]  # a, without its closing frame
+    for cut in range(len(good) + 1, len(with_b)):  # every way a write of "b" can be cut short
+        path.write_bytes(with_b[:cut])
+        assert read_counts(path, partial=True).names == ["a"]
         with CountsWriter(path, SETTINGS) as w:
             assert w.stored_names == {"a"}
+            w.close()
         assert path.read_bytes() == good
     # zeros after the last frame (a crash on some file systems) are a torn tail too
     path.write_bytes(good + bytes(100))
-    assert read_counts(path).names == ["a"]
+    assert read_counts(path, partial=True).names == ["a"]
 
 
 def test_damage_in_the_middle_is_an_error(tmp_path):
@@ -120,10 +122,17 @@ def test_damage_in_the_middle_is_an_error(tmp_path):
     second = data.index(b"MTCF", data.index(b"MTCF", len(MAGIC) + 4) + 4)
     data[second - 1] ^= 0xFF
     path.write_bytes(bytes(data))
-    counts = read_counts(path)  # headers are intact
+    with pytest.raises(ValueError, match="is damaged: its closing frame"):
+        read_counts(path)  # the checksum of the finished file
+    path.write_bytes(bytes(data[: data.rindex(b"MTCF")]))  # in progress: no checksum yet
+    counts = read_counts(path, partial=True)  # headers are intact
     with pytest.raises(ValueError, match="'a' is damaged"):
         counts["a"]
     np.testing.assert_array_equal(counts["b"].hits.shape, (6, 5))
+    w = CountsWriter(path, SETTINGS)
+    with pytest.raises(ValueError, match="'a' is damaged"):
+        w.finish()  # a damaged file is never sealed
+    w.close()
     # a damaged header followed by another frame
     data = bytearray(path.read_bytes())
     data[second - 1] ^= 0xFF
@@ -131,7 +140,7 @@ def test_damage_in_the_middle_is_an_error(tmp_path):
     data[first + 30] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="damaged frame"):
-        read_counts(path)
+        read_counts(path, partial=True)
 
 
 def test_not_a_counts_file(tmp_path):
@@ -194,6 +203,7 @@ def test_add_refuses_bad_items(tmp_path, kwargs, error, match):
         ({**SETTINGS, "seed": 1.5}, "seed"),
         ({**SETTINGS, "extra": object()}, "JSON"),
         ({**SETTINGS, "ignore_index": "x"}, "ignore_index"),
+        ({**SETTINGS, "ignore_index": 2}, "is a class"),
     ],
 )
 def test_writer_refuses_bad_settings(tmp_path, settings, match):
@@ -211,8 +221,8 @@ def test_writer_misc(tmp_path):
     with pytest.raises(TypeError, match="name"):
         w.add("", guess=[0], hits=[0], target=[0])
     w.add("a", guess=[0], hits=[0], target=[0], meta={"category": "Airplane"})
-    w.close()
+    w.finish()
     with pytest.raises(ValueError, match="closed"):
         w.add("b", guess=[0], hits=[0], target=[0])
     assert read_counts(tmp_path / "m.mtcounts")["a"].meta == {"category": "Airplane"}
-    assert "items=1" in repr(w)
+    assert "items=1, finished" in repr(w)

@@ -53,7 +53,9 @@ def certified_information_gain(
     ``normalize`` (default, as the paper reports it) the value lies in
     [0, 1] and a flat certificate's CIG equals its certified accuracy.
 
-    Returns NaN when no component is valid.
+    Returns NaN when no component is valid.  A target that is neither a fine
+    class of ``hierarchy`` nor ``ignore_index`` is refused (``ValueError``):
+    it would score 0 silently.
 
     Examples
     --------
@@ -68,7 +70,15 @@ def certified_information_gain(
         raise ValueError(
             f"nodes and target must have the same shape; got {nodes.shape} and {target.shape}"
         )
+    if target.dtype.kind not in "iu":
+        raise ValueError(f"target must hold integer class labels; got dtype {target.dtype}")
     valid = target != ignore_index
+    outside = valid & ((target < 0) | (target >= hierarchy.n_classes))
+    if outside.any():
+        raise ValueError(
+            f"target must lie in [0, {hierarchy.n_classes}) (the hierarchy's fine classes) or "
+            f"equal ignore_index={ignore_index}; got {target[outside].flat[0]}"
+        )
     if not valid.any():
         return float("nan")
     gain = information_gain(nodes, hierarchy, normalize=normalize)

@@ -41,6 +41,11 @@ def _check_name(name, what: str) -> str:
     return name
 
 
+#: Deepest tree accepted (real hierarchies have a handful of levels; the check keeps a
+#: crafted file from exhausting Python's recursion limit).
+MAX_DEPTH = 100
+
+
 def _parse_tree(classes: tuple[str, ...], tree) -> tuple[list[str], list[int], list[int]]:
     """Node names, parent ids and levels of ``tree`` over ``classes``, validated."""
     if not isinstance(tree, Mapping):
@@ -53,6 +58,8 @@ def _parse_tree(classes: tuple[str, ...], tree) -> tuple[list[str], list[int], l
     coarse_seen: set[str] = set()
 
     def add(mapping, parent_id, path):
+        if path.count("/") >= MAX_DEPTH:
+            raise ValueError(f"tree is nested deeper than {MAX_DEPTH} levels")
         child_levels = []
         for name, children in mapping.items():
             _check_name(name, "node")
@@ -198,9 +205,13 @@ class ClassHierarchy:
         """Read ``{"classes": [...], "tree": {...}}`` from a JSON file."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:  # also JSONDecodeError, UnicodeDecodeError
             raise ValueError(f"cannot read a hierarchy from {str(path)!r}: {exc}") from None
+        except RecursionError:
+            raise ValueError(
+                f"cannot read a hierarchy from {str(path)!r}: nested too deeply"
+            ) from None
         if not isinstance(data, dict) or set(data) != {"classes", "tree"}:
             raise ValueError(
                 f"{str(path)!r} must hold a JSON object with exactly the keys 'classes' and 'tree'"
