@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from mtcert.stats.methods import FDR_METHODS, resolve_method
 
-__all__ = ["FAMILIES", "error_rate", "promise", "row_notes", "scope"]
+__all__ = ["FAMILIES", "error_rate", "promise", "radii_promise", "row_notes", "scope"]
 
 #: Family word -> (the family, its components), as the written results name them.
 FAMILIES = {
@@ -97,6 +97,19 @@ def promise(method: str, alpha: float, k: int = 1, *, family: str = "image") -> 
     else:
         event = f"P({k} or more false certified {part}s)"
     return f"per {noun}: {event} <= {alpha:g} ({rate})"
+
+
+def radii_promise(alpha: float, *, family: str = "image") -> str:
+    """One line: what a per-component radii certificate (:mod:`mtcert.certify.radii`) promises.
+
+    Examples
+    --------
+    >>> radii_promise(0.001)
+    'per image: P(a pixel certified beyond its radius) <= 0.001 (FWER, all radii jointly)'
+    """
+    noun, part = _family(family)
+    event = f"P(a {part} certified beyond its radius)"
+    return f"per {noun}: {event} <= {alpha:g} (FWER, all radii jointly)"
 
 
 def scope(*, joint_radii: bool = False) -> str:
