@@ -526,9 +526,7 @@ def plan_samples(
                     prof, tau=tau, alpha=alpha, method=counterpart, k=k, N=N, n=grid,
                     target=target, n0=n0,
                 ).n_needed  # fmt: skip
-            simulated = {
-                int(r.n): (float(r.rate), float(r.rate_se)) for r in table.itertuples()
-            }
+            simulated = {int(r.n): (float(r.rate), float(r.rate_se)) for r in table.itertuples()}
 
             def sim(nn: int) -> tuple[float, float]:
                 if nn not in simulated:
