@@ -151,7 +151,8 @@ class Smooth:
         task = TensorTask(base_classifier, num_classes=num_classes, noise=noise)
         if seed is None:
             seed = global_generator(device if device is not None else task.device)
-        self.certifier = Certifier(task, seed=seed, device=device)
+        with task.eval_mode():  # the Certifier sets eval mode; the facade leaves the caller's
+            self.certifier = Certifier(task, seed=seed, device=device)
         self._kind: dict = {}
 
     def is_classifier(self, x) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 
 from mtcert.certify.guarantees import promise, radii_promise
 from mtcert_torch.attacks import attack_certificate
@@ -91,7 +91,8 @@ def save_panels(
     radii=None, caption=(),
 ) -> None:  # fmt: skip
     """Fig.-1-style panel: input | ground truth | [base prediction |] certified (abstain white)
-    [| per-pixel radius map (:func:`radius_map`)], with ``title`` and ``caption`` lines below."""
+    [| per-pixel radius map (:func:`radius_map`)], with ``title`` and ``caption`` lines below
+    (also stored as the PNG's ``Description`` text)."""
     img = (np.clip(np.asarray(image).transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
     panels = [(input_title, img), ("ground truth", colorize(target, palette))]
     if base is not None:
@@ -115,7 +116,9 @@ def save_panels(
         draw.text((pad, h * scale + head - 12), title, fill="white")
     for j, text in enumerate(lines):
         draw.text((pad, h * scale + head + pad + j * line - 2), text, fill="white")
-    canvas.save(path)
+    meta = PngImagePlugin.PngInfo()  # the caption, machine-readable too (PNG text chunk)
+    meta.add_text("Description", "\n".join([title, *caption]).strip())
+    canvas.save(path, pnginfo=meta)
 
 
 def certificate_caption(cert, family: str = "image") -> list[str]:
