@@ -50,8 +50,8 @@ class Certificate:
 
     With ``radii_certificate`` (``Certifier(..., radii=True)``) every component
     also has its own radius, ``radii``: with probability at least ``1 − alpha``
-    all of them hold at once for this input (Bonferroni-split Clopper–Pearson
-    bounds, :func:`mtcert.certify.radii.certify_radii`).  It is a second
+    all of them hold at once for this input (the capped Holm closed test of
+    :func:`mtcert.certify.radii.certify_radii`).  It is a second
     certificate from the same samples: each holds with probability at least
     ``1 − alpha``, both together with at least ``1 − 2 alpha``.
 

@@ -265,9 +265,9 @@ AXIS = Option("axis", "rotation smoothing about one axis (default: three Euler a
 ALLOW_FDR = Option("allow_fdr", "accept an FDR method (no joint certificate; see docs/torch.md)",
                    False, bool, group="certification")  # fmt: skip
 RADII = Option("radii", "also certify every pixel's (point's) own radius from the same counts, "
-               "jointly over the item at alpha (Clopper-Pearson bounds at alpha / pixels): "
-               "summary rows at a few radii from this one certificate, radius maps in the "
-               "figures", False, bool, group="certification", config=True)  # fmt: skip
+               "jointly over the item at alpha (mtcert.certify.radii): summary rows at a few "
+               "radii from this one certificate, radius maps in the figures", False, bool,
+               group="certification", config=True)  # fmt: skip
 SEED = Option("seed", "run seed (per-item seeds derive from it)", 0, int, group="certification",
               config=True)  # fmt: skip
 HIERARCHY = Option("hierarchy", "also certify adaptively within a class hierarchy: 'cityscapes' "

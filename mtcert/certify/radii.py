@@ -4,40 +4,37 @@ SEGCERTIFY certifies every non-abstained component at one radius R(τ), and a
 certificate at another τ is another certificate: reading each component's
 largest radius off a curve of per-τ certificates makes one claim per τ, and
 their union fails more often than α.  Here every component gets its *own*
-radius, from one certificate that holds jointly for all of them:
+radius R(p̲_i), p̲_i a lower bound on the probability p_i of its guess, from
+one certificate that holds for all components of a family (the pixels of one
+image) at once: with probability at least 1 − α, p_i ≥ p̲_i for every i, so the
+smoothed classifier keeps component i's label within R(p̲_i) (σΦ⁻¹(p̲_i) for
+Gaussian noise, the ℓ1 forms for Laplace and uniform noise:
+:func:`mtcert.stats.radius.certified_radius`).  Components with p̲_i ≤ τ_min
+(τ_min ≥ ½) abstain.
 
-    p̲_i = the one-sided Clopper–Pearson lower bound on p_i at level α / m,
-    r_i = R(p̲_i)  (σΦ⁻¹(p̲_i) for Gaussian noise, the ℓ1 forms for Laplace and
-          uniform noise: :func:`mtcert.stats.radius.certified_radius`),
+Two procedures, both valid under any dependence between components (``m``
+components, ``n`` testing samples, X_i hits, the guesses fixed by independent
+samples):
 
-with m the number of components in the family (the pixels of one image) and
-abstention where p̲_i ≤ τ_min (τ_min ≥ ½: below ½ no radius exists).
+- ``"bonferroni"``: p̲_i is the one-sided Clopper–Pearson bound at level α/m
+  (a union bound over the m components);
+- ``"holm"`` (default): the closed test, with Bonferroni local tests, of all
+  hypotheses H_iτ: p_i ≤ τ for τ up to the cap τ* = (α/m)^(1/n) — the largest
+  bound Bonferroni can ever give.  It has a closed form: Holm's procedure at
+  level α on q_i = P(Bin(n, τ*) ≥ X_i) rejects d components, which get
+  p̲_i = τ*; every other component gets the Clopper–Pearson bound at level
+  α/(m − d).  It gives every component at least Bonferroni's bound on every
+  data set, and more as soon as one component has all n hits (d ≥ 1).
 
-**Theorem.** Let the guesses ĉ_i be fixed independently of the ``n`` testing
-samples, and X_i ~ Bin(n, p_i) the hits of ĉ_i, under any dependence between
-components.  Then P(∃ i: p̲_i > p_i) ≤ α, so with probability at least 1 − α,
-simultaneously for every non-abstained i, the smoothed classifier's label of
-component i is ĉ_i within radius r_i (Cohen et al., Theorem 1, with
-p̲_B = 1 − p̲_A).  *Proof:* the Clopper–Pearson bound at level a satisfies
-P(p̲_i > p_i) ≤ a for every p_i; a union bound over the m components gives
-m · α / m = α.
+``docs/recertify.md`` states the theorems and proves them (and why a fixed
+sequence over a τ grid gains nothing); ``tests/core/test_radii.py`` checks the
+closed form against a brute-force closed test, the dominance, and the joint
+guarantee by Monte Carlo at the bound.  Per τ the Bonferroni radii certify
+exactly what Bonferroni-SEGCERTIFY certifies at τ (duality of the binomial
+test and the bound); the Holm radii lie between that and Holm-SEGCERTIFY at τ.
 
-Why Bonferroni and not a step-down (Holm) or a fixed sequence over a τ grid:
-within one component the hypotheses p_i ≤ τ are nested, so testing a τ grid
-in increasing order at level α / m *is* this bound restricted to the grid
-(never more radius); and the closed test of the whole grid family with
-Bonferroni local tests — the closure Holm's procedure belongs to — rejects
-exactly what Bonferroni rejects unless the grid is capped below (α/m)^(1/n),
-and then only by cutting the capped components' radii.  ``docs/recertify.md``
-states and proves both; ``tests/core/test_radii.py`` checks them by brute force.
-
-By the duality of the binomial test and the Clopper–Pearson bound, the
-components this certificate certifies at radius R(τ) are those the
-Bonferroni-SEGCERTIFY certificate at τ certifies: the joint curve equals the
-per-τ Bonferroni curve point for point, and holds for all points at once.
-
-Imports the core's binomial bounds, radius table, validation and the label
-constant.
+Imports the core's binomial tests and bounds, radius table, validation and the
+label constant.
 """
 
 from __future__ import annotations
@@ -47,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtcert.certify.labels import ABSTAIN
-from mtcert.stats.binomial import clopper_pearson
+from mtcert.stats.binomial import clopper_pearson, greater_pvalue_table
 from mtcert.stats.radius import NOISE_RADII, certified_radius
 from mtcert.stats.validation import (
     as_integer_array,
@@ -58,20 +55,30 @@ from mtcert.stats.validation import (
     check_tau,
 )
 
-__all__ = ["RadiiCertificate", "certify_radii", "lower_bound_table"]
+__all__ = [
+    "RADII_METHODS",
+    "RadiiCertificate",
+    "cap",
+    "certify_radii",
+    "joint_bound_table",
+    "lower_bound_table",
+]
 
-# Beyond this many testing samples the bound is computed per component, not tabulated.
+#: The procedures of :func:`certify_radii` (see the module docstring).
+RADII_METHODS = ("holm", "bonferroni")
+
+# Beyond this many testing samples the bounds are computed per component, not tabulated.
 _TABLE_MAX_N = 1 << 20
 # As in mtcert.certify.segmentation: beyond 2**53 a count is not exact in float64.
 _MAX_N = 2**53
 
 
 def lower_bound_table(n: int, family_size: int, alpha: float) -> np.ndarray:
-    """The joint lower bound p̲ of every hit count 0..n in a family of ``family_size``.
+    """Bonferroni's joint lower bound p̲ of every hit count 0..n in a family of ``family_size``.
 
-    The one-sided Clopper–Pearson lower bound at level ``alpha / family_size``
-    (the Bonferroni split of the joint guarantee): entry h is the bound of a
-    component with h hits out of ``n``.  Non-decreasing in h, 0 at h = 0.
+    The one-sided Clopper–Pearson lower bound at level ``alpha / family_size``:
+    entry h is the bound of a component with h hits out of ``n``.
+    Non-decreasing in h, 0 at h = 0, ``(alpha / family_size) ** (1 / n)`` at h = n.
 
     Parameters
     ----------
@@ -102,6 +109,100 @@ def lower_bound_table(n: int, family_size: int, alpha: float) -> np.ndarray:
     return np.asarray(low, dtype=np.float64)
 
 
+def cap(n: int, family_size: int, alpha: float) -> float:
+    """The cap τ* of the ``"holm"`` radii: ``(alpha / family_size) ** (1 / n)``.
+
+    The largest bound Bonferroni's radii can give (n hits out of n), lowered by
+    at most a few units in the last place so that P(Bin(n, τ*) >= n) <= α/m holds
+    in floating point too.  A function of the design only, fixed before any data.
+
+    Examples
+    --------
+    >>> from mtcert.certify.radii import cap
+    >>> round(cap(100, 1000, 0.001), 4)
+    0.871
+    """
+    n = check_positive_int(n, "n", maximum=_MAX_N)
+    family_size = check_positive_int(family_size, "family_size")
+    level = check_alpha(alpha) / family_size
+    top = float(clopper_pearson(n, n, alpha=level, alternative="greater")[0])
+    while top > 0.0 and float(greater_pvalue_table(n, top)[n]) > level:
+        top = float(np.nextafter(top, 0.0))
+    return top
+
+
+def _holm_rejections(hist: np.ndarray, n: int, m: int, alpha: float, top: float) -> np.ndarray:
+    """Holm's rejections at level α among p-values P(Bin(n, top) >= x), per family.
+
+    ``hist`` is ``(families, n + 1)``: the components of each family per hit count.
+    The p-value falls with the hits, so Holm rejects the components with the most
+    hits first; tied components pass or fail together (the thresholds only rise).
+    """
+    q = greater_pvalue_table(n, top)
+    rejected = np.zeros(hist.shape[0], np.int64)
+    active = np.ones(hist.shape[0], bool)
+    for x in range(n, -1, -1):
+        count = hist[:, x]
+        passes = active & (q[x] <= alpha / np.maximum(m - rejected, 1))
+        rejected += np.where(passes, count, 0)
+        active &= passes | (count == 0)
+        if not active.any():
+            break
+    return rejected
+
+
+def _holm_tables(hist, n, m, alpha):
+    """Per family the ``"holm"`` bound of every hit count: ``(tables, d, top)``."""
+    top = cap(n, m, alpha)
+    d = _holm_rejections(hist, n, m, alpha, top)
+    tables = np.empty((hist.shape[0], n + 1))
+    # components at or above the smallest rejected hit count get the cap
+    above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # components with >= x hits
+    for dd in np.unique(d):
+        rows = d == dd
+        if dd < m:
+            tables[rows] = lower_bound_table(n, m - int(dd), alpha)
+        capped = rows[:, None] & (above <= dd) & (np.arange(n + 1) > 0)
+        capped &= dd > 0
+        tables[capped] = top
+    return tables, d, top
+
+
+def _family_tables(hits2d: np.ndarray, n: int, alpha: float, method: str):
+    """Per family (rows of ``hits2d``) the bound of every hit count, the number d of
+    components at the cap (0 for Bonferroni) and the cap (None for Bonferroni)."""
+    f, m = hits2d.shape
+    if method == "bonferroni":
+        return np.broadcast_to(lower_bound_table(n, m, alpha), (f, n + 1)), np.zeros(f, int), None
+    index = np.arange(f)[:, None] * (n + 1) + hits2d
+    hist = np.bincount(index.ravel(), minlength=f * (n + 1)).reshape(f, n + 1)
+    return _holm_tables(hist, n, m, alpha)
+
+
+def joint_bound_table(hits, n: int, alpha: float, method: str = "holm") -> np.ndarray:
+    """The joint lower bound p̲ of every hit count 0..n for *one* family with ``hits``.
+
+    For ``"bonferroni"`` it is :func:`lower_bound_table` (the hits only give the
+    family's size); for ``"holm"`` it depends on how many components reach the
+    cap.  Non-decreasing in the hit count, so the components certified at radius
+    R(τ) are those with hits at or above one threshold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mtcert.certify.radii import joint_bound_table
+    >>> hits = np.r_[np.full(900, 100), np.arange(100)]  # 900 components with 100/100 hits
+    >>> t = joint_bound_table(hits, 100, 0.001)
+    >>> round(float(t[100]), 4), round(float(t[95]), 4)  # the cap; alpha / 100 for the rest
+    (0.871, 0.7935)
+    """
+    n = check_positive_int(n, "n", maximum=_TABLE_MAX_N)
+    alpha = check_alpha(alpha)
+    method = check_option(method, "method", RADII_METHODS)
+    hits = _checked_hits(as_integer_array(hits, "hits"), n).reshape(1, -1)
+    return np.asarray(_family_tables(hits, n, alpha, method)[0][0])
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class RadiiCertificate:
     """Result of :func:`certify_radii`: per-component labels and radii, one joint guarantee.
@@ -120,13 +221,16 @@ class RadiiCertificate:
     radii : ndarray of float64
         Certified radius per component; 0.0 where abstained.
     p_lower : ndarray of float64
-        The joint lower bound p̲ per component (Clopper–Pearson at ``level``).
+        The joint lower bound p̲ per component.
     alpha : float
         The joint level (FWER of the radii within one family).
-    level : float
-        ``alpha / family_size``: the level of each component's bound.
+    method : {"holm", "bonferroni"}
     family_size : int
         Components per family (m).
+    capped : int or ndarray
+        Components at the cap τ* (``"holm"``; per family with ``axis``), 0 for Bonferroni.
+    cap : float or None
+        τ* = (α/m)^(1/n) for ``"holm"``: no radius exceeds R(τ*).
     n : int
     sigma : float
     noise : str
@@ -139,8 +243,10 @@ class RadiiCertificate:
     radii: np.ndarray
     p_lower: np.ndarray
     alpha: float
-    level: float
+    method: str
     family_size: int
+    capped: int | np.ndarray
+    cap: float | None
     n: int
     sigma: float
     noise: str
@@ -183,9 +289,9 @@ class RadiiCertificate:
         cert = self.radii[self._certified]
         median = f"{float(np.median(cert)):.4g}" if cert.size else "-"
         return (
-            f"RadiiCertificate(alpha={self.alpha!r} jointly per family (FWER), "
-            f"level per component={self.level:.3g}, noise={self.noise!r}, sigma={self.sigma:g}, "
-            f"n={self.n}, shape={self.labels.shape}, {fam}, "
+            f"RadiiCertificate(method={self.method!r}, alpha={self.alpha!r} jointly per family "
+            f"(FWER), noise={self.noise!r}, sigma={self.sigma:g}, n={self.n}, "
+            f"shape={self.labels.shape}, {fam}, "
             f"certified_rate={float(np.mean(self.certified_rate)):.4g}, "
             f"median certified radius={median})"
         )
@@ -201,18 +307,31 @@ def _check_axis(axis, ndim: int):
     return int(axis) % ndim
 
 
+def _checked_hits(hits: np.ndarray, n: int) -> np.ndarray:
+    if hits.size == 0:
+        raise ValueError("hits is empty: there are no components to certify")
+    lo, hi = int(hits.min()), int(hits.max())
+    if lo < 0 or hi > n:
+        bad = int(np.count_nonzero((hits < 0) | (hits > n)))
+        raise ValueError(
+            f"hits must lie in [0, n] = [0, {n}]; {bad} value(s) do not (min {lo}, max {hi})"
+        )
+    return hits
+
+
 def certify_radii(
-    guess, hits, n, *, alpha, sigma, noise="gaussian", tau_min=0.5, axis=None
+    guess, hits, n, *, alpha, sigma, noise="gaussian", method="holm", tau_min=0.5, axis=None
 ) -> RadiiCertificate:
     """Per-component certified radii that hold jointly over a family (FWER at ``alpha``).
 
-    Component i's radius is ``R(p̲_i)``, with p̲_i the one-sided
-    Clopper–Pearson lower bound on the probability of its guess at level
-    ``alpha / m`` (m components per family) and R the radius of the noise
+    Component i's radius is ``R(p̲_i)``, with p̲_i a lower bound on the
+    probability of its guess that holds for all components of the family at
+    once, and R the radius of the noise
     (:func:`mtcert.stats.radius.certified_radius`).  Components with
-    ``p̲_i <= tau_min`` abstain.  With probability at least ``1 - alpha``
-    every certified component of a family keeps its label within its radius,
-    all of them at once (module docstring: the theorem and why Bonferroni).
+    ``p̲_i <= tau_min`` abstain.  With probability at least ``1 - alpha`` every
+    certified component of a family keeps its label within its radius, all of
+    them at once (module docstring: the two procedures; ``docs/recertify.md``:
+    the proofs).
 
     Parameters
     ----------
@@ -228,6 +347,10 @@ def certify_radii(
     sigma : float
         Noise scale (> 0).
     noise : {"gaussian", "laplace", "uniform", "rotation"}
+    method : {"holm", "bonferroni"}, default "holm"
+        ``"holm"``: the closed test capped at τ* = (α/m)^(1/n), at least
+        Bonferroni's bound for every component on every data set.
+        ``"bonferroni"``: Clopper–Pearson at α/m.
     tau_min : float, default 0.5
         Abstain where p̲_i <= tau_min (in [1/2, 1)).
     axis : int or None
@@ -243,7 +366,8 @@ def certify_radii(
     ValueError
         Naming the argument: NaN or non-integral counts, hits outside [0, n],
         negative guesses, shape mismatch, empty input, ``alpha`` outside
-        (0, 1), ``sigma`` <= 0, unknown ``noise``, ``tau_min`` outside [1/2, 1).
+        (0, 1), ``sigma`` <= 0, unknown ``noise`` or ``method``, ``tau_min``
+        outside [1/2, 1).
 
     Examples
     --------
@@ -254,7 +378,9 @@ def certify_radii(
     >>> cert = certify_radii(guess, hits, 100, alpha=0.001, sigma=0.25)
     >>> cert.labels
     array([ 3,  3,  1, -1])
-    >>> cert.radii.round(4)
+    >>> cert.radii.round(4)  # the first at the cap: Holm gives the others alpha / 3
+    array([0.352 , 0.2742, 0.0883, 0.    ])
+    >>> certify_radii(guess, hits, 100, alpha=0.001, sigma=0.25, method="bonferroni").radii.round(4)
     array([0.352 , 0.2707, 0.0857, 0.    ])
     >>> cert.labels_at(0.2)
     array([ 3,  3, -1, -1])
@@ -263,6 +389,7 @@ def certify_radii(
     n = check_positive_int(n, "n", maximum=_MAX_N)
     sigma = check_positive_real(sigma, "sigma")
     noise = check_option(noise, "noise", tuple(NOISE_RADII))
+    method = check_option(method, "method", RADII_METHODS)
     tau_min = check_tau(tau_min, "tau_min")
     guess = as_integer_array(guess, "guess")
     hits = as_integer_array(hits, "hits")
@@ -270,40 +397,40 @@ def certify_radii(
         raise ValueError(
             f"guess and hits must have the same shape; got {guess.shape} and {hits.shape}"
         )
-    if hits.size == 0:
-        raise ValueError("hits is empty: there are no components to certify")
-    axis = _check_axis(axis, hits.ndim)
-    if axis is not None and hits.shape[axis] == 0:
+    axis = _check_axis(axis, max(hits.ndim, 1))
+    if axis is not None and hits.ndim and hits.shape[axis] == 0:
         raise ValueError(f"axis {axis} has length 0: the families are empty")
-    lo, hi = int(hits.min()), int(hits.max())
-    if lo < 0 or hi > n:
-        bad = int(np.count_nonzero((hits < 0) | (hits > n)))
-        raise ValueError(
-            f"hits must lie in [0, n] = [0, {n}]; {bad} value(s) do not (min {lo}, max {hi})"
-        )
+    _checked_hits(hits, n)
     if int(guess.min()) < 0:
         raise ValueError(f"guess must hold non-negative labels ({ABSTAIN} is ABSTAIN)")
-    m = hits.size if axis is None else hits.shape[axis]
-    level = alpha / m
-    if n <= _TABLE_MAX_N:
-        p_lower = lower_bound_table(n, m, alpha)[hits]  # n + 1 quantiles, then a gather
+    if n > _TABLE_MAX_N:
+        raise ValueError(f"n must be at most {_TABLE_MAX_N} for joint radii; got {n}")
+    # families as rows: (F, m)
+    hits2d = (hits.reshape(1, -1) if axis is None else np.moveaxis(hits, axis, -1)).reshape(
+        -1, hits.size if axis is None else hits.shape[axis]
+    )
+    tables, d, top = _family_tables(hits2d.astype(np.int64, copy=False), n, alpha, method)
+    p2d = np.take_along_axis(np.asarray(tables), hits2d.astype(np.intp), axis=1)
+    if axis is None:
+        p_lower = p2d.reshape(hits.shape)
     else:
-        p_lower = np.asarray(
-            clopper_pearson(hits, n, alpha=level, alternative="greater")[0], dtype=np.float64
-        )
-    p_lower = np.asarray(p_lower, dtype=np.float64).reshape(hits.shape)
+        moved = np.moveaxis(hits, axis, -1).shape
+        p_lower = np.moveaxis(p2d.reshape(moved), -1, axis)
     certified = p_lower > tau_min
     radii = np.where(
         certified, certified_radius(np.where(certified, p_lower, 0.75), sigma, noise), 0.0
     )
     labels = np.where(certified, guess.astype(np.int64, copy=False), ABSTAIN)
+    capped = int(d[0]) if axis is None else d.reshape(np.delete(hits.shape, axis))
     return RadiiCertificate(
         labels=labels,
         radii=np.asarray(radii, dtype=np.float64).reshape(hits.shape),
-        p_lower=p_lower,
+        p_lower=np.asarray(p_lower, dtype=np.float64),
         alpha=alpha,
-        level=level,
-        family_size=m,
+        method=method,
+        family_size=hits2d.shape[1],
+        capped=capped,
+        cap=top,
         n=n,
         sigma=sigma,
         noise=noise,

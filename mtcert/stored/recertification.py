@@ -50,7 +50,7 @@ from mtcert.certify.metrics import (
     SegmentationTally,
     segmentation_tally,
 )
-from mtcert.certify.radii import lower_bound_table
+from mtcert.certify.radii import RADII_METHODS, joint_bound_table
 from mtcert.certify.segmentation import SegmentationCertificate, segcertify_hits
 from mtcert.stats.multitest import FDR_METHODS, KFWER_METHODS
 from mtcert.stats.radius import NOISE_RADII, certified_radius
@@ -68,8 +68,8 @@ COLUMNS = (
     "error_rate", "guarantee", "scope",
 )  # fmt: skip
 
-#: The ``method`` of :func:`joint_radius_curve`'s rows.
-JOINT_METHOD = "joint-radii"
+#: Prefix of the ``method`` of :func:`joint_radius_curve`'s rows (``joint-holm``, ...).
+JOINT_METHOD = "joint-"
 
 
 def family_of(counts: StoredCounts) -> str:
@@ -432,19 +432,17 @@ def radius_curve(
     return df.sort_values(keys, kind="stable", ignore_index=True)
 
 
-def _joint_rows(counts: StoredCounts, taus, alpha: float, tau_min: float) -> list[dict]:
+def _joint_rows(counts: StoredCounts, taus, alpha: float, tau_min: float, method) -> list[dict]:
     """:func:`joint_radius_curve` rows of one run: one radii certificate per item, read at
     every R(τ).  A component is certified at R(τ) iff its joint bound p̲ >= τ (R is
     increasing) and p̲ > τ_min; p̲ rises with the hits, so that is ``hits >= h`` for one
-    threshold h per item and τ, read off the lower-bound table."""
+    threshold h per item and τ, read off the item's bound table."""
     c, n, ignore = counts.num_classes, counts.n, counts.ignore_index
     metrics = [CertifiedSegmentationMetrics(c, ignore_index=None) for _ in taus]
-    tables: dict[int, np.ndarray] = {}
     for item in counts:
-        m = item.hits.size
-        if m not in tables:  # the family is the item: alpha is split over its m components
-            tables[m] = lower_bound_table(n, m, alpha)
-        table = tables[m]
+        # the family is the item: its bound table depends on its size (and, for Holm,
+        # on how many of its components reach the cap)
+        table = joint_bound_table(item.hits.ravel(), n, alpha, method)
         floor = int(np.searchsorted(table, tau_min, side="right"))
         sweep = _ThresholdCounts(item, n, c, ignore)
         parts = item.meta.get("parts")
@@ -454,26 +452,27 @@ def _joint_rows(counts: StoredCounts, taus, alpha: float, tau_min: float) -> lis
             metrics[j].add(sweep.counts(h), **meta)
     family = family_of(counts)
     return [
-        _row(counts.settings, n, t, alpha, JOINT_METHOD, 1, acc.compute(), "FWER",
+        _row(counts.settings, n, t, alpha, JOINT_METHOD + method, 1, acc.compute(), "FWER",
              radii_promise(alpha, family=family), scope(joint_radii=True))
         for t, acc in zip(taus, metrics, strict=True)
     ]  # fmt: skip
 
 
 def joint_radius_curve(
-    counts, *, alpha: float = 0.001, tau=DEFAULT_CURVE_TAU, tau_min: float = 0.5
+    counts, *, alpha: float = 0.001, tau=DEFAULT_CURVE_TAU, tau_min: float = 0.5, method="holm"
 ) -> pd.DataFrame:
     """Certified accuracy against radius from one certificate per item that holds for all radii.
 
     Every component of an item gets its own radius from
-    :func:`mtcert.certify.radii.certify_radii` (the one-sided Clopper–Pearson
-    bound at level α / m, m the item's components); the curve's point at
-    radius R(τ) counts the components certified at R(τ) or more.  With
-    probability at least 1 − α, *per item*, every component is certified
-    correctly at every radius of the curve at once — unlike
-    :func:`radius_curve`, whose points are separate certificates.  The point at
-    τ equals the Bonferroni-SEGCERTIFY point at τ (duality of the binomial test
-    and the bound), so it sits at or below the Holm curve, which holds per point.
+    :func:`mtcert.certify.radii.certify_radii` (``method``: the capped Holm
+    closed test, or Clopper–Pearson at α / m for ``"bonferroni"``; m the item's
+    components); the curve's point at radius R(τ) counts the components
+    certified at R(τ) or more.  With probability at least 1 − α, *per item*,
+    every component is certified correctly at every radius of the curve at
+    once — unlike :func:`radius_curve`, whose points are separate certificates.
+    The Bonferroni point at τ equals the Bonferroni-SEGCERTIFY point at τ
+    (duality of the binomial test and the bound); the Holm point lies between
+    that and the Holm-SEGCERTIFY point at τ, which holds for that point alone.
 
     Parameters
     ----------
@@ -485,12 +484,15 @@ def joint_radius_curve(
         :func:`radius_curve`).
     tau_min : float, default 0.5
         Components whose bound is at most ``tau_min`` abstain.
+    method : {"holm", "bonferroni"}, default "holm"
+        The radii procedure (:func:`mtcert.certify.radii.certify_radii`).
 
     Returns
     -------
     pandas.DataFrame
-        :func:`recertify`'s columns, ``method`` = ``"joint-radii"``, sorted by run
-        and radius; ``tau`` is the point's τ (its radius is R(τ)).
+        :func:`recertify`'s columns, ``method`` = ``"joint-holm"`` (or
+        ``"joint-bonferroni"``), sorted by run and radius; ``tau`` is the
+        point's τ (its radius is R(τ)).
 
     Examples
     --------
@@ -509,11 +511,16 @@ def joint_radius_curve(
     """
     alpha = check_alpha(alpha)
     tau_min = check_tau(tau_min, "tau_min")
+    if method not in RADII_METHODS:
+        raise ValueError(
+            f"method must be one of {', '.join(map(repr, RADII_METHODS))}; got {method!r}"
+        )
     taus = list(dict.fromkeys(check_tau(t) for t in _values(tau, "tau")))
     runs = _runs(counts)
     frames = []
     for label, run in runs.items():
-        df = pd.DataFrame(_joint_rows(run, taus, alpha, tau_min), columns=list(COLUMNS))
+        rows = _joint_rows(run, taus, alpha, tau_min, method)
+        df = pd.DataFrame(rows, columns=list(COLUMNS))
         if len(runs) > 1:
             df.insert(0, "run", label)
         frames.append(df)
@@ -559,9 +566,9 @@ def plot_radius_curves(curves: pd.DataFrame, *, y: str = "acc", ax=None, title: 
         first = curve.iloc[0]
         label = first["run"] if "run" in curves else ""
         name = label or f"{first['noise']} σ={first['sigma']:g}"
-        if first["method"] == JOINT_METHOD:
+        if first["method"].startswith(JOINT_METHOD):
             style = dict(ls="-", lw=2.0)
-            kind = f"joint radii, α={first['alpha']:g}"
+            kind = f"joint radii ({first['method'][len(JOINT_METHOD) :]}), α={first['alpha']:g}"
             notes["joint"] = (
                 "joint radii: one certificate per image for all radii at once "
                 f"(FWER {first['alpha']:g} per image)"

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mtcert.certify.radii import RadiiCertificate, certify_radii, lower_bound_table
+from mtcert.certify.radii import (
+    RadiiCertificate,
+    cap,
+    certify_radii,
+    joint_bound_table,
+    lower_bound_table,
+)
 from mtcert.certify.segmentation import segcertify_hits
 from tests.core.test_soundness import check_at_most, cp_interval
 
@@ -31,30 +37,76 @@ def test_lower_bounds_and_radii_match_scipy():
         ("laplace", lambda p: -sigma * np.log(2 * (1 - p))),
         ("uniform", lambda p: 2 * sigma * (p - 0.5)),
     ):
-        cert = certify_radii(guess, hits, n, alpha=alpha, sigma=sigma, noise=noise)
+        cert = certify_radii(
+            guess, hits, n, alpha=alpha, sigma=sigma, noise=noise, method="bonferroni"
+        )
         np.testing.assert_allclose(cert.p_lower, ref, rtol=1e-10, atol=1e-14)
         ok = ref > 0.5
         np.testing.assert_array_equal(cert.certified, ok)
         np.testing.assert_array_equal(cert.labels, np.where(ok, guess, -1))
         np.testing.assert_allclose(cert.radii, np.where(ok, radius(np.where(ok, ref, 0.75)), 0))
-        assert cert.level == alpha / m and cert.family_size == m
+        assert cert.family_size == m and cert.capped == 0 and cert.cap is None
     # tau_min: abstain up to it
-    cert = certify_radii(guess, hits, n, alpha=alpha, sigma=sigma, tau_min=0.8)
+    cert = certify_radii(guess, hits, n, alpha=alpha, sigma=sigma, tau_min=0.8, method="bonferroni")
     np.testing.assert_array_equal(cert.certified, ref > 0.8)
     assert (cert.radii[~cert.certified] == 0).all()
+
+
+def _holm_reference(hits, n, alpha):
+    """The closed form by its definition, with scipy: Holm at alpha on P(Bin(n, cap) >= X_i)
+    (sorted, one component at a time); the rejected at the cap, the rest Clopper–Pearson at
+    alpha / (m - d)."""
+    m = len(hits)
+    top = (alpha / m) ** (1 / n)
+    q = stats.binom.sf(np.asarray(hits) - 1, n, top)
+    q[np.asarray(hits) == n] = top**n  # exactly alpha / m (scipy's sf rounds)
+    d = 0
+    for j, i in enumerate(np.argsort(q, kind="stable")):
+        if q[i] > alpha / (m - j) * (1 + 1e-9):
+            break
+        d += 1
+    rejected = np.zeros(m, bool)
+    rejected[np.argsort(q, kind="stable")[:d]] = True
+    level = alpha / (m - d) if d < m else alpha
+    bound = np.where(np.asarray(hits) > 0, stats.beta.ppf(level, hits, n - np.asarray(hits) + 1), 0)
+    return np.where(rejected, top, bound), d
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_holm_radii_match_their_definition_and_dominate_bonferroni(seed):
+    rng = np.random.default_rng(seed)
+    n, alpha, m = [(100, 0.001, 400), (30, 0.05, 50), (12, 0.2, 5)][seed % 3]
+    share = [0.0, 0.5, 0.95][seed // 2]  # components with all n hits
+    hits = np.where(rng.random(m) < share, n, rng.binomial(n, rng.beta(9, 1, m)))
+    guess = np.zeros(m, int)
+    holm = certify_radii(guess, hits, n, alpha=alpha, sigma=1.0)
+    bonf = certify_radii(guess, hits, n, alpha=alpha, sigma=1.0, method="bonferroni")
+    ref, d = _holm_reference(hits, n, alpha)
+    np.testing.assert_allclose(holm.p_lower, ref, rtol=1e-9, atol=1e-14)
+    assert holm.capped == d and holm.cap == pytest.approx((alpha / m) ** (1 / n), rel=1e-12)
+    assert (holm.p_lower >= bonf.p_lower * (1 - 1e-12)).all()  # never less, on any data
+    if d:  # and strictly more below the cap once a component reached it
+        below = hits < n
+        assert (holm.p_lower[below & (hits > 0)] > bonf.p_lower[below & (hits > 0)]).all()
+    np.testing.assert_allclose(joint_bound_table(hits, n, alpha)[hits], holm.p_lower)
 
 
 def test_families_along_an_axis_are_separate_certificates():
     rng = np.random.default_rng(1)
     hits = rng.integers(40, 101, size=(3, 50))
+    hits[0, :30] = 100  # one family with many components at the cap
     guess = np.zeros_like(hits)
-    batch = certify_radii(guess, hits, 100, alpha=0.01, sigma=0.25, axis=-1)
-    for b in range(3):
-        one = certify_radii(guess[b], hits[b], 100, alpha=0.01, sigma=0.25)
-        np.testing.assert_array_equal(batch.radii[b], one.radii)
-    assert batch.family_size == 50 and batch.n_certified.shape == (3,)
-    whole = certify_radii(guess, hits, 100, alpha=0.01, sigma=0.25)
-    assert whole.family_size == 150 and (whole.p_lower <= batch.p_lower).all()
+    for method in ("holm", "bonferroni"):
+        batch = certify_radii(guess, hits, 100, alpha=0.01, sigma=0.25, axis=-1, method=method)
+        for b in range(3):
+            one = certify_radii(guess[b], hits[b], 100, alpha=0.01, sigma=0.25, method=method)
+            np.testing.assert_array_equal(batch.radii[b], one.radii)
+            assert int(np.asarray(batch.capped)[b]) == one.capped
+        assert batch.family_size == 50 and batch.n_certified.shape == (3,)
+        cols = certify_radii(guess.T, hits.T, 100, alpha=0.01, sigma=0.25, axis=0, method=method)
+        np.testing.assert_array_equal(cols.radii.T, batch.radii)
+    whole = certify_radii(guess, hits, 100, alpha=0.01, sigma=0.25, method="bonferroni")
+    assert whole.family_size == 150
 
 
 def test_labels_at_a_radius_and_repr():
@@ -65,6 +117,7 @@ def test_labels_at_a_radius_and_repr():
     assert cert.n_certified == 3 and cert.certified_rate == 0.75
     text = repr(cert)
     assert "jointly per family (FWER)" in text and "alpha=0.001" in text and "shape=(4,)" in text
+    assert "method='holm'" in text
     with pytest.raises(ValueError, match="radius"):
         cert.labels_at(float("nan"))
 
@@ -87,6 +140,7 @@ def test_labels_at_a_radius_and_repr():
         (dict(noise="cauchy"), "noise"),
         (dict(tau_min=0.4), "tau_min"),
         (dict(axis=3), "axis"),
+        (dict(method="sidak"), "method"),
         (dict(hits=[[1.5, 2]], guess=[[0, 0]]), "hits must hold integers"),
     ],
 )
@@ -97,70 +151,80 @@ def test_bad_input_names_the_argument(kwargs, match):
         certify_radii(args.pop("guess"), args.pop("hits"), args.pop("n"), **args)
 
 
-def test_joint_radii_are_bonferroni_segcertify_at_every_tau():
-    """Duality: certified at radius R(tau) <=> Bonferroni-SEGCERTIFY certifies it at tau."""
+def test_joint_radii_per_tau_between_bonferroni_and_holm_segcertify():
+    """Duality: Bonferroni radii certify at R(tau) exactly what Bonferroni-SEGCERTIFY
+    certifies at tau; the Holm radii at least that and at most Holm-SEGCERTIFY at tau."""
     rng = np.random.default_rng(2)
     n, alpha = 100, 0.001
     hits = rng.binomial(n, rng.beta(20, 1.5, size=500))
     guess = rng.integers(0, 3, size=500)
-    cert = certify_radii(guess, hits, n, alpha=alpha, sigma=0.25)
+    bonf = certify_radii(guess, hits, n, alpha=alpha, sigma=0.25, method="bonferroni")
+    holm = certify_radii(guess, hits, n, alpha=alpha, sigma=0.25)
+    assert holm.capped > 0  # the test sees the step-down at work
     for tau in np.round(np.linspace(0.5, 0.95, 19), 3)[1:]:
         seg = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="bonferroni")
         pv = stats.binom.sf(hits - 1, n, tau)
         tie = np.isclose(pv, alpha / hits.size, rtol=1e-9)  # the boundary itself
-        mine = cert.certified & (cert.p_lower >= tau)
+        mine = bonf.certified & (bonf.p_lower >= tau)
         np.testing.assert_array_equal(mine[~tie], seg.reject[~tie])
+        step = holm.certified & (holm.p_lower >= tau)
+        seg_holm = segcertify_hits(guess, hits, n, tau=tau, alpha=alpha, method="holm")
+        assert (step >= mine).all() and (step <= seg_holm.reject).all()
 
 
 # -- Monte Carlo at the bound ------------------------------------------------------------------
-M, N, ALPHA, C = 20, 50, 0.1, 45
+# Nulls just below the bound of C hits at level alpha / M0, each failing with probability
+# alpha / M0; for "holm" M1 further components always have all N hits (p = 1), reach the cap
+# and leave the M0 nulls exactly that level: the worst case of the step-down.
+M0, M1, N, ALPHA, C = 20, 10, 50, 0.1, 45
 
 
 def _boundary_p():
-    """A null just below the bound of C hits: P(p_lower > p) = P(X >= C) -> alpha / M."""
-    return float(lower_bound_table(N, M, ALPHA)[C]) - 1e-12
+    return float(lower_bound_table(N, M0, ALPHA)[C]) - 1e-12
 
 
-def _family_errors(p_lower, p):
-    return (p_lower > p).any(axis=1)
-
-
-def _hits(rng, reps, dependent):
+def _hits(rng, reps, dependent, method):
     p = _boundary_p()
     if not dependent:
-        return rng.binomial(N, p, size=(reps, M)), p
-    # Every X_i ~ Bin(N, p) exactly, coupled through one uniform so that the events
-    # {X_i >= C} are disjoint: the union bound is attained (the worst dependence).
-    tail = stats.binom.sf(C - 1, N, p)
-    u = rng.random((reps, 1))
-    v = (u + tail * np.arange(M)) % 1.0
-    return stats.binom.ppf(v, N, p).astype(np.int64), p
+        null = rng.binomial(N, p, size=(reps, M0))
+    else:
+        # every X_i ~ Bin(N, p) exactly, coupled through one uniform so that the events
+        # {X_i >= C} are disjoint: the union bound is attained (the worst dependence)
+        tail = stats.binom.sf(C - 1, N, p)
+        v = (rng.random((reps, 1)) + tail * np.arange(M0)) % 1.0
+        null = stats.binom.ppf(v, N, p).astype(np.int64)
+    if method == "bonferroni":
+        return null, p
+    return np.concatenate([null, np.full((reps, M1), N)], axis=1), p
 
 
+@pytest.mark.parametrize("method", ["holm", "bonferroni"])
 @pytest.mark.parametrize("dependent", [False, True])
-def test_joint_guarantee_at_the_bound_and_a_mutant_without_split(dependent):
+def test_joint_guarantee_at_the_bound_and_a_mutant_without_split(method, dependent):
     rng = np.random.default_rng(20210718 + dependent)
     reps = 40_000
-    hits, p = _hits(rng, reps, dependent)
-    tail = stats.binom.sf(C - 1, N, p)  # each component's error probability, ~ alpha / M
-    assert tail == pytest.approx(ALPHA / M, rel=1e-6)
-    cert = certify_radii(np.zeros_like(hits), hits, N, alpha=ALPHA, sigma=0.25, axis=-1)
-    label = f"joint radii ({'disjoint errors' if dependent else 'independent'})"
-    x = int(_family_errors(cert.p_lower, p).sum())
-    low, high = check_at_most(x, reps, ALPHA, label)
-    exact = M * tail if dependent else 1 - (1 - tail) ** M  # 0.1 and 0.0956
+    hits, p = _hits(rng, reps, dependent, method)
+    tail = stats.binom.sf(C - 1, N, p)  # each null's error probability, ~ alpha / M0
+    assert tail == pytest.approx(ALPHA / M0, rel=1e-6)
+    cert = certify_radii(np.zeros_like(hits), hits, N, alpha=ALPHA, sigma=0.25, axis=-1,
+                         method=method)  # fmt: skip
+    if method == "holm":
+        assert (np.asarray(cert.capped) >= M1).all()  # the alternatives reached the cap
+    label = f"joint radii {method} ({'disjoint errors' if dependent else 'independent'})"
+    false = (cert.p_lower[:, :M0] > p).any(axis=1)
+    low, high = check_at_most(int(false.sum()), reps, ALPHA, label)
+    exact = M0 * tail if dependent else 1 - (1 - tail) ** M0  # 0.1 and 0.0956
     assert low <= exact <= high  # tight: the check would see a real excess
     # the mutant: every component's bound at the full alpha (no split across the family)
-    mutant = lower_bound_table(N, 1, ALPHA)[hits]
-    x_mutant = int(_family_errors(mutant, p).sum())
-    low_m, _ = cp_interval(x_mutant, reps)
+    mutant = lower_bound_table(N, 1, ALPHA)[hits[:, :M0]]
+    x_mutant = int((mutant > p).any(axis=1).sum())
     print(f"{label}, mutant without split: {x_mutant / reps:.4f}")
-    assert low_m > ALPHA
+    assert cp_interval(x_mutant, reps)[0] > ALPHA
     with pytest.raises(AssertionError, match="exceeds alpha"):
         check_at_most(x_mutant, reps, ALPHA, "mutant")
 
 
-# -- why Bonferroni: brute-force closed tests over a tau grid ----------------------------------
+# -- why the capped step-down: brute-force closed tests over a tau grid ---------------------
 def _closed_test(hits, n, grid, alpha):
     """Closure of the family {H_ij: p_i <= grid[j]} with Bonferroni local tests, by enumeration.
 
@@ -177,7 +241,8 @@ def _closed_test(hits, n, grid, alpha):
             t = {}
             for i, j in J:
                 t[i] = min(t.get(i, L), j)
-            local[J] = min(pv[i, j] for i, j in t.items()) <= alpha / len(t)
+            # (1 + 1e-9): P(Bin(n, cap) >= n) is alpha / m exactly, up to rounding
+            local[J] = min(pv[i, j] for i, j in t.items()) <= alpha / len(t) * (1 + 1e-9)
     best = [-1] * m
     for i, j in pairs:
         if all(ok for J, ok in local.items() if (i, j) in J):
@@ -237,3 +302,16 @@ def test_fixed_sequence_over_a_grid_is_the_bound_restricted_to_the_grid():
             last = j
         below = np.flatnonzero(grid <= b)
         assert last == (below[-1] if below.size else -1)
+
+
+@pytest.mark.parametrize(
+    "hits", [[12, 12, 9], [12, 11, 10], [12, 10, 7], [11, 10, 9], [12, 12, 12]]
+)
+def test_holm_radii_are_the_closed_test_over_the_grid_up_to_the_cap(hits):
+    """The implementation against the brute-force closure of {p_i <= t}, t up to the cap."""
+    n, alpha, m = 12, 0.2, 3
+    top = cap(n, m, alpha)
+    grid = [0.5, 0.6, 0.7, top]
+    cert = certify_radii(np.zeros(m, int), hits, n, alpha=alpha, sigma=1.0)
+    expect = [max((j for j, t in enumerate(grid) if t <= b), default=-1) for b in cert.p_lower]
+    assert _closed_test(np.asarray(hits), n, grid, alpha) == expect

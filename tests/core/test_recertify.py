@@ -262,16 +262,40 @@ class _nullcontext:
 
 # -- what the written results promise, and the joint radius curve ------------------------------
 def test_joint_curve_is_one_radii_certificate_per_item_and_bonferroni_per_point(run):
-    from mtcert.certify.radii import certify_radii
     from mtcert.stored.recertification import joint_radius_curve
 
     taus = [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9]
-    joint = joint_radius_curve(run, alpha=1e-3, tau=taus)
-    assert list(joint.columns) == list(COLUMNS) and (joint.method == "joint-radii").all()
+    for method in ("holm", "bonferroni"):
+        _check_joint_curve(run, taus, method)
+    joint = joint_radius_curve(run, alpha=1e-3, tau=taus, method="bonferroni")
+    holm_joint = joint_radius_curve(run, alpha=1e-3, tau=taus)
+    assert (holm_joint.acc.to_numpy() >= joint.acc.to_numpy()).all()
+    # each Bonferroni point equals the Bonferroni-SEGCERTIFY point at that tau; the Holm
+    # radii lie between it and Holm-SEGCERTIFY (which holds per point)
+    bonf = recertify(run, tau=taus[1:], alpha=1e-3, method=["bonferroni", "holm"])
+    b = bonf[bonf.method == "bonferroni"].reset_index(drop=True)
+    cols = ["tau", "acc", "miou", "abstain"]
+    pd.testing.assert_frame_equal(joint[cols].iloc[1:].reset_index(drop=True), b[cols])
+    h = bonf[bonf.method == "holm"].reset_index(drop=True)
+    mid = holm_joint.acc.to_numpy()[1:]
+    assert (h.acc.to_numpy() >= mid).all() and (mid >= b.acc.to_numpy()).all()
+    with pytest.raises(ValueError, match="method"):
+        joint_radius_curve(run, method="sidak")
+
+
+def _check_joint_curve(run, taus, method):
+    from mtcert.certify.radii import certify_radii
+    from mtcert.stored.recertification import joint_radius_curve
+
+    joint = joint_radius_curve(run, alpha=1e-3, tau=taus, method=method)
+    assert list(joint.columns) == list(COLUMNS) and (joint.method == f"joint-{method}").all()
     assert joint.radius.is_monotonic_increasing and joint.abstain.is_monotonic_increasing
     # independent path: certify_radii per item, labels at each radius, tallies by loops
     counts = read_counts(run)
-    certs = [(certify_radii(it.guess, it.hits, 100, alpha=1e-3, sigma=0.25), it) for it in counts]
+    certs = [
+        (certify_radii(it.guess, it.hits, 100, alpha=1e-3, sigma=0.25, method=method), it)
+        for it in counts
+    ]
     for row in joint.itertuples():
         pairs = [(np.where(c.p_lower >= row.tau, c.labels, -1), it.target) for c, it in certs]
         acc, miou, abstain = _reference_scores(pairs)
@@ -280,13 +304,6 @@ def test_joint_curve_is_one_radii_certificate_per_item_and_bonferroni_per_point(
             "per item: P(a component certified beyond its radius) <= 0.001 "
             "(FWER, all radii jointly)"
         )
-    # each point equals the Bonferroni-SEGCERTIFY point at that tau (and Holm is above it)
-    bonf = recertify(run, tau=taus[1:], alpha=1e-3, method=["bonferroni", "holm"])
-    b = bonf[bonf.method == "bonferroni"].reset_index(drop=True)
-    cols = ["tau", "acc", "miou", "abstain"]
-    pd.testing.assert_frame_equal(joint[cols].iloc[1:].reset_index(drop=True), b[cols])
-    h = bonf[bonf.method == "holm"].reset_index(drop=True)
-    assert (h.acc.to_numpy() >= b.acc.to_numpy()).all()
 
 
 def test_written_tables_state_family_error_rate_and_scope(tmp_path, capsys):
