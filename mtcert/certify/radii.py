@@ -155,7 +155,7 @@ def _holm_tables(hist, n, m, alpha):
     """Per family the ``"holm"`` bound of every hit count: ``(tables, d, top)``."""
     top = cap(n, m, alpha)
     d = _holm_rejections(hist, n, m, alpha, top)
-    tables = np.empty((hist.shape[0], n + 1))
+    tables = np.zeros((hist.shape[0], n + 1))  # 0: the bound at 0 hits
     # components at or above the smallest rejected hit count get the cap
     above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # components with >= x hits
     for dd in np.unique(d):

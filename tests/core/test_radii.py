@@ -1,9 +1,9 @@
 """Per-component joint radii: scipy references, Monte Carlo at the bound, a failing mutant,
-and brute-force closed tests behind the choice of Bonferroni (docs/recertify.md).
+and brute-force closed tests behind the capped Holm radii (docs/recertify.md).
 
-Monte Carlo checks follow tests/core/test_soundness.py: the one-sided Clopper–Pearson lower
-bound of the estimated error rate at level 1e-4 must not exceed alpha (a sound procedure
-fails a check with probability <= 1e-4; seeds are fixed).
+Monte Carlo checks use tests/helpers/monte_carlo.py, as the SEGCERTIFY soundness tests do:
+the one-sided Clopper–Pearson lower bound of the estimated error rate at level 1e-4 must not
+exceed alpha (a sound procedure fails a check with probability <= 1e-4; seeds are fixed).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mtcert.certify.radii import (
     lower_bound_table,
 )
 from mtcert.certify.segmentation import segcertify_hits
-from tests.core.test_soundness import check_at_most, cp_interval
+from tests.helpers.monte_carlo import check_at_most, cp_interval
 
 
 def test_lower_bounds_and_radii_match_scipy():
@@ -315,3 +315,12 @@ def test_holm_radii_are_the_closed_test_over_the_grid_up_to_the_cap(hits):
     cert = certify_radii(np.zeros(m, int), hits, n, alpha=alpha, sigma=1.0)
     expect = [max((j for j, t in enumerate(grid) if t <= b), default=-1) for b in cert.p_lower]
     assert _closed_test(np.asarray(hits), n, grid, alpha) == expect
+
+
+@pytest.mark.parametrize("hits", [[50] * 8, [50] * 7 + [0], [50, 49, 3, 0], [12, 30, 44]])
+def test_bound_table_is_monotone_in_the_hits(hits):
+    """What the joint radius curve's hit thresholds rely on, the all-capped family included."""
+    table = joint_bound_table(hits, 50, 0.05)
+    assert table[0] == 0.0 and (np.diff(table) >= 0).all()
+    cert = certify_radii(np.zeros(len(hits), int), hits, 50, alpha=0.05, sigma=1.0)
+    np.testing.assert_array_equal(table[hits], cert.p_lower)
