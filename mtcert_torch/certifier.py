@@ -5,7 +5,11 @@ The flow is model → sampler → counts → :func:`mtcert.certify.segmentation.
 with ``n0`` copies, test with ``n`` fresh copies), streaming counts, batch
 sizing and seeding; a :class:`~mtcert_torch.task.Task` says what a modality
 adds (input, noise space, labels, radius).  All statistics happen in
-:mod:`mtcert`.
+:mod:`mtcert`.  With ``radii=True`` the same counts also give every component
+its own radius, jointly certified over the item
+(:func:`mtcert.certify.radii.certify_radii`).  Every call runs the model in
+evaluation mode and restores its mode afterwards; non-finite scores stop it
+(:class:`~mtcert_torch.task.NonFiniteOutputError`).
 
 Imports the core's statistics, the plugin's base modules and the image task (the
 shorthand for a plain model); never the settings, runs or command line.
@@ -13,6 +17,7 @@ shorthand for a plain model); never the settings, runs or command line.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mtcert.certify.radii import RadiiCertificate, certify_radii
 from mtcert.certify.segmentation import segcertify_hits
 from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
 from mtcert_torch.noise import NoiseModel
@@ -37,8 +43,17 @@ class Certificate:
     With probability at least ``1 − alpha`` every non-abstained component of
     ``labels`` is the smoothed model's label for every input within ``radius``
     of the clean one in the task's smoothing space (ℓ2 for Gaussian, ℓ1 for
-    Laplace noise; radians for rotations) — all components simultaneously
-    (with ``k > 1``: all but at most ``k − 1`` of them).
+    Laplace noise; radians for rotations) — all components of *this input*
+    simultaneously (FWER; with ``k > 1``: all but at most ``k − 1`` of them,
+    k-FWER).  The input is the family: certificates of several inputs hold
+    each on its own.
+
+    With ``radii_certificate`` (``Certifier(..., radii=True)``) every component
+    also has its own radius, ``radii``: with probability at least ``1 − alpha``
+    all of them hold at once for this input (the capped Holm closed test of
+    :func:`mtcert.certify.radii.certify_radii`).  It is a second
+    certificate from the same samples: each holds with probability at least
+    ``1 − alpha``, both together with at least ``1 − 2 alpha``.
 
     Attributes
     ----------
@@ -60,6 +75,8 @@ class Certificate:
         The core's certificate (rejections, adjusted decisions, …).
     info : dict
         Task details (e.g. a point cloud's normalisation ``center``/``scale``).
+    radii_certificate : mtcert.certify.radii.RadiiCertificate or None
+        Per-component radii with one joint guarantee (``radii=True``), else None.
     """
 
     guess: np.ndarray
@@ -73,10 +90,17 @@ class Certificate:
     seconds_statistics: float
     statistics: object
     info: dict = field(default_factory=dict)
+    radii_certificate: RadiiCertificate | None = None
 
     @property
     def labels(self) -> np.ndarray:
         return self.statistics.labels
+
+    @property
+    def radii(self) -> np.ndarray | None:
+        """Per-component certified radii (0 where abstained), jointly at ``alpha``; None
+        without ``radii=True``."""
+        return None if self.radii_certificate is None else self.radii_certificate.radii
 
     @property
     def pvalues(self) -> np.ndarray:
@@ -148,6 +172,17 @@ class Certifier:
     sampler : callable, default StreamingSampler
         Factory with :class:`~mtcert_torch.sampler.StreamingSampler`'s
         signature; inject a subclass to change how copies are drawn or counted.
+    radii : bool, default False
+        Also certify every component's own radius from the same counts, jointly
+        over the input at the call's ``alpha`` (:attr:`Certificate.radii`).
+
+    Notes
+    -----
+    Each call puts the task's model in evaluation mode and restores every
+    module's mode afterwards (a model switched back to training mode is not
+    sampled with dropout).  A model whose scores are NaN or infinite raises
+    :class:`~mtcert_torch.task.NonFiniteOutputError` instead of certifying
+    class 0.
 
     Examples
     --------
@@ -173,6 +208,7 @@ class Certifier:
         seed: int | torch.Generator = 0,
         device=None,
         sampler: Callable[..., StreamingSampler] = StreamingSampler,
+        radii: bool = False,
     ):
         if isinstance(task, Task):
             if num_classes is not None or noise is not None:
@@ -204,6 +240,9 @@ class Certifier:
             self.generator = torch.Generator(device=self.device)
             self.manual_seed(seed)
         self.sampler_factory = sampler
+        if not isinstance(radii, bool):
+            raise ValueError(f"radii must be True or False; got {radii!r}")
+        self.radii = radii
         self.stats = SamplerStats()
         self._auto_batch: dict = {}
         self.last_batch_size: int | None = None
@@ -262,9 +301,10 @@ class Certifier:
 
     def counts(self, x, *, sigma: float, num: int) -> torch.Tensor:
         """Label counts ``(C, *components)`` over ``num`` noisy copies (on the device)."""
-        smoothed = self.prepare(x)
-        sampler = self._sampler(smoothed, sigma)
-        out = sampler.counts(smoothed.center, num)
+        with self.task.eval_mode():
+            smoothed = self.prepare(x)
+            sampler = self._sampler(smoothed, sigma)
+            out = sampler.counts(smoothed.center, num)
         self._done(sampler, smoothed)
         return out
 
@@ -280,27 +320,39 @@ class Certifier:
         alpha: float,
         method: str = "holm",
         k: int = 1,
+        radii: bool | None = None,
     ) -> Certificate:
         """SEGCERTIFY one input (paper Algorithm 2).
 
         ``n0`` noisy copies give the guess per component (argmax of the
         counts), ``n`` fresh copies give its hit count, and
         :func:`mtcert.certify.segmentation.segcertify_hits` tests H0: p_i ≤ τ per component
-        with FWER (or k-FWER) control at ``alpha``.
+        with FWER (or k-FWER) control at ``alpha``.  ``radii`` (default: the
+        certifier's) also certifies every component's own radius from the same
+        counts (:attr:`Certificate.radii`).
         """
         tau = check_tau(tau)
         alpha = check_alpha(alpha)
         n0 = check_positive_int(n0, "n0")
         n = check_positive_int(n, "n")
-        smoothed = self.prepare(x)
-        sampler = self._sampler(smoothed, sigma)
-        t0 = time.perf_counter()
-        guess = sampler.counts(smoothed.center, n0).argmax(0)  # stage 1: the guess only
-        hits = sampler.hits(smoothed.center, guess, n)  # stage 2: fresh, independent draws
-        guess_np, hits_np = guess.cpu().numpy(), hits.cpu().numpy()
+        radii = self.radii if radii is None else radii
+        with self.task.eval_mode():
+            smoothed = self.prepare(x)
+            sampler = self._sampler(smoothed, sigma)
+            t0 = time.perf_counter()
+            guess = sampler.counts(smoothed.center, n0).argmax(0)  # stage 1: the guess only
+            hits = sampler.hits(smoothed.center, guess, n)  # stage 2: fresh, independent draws
+            guess_np, hits_np = guess.cpu().numpy(), hits.cpu().numpy()
         t1 = time.perf_counter()
         stats = segcertify_hits(guess_np, hits_np, n, tau=tau, alpha=alpha, method=method, k=k)
         radius = self.task.radius(tau, sampler.noise.scale)
+        joint = None
+        if radii:
+            scale = sampler.noise.scale
+            joint = certify_radii(
+                guess_np, hits_np, n, alpha=alpha, sigma=scale, noise=self.task.noise
+            )
+            joint = self._task_radii(joint, scale)
         t2 = time.perf_counter()
         self._done(sampler, smoothed)
         return Certificate(
@@ -315,7 +367,17 @@ class Certifier:
             seconds_statistics=t2 - t1,
             statistics=stats,
             info=dict(smoothed.info),
+            radii_certificate=joint,
         )
+
+    def _task_radii(self, joint: RadiiCertificate, sigma: float) -> RadiiCertificate:
+        """``joint`` with the task's own radius formula at each certified bound (the same one
+        the SEGCERTIFY radius uses; at most n + 1 distinct bounds, so a few calls)."""
+        values, inverse = np.unique(joint.p_lower, return_inverse=True)
+        radii = np.array(
+            [self.task.radius(float(v), sigma) if v > joint.tau_min else 0.0 for v in values]
+        )
+        return dataclasses.replace(joint, radii=radii[inverse].reshape(joint.p_lower.shape))
 
     def predict(
         self, x, *, sigma: float | None = None, n: int = 100, alpha: float | None = None
@@ -330,7 +392,8 @@ class Certifier:
         then wrong with probability at most ``alpha`` (per component, not jointly).
         """
         if sigma is None:
-            return self.prepare(x).base_labels().cpu().numpy()
+            with self.task.eval_mode():
+                return self.prepare(x).base_labels().cpu().numpy()
         counts = self.counts(x, sigma=sigma, num=check_positive_int(n, "n"))
         if alpha is None:
             return counts.argmax(0).cpu().numpy()

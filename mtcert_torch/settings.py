@@ -264,6 +264,10 @@ AXIS = Option("axis", "rotation smoothing about one axis (default: three Euler a
               choices=tuple(AXES), group="certification", config=True)  # fmt: skip
 ALLOW_FDR = Option("allow_fdr", "accept an FDR method (no joint certificate; see docs/torch.md)",
                    False, bool, group="certification")  # fmt: skip
+RADII = Option("radii", "also certify every pixel's (point's) own radius from the same counts, "
+               "jointly over the item at alpha (mtcert.certify.radii): summary rows at a few "
+               "radii from this one certificate, radius maps in the figures", False, bool,
+               group="certification", config=True)  # fmt: skip
 SEED = Option("seed", "run seed (per-item seeds derive from it)", 0, int, group="certification",
               config=True)  # fmt: skip
 HIERARCHY = Option("hierarchy", "also certify adaptively within a class hierarchy: 'cityscapes' "
@@ -289,7 +293,7 @@ IMAGE_OPTIONS = Options((
     MODEL, MODEL_KWARGS, CHECKPOINT, NUM_CLASSES, SCALES, FLIP, ALIGN_CORNERS, MEAN, STD, AUTOCAST,
     DATA.but(help="Cityscapes root or folder with images/ labels/"), LAYOUT, SPLIT, EVERY,
     IGNORE_INDEX, LIMIT,
-    NOISE, *_segcertify_options(), ALLOW_FDR, SEED, HIERARCHY,
+    NOISE, *_segcertify_options(), ALLOW_FDR, RADII, SEED, HIERARCHY,
     OUT, DEVICE, BATCH_SIZE, MEMORY_BUDGET, FIGURES, BASE, PROGRESS, SAVE_COUNTS, ATTACK_FIGURES,
 ))  # fmt: skip
 #: ``certify-pointcloud``: a part segmenter on ShapeNet-part clouds.
@@ -300,7 +304,7 @@ CLOUD_OPTIONS = Options((
     DATA.but(help="the shapenetcore_partanno_segmentation_benchmark_v0_normal folder"),
     SPLIT.but(default="test", choices=SPLITS, help="ShapeNet-part split"), CATEGORIES, NPOINTS,
     NORMALS, LIMIT.but(help="certify the first N clouds only"),
-    SMOOTHING, AXIS, *_segcertify_options(n0=100, n=1000), ALLOW_FDR, SEED,
+    SMOOTHING, AXIS, *_segcertify_options(n0=100, n=1000), ALLOW_FDR, RADII, SEED,
     OUT, DEVICE, BATCH_SIZE, MEMORY_BUDGET, BASE, PROGRESS, SAVE_COUNTS,
 ))  # fmt: skip
 

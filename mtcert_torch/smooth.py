@@ -17,7 +17,14 @@ locuslab/smoothing                          mtcert_torch.Smooth
                                             ``(label, radius)``; segmenter:
                                             SEGCERTIFY, ``(labels, radius)``
 ``Smooth.ABSTAIN`` (-1)                     same (:data:`mtcert.ABSTAIN`)
-noise from ``torch.randn`` (global RNG)     a seeded :class:`torch.Generator`
+``base_classifier.eval()`` on every call    same, and the caller's mode is restored after
+noise from ``torch.randn`` (global RNG)     same by default (``seed=None``): torch's global
+                                            generator on the device, so
+                                            ``torch.manual_seed`` governs it; an int
+                                            ``seed`` uses a private generator instead
+noise in the input's dtype                  noise in the model's dtype: float64 for a
+                                            float64 model, else float32 (cast to a
+                                            float16 / bfloat16 model's dtype)
 ==========================================  ==========================================
 
 A *classifier* maps a batch ``(B, *x.shape)`` to logits ``(B, C)``; a
@@ -26,9 +33,9 @@ one ``base`` is, is read off its output on the clean input.  Abstention is
 :data:`ABSTAIN` (-1) with radius 0.0 for a classifier, as in the reference code;
 a segmenter's certificate abstains per component and its radius is
 ``σ Φ⁻¹(τ)`` for every certified component (all of them jointly with
-probability at least ``1 − alpha``).
+probability at least ``1 − alpha``, per input).
 
-Imports the core's Cohen et al. procedures, the certifier and the tensor task.
+Imports the core's Cohen et al. procedures and validation, the certifier and the tensor task.
 """
 
 from __future__ import annotations
@@ -42,10 +49,34 @@ import torch
 from mtcert import ABSTAIN
 from mtcert.certify.cohen import certify as cohen_certify
 from mtcert.certify.cohen import predict as cohen_predict
+from mtcert.stats.validation import check_positive_int
 from mtcert_torch.certifier import Certifier
 from mtcert_torch.task import TensorTask
 
-__all__ = ["Smooth"]
+__all__ = ["Smooth", "global_generator"]
+
+
+def global_generator(device=None) -> torch.Generator:
+    """torch's global generator on ``device`` (CPU: ``torch.default_generator``; CUDA: that
+    device's default generator), the stream ``torch.randn_like`` draws from and
+    ``torch.manual_seed`` reseeds.
+
+    Examples
+    --------
+    >>> import torch
+    >>> global_generator("cpu") is torch.default_generator
+    True
+    """
+    device = torch.device("cpu" if device is None else device)
+    if device.type == "cpu":
+        return torch.default_generator
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.default_generators[index]
+    raise ValueError(
+        f"seed=None follows torch's global generator, which is not available for device "
+        f"{device} here; pass an integer seed"
+    )
 
 
 class Smooth:
@@ -66,9 +97,21 @@ class Smooth:
     k : int, default 1
         Segmenters only: k-FWER.
     noise : {"gaussian", "laplace"}
-    seed : int or torch.Generator, default 0
+    seed : None, int or torch.Generator, default None
+        None: draw the noise from torch's global generator on the device, as
+        locuslab's ``torch.randn_like`` does — ``torch.manual_seed(s)`` makes a
+        script reproducible and different global seeds give different draws.
+        An int: a private generator seeded once here (results then ignore
+        ``torch.manual_seed``).  A generator: used as given.
     device : optional
         Defaults to the base model's device.
+
+    Notes
+    -----
+    Every ``predict`` / ``certify`` call puts ``base_classifier`` in evaluation
+    mode and restores each module's mode afterwards, as locuslab's calls
+    ``.eval()`` (without the restore).  ``batch_size`` must be a positive
+    integer.
 
     Examples
     --------
@@ -96,7 +139,7 @@ class Smooth:
         method: str = "holm",
         k: int = 1,
         noise: str = "gaussian",
-        seed: int | torch.Generator = 0,
+        seed: int | torch.Generator | None = None,
         device=None,
     ):
         self.base_classifier = base_classifier
@@ -106,18 +149,25 @@ class Smooth:
         self.method = method
         self.k = k
         task = TensorTask(base_classifier, num_classes=num_classes, noise=noise)
-        self.certifier = Certifier(task, seed=seed, device=device)
+        if seed is None:
+            seed = global_generator(device if device is not None else task.device)
+        with task.eval_mode():  # the Certifier sets eval mode; the facade leaves the caller's
+            self.certifier = Certifier(task, seed=seed, device=device)
         self._kind: dict = {}
 
     def is_classifier(self, x) -> bool:
         """True when ``base_classifier`` returns one label per input (no component axes)."""
         key = tuple(torch.as_tensor(x).shape)
         if key not in self._kind:
-            self._kind[key] = self.certifier.prepare(x).base_labels().dim() == 0
+            with self.certifier.task.eval_mode():
+                self._kind[key] = self.certifier.prepare(x).base_labels().dim() == 0
         return self._kind[key]
 
+    def _batch(self, batch_size) -> None:
+        self.certifier.batch_size = check_positive_int(batch_size, "batch_size")
+
     def _counts(self, x, num: int, batch_size: int) -> np.ndarray:
-        self.certifier.batch_size = int(batch_size)
+        self._batch(batch_size)
         return self.certifier.counts(x, sigma=self.sigma, num=num).cpu().numpy()
 
     def predict(self, x, n: int, alpha: float, batch_size: int):
@@ -125,7 +175,7 @@ class Smooth:
         the runner-up in a two-sided binomial test at level ``alpha``, else
         :data:`ABSTAIN`.  A segmenter gets one such decision per component."""
         if not self.is_classifier(x):
-            self.certifier.batch_size = int(batch_size)
+            self._batch(batch_size)
             return self.certifier.predict(x, sigma=self.sigma, n=n, alpha=alpha)
         counts = self._counts(x, n, batch_size)
         return int(cohen_predict(counts, alpha=alpha).label)
@@ -136,7 +186,7 @@ class Smooth:
         ``(ABSTAIN, 0.0)`` when the bound is not above ½), ``(labels, radius)``
         for a segmenter (SEGCERTIFY at ``tau`` with ``method``/``k``)."""
         if not self.is_classifier(x):
-            self.certifier.batch_size = int(batch_size)
+            self._batch(batch_size)
             cert = self.certifier.certify(x, sigma=self.sigma, tau=self.tau, n0=n0, n=n,
                                           alpha=alpha, method=self.method, k=self.k)  # fmt: skip
             return cert.labels, cert.radius

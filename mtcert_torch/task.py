@@ -23,13 +23,20 @@ labels or logits); :class:`~mtcert_torch.ImageTask` and
 for a new modality (sequences, graphs, …) subclasses :class:`Task` and
 implements :meth:`~Task.prepare`; ``docs/torch.md`` has a worked example.
 
+Two guards every task inherits: :func:`as_labels` refuses non-finite scores
+(:class:`NonFiniteOutputError`: a NaN network would otherwise be certified as
+class 0), and :meth:`Task.eval_mode` puts the model in evaluation mode for
+each certification call and restores its mode afterwards.
+
 A base module: imports torch, the core's radius table and validation, and
 :mod:`mtcert_torch.noise`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -38,7 +45,23 @@ from mtcert.stats.radius import certified_radius
 from mtcert.stats.validation import check_option, check_positive_int
 from mtcert_torch.noise import NOISES
 
-__all__ = ["Smoothed", "Task", "TensorTask", "as_labels"]
+__all__ = [
+    "NonFiniteOutputError",
+    "Smoothed",
+    "Task",
+    "TensorTask",
+    "as_labels",
+    "check_finite",
+]
+
+
+class NonFiniteOutputError(ValueError):
+    """The model returned NaN or infinite scores: there is no label to count.
+
+    ``argmax`` would silently pick class 0 (or wherever the NaN sits) and the
+    certificate would certify it with a radius.  The run loop re-raises it
+    naming the item.
+    """
 
 
 @dataclass(frozen=True)
@@ -79,7 +102,9 @@ class Smoothed:
 
 def as_labels(out) -> torch.Tensor:
     """A model output as integer labels: integer tensors as they are, floating-point
-    tensors as logits or scores with the classes on dimension 1 (``argmax(1)``)."""
+    tensors as logits or scores with the classes on dimension 1 (``argmax(1)``).
+
+    Raises :class:`NonFiniteOutputError` when a score is NaN or infinite."""
     if isinstance(out, list | tuple):  # auxiliary outputs (e.g. HRNet-OCR): keep the last
         out = out[-1]
     if not isinstance(out, torch.Tensor):
@@ -89,8 +114,26 @@ def as_labels(out) -> torch.Tensor:
             raise ValueError(
                 f"a floating-point model output must be (B, C, ...) scores; got {tuple(out.shape)}"
             )
+        check_finite(out)
         return out.argmax(1)
     return out
+
+
+def check_finite(scores: torch.Tensor) -> None:
+    """Raise :class:`NonFiniteOutputError` if ``scores`` hold NaN or infinity.
+
+    One min/max reduction (NaN propagates through it), no temporary of the scores' size.
+    """
+    if scores.numel() == 0:
+        return
+    lo, hi = torch.aminmax(scores)
+    if not bool(torch.isfinite(lo) & torch.isfinite(hi)):
+        bad = int((~torch.isfinite(scores)).sum())
+        raise NonFiniteOutputError(
+            f"the model returned {bad} non-finite score(s) (NaN or inf) in a batch of "
+            f"{tuple(scores.shape)}: check the weights, the input and the normalisation "
+            "(mean/std); nothing was certified"
+        )
 
 
 class Task:
@@ -149,6 +192,26 @@ class Task:
             model.eval()
         return self
 
+    @contextlib.contextmanager
+    def eval_mode(self) -> Iterator[None]:
+        """Evaluation mode for the duration of a call, each module's own mode restored after.
+
+        A model switched back to ``.train()`` after the certifier was built would
+        otherwise be sampled with dropout active or batch statistics (a different
+        classifier than the one meant, and a BatchNorm model fails on one input).
+        """
+        model = getattr(self, "model", None)
+        if not isinstance(model, torch.nn.Module):
+            yield
+            return
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            yield
+        finally:
+            for m, training in modes:
+                m.training = training
+
 
 class TensorTask(Task):
     """Smooth a tensor input directly: the input tensor is the smoothing space.
@@ -161,6 +224,13 @@ class TensorTask(Task):
         A classifier has no component dimensions: labels ``(B,)``, logits ``(B, C)``.
     num_classes : int
     noise : {"gaussian", "laplace"}
+
+    Notes
+    -----
+    The smoothing space follows the model's dtype (:attr:`dtype`): a float64
+    model gets float64 inputs and its noise is drawn in float64; any other
+    model gets float32 inputs and float32 noise, cast to the model's dtype
+    just before the call for a float16 / bfloat16 model.
 
     Examples
     --------
@@ -188,11 +258,31 @@ class TensorTask(Task):
                 return p.device
         return getattr(model, "device", None)
 
+    def model_dtype(self) -> torch.dtype | None:
+        """The floating dtype of the model's first floating parameter or buffer (None: none)."""
+        model = self.model
+        if isinstance(model, torch.nn.Module):
+            for t in itertools.chain(model.parameters(), model.buffers()):
+                if t.dtype.is_floating_point:
+                    return t.dtype
+        return None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The smoothing space's dtype: float64 for a float64 model, else float32."""
+        return torch.float64 if self.model_dtype() == torch.float64 else torch.float32
+
+    def _cast(self, z: torch.Tensor) -> torch.Tensor:
+        dtype = self.model_dtype()
+        if dtype is not None and dtype != z.dtype and dtype in (torch.float16, torch.bfloat16):
+            return z.to(dtype)  # noise drawn in float32, cast for a half-precision model
+        return z
+
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        return as_labels(self.model(z))
+        return as_labels(self.model(self._cast(z)))
 
     def prepare(self, x, device: torch.device) -> Smoothed:
         x = torch.as_tensor(x)
         if x.dtype.is_complex or x.dtype == torch.bool:
             raise ValueError(f"x must hold real numbers; got dtype {x.dtype}")
-        return Smoothed(x.to(device=device, dtype=torch.float32), self.classify)
+        return Smoothed(x.to(device=device, dtype=self.dtype), self.classify)

@@ -114,6 +114,15 @@ def run(args) -> int:
     if plan.target is not None:
         found = plan.n_needed if plan.n_needed is not None else "not reached on this grid"
         print(f"smallest n reaching a certified rate of {plan.target:g}: {found}")
+        if plan.n_needed is not None and not plan.exact:
+            lo, hi = plan.n_interval
+            print(
+                f"  simulated ({plan.reps} families per n, searched between grid points): n in "
+                f"{lo}..{'(beyond the grid)' if hi is None else hi} reaches it within "
+                "+-2 Monte Carlo standard errors"
+                + ("" if plan.n_bound is None else f"; never more than {plan.n_bound}, the exact "
+                   "n of its Bonferroni-type counterpart, which it certifies a superset of")
+            )  # fmt: skip
     print(f"-> {out / name}.csv")
     if not args.no_plot:
         draw_figure(args.prog, lambda: plot_plan(plan), out / f"{name}.png")

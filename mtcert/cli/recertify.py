@@ -33,7 +33,9 @@ __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "re-decide stored counts at other tau, alpha, method, k (no model needed)"
 
-_SUFFIXES = (".csv", ".md", "-radius_curve.csv", "-radius_curve.png")
+_SUFFIXES = (
+    ".csv", ".md", "-radius_curve.csv", "-joint_radius_curve.csv", "-radius_curve.png",
+)  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --name")
     parser.add_argument(
         "--curve", action="store_true",
-        help="also certified accuracy against radius (at the first alpha, method, k), CSV + PNG",
+        help="also certified accuracy against radius (at the first alpha, method, k; one "
+        "certificate per point) and the joint radius curve (one certificate for all radii), "
+        "CSV + PNG",
     )  # fmt: skip
     parser.add_argument(
         "--curve-tau", type=floats, help="tau grid of the curve (default: 0.5 to 0.99)"
@@ -72,8 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """Run ``recertify``: writes ``<name>.csv`` / ``.md`` (and the radius curve); exit code."""
+    from mtcert.certify.guarantees import row_notes
     from mtcert.stored.counts import read_counts
-    from mtcert.stored.recertification import DEFAULT_CURVE_TAU, radius_curve, recertify
+    from mtcert.stored.recertification import (
+        DEFAULT_CURVE_TAU,
+        family_of,
+        joint_radius_curve,
+        radius_curve,
+        recertify,
+    )
 
     try:
         out = output_folder(args.out)  # before any work: an unwritable --out loses nothing
@@ -83,12 +94,15 @@ def run(args) -> int:
             print(f"{args.prog}: note: {note}", file=sys.stderr)
         runs = read if len(read) > 1 else next(iter(read.values()))
         df = recertify(runs, tau=args.tau, alpha=args.alpha, method=args.method, k=args.k)
-        curve = None
+        curve = joint = None
         if args.curve:
             tau = args.curve_tau or DEFAULT_CURVE_TAU
             curve = radius_curve(
                 runs, tau=tau, alpha=args.alpha[0], method=args.method[0], k=args.k[0]
             )
+            joint = joint_radius_curve(runs, tau=tau, alpha=args.alpha[0])
+        first = next(iter(read.values()))
+        family, items = family_of(first), len(first)
         # taken only now, atomically: runs writing to one --out at once get different names
         name = output_name(
             out, args.name, "recertify", _SUFFIXES, overwrite=args.overwrite, claim=True
@@ -99,15 +113,26 @@ def run(args) -> int:
     (out / f"{name}.md").write_text(markdown_table(df))
     print(markdown_table(df), end="")
     print(
-        "Each row is a separate certificate at its own (tau, alpha); rows do not hold jointly.\n"
-        f"-> {out / name}.csv, {out / name}.md"
+        "Each row is a separate certificate at its own (tau, alpha, method, k); rows do not "
+        "hold jointly (error_rate: FWER, or k-FWER with its k).\n"
+        + "\n".join(row_notes(family=family, items=items if len(args.counts) == 1 else None))
+        + f"\n-> {out / name}.csv, {out / name}.md"
     )
     if curve is not None:
         curve.to_csv(out / f"{name}-radius_curve.csv", index=False)
-        print(f"radius curve: {len(curve)} points -> {out / name}-radius_curve.csv")
+        joint.to_csv(out / f"{name}-joint_radius_curve.csv", index=False)
+        print(
+            f"radius curve: {len(curve)} points, each its own certificate (do not read a "
+            f"{family}'s largest radius off it) -> {out / name}-radius_curve.csv\n"
+            f"joint radius curve: one certificate per {family} for all {len(joint)} points "
+            f"(FWER {args.alpha[0]:g} per {family}) -> {out / name}-joint_radius_curve.csv"
+        )
         if not args.no_plot:
+            import pandas as pd
+
             from mtcert.stored.recertification import plot_radius_curves
 
+            both = pd.concat([curve, joint], ignore_index=True)
             path = out / f"{name}-radius_curve.png"
-            draw_figure(args.prog, lambda: plot_radius_curves(curve), path)
+            draw_figure(args.prog, lambda: plot_radius_curves(both), path)
     return 0

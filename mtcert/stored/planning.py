@@ -23,8 +23,12 @@ is right when p's class wins a strict majority of the ``n0`` guessing draws.
 - Every other method (Holm, k-FWER Holm, ...) decides from the whole family;
   its rate is estimated by simulating families with the oracle simulator and
   deciding them with :func:`mtcert.certify.segmentation.segcertify_hits`, and comes with its
-  Monte Carlo standard error.  Holm certifies a superset of Bonferroni, so the
-  exact Bonferroni rate is a lower bound.
+  Monte Carlo standard error.  Holm certifies a superset of Bonferroni on every
+  data set, so the exact Bonferroni rate is a lower bound on Holm's expected
+  rate and Bonferroni's exact n an upper bound on Holm's (:data:`SUPERSET_OF`):
+  the n for a target is searched between grid points by bisection on the
+  simulated rate, capped there, and reported with an interval
+  (:attr:`SamplePlan.n_interval`).
 
 A pilot run at small n (its stored counts, :mod:`mtcert.stored.counts`) estimates
 the profile: the distribution of p_A is fitted to the pilot's hit histogram
@@ -57,6 +61,7 @@ from scipy import stats
 from mtcert.certify.segmentation import segcertify_hits
 from mtcert.sim.oracle import MultiClassOracle
 from mtcert.stats.binomial import binom_test
+from mtcert.stats.methods import resolve_method
 from mtcert.stats.validation import as_probabilities, check_alpha, check_positive_int, check_tau
 from mtcert.stored.counts import StoredCounts, read_counts
 
@@ -64,6 +69,19 @@ __all__ = ["Profile", "SamplePlan", "plan_samples", "plot_plan", "profile_from_p
 
 #: Methods whose certified rate :func:`plan_samples` computes exactly.
 EXACT_METHODS = ("bonferroni", "generalized-bonferroni")
+#: Simulated methods that certify a superset of an exact method (same k) on every data set:
+#: the exact method's n for a target bounds theirs from above (tested).
+SUPERSET_OF = {
+    "holm": "bonferroni",
+    "holm-sidak": "bonferroni",
+    "sidak": "bonferroni",
+    "hochberg": "bonferroni",
+    "hommel": "bonferroni",
+    "generalized-holm": "generalized-bonferroni",
+    "generalized-hochberg": "generalized-bonferroni",
+}
+#: Monte Carlo standard errors either side of the simulated rate for :attr:`SamplePlan.n_interval`.
+INTERVAL_Z = 2.0
 #: Default grid of n.
 DEFAULT_N = (10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000)
 _QUANTILES = 2000  # support points for a continuous profile
@@ -297,7 +315,19 @@ class SamplePlan:
     n_needed : int or None
         Smallest n reaching ``target`` (None without a target or if no n of
         the grid reaches it).  For the exact methods every integer below the
-        first grid point that reaches the target is checked too.
+        first grid point that reaches the target is checked too.  For the
+        simulated methods the integers between grid points are searched by
+        bisection on the simulated rate (assumed to rise with n), and the
+        answer never exceeds ``n_bound``.
+    n_interval : (int, int or None) or None
+        For the simulated methods: the smallest n whose simulated rate plus
+        :data:`INTERVAL_Z` Monte Carlo standard errors reaches the target, and
+        the smallest whose rate minus them does (capped at ``n_bound``; None:
+        not found on the grid).  ``(n_needed, n_needed)`` for the exact methods.
+    n_bound : int or None
+        The exact n of the method's Bonferroni-type counterpart
+        (:data:`SUPERSET_OF`), an upper bound on this method's n; None when it
+        has none.
     N, tau, alpha, method, k, n0, target, reps, items, bootstrap
         The inputs.
     profile : Profile
@@ -316,6 +346,8 @@ class SamplePlan:
     items: int
     bootstrap: int
     profile: Profile = field(repr=False)
+    n_interval: tuple | None = None
+    n_bound: int | None = None
 
     @property
     def exact(self) -> bool:
@@ -331,6 +363,11 @@ class SamplePlan:
     def __repr__(self) -> str:
         how = "exact" if self.exact else f"oracle simulation, {self.reps} reps"
         need = "" if self.target is None else f", target={self.target:g}, n_needed={self.n_needed}"
+        if self.target is not None and not self.exact and self.n_interval is not None:
+            lo, hi = self.n_interval
+            need += f" (interval {lo}..{'?' if hi is None else hi}"
+            need += "" if self.n_bound is None else f", at most {self.n_bound}"
+            need += ")"
         return (
             f"SamplePlan(N={self.N}, tau={self.tau:g}, alpha={self.alpha:g}, "
             f"method={self.method!r}, k={self.k}, {how}{need})"
@@ -469,22 +506,69 @@ def plan_samples(
             )
         )  # fmt: skip
     table = pd.DataFrame(rows)
-    n_needed = None
+    n_needed = n_interval = n_bound = None
     if target is not None:
         reached = table.index[table["rate"] >= target]
-        if len(reached):
+        if exact and len(reached):
             i = int(reached[0])
             n_needed = int(table.loc[i, "n"])
-            if exact:  # the rate is exact: check every integer between grid points
-                lo = int(table.loc[i - 1, "n"]) + 1 if i > 0 else 1
-                for nn in range(lo, n_needed):
-                    if _exact_rate(prof, nn, N, *args)[0] >= target:
-                        n_needed = nn
-                        break
+            # the rate is exact: check every integer between grid points
+            lo = int(table.loc[i - 1, "n"]) + 1 if i > 0 else 1
+            for nn in range(lo, n_needed):
+                if _exact_rate(prof, nn, N, *args)[0] >= target:
+                    n_needed = nn
+                    break
+            n_interval = (n_needed, n_needed)
+        elif not exact:
+            counterpart = SUPERSET_OF.get(resolve_method(method, k)[0])
+            if counterpart is not None:
+                n_bound = plan_samples(
+                    prof, tau=tau, alpha=alpha, method=counterpart, k=k, N=N, n=grid,
+                    target=target, n0=n0,
+                ).n_needed  # fmt: skip
+            simulated = {int(r.n): (float(r.rate), float(r.rate_se)) for r in table.itertuples()}
+
+            def sim(nn: int) -> tuple[float, float]:
+                if nn not in simulated:
+                    r = _simulated_rates(prof, nn, N, *args, reps, seed)
+                    se = float(r.std(ddof=1)) / math.sqrt(reps) if reps > 1 else 0.0
+                    simulated[nn] = (float(r.mean()), se)
+                return simulated[nn]
+
+            n_needed = _search(grid, target, sim, n_bound, 0.0)
+            if n_needed is not None:
+                n_interval = (
+                    _search(grid, target, sim, n_bound, INTERVAL_Z),
+                    _search(grid, target, sim, n_bound, -INTERVAL_Z),
+                )
     return SamplePlan(
         table=table, n_needed=n_needed, N=N, tau=tau, alpha=alpha, method=method, k=k, n0=n0,
         target=target, reps=reps, items=items, bootstrap=bootstrap, profile=prof,
+        n_interval=n_interval, n_bound=n_bound,
     )  # fmt: skip
+
+
+def _search(grid, target: float, sim, bound: int | None, z: float) -> int | None:
+    """Smallest n with simulated ``rate + z * se >= target``, by bisection between grid points.
+
+    The first grid point that reaches it, or ``bound`` (an n where the target is known to be
+    reached: the exact Bonferroni-type counterpart's) if that is smaller, brackets the search
+    from above; the grid point below it from below.  The rate is assumed to rise with n.
+    """
+    first = next((g for g in grid if sim(g)[0] + z * sim(g)[1] >= target), None)
+    tops = [x for x in (first, bound) if x is not None]
+    if not tops:
+        return None
+    hi = min(tops)
+    lo = max((g for g in grid if g < hi), default=0) + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        rate, se = sim(mid)
+        if rate + z * se >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def plot_plan(plan: SamplePlan, *, ax=None, measured: dict | None = None):

@@ -6,22 +6,33 @@ after that is a function of these counts, so the Table-1 summary at another
 threshold τ, level α, multiple-testing method or k-FWER parameter k costs
 milliseconds per item instead of a new run of the model.
 
-Every row of :func:`recertify` is **its own certificate** at its own (τ, α,
-method, k): a separate claim, each holding with probability at least 1 − α on
-its own.  The rows are not simultaneous — picking the best-looking row after
-the fact and reporting it at its α overstates the confidence (that would be a
-multiple-testing problem across rows).  The guessing samples stay out of the
-test: only the hit counts of the ``n`` independent testing samples enter the
-p-values, exactly as in a direct run.
+What a row promises.  Each item (image, point cloud) is its own family, tested
+by its own multiple-testing procedure: a row's certificate holds **per item** —
+with probability at least 1 − α the certified pixels *of one image* are all
+correct (FWER; with k > 1, fewer than k of them are false: k-FWER) — never
+"every certified pixel of the row", which pools all images.  Over I items the
+expected number of items with a false certificate is at most α·I.  Every row is
+**its own certificate** at its own (τ, α, method, k): the rows do not hold
+jointly, and picking the best-looking row after the fact (lowest τ, highest α,
+largest k) and reporting it at its α overstates the confidence (that choice is
+itself a multiple comparison).  The tables carry this in their ``error_rate``,
+``guarantee`` and ``scope`` columns (:mod:`mtcert.certify.guarantees`).  The
+guessing samples stay out of the test: only the hit counts of the ``n``
+independent testing samples enter the p-values, exactly as in a direct run.
+
+:func:`joint_radius_curve` is the one curve of certified accuracy against radius
+that holds for all its radii at once (per item): each component's own radius
+from :func:`mtcert.certify.radii.certify_radii`; :func:`radius_curve` is the per-τ
+curve, one certificate per point.
 
 The decisions are :func:`mtcert.certify.segmentation.segcertify_hits`, the metrics
 :class:`mtcert.certify.metrics.CertifiedSegmentationMetrics` over per-item
 :class:`~mtcert.certify.metrics.SegmentationTally`.  Those counts are read off one
 per-item histogram of (hit count, guess, target) for every setting at once:
-FWER and k-FWER procedures certify exactly the components with ``hits >= h``
-for one threshold h per item, so the counts at h are suffix sums.  Items are
-visited in name order, so a summary is the same bytes whatever order the run
-finished its items in.
+FWER and k-FWER procedures (and the joint radii at each radius) certify exactly
+the components with ``hits >= h`` for one threshold h per item, so the counts at
+h are suffix sums.  Items are visited in name order, so a summary is the same
+bytes whatever order the run finished its items in.
 """
 
 from __future__ import annotations
@@ -33,24 +44,43 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from mtcert.certify.guarantees import error_rate, promise, radii_promise, scope
 from mtcert.certify.metrics import (
     CertifiedSegmentationMetrics,
     SegmentationTally,
     segmentation_tally,
 )
+from mtcert.certify.radii import RADII_METHODS, joint_bound_table
 from mtcert.certify.segmentation import SegmentationCertificate, segcertify_hits
 from mtcert.stats.multitest import FDR_METHODS, KFWER_METHODS
 from mtcert.stats.radius import NOISE_RADII, certified_radius
 from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
 from mtcert.stored.counts import CountsItem, StoredCounts, read_counts
 
-__all__ = ["decide", "plot_radius_curves", "radius_curve", "recertify"]
+__all__ = ["decide", "joint_radius_curve", "plot_radius_curves", "radius_curve", "recertify"]
 
-#: Columns of :func:`recertify` (``run`` first when several runs are given).
+#: Columns of :func:`recertify` (``run`` first when several runs are given).  The last
+#: three say what a row promises (:mod:`mtcert.certify.guarantees`): its error rate, the
+#: guarantee per family (one image, one point cloud) and that it holds alone.
 COLUMNS = (
     "noise", "sigma", "n0", "n", "tau", "alpha", "method", "k", "radius",
     "acc", "miou", "abstain", "pooled_miou", "inst_miou", "class_miou", "items", "pixels",
+    "error_rate", "guarantee", "scope",
 )  # fmt: skip
+
+#: Prefix of the ``method`` of :func:`joint_radius_curve`'s rows (``joint-holm``, ...).
+JOINT_METHOD = "joint-"
+
+
+def family_of(counts: StoredCounts) -> str:
+    """What one family of a run is, for the written results: ``"image"``, ``"point cloud"``
+    or ``"item"``, read off the settings a certify run of :mod:`mtcert_torch` records."""
+    s = counts.settings
+    if "npoints" in s or "smoothing" in s:
+        return "point cloud"
+    if "scales" in s or "layout" in s:
+        return "image"
+    return "item"
 
 
 def _values(x, name: str) -> list:
@@ -233,6 +263,7 @@ def _decisions(counts: StoredCounts, combos) -> list[tuple]:
 
 def _one_run(counts: StoredCounts, combos) -> list[dict]:
     s, n = counts.settings, counts.n
+    family = family_of(counts)
     decided = _decisions(counts, combos)
     # Combinations that certify the same pixels of every item have the same scores:
     # accumulate once per group (e.g. generalized Holm at k = 1 and Holm).
@@ -249,30 +280,37 @@ def _one_run(counts: StoredCounts, combos) -> list[dict]:
             acc.add(counts_at[found] if isinstance(found, int) else found, **meta)
         for j in members:
             scores[j] = acc.compute()
-    rows = []
-    for score, (tau, alpha, method, k) in zip(scores, combos, strict=True):
-        rows.append(
-            {
-                "noise": s["noise"],
-                "sigma": s["sigma"],
-                "n0": s["n0"],
-                "n": n,
-                "tau": tau,
-                "alpha": alpha,
-                "method": method,
-                "k": k,
-                "radius": _radius_at(s, tau),
-                "acc": score.accuracy,
-                "miou": score.mean_iou,
-                "abstain": score.abstain_rate,
-                "pooled_miou": score.pooled_mean_iou,
-                "inst_miou": score.instance_miou,
-                "class_miou": score.class_miou,
-                "items": score.n_inputs,
-                "pixels": score.n_pixels,
-            }
-        )
-    return rows
+    return [
+        _row(s, n, tau, alpha, method, k, score, error_rate(method, k),
+             promise(method, alpha, k, family=family), scope())
+        for score, (tau, alpha, method, k) in zip(scores, combos, strict=True)
+    ]  # fmt: skip
+
+
+def _row(settings, n, tau, alpha, method, k, score, error, guarantee, scope_) -> dict:
+    """One table row (:data:`COLUMNS`) from a setting and its accumulated scores."""
+    return {
+        "noise": settings["noise"],
+        "sigma": settings["sigma"],
+        "n0": settings["n0"],
+        "n": n,
+        "tau": tau,
+        "alpha": alpha,
+        "method": method,
+        "k": k,
+        "radius": _radius_at(settings, tau),
+        "acc": score.accuracy,
+        "miou": score.mean_iou,
+        "abstain": score.abstain_rate,
+        "pooled_miou": score.pooled_mean_iou,
+        "inst_miou": score.instance_miou,
+        "class_miou": score.class_miou,
+        "items": score.n_inputs,
+        "pixels": score.n_pixels,
+        "error_rate": error,
+        "guarantee": guarantee,
+        "scope": scope_,
+    }
 
 
 def _runs(counts) -> dict[str, StoredCounts]:
@@ -315,14 +353,21 @@ def recertify(counts, *, tau, alpha, method="holm", k=1) -> pd.DataFrame:
         fractions of the non-ignored pixels; ``pooled_miou`` (data-set mIoU
         from summed intersections and unions); ``inst_miou`` and
         ``class_miou`` (ShapeNet-part instance / class mIoU, for items stored
-        with ``parts`` metadata, NaN otherwise); ``items`` and ``pixels``.
+        with ``parts`` metadata, NaN otherwise); ``items`` and ``pixels``;
+        ``error_rate`` (``FWER``, ``k-FWER (k=...)`` or ``FDR (no certificate)``),
+        ``guarantee`` (the row's promise per family, e.g. ``per image:
+        P(a false certified pixel) <= 0.001 (FWER)``) and ``scope`` (this row
+        alone).
 
     Notes
     -----
-    Each row is a separate certificate at its own (τ, α): with probability at
-    least 1 − α *that row's* certified pixels are correct in the sense of
-    SEGCERTIFY.  The rows do not hold jointly.  The guessing samples are not
-    stored and play no part in any test.
+    Each image (item) is its own family.  A row's promise is per image: with
+    probability at least 1 − α the certified pixels of *each image* are correct
+    in the sense of SEGCERTIFY (with k > 1: fewer than k false per image) — not
+    every certified pixel of the row at once; over I images the expected number
+    of images with a false certificate is at most α·I.  Each row is a separate
+    certificate at its own (τ, α, method, k); the rows do not hold jointly.  The
+    guessing samples are not stored and play no part in any test.
 
     Examples
     --------
@@ -359,13 +404,17 @@ DEFAULT_CURVE_TAU = tuple(np.round(np.linspace(0.5, 0.99, 50), 4))
 def radius_curve(
     counts, *, alpha: float = 0.001, method: str = "holm", k: int = 1, tau=DEFAULT_CURVE_TAU
 ) -> pd.DataFrame:
-    """Certified accuracy and mIoU against the radius R(τ), from stored counts.
+    """Certified accuracy and mIoU against the radius R(τ), one certificate per point.
 
     SEGCERTIFY certifies every non-abstained component at one radius, R =
     σΦ⁻¹(τ) for Gaussian noise (ℓ2) or R = −σ ln(2(1 − τ)) for Laplace noise
     (ℓ1).  Sweeping τ traces the randomized-smoothing "certified accuracy at
     radius R" curve (Cohen et al., Fig. 1) for segmentation.  Each point is a
-    separate certificate at level α (see :func:`recertify`).
+    separate certificate at level α, per image (see :func:`recertify`): the
+    points do not hold jointly, so a component's largest radius read off this
+    curve is **not** certified at α (the union over the points fails more
+    often).  For per-component radii that hold jointly use
+    :func:`joint_radius_curve`.
 
     Parameters
     ----------
@@ -383,16 +432,120 @@ def radius_curve(
     return df.sort_values(keys, kind="stable", ignore_index=True)
 
 
+def _joint_rows(counts: StoredCounts, taus, alpha: float, tau_min: float, method) -> list[dict]:
+    """:func:`joint_radius_curve` rows of one run: one radii certificate per item, read at
+    every R(τ).  A component is certified at R(τ) iff its joint bound p̲ >= τ (R is
+    increasing) and p̲ > τ_min; p̲ rises with the hits, so that is ``hits >= h`` for one
+    threshold h per item and τ, read off the item's bound table."""
+    c, n, ignore = counts.num_classes, counts.n, counts.ignore_index
+    metrics = [CertifiedSegmentationMetrics(c, ignore_index=None) for _ in taus]
+    for item in counts:
+        # the family is the item: its bound table depends on its size (and, for Holm,
+        # on how many of its components reach the cap)
+        table = joint_bound_table(item.hits.ravel(), n, alpha, method)
+        floor = int(np.searchsorted(table, tau_min, side="right"))
+        sweep = _ThresholdCounts(item, n, c, ignore)
+        parts = item.meta.get("parts")
+        meta = {"group": item.meta.get("group"), "parts": parts and tuple(parts)}
+        for j, t in enumerate(taus):
+            h = max(int(np.searchsorted(table, t, side="left")), floor)
+            metrics[j].add(sweep.counts(h), **meta)
+    family = family_of(counts)
+    return [
+        _row(counts.settings, n, t, alpha, JOINT_METHOD + method, 1, acc.compute(), "FWER",
+             radii_promise(alpha, family=family), scope(joint_radii=True))
+        for t, acc in zip(taus, metrics, strict=True)
+    ]  # fmt: skip
+
+
+def joint_radius_curve(
+    counts, *, alpha: float = 0.001, tau=DEFAULT_CURVE_TAU, tau_min: float = 0.5, method="holm"
+) -> pd.DataFrame:
+    """Certified accuracy against radius from one certificate per item that holds for all radii.
+
+    Every component of an item gets its own radius from
+    :func:`mtcert.certify.radii.certify_radii` (``method``: the capped Holm
+    closed test, or Clopper–Pearson at α / m for ``"bonferroni"``; m the item's
+    components); the curve's point at radius R(τ) counts the components
+    certified at R(τ) or more.  With probability at least 1 − α, *per item*,
+    every component is certified correctly at every radius of the curve at
+    once — unlike :func:`radius_curve`, whose points are separate certificates.
+    The Bonferroni point at τ equals the Bonferroni-SEGCERTIFY point at τ
+    (duality of the binomial test and the bound); the Holm point lies between
+    that and the Holm-SEGCERTIFY point at τ, which holds for that point alone.
+
+    Parameters
+    ----------
+    counts : as in :func:`recertify` (several runs give one curve each)
+    alpha : float, default 0.001
+        Joint level per item.
+    tau : sequence of float, default 50 values from 0.5 to 0.99
+        The radii R(τ) at which the curve is read (the same x values as
+        :func:`radius_curve`).
+    tau_min : float, default 0.5
+        Components whose bound is at most ``tau_min`` abstain.
+    method : {"holm", "bonferroni"}, default "holm"
+        The radii procedure (:func:`mtcert.certify.radii.certify_radii`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`recertify`'s columns, ``method`` = ``"joint-holm"`` (or
+        ``"joint-bonferroni"``), sorted by run and radius; ``tau`` is the
+        point's τ (its radius is R(τ)).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from mtcert.stored.counts import CountsWriter
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.mtcounts"
+    >>> settings = dict(sigma=0.25, noise="gaussian", n0=10, n=100, seed=0,
+    ...                 model="demo", num_classes=3)
+    >>> with CountsWriter(path, settings) as w:
+    ...     w.add("img", guess=[0, 1, 2, 2], hits=[100, 80, 97, 60], target=[0, 1, 2, 1])
+    >>> joint_radius_curve(path, alpha=0.001, tau=[0.5, 0.75, 0.85])[["radius", "acc"]].round(3)
+       radius   acc
+    0   0.000  0.75
+    1   0.169  0.50
+    2   0.259  0.50
+    """
+    alpha = check_alpha(alpha)
+    tau_min = check_tau(tau_min, "tau_min")
+    if method not in RADII_METHODS:
+        raise ValueError(
+            f"method must be one of {', '.join(map(repr, RADII_METHODS))}; got {method!r}"
+        )
+    taus = list(dict.fromkeys(check_tau(t) for t in _values(tau, "tau")))
+    runs = _runs(counts)
+    frames = []
+    for label, run in runs.items():
+        rows = _joint_rows(run, taus, alpha, tau_min, method)
+        df = pd.DataFrame(rows, columns=list(COLUMNS))
+        if len(runs) > 1:
+            df.insert(0, "run", label)
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    keys = ["run", "radius"] if "run" in df else ["radius"]
+    return df.sort_values(keys, kind="stable", ignore_index=True)
+
+
 def plot_radius_curves(curves: pd.DataFrame, *, y: str = "acc", ax=None, title: str | None = None):
-    """Plot :func:`radius_curve` output: ``y`` against the radius, one line per run.
+    """Plot :func:`radius_curve` / :func:`joint_radius_curve` output: ``y`` against the radius.
+
+    One line per run and method: per-τ curves dashed with dots (each point its
+    own certificate), joint radius curves solid (all points one certificate).
+    The figure's caption states the family (per image) and the error rate of
+    each kind of line, and that per-τ points do not hold jointly.
 
     Parameters
     ----------
     curves : pandas.DataFrame
-        Output of :func:`radius_curve` (a ``run`` column gives one line per run;
-        otherwise one line labelled by noise and σ).
+        Output of :func:`radius_curve` and/or :func:`joint_radius_curve`
+        (concatenate them to draw both; a ``run`` column gives one line per
+        run; otherwise lines are labelled by noise and σ).
     y : {"acc", "miou", "abstain"}
     ax : matplotlib Axes, optional
+    title : str, optional
 
     Returns
     -------
@@ -404,22 +557,42 @@ def plot_radius_curves(curves: pd.DataFrame, *, y: str = "acc", ax=None, title: 
         raise ValueError(f"y must be one of 'acc', 'miou', 'abstain'; got {y!r}")
     plt = pyplot()
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+        fig, ax = plt.subplots(figsize=(6.0, 4.4))
     else:
         fig = ax.figure
-    groups = curves.groupby("run", sort=False) if "run" in curves else [(None, curves)]
-    for label, curve in groups:
+    keys = ["run", "method"] if "run" in curves else ["method"]
+    notes = {}
+    for _, curve in curves.groupby(keys, sort=False):
         first = curve.iloc[0]
+        label = first["run"] if "run" in curves else ""
         name = label or f"{first['noise']} σ={first['sigma']:g}"
-        ax.plot(curve["radius"], curve[y], marker=".", label=f"{name} ({first['method']})")
+        if first["method"].startswith(JOINT_METHOD):
+            style = dict(ls="-", lw=2.0)
+            kind = f"joint radii ({first['method'][len(JOINT_METHOD) :]}), α={first['alpha']:g}"
+            notes["joint"] = (
+                "joint radii: one certificate per image for all radii at once "
+                f"(FWER {first['alpha']:g} per image)"
+            )
+        else:
+            style = dict(ls="--", marker=".")
+            k = f" k={first['k']}" if first["k"] != 1 else ""
+            kind = f"{first['method']}{k} per τ, α={first['alpha']:g}"
+            rate = first.get("error_rate", "FWER")
+            notes["per"] = (
+                f"per τ: each point its own certificate ({rate} per image); "
+                "points do not hold jointly"
+            )
+        ax.plot(curve["radius"], curve[y], label=f"{name} ({kind})", **style)
     norms = {"gaussian": "ℓ2", "laplace": "ℓ1", "uniform": "ℓ1", "rotation": "angle"}
     kinds = sorted({norms.get(v, str(v)) for v in curves["noise"]})
     ax.set_xlabel(f"radius R ({', '.join(kinds)})")
     ax.set_ylabel({"acc": "certified pixel accuracy", "miou": "certified mIoU"}.get(y, y))
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.3)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize="small")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    caption = "\n".join(notes[k] for k in ("joint", "per") if k in notes)
+    fig.tight_layout(rect=(0, 0.04 * caption.count("\n") + 0.05, 1, 1))
+    fig.text(0.01, 0.01, caption, fontsize="x-small", va="bottom", ha="left", color="0.3")
     return fig

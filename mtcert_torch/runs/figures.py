@@ -1,25 +1,29 @@
 """Figures of a run: Fig.-1 panels of certified predictions and of attacks on them.
 
 :func:`save_panels` draws one panel row (input | ground truth | [base model |]
-certified labels, abstentions white) with the colours of :func:`run_palette`
-(Cityscapes' for 19 classes, else tab10 and fixed extras, :func:`colorize`).
+certified labels, abstentions white [| per-pixel radius map]) with the colours of
+:func:`run_palette` (Cityscapes' for 19 classes, else tab10 and fixed extras,
+:func:`colorize`), and a caption that says what the certificate promises: for this
+image alone (its own family), FWER or k-FWER at α (:mod:`mtcert.certify.guarantees`).
 Two evaluation-loop hooks draw them: :func:`figure_hook` for the first images of
 a run (``figures/``), :func:`attack_figures_hook` for the paper's Fig. 1 under a
 PGD attack within the certified radius (``figures-attack/``, with the attack's
 numbers in the record).
 
-Imports the data layer's palettes, the attacks and the items (per-item seeds);
-no other module of :mod:`mtcert_torch.runs`.
+Imports the core's promise wording, the data layer's palettes, the attacks and the
+items (per-item seeds); no other module of :mod:`mtcert_torch.runs`.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 
+from mtcert.certify.guarantees import promise, radii_promise
 from mtcert_torch.attacks import attack_certificate
 from mtcert_torch.data.images import CITYSCAPES_PALETTE
 from mtcert_torch.items import item_seed
@@ -27,9 +31,11 @@ from mtcert_torch.items import item_seed
 __all__ = [
     "TAB10",
     "attack_figures_hook",
+    "certificate_caption",
     "colorize",
     "default_palette",
     "figure_hook",
+    "radius_map",
     "run_palette",
     "save_panels",
 ]
@@ -63,21 +69,44 @@ def default_palette(num_classes: int) -> np.ndarray:
     return np.concatenate([np.asarray(TAB10), extra])[:num_classes].astype(np.uint8)
 
 
+def radius_map(radii: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """RGB image of per-pixel radii: dark blue (small) to yellow (``vmax``), 0 (abstained) white.
+
+    Examples
+    --------
+    >>> radius_map(np.array([[0.0, 0.5, 1.0]]))[0].tolist()
+    [[255, 255, 255], [135, 142, 75], [253, 231, 37]]
+    """
+    radii = np.asarray(radii, dtype=np.float64)
+    top = float(radii.max()) if vmax is None else float(vmax)
+    t = np.clip(radii / top, 0.0, 1.0) if top > 0 else np.zeros_like(radii)
+    low, high = np.array([17.0, 53.0, 113.0]), np.array([253.0, 231.0, 37.0])
+    out = (low + t[..., None] * (high - low) + 0.5).astype(np.uint8)
+    out[radii <= 0] = 255
+    return out
+
+
 def save_panels(
-    path, image, target, certified, palette, *, base=None, title: str = "", input_title="input"
-) -> None:
-    """Fig.-1-style panel: input | ground truth | [base prediction |] certified (abstain white)."""
+    path, image, target, certified, palette, *, base=None, title: str = "", input_title="input",
+    radii=None, caption=(),
+) -> None:  # fmt: skip
+    """Fig.-1-style panel: input | ground truth | [base prediction |] certified (abstain white)
+    [| per-pixel radius map (:func:`radius_map`)], with ``title`` and ``caption`` lines below
+    (also stored as the PNG's ``Description`` text)."""
     img = (np.clip(np.asarray(image).transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
     panels = [(input_title, img), ("ground truth", colorize(target, palette))]
     if base is not None:
         panels.append(("base model", colorize(base, palette)))
     panels.append(("certified (abstain white)", colorize(certified, palette)))
+    if radii is not None:
+        top = float(np.max(radii))
+        panels.append((f"own radius (0..{top:.2f})", radius_map(radii, top)))
     h, w = img.shape[:2]
     scale = max(1, 128 // max(h, 1))  # tiny images are enlarged so the figure is legible
-    pad, head = 4, 14
-    canvas = Image.new(
-        "RGB", (len(panels) * (w * scale + pad) + pad, h * scale + head + pad), "gray"
-    )
+    pad, head, line = 4, 14, 12
+    width = len(panels) * (w * scale + pad) + pad
+    lines = [wrapped for text in caption for wrapped in textwrap.wrap(text, max(20, width // 6))]
+    canvas = Image.new("RGB", (width, h * scale + head + pad + line * len(lines)), "gray")
     draw = ImageDraw.Draw(canvas)
     for i, (name, arr) in enumerate(panels):
         x = pad + i * (w * scale + pad)
@@ -85,7 +114,22 @@ def save_panels(
         draw.text((x, 1), name, fill="white")
     if title:
         draw.text((pad, h * scale + head - 12), title, fill="white")
-    canvas.save(path)
+    for j, text in enumerate(lines):
+        draw.text((pad, h * scale + head + pad + j * line - 2), text, fill="white")
+    meta = PngImagePlugin.PngInfo()  # the caption, machine-readable too (PNG text chunk)
+    meta.add_text("Description", "\n".join([title, *caption]).strip())
+    canvas.save(path, pnginfo=meta)
+
+
+def certificate_caption(cert, family: str = "image") -> list[str]:
+    """Caption lines of a figure of one certificate: its promise for this item alone."""
+    lines = [
+        f"certified labels: this {family} alone is the family, "
+        f"{promise(cert.method, cert.alpha, cert.k, family=family)}"
+    ]
+    if getattr(cert, "radii_certificate", None) is not None:
+        lines.append(f"own radii: {radii_promise(cert.alpha, family=family)}")
+    return lines
 
 
 def run_palette(num_classes: int) -> np.ndarray:
@@ -117,6 +161,8 @@ def figure_hook(folder, names, palette):
                 palette,
                 base=result.base,
                 title=f"R={cert.radius:.3f} abstain={cert.abstain_rate:.1%}",
+                radii=cert.radii,
+                caption=certificate_caption(cert),
             )
 
     return hook
@@ -159,6 +205,7 @@ def attack_figures_hook(
             title=f"PGD R={res.radius:.3f}: certified changed {res.flipped}/{res.certified}, "
             f"base acc {res.base_acc_clean:.3f}->{res.base_acc_attacked:.3f}",
             input_title="attacked input",
+            caption=certificate_caption(result.certificate),
         )
         return {
             "attack_radius": res.radius,

@@ -36,6 +36,7 @@ from mtcert_torch.runs.counts import check_counts, counts_settings, open_counts
 from mtcert_torch.runs.figures import attack_figures_hook, figure_hook, run_palette
 from mtcert_torch.runs.loop import Evaluation, distributed_context, evaluate, init_distributed
 from mtcert_torch.runs.store import CLOUD_FILES, IMAGE_FILES, ResultsWriter
+from mtcert_torch.runs.summary import radii_hook
 from mtcert_torch.settings import CLOUD_OPTIONS, IMAGE_OPTIONS, Settings
 from mtcert_torch.tasks.adapter import SegmentationAdapter
 from mtcert_torch.tasks.image import ImageTask
@@ -201,6 +202,9 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     for s in opt.scales:
         if not 0 < s <= MAX_SCALE:
             raise ValueError(f"--scale values must lie in (0, {MAX_SCALE}]; got {s:g}")
+    for flag, values in (("--mean", opt.mean), ("--std", opt.std)):
+        if not all(math.isfinite(v) for v in values):  # NaN or inf: the network sees no image
+            raise ValueError(f"{flag} must be finite numbers; got {','.join(map(str, values))}")
     budget = _budget(opt.memory_budget)
     device = check_device(opt.device)
     cityscapes = opt.layout == "cityscapes" or (
@@ -244,7 +248,8 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
                                   scales=opt.scales, flip=opt.flip, align_corners=align,
                                   autocast=opt.autocast)  # fmt: skip
     task = ImageTask(adapter.to(device), noise=opt.noise)
-    certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device)
+    certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device,
+                          radii=opt.radii)  # fmt: skip
     counted = dict(noise=opt.noise, num_classes=num_classes, ignore_index=opt.ignore_index)
     writer, counts = _open_files(opt.out, config, IMAGE_FILES, counted if opt.save_counts else None)
     every_here = 1 if cityscapes else opt.every  # Cityscapes applies it itself
@@ -252,6 +257,8 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     items = Items([ds.names[i] for i in order], lambda j: Item(*ds[order[j]]))
     palette = run_palette(num_classes)
     extra = [figure_hook(writer.out / "figures", items.names[: opt.figures], palette)]
+    if opt.radii:
+        extra.append(radii_hook(certifier, ignore_index=opt.ignore_index, family="image"))
     if opt.attack_figures:
         extra.append(attack_figures_hook(
             certifier, settings, names=items.names[: opt.attack_figures], seed=opt.seed,
@@ -321,13 +328,18 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     device, owned = init_distributed(device)
     task = PointCloudTask(PointNet2Adapter(net.to(device).eval(), votes=opt.votes),
                           smoothing=opt.smoothing, axis=opt.axis)  # fmt: skip
-    certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device)
+    certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device,
+                          radii=opt.radii)  # fmt: skip
     counted = dict(noise=opt.smoothing, num_classes=certifier.num_classes, ignore_index=None)
     writer, counts = _open_files(opt.out, config, CLOUD_FILES, counted if opt.save_counts else None)
+    extra = []
+    if opt.radii:
+        extra.append(radii_hook(certifier, family="point cloud"))
+
     items = evaluation_items(ds)
     try:
         return evaluate(certifier, items, settings, writer=writer, seed=opt.seed, base=opt.base,
-                        limit=opt.limit, hooks=hooks, progress=opt.progress,
+                        limit=opt.limit, hooks=[*extra, *hooks], progress=opt.progress,
                         counts=counts)  # fmt: skip
     finally:
         writer.close()

@@ -41,6 +41,7 @@ from mtcert_torch.runs.counts import check_complete, store_item
 from mtcert_torch.runs.store import ResultsWriter, count_fields, count_vectors
 from mtcert_torch.runs.summary import summarize, write_summary
 from mtcert_torch.settings import Settings
+from mtcert_torch.task import NonFiniteOutputError
 
 __all__ = [
     "Evaluation",
@@ -84,7 +85,10 @@ def certify_item(
     """
     if seed is not None:
         certifier.manual_seed(item_seed(seed, item.name))
-    cert = certifier.certify(item.input, **settings.kwargs())
+    try:
+        cert = certifier.certify(item.input, **settings.kwargs())
+    except NonFiniteOutputError as exc:  # stop the run, naming the item
+        raise NonFiniteOutputError(f"item {item.name!r}: {exc}") from None
     target = torch.as_tensor(np.asarray(item.target))
     nc = certifier.num_classes
     c = segmentation_tally(torch.from_numpy(cert.labels), target, nc, ignore_index=ignore_index)

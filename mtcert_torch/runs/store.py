@@ -5,8 +5,10 @@ Layout of an output folder::
     config.json             every setting that changes results (a resumed run must match
                             all of them)
     per_image.jsonl         one JSON record per finished image (the source of truth)
-    per_image.csv           the scalar columns of the same records
-    summary.csv, summary.md the paper's Table 1 columns (acc., mIoU, %∅, t)
+    per_image.csv           the scalar columns of the same records (with each image's
+                            guarantee: its certificate holds for that image alone)
+    summary.csv, summary.md the paper's Table 1 columns (acc., mIoU, %∅, t) and each
+                            row's guarantee (family, error rate, rows not joint)
     figures/<name>.png      input | ground truth | certified prediction (abstain white)
 
 Each record is appended and flushed (``fsync``) as soon as its image is done,
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from mtcert._files import FolderLock, folder_path, output_folder
+from mtcert.certify.guarantees import promise
 from mtcert.certify.metrics import SegmentationTally
 from mtcert_torch.settings import SETTING_FIELDS, SETTING_KEY
 
@@ -43,6 +46,7 @@ __all__ = [
     "CLOUD_CSV_FIELDS",
     "CLOUD_FILES",
     "CSV_FIELDS",
+    "FAMILY_OF_UNIT",
     "IMAGE_FILES",
     "TABLE1_COLUMNS",
     "TABLE2_COLUMNS",
@@ -58,13 +62,15 @@ __all__ = [
 CSV_FIELDS = (
     "name", "height", "width", *SETTING_KEY, "radius", "pixels", "valid", "cert_correct",
     "abstained", "abstained_valid", "cert_acc", "abstain_rate", "base_correct", "base_acc",
-    "seconds_sampling", "seconds_statistics", "seconds", "seconds_base",
+    "seconds_sampling", "seconds_statistics", "seconds", "seconds_base", "guarantee",
+    "radii_max", "radii_median",
 )  # fmt: skip
 #: Scalar columns of ``per_cloud.csv`` (the JSONL records also hold per-part counts).
 CLOUD_CSV_FIELDS = (
     "name", "category", "points", "smoothing", "axis", *SETTING_FIELDS, "radius", "cert_correct",
     "abstained", "cert_acc", "abstain_rate", "cert_part_iou", "base_correct", "base_acc",
     "base_part_iou", "seconds_sampling", "seconds_statistics", "seconds", "seconds_base",
+    "guarantee", "radii_max", "radii_median",
 )  # fmt: skip
 #: Table-1 columns: (key of a summary row, Markdown header, number format).
 TABLE1_COLUMNS = (
@@ -79,6 +85,20 @@ TABLE2_COLUMNS = (
     ("class_miou", "class mIoU", ".2f"), ("abstain", "%∅", ".2f"), ("t", "t [s]", ".2f"),
     ("clouds", "clouds", None),
 )  # fmt: skip
+#: The family of a run's items (one certificate each), by its item-count unit.
+FAMILY_OF_UNIT = {"images": "image", "clouds": "point cloud", "items": "item"}
+
+
+def csv_row(record: dict, unit: str) -> dict:
+    """A record as its CSV row, with ``guarantee``: what its certificate promises for this
+    one item (family and error rate; each row holds alone)."""
+    if not {"method", "alpha", "k"} <= record.keys():
+        return record
+    family = FAMILY_OF_UNIT.get(unit, "item")
+    text = promise(record["method"], record["alpha"], record["k"], family=family)
+    return {**record, "guarantee": f"this {family} alone, {text.split(': ', 1)[1]}"}
+
+
 #: :class:`ResultsWriter` presets of the two commands.
 IMAGE_FILES = {"stem": "per_image", "fields": CSV_FIELDS, "unit": "images",
                "columns": TABLE1_COLUMNS}  # fmt: skip
@@ -227,13 +247,11 @@ def repair_results(out) -> list[str]:
 
 
 def _rewrite_csv(jsonl: Path) -> None:
-    fields = next(
-        p["fields"] for p in (CLOUD_FILES, IMAGE_FILES) if jsonl.name.startswith(p["stem"])
-    )
+    preset = next(p for p in (CLOUD_FILES, IMAGE_FILES) if jsonl.name.startswith(p["stem"]))
     with jsonl.with_suffix(".csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fields, extrasaction="ignore")
+        w = csv.DictWriter(f, preset["fields"], extrasaction="ignore")
         w.writeheader()
-        w.writerows(_read_jsonl(jsonl))
+        w.writerows(csv_row(r, preset["unit"]) for r in _read_jsonl(jsonl))
 
 
 class ResultsWriter:
@@ -292,7 +310,7 @@ class ResultsWriter:
             with self.csv.open("w", newline="") as f:
                 w = csv.DictWriter(f, self.fields, extrasaction="ignore")
                 w.writeheader()
-                w.writerows(own)
+                w.writerows(csv_row(r, unit) for r in own)
         except BaseException:
             self.lock.release()
             raise
@@ -353,6 +371,7 @@ class ResultsWriter:
                 if line is not None:
                     f.write(line)
                 else:
-                    csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(record)
+                    row = csv_row(record, self.unit)
+                    csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
                 f.flush()
                 os.fsync(f.fileno())

@@ -10,8 +10,16 @@ certification) add their rows and columns; the summary names none of them.
 :func:`write_summary` writes ``summary.csv`` and ``summary.md``
 (:func:`write_table`).
 
-Imports the core's metrics, the plugin's items and settings, and the record layout
-of :mod:`mtcert_torch.runs.store`.
+Every row says what it promises in its ``guarantee`` column (in both files, before
+the item count): the family (one image, one point cloud), the error rate (FWER, or
+k-FWER with its k) and that the row holds alone — the rows do not hold jointly,
+and a row's pixels are certified per image, never all at once
+(:mod:`mtcert.certify.guarantees`).  :func:`radii_hook` (``--radii``) records the
+per-component radii certificate's certified accuracy at a few radii, which become
+"JointRadii" rows that hold jointly with each other.
+
+Imports the core's metrics and promise wording, the plugin's items and settings,
+and the record layout of :mod:`mtcert_torch.runs.store`.
 """
 
 from __future__ import annotations
@@ -23,12 +31,38 @@ from pathlib import Path
 
 import numpy as np
 
+from mtcert.certify.guarantees import promise, radii_promise, scope
 from mtcert.certify.metrics import CertifiedSegmentationMetrics
 from mtcert_torch.items import ItemHook
-from mtcert_torch.runs.store import TABLE1_COLUMNS, record_counts
-from mtcert_torch.settings import setting_key, setting_name, setting_sigma
+from mtcert_torch.runs.store import FAMILY_OF_UNIT, TABLE1_COLUMNS, record_counts
+from mtcert_torch.settings import SETTING_KEY, setting_key, setting_name, setting_sigma
 
-__all__ = ["summarize", "write_summary", "write_table"]
+__all__ = [
+    "RADII_TAUS",
+    "radii_hook",
+    "row_guarantee",
+    "summarize",
+    "write_summary",
+    "write_table",
+]
+
+#: The τ whose radii R(τ) the "JointRadii" summary rows report (with the run's own τ).
+RADII_TAUS = (0.5, 0.6, 0.75, 0.9)
+#: The summary's guarantee column: (key, header, format).
+GUARANTEE_COLUMN = ("guarantee", "guarantee", None)
+
+
+def row_guarantee(method: str, alpha: float, k: int = 1, *, family: str = "image") -> str:
+    """A SEGCERTIFY row's ``guarantee`` cell: the promise per family and that it holds alone.
+
+    Examples
+    --------
+    >>> for part in row_guarantee("holm", 0.001).split("; "):
+    ...     print(part)
+    per image: P(a false certified pixel) <= 0.001 (FWER)
+    this row alone: rows do not hold jointly
+    """
+    return f"{promise(method, alpha, k, family=family)}; {scope()}"
 
 
 class _Row:
@@ -79,20 +113,35 @@ def summarize(records, *, unit: str = "images", hooks: Sequence = ()) -> list[di
     Every :class:`~mtcert_torch.items.ItemHook` of ``hooks`` then adds the rows
     of its own record fields (e.g.
     :func:`mtcert_torch.hierarchy.hierarchy_hook`: adaptive rows and CIG).
+    Every row gets a ``guarantee`` (:func:`row_guarantee`; the base model's:
+    not certified); a hook's row without one gets its setting's, when the
+    records hold one setting.
     """
     groups: dict = {}
     base = None
+    family = FAMILY_OF_UNIT.get(unit, "item")
     for r in records:
         groups.setdefault(setting_key(r), _Row(r["radius"])).add(r, "cert", r["seconds"])
         if "base_correct" in r:
             base = base or _Row()
             base.add(r, "base", r["seconds_base"])
-    rows = [] if base is None else [base.row("base model", None, unit)]
+    rows = (
+        []
+        if base is None
+        else [dict(base.row("base model", None, unit), guarantee="none: not certified")]
+    )
     for key, g in groups.items():
-        rows.append(g.row(setting_name(key), setting_sigma(key), unit))
+        s = dict(zip(SETTING_KEY, key, strict=True))
+        text = row_guarantee(s["method"], s["alpha"], s["k"], family=family)
+        rows.append(dict(g.row(setting_name(key), setting_sigma(key), unit), guarantee=text))
     for hook in hooks:
         if isinstance(hook, ItemHook):
             rows = hook.summary_rows(records, rows, unit)
+    if len(groups) == 1:  # hook rows of the run's one setting (e.g. adaptive certification)
+        for row in rows:
+            row.setdefault("guarantee", text)
+    for row in rows:
+        row.setdefault("guarantee", "-")
     return rows
 
 
@@ -131,5 +180,80 @@ def write_summary(
     for hook in hooks:
         if isinstance(hook, ItemHook):
             columns = hook.summary_columns(rows, columns)
+    if GUARANTEE_COLUMN not in columns:  # before the item count, which stays last
+        columns = (*columns[:-1], GUARANTEE_COLUMN, columns[-1])
     write_table(out, rows, columns)
     return rows
+
+
+class _RadiiHook(ItemHook):
+    """Certified accuracy of the per-component radii certificate at a few radii."""
+
+    def __init__(self, certifier, taus, ignore_index, family):
+        self.certifier = certifier
+        self.taus = taus
+        self.ignore_index = ignore_index
+        self.family = family
+
+    def __call__(self, item, result) -> dict:
+        cert = result.certificate
+        joint = cert.radii_certificate
+        if joint is None:
+            raise ValueError("radii_hook needs a Certifier built with radii=True")
+        target = np.asarray(result.target)
+        valid = (
+            np.ones(target.shape, bool)
+            if self.ignore_index is None
+            else (target != self.ignore_index)
+        )
+        right = valid & (joint.labels == target)
+        taus = sorted({*self.taus, cert.tau})
+        radii = [self.certifier.task.radius(t, cert.sigma) for t in taus]
+        at = [joint.certified & (joint.radii >= r) for r in radii]
+        certified = joint.radii[joint.certified & valid]
+        return {
+            "radii_alpha": cert.alpha,
+            "radii_taus": taus,
+            "radii_at": radii,
+            "radii_correct": [int((right & a).sum()) for a in at],
+            "radii_abstained_valid": [int((valid & ~a).sum()) for a in at],
+            "radii_max": float(certified.max()) if certified.size else 0.0,
+            "radii_median": float(np.median(certified)) if certified.size else 0.0,
+        }
+
+    def summary_rows(self, records, rows, unit):
+        groups: dict = {}
+        for r in records:
+            if "radii_correct" in r:
+                key = (setting_key(r), tuple(r["radii_taus"]))
+                groups.setdefault(key, []).append(r)
+        out = list(rows)
+        for (key, taus), recs in groups.items():
+            s = dict(zip(SETTING_KEY, key, strict=True))
+            valid = sum(r["valid"] for r in recs) or float("nan")
+            text = f"{radii_promise(s['alpha'], family=self.family)}; {scope(joint_radii=True)}"
+            name = f"JointRadii {s['noise']} n0={s['n0']} n={s['n']} alpha={s['alpha']:g}"
+            for j, _ in enumerate(taus):
+                radius = recs[0]["radii_at"][j]
+                out.append({
+                    "model": f"{name} R>={radius:.3g}", "sigma": s["sigma"], "radius": radius,
+                    "acc": sum(r["radii_correct"][j] for r in recs) / valid,
+                    "miou": float("nan"), "inst_miou": float("nan"),
+                    "class_miou": float("nan"),
+                    "abstain": sum(r["radii_abstained_valid"][j] for r in recs) / valid,
+                    "t": float("nan"), unit: len(recs), "guarantee": text,
+                })  # fmt: skip
+        return out
+
+
+def radii_hook(certifier, *, ignore_index=None, taus=RADII_TAUS, family: str = "image") -> ItemHook:
+    """An :func:`~mtcert_torch.runs.loop.evaluate` hook for ``--radii``: from each
+    certificate's per-component radii (``Certifier(..., radii=True)``) the record gains
+    ``radii_taus``, ``radii_at`` (the radii R(τ) for ``taus`` and the run's τ),
+    ``radii_correct`` and ``radii_abstained_valid`` (valid components certified correctly /
+    not certified at R or more), ``radii_max`` and ``radii_median`` (of the certified valid
+    components).  Its summary rows, "JointRadii ... R>=r", give the certified accuracy at
+    each radius; they all come from one certificate per item and hold jointly with each
+    other (per item), unlike the SEGCERTIFY rows at different τ.
+    """
+    return _RadiiHook(certifier, tuple(taus), ignore_index, family)

@@ -6,6 +6,13 @@ certificate); a :class:`~mtcert_torch.SegmentationAdapter` then resizes to each
 scale, normalises, runs the network and brings the logits back to the full
 input resolution, where certification happens (paper §6.2).
 
+Integer images are read with their documented scale (:data:`INTEGER_SCALES`:
+``uint8`` / 255, ``uint16`` / 65535); every other integer dtype is refused, since
+nothing says whether an ``int64`` image holds 0..255 or 0..1 (certifying 0..255
+values as if they were in [0, 1] makes σ = 0.25 noise negligible and the radius
+meaningless).  Non-finite scores stop the certification
+(:class:`~mtcert_torch.task.NonFiniteOutputError`).
+
 Imports the task interface (:mod:`mtcert_torch.task`) and the adapter.
 """
 
@@ -15,20 +22,46 @@ from collections.abc import Callable
 
 import torch
 
-from mtcert_torch.task import Smoothed, TensorTask
+from mtcert_torch.task import Smoothed, TensorTask, as_labels
 from mtcert_torch.tasks.adapter import SegmentationAdapter
 
-__all__ = ["ImageTask", "as_image"]
+__all__ = ["INTEGER_SCALES", "ImageTask", "as_image"]
+
+#: Integer image dtypes and the value that means 1.0 (the largest value of the type).
+INTEGER_SCALES = {torch.uint8: 255.0, torch.uint16: 65535.0}
 
 
-def as_image(image, device) -> torch.Tensor:
-    """A float32 ``(C, H, W)`` tensor in [0, 1] on ``device`` (uint8 input is divided by 255)."""
+def as_image(image, device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A ``(C, H, W)`` tensor in [0, 1] of ``dtype`` on ``device``.
+
+    ``uint8`` input is divided by 255, ``uint16`` by 65535 (:data:`INTEGER_SCALES`);
+    floating-point input is taken as already in [0, 1].  Other integer and boolean
+    dtypes are refused with a ``ValueError`` naming ``image``: their scale is unknown.
+
+    Examples
+    --------
+    >>> import torch
+    >>> as_image(torch.full((3, 1, 1), 255, dtype=torch.uint8), "cpu").flatten().tolist()
+    [1.0, 1.0, 1.0]
+    >>> as_image(torch.zeros(3, 1, 1, dtype=torch.int64), "cpu")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: image has dtype torch.int64, whose scale is unknown: give uint8 (0..255), ...
+    """
     img = torch.as_tensor(image)
     if img.dim() != 3:
         raise ValueError(f"image must have shape (3, H, W); got {tuple(img.shape)}")
-    if img.dtype == torch.uint8:
-        img = img.float().div_(255.0)
-    return img.to(device=device, dtype=torch.float32)
+    if not img.dtype.is_floating_point:
+        scale = INTEGER_SCALES.get(img.dtype)
+        if scale is None:
+            raise ValueError(
+                f"image has dtype {img.dtype}, whose scale is unknown: give uint8 (0..255), "
+                "uint16 (0..65535) or floats in [0, 1], e.g. image.float() / 255 for 0..255 "
+                "values"
+            )
+        # float64 holds every uint16 exactly; then to the smoothing space's dtype
+        img = img.to(torch.float64).div_(scale)
+    return img.to(device=device, dtype=dtype)
 
 
 class ImageTask(TensorTask):
@@ -76,12 +109,15 @@ class ImageTask(TensorTask):
         return super().device
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.model, SegmentationAdapter):
-            return self.model.labels(z)  # labels already (saves one dispatch)
+        model = self.model
+        if isinstance(model, SegmentationAdapter):
+            # the adapter's labels, with the scores checked: NaN logits must not become class 0
+            scores = model.probabilities(z) if model.multi else model.logits(z)
+            return as_labels(scores)
         return super().classify(z)
 
     def prepare(self, x, device: torch.device) -> Smoothed:
-        img = as_image(x, device)
+        img = as_image(x, device, self.dtype)
         _, h, w = img.shape
         info = {"height": int(h), "width": int(w), "pixels": int(h * w)}
         return Smoothed(img, self.classify, info=info)

@@ -17,6 +17,7 @@ from mtcert.cli import main
 from mtcert.sim.oracle import MultiClassOracle
 from mtcert.stored.counts import CountsWriter
 from mtcert.stored.planning import (
+    SUPERSET_OF,
     Profile,
     _threshold,
     plan_samples,
@@ -234,3 +235,74 @@ def test_cli_errors(tmp_path, capsys, argv, match):
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         plan_samples(**{"tau": 0.75, "alpha": 1e-3, **kwargs})
+
+
+# -- Holm between grid points, never above Bonferroni ----------------------------------------
+@pytest.mark.parametrize(("method", "counterpart"), list(SUPERSET_OF.items()))
+def test_superset_methods_certify_everything_their_counterpart_does(method, counterpart):
+    """What makes the counterpart's exact n an upper bound: on every data set the method
+    certifies a superset (random families, several sizes and levels)."""
+    rng = np.random.default_rng(11)
+    k = 3 if method.startswith("generalized") else 1
+    for N, alpha, tau in ((5, 0.2, 0.6), (40, 0.05, 0.75), (300, 1e-3, 0.75)):
+        hits = rng.binomial(60, rng.beta(8, 1, size=(50, N)))
+        kw = dict(tau=tau, alpha=alpha, k=k, axis=-1)
+        big = segcertify_hits(np.zeros_like(hits), hits, 60, method=method, **kw)
+        small = segcertify_hits(np.zeros_like(hits), hits, 60, method=counterpart, **kw)
+        assert (big.reject | ~small.reject).all()
+
+
+@pytest.mark.parametrize(
+    ("N", "tau", "alpha", "method", "k", "target", "n0"),
+    [
+        (1000, 0.75, 1e-3, "holm", 1, 0.8, None),  # the grid alone answered 150 > 119
+        (300, 0.75, 1e-3, "holm", 1, 0.9, None),
+        (200, 0.9, 1e-2, "holm", 1, 0.5, None),
+        (500, 0.75, 1e-3, "generalized-holm", 5, 0.85, None),
+        (300, 0.75, 1e-3, "holm", 1, 0.7, 9),
+        (50, 0.6, 0.05, "hochberg", 1, 0.9, None),
+    ],
+)
+def test_holm_plan_never_exceeds_bonferroni_and_is_searched_between_grid_points(
+    N, tau, alpha, method, k, target, n0
+):
+    dist = stats.beta(30, 1.5)
+    kw = dict(N=N, tau=tau, alpha=alpha, k=k, target=target, n0=n0)
+    bon = "generalized-bonferroni" if k > 1 else "bonferroni"
+    exact = plan_samples(dist, method=bon, **kw)
+    plan = plan_samples(dist, method=method, reps=40, **kw)
+    assert exact.n_needed is not None and plan.n_bound == exact.n_needed
+    assert plan.n_needed <= exact.n_needed
+    lo, hi = plan.n_interval
+    assert lo <= plan.n_needed and (hi is None or plan.n_needed <= hi <= exact.n_needed)
+    assert exact.n_interval == (exact.n_needed, exact.n_needed)
+    # the answer is the bisection's: its simulated rate reaches the target, one less does not
+    prof = plan.profile
+    from mtcert.stored.planning import _simulated_rates
+
+    args = (plan.N, tau, alpha, method, k, n0, 40, 0)
+    below = _simulated_rates(prof, plan.n_needed - 1, *args).mean()
+    assert below < target or plan.n_needed - 1 in plan.table.n.to_numpy()
+    if plan.n_needed < exact.n_needed:
+        assert _simulated_rates(prof, plan.n_needed, *args).mean() >= target
+    assert "interval" in repr(plan)
+
+
+def test_holm_plan_against_an_independent_oracle_simulation():
+    """At the planned n an independent oracle run reaches the target within its Monte Carlo
+    error, and well below the interval it does not."""
+    prof = Profile(*PROFILE)
+    N, tau, alpha, target = 300, 0.75, 1e-3, 0.75
+    plan = plan_samples(prof, N=N, tau=tau, alpha=alpha, method="holm", target=target, reps=100)
+    rate, se = _oracle_rate(PROFILE, N, plan.n_needed, tau, alpha, "holm", 1, reps=300, seed=3)
+    assert rate >= target - Z * math.hypot(se, 0.002)
+    lo = plan.n_interval[0]
+    rate, se = _oracle_rate(PROFILE, N, max(1, lo - 10), tau, alpha, "holm", 1, 300, seed=4)
+    assert rate < target + Z * se
+
+
+def test_plan_cli_prints_the_interval(tmp_path, capsys):
+    code = main(["plan", "--beta", "30,1.5", "--N", "300", "--method", "holm", "--target",
+                 "0.9", "--reps", "20", "--out", str(tmp_path), "--no-plot"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "searched between grid points" in out and "never more than" in out

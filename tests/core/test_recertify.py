@@ -258,3 +258,95 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+# -- what the written results promise, and the joint radius curve ------------------------------
+def test_joint_curve_is_one_radii_certificate_per_item_and_bonferroni_per_point(run):
+    from mtcert.stored.recertification import joint_radius_curve
+
+    taus = [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9]
+    for method in ("holm", "bonferroni"):
+        _check_joint_curve(run, taus, method)
+    joint = joint_radius_curve(run, alpha=1e-3, tau=taus, method="bonferroni")
+    holm_joint = joint_radius_curve(run, alpha=1e-3, tau=taus)
+    assert (holm_joint.acc.to_numpy() >= joint.acc.to_numpy()).all()
+    # each Bonferroni point equals the Bonferroni-SEGCERTIFY point at that tau; the Holm
+    # radii lie between it and Holm-SEGCERTIFY (which holds per point)
+    bonf = recertify(run, tau=taus[1:], alpha=1e-3, method=["bonferroni", "holm"])
+    b = bonf[bonf.method == "bonferroni"].reset_index(drop=True)
+    cols = ["tau", "acc", "miou", "abstain"]
+    pd.testing.assert_frame_equal(joint[cols].iloc[1:].reset_index(drop=True), b[cols])
+    h = bonf[bonf.method == "holm"].reset_index(drop=True)
+    mid = holm_joint.acc.to_numpy()[1:]
+    assert (h.acc.to_numpy() >= mid).all() and (mid >= b.acc.to_numpy()).all()
+    with pytest.raises(ValueError, match="method"):
+        joint_radius_curve(run, method="sidak")
+
+
+def _check_joint_curve(run, taus, method):
+    from mtcert.certify.radii import certify_radii
+    from mtcert.stored.recertification import joint_radius_curve
+
+    joint = joint_radius_curve(run, alpha=1e-3, tau=taus, method=method)
+    assert list(joint.columns) == list(COLUMNS) and (joint.method == f"joint-{method}").all()
+    assert joint.radius.is_monotonic_increasing and joint.abstain.is_monotonic_increasing
+    # independent path: certify_radii per item, labels at each radius, tallies by loops
+    counts = read_counts(run)
+    certs = [
+        (certify_radii(it.guess, it.hits, 100, alpha=1e-3, sigma=0.25, method=method), it)
+        for it in counts
+    ]
+    for row in joint.itertuples():
+        pairs = [(np.where(c.p_lower >= row.tau, c.labels, -1), it.target) for c, it in certs]
+        acc, miou, abstain = _reference_scores(pairs)
+        assert (row.acc, row.miou, row.abstain) == pytest.approx((acc, miou, abstain), abs=1e-12)
+        assert row.guarantee == (
+            "per item: P(a component certified beyond its radius) <= 0.001 "
+            "(FWER, all radii jointly)"
+        )
+
+
+def test_written_tables_state_family_error_rate_and_scope(tmp_path, capsys):
+    """recertify.csv / .md and the curve files say per image, FWER or k-FWER with k, and
+    that rows do not hold jointly; stdout says the same."""
+    image_run = _make_run(tmp_path / "img.mtcounts", settings={**SETTINGS, "scales": [1.0]})
+    out = tmp_path / "out"
+    argv = [
+        "recertify", str(image_run), "--tau", "0.6,0.75", "--alpha", "1e-3",
+        "--method", "holm,generalized-holm", "--k", "1,10", "--out", str(out), "--curve",
+        "--curve-tau", "0.5,0.75,0.9",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out / "recertify.csv")
+    assert set(table.error_rate) == {"FWER", "k-FWER (k=10)"}
+    assert table.guarantee.str.startswith("per image: ").all()
+    assert (table.scope == "this row alone: rows do not hold jointly").all()
+    k10 = table[table.k == 10].guarantee.iloc[0]
+    assert k10 == "per image: P(10 or more false certified pixels) <= 0.001 (k-FWER (k=10))"
+    md = (out / "recertify.md").read_text()
+    for text in ("k-FWER (k=10)", "per image: P(a false certified pixel) <= 0.001 (FWER)",
+                 "rows do not hold jointly"):  # fmt: skip
+        assert text in md
+    assert "Each image is its own family" in printed and "alpha x 5" in printed
+    assert "separate certificate" in printed and "k-FWER" in printed
+    per_tau = pd.read_csv(out / "recertify-radius_curve.csv")
+    joint = pd.read_csv(out / "recertify-joint_radius_curve.csv")
+    assert (per_tau.scope == "this row alone: rows do not hold jointly").all()
+    assert joint.scope.str.startswith("jointly over all radii").all()
+    assert joint.guarantee.str.contains("per image").all()
+
+
+def test_plot_draws_joint_and_per_tau_curves_with_a_caption(run):
+    from mtcert.stored.recertification import joint_radius_curve
+
+    taus = [0.5, 0.6, 0.75, 0.9]
+    both = pd.concat(
+        [radius_curve(run, tau=taus), joint_radius_curve(run, tau=taus)], ignore_index=True
+    )
+    fig = plot_radius_curves(both)
+    lines = fig.axes[0].lines
+    assert len(lines) == 2 and {ln.get_linestyle() for ln in lines} == {"-", "--"}
+    caption = " ".join(t.get_text() for t in fig.texts)
+    assert "points do not hold jointly" in caption and "all radii at once" in caption
+    assert "FWER 0.001 per image" in caption

@@ -24,23 +24,9 @@ from scipy import stats
 
 from mtcert.certify.cohen import certify
 from mtcert.certify.segmentation import segcertify, segcertify_hits
+from tests.helpers.monte_carlo import check_at_most, cp_interval
 
-DELTA = 1e-4
 N_TEST, TAU = 100, 0.75
-
-
-def cp_interval(x, reps, delta=DELTA):
-    """One-sided Clopper–Pearson bounds (each at level delta) for x successes in reps."""
-    low = stats.beta.ppf(delta, x, reps - x + 1) if x > 0 else 0.0
-    high = stats.beta.isf(delta, x + 1, reps - x) if x < reps else 1.0
-    return low, high
-
-
-def check_at_most(x, reps, alpha, label):
-    low, high = cp_interval(x, reps)
-    print(f"{label}: estimate {x / reps:.5f} (CP [{low:.5f}, {high:.5f}]) vs alpha {alpha:.5f}")
-    assert low <= alpha, f"{label}: error rate {x / reps:.4g} exceeds alpha={alpha:.4g}"
-    return low, high
 
 
 def table(n, tau):

@@ -232,3 +232,96 @@ def test_automatic_batch_reused_and_still_shrinks():
     fixed = Certifier(classify, num_classes=2, batch_size=8)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         fixed.certify(torch.zeros(3, 4, 4), **kw)
+
+
+# -- bad states that used to certify silently ----------------------------------------------
+def _nan_net():
+    net = constant_net(1)
+    with torch.no_grad():
+        net.weight.fill_(float("nan"))
+    return net
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SegmentationAdapter(_nan_net(), num_classes=3),
+        lambda: SegmentationAdapter(_nan_net(), num_classes=3, scales=(0.5, 1.0), flip=True),
+        lambda: SegmentationAdapter(constant_net(1), num_classes=3, mean=(float("nan"),) * 3),
+        lambda: TensorTask(_nan_net(), num_classes=3),
+        lambda: TensorTask(
+            lambda z: torch.full((z.shape[0], 3, 4, 4), float("inf")), num_classes=3
+        ),
+    ],
+)
+def test_non_finite_scores_stop_certification(make):
+    from mtcert_torch.task import NonFiniteOutputError
+
+    with pytest.raises(NonFiniteOutputError, match="non-finite score"):
+        Certifier(make(), batch_size=16).certify(torch.rand(3, 4, 4), **CERT_SMALL)
+
+
+def test_non_finite_scores_stop_a_run_naming_the_item():
+    from mtcert_torch.items import Item
+    from mtcert_torch.runs.loop import evaluate
+    from mtcert_torch.task import NonFiniteOutputError
+
+    items = [Item("img_a", torch.rand(3, 4, 4), np.zeros((4, 4), int))]
+    certifier = Certifier(SegmentationAdapter(_nan_net(), num_classes=3), batch_size=16)
+    with pytest.raises(NonFiniteOutputError, match="item 'img_a'"):
+        evaluate(certifier, items, Settings(sigma=0.25, n0=4, n=20))
+
+
+def test_integer_images_are_scaled_by_their_type_or_refused():
+    net = constant_net(1)
+    img = (torch.rand(3, 6, 6) * 255).round().to(torch.uint8)
+
+    def certify(x):
+        c = Certifier(SegmentationAdapter(net, num_classes=3), batch_size=16, seed=3)
+        return c.certify(x, **CERT_SMALL)
+
+    as_float = certify(img.float() / 255)
+    for x in (img, (img.to(torch.int32) * 257).to(torch.uint16)):  # 0..255 -> 0..65535
+        np.testing.assert_array_equal(certify(x).hits, as_float.hits)
+    for dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.bool):
+        with pytest.raises(ValueError, match=r"image has dtype .* whose scale is unknown"):
+            certify(img.to(dtype))
+
+
+def test_eval_mode_for_each_call_with_the_mode_restored():
+    net = torch.nn.Sequential(constant_net(1), torch.nn.Dropout2d(0.9))
+    certifier = Certifier(SegmentationAdapter(net, num_classes=3), batch_size=16, seed=0)
+    net.train()
+    cert = certifier.certify(torch.rand(3, 4, 4), **CERT_SMALL)
+    assert (cert.labels == 1).all() and cert.hits.min() == CERT_SMALL["n"]
+    assert net.training and net[1].training
+
+
+# -- per-component radii --------------------------------------------------------------------
+def test_radii_option_is_the_core_certificate_on_the_same_counts():
+    from mtcert.certify.radii import certify_radii
+
+    rng = torch.Generator().manual_seed(0)
+
+    def noisy_net(z):  # a per-pixel threshold: some pixels stable, some not
+        return torch.stack([z[:, 0] * 0, z[:, 0] + torch.linspace(-1, 1, 16).reshape(4, 4)], 1)
+
+    task = TensorTask(noisy_net, num_classes=2)
+    x = torch.rand(3, 4, 4, generator=rng)
+    plain = Certifier(task, batch_size=32, seed=7).certify(x, **CERT_SMALL)
+    assert plain.radii_certificate is None and plain.radii is None
+    cert = Certifier(task, batch_size=32, seed=7, radii=True).certify(x, **CERT_SMALL)
+    np.testing.assert_array_equal(cert.hits, plain.hits)  # same draws, same SEGCERTIFY
+    np.testing.assert_array_equal(cert.labels, plain.labels)
+    want = certify_radii(cert.guess, cert.hits, CERT_SMALL["n"], alpha=CERT_SMALL["alpha"],
+                         sigma=CERT_SMALL["sigma"])  # fmt: skip
+    np.testing.assert_allclose(cert.radii, want.radii, rtol=1e-12)
+    np.testing.assert_array_equal(cert.radii_certificate.labels, want.labels)
+    assert 0 < want.n_certified < 16  # a mixed image: the test can see a difference
+    off = Certifier(task, batch_size=32, seed=7, radii=True).certify(x, radii=False, **CERT_SMALL)
+    assert off.radii is None
+    with pytest.raises(ValueError, match="radii"):
+        Certifier(task, radii="yes")
+
+
+CERT_SMALL = dict(sigma=0.25, tau=0.75, n0=10, n=60, alpha=0.01)
