@@ -27,8 +27,8 @@ The first frame is the settings frame, header
 Its ``settings`` must hold ``sigma`` (float), ``noise`` (str), ``n0`` and ``n``
 (int), ``seed`` (int), ``model`` (any JSON value identifying the model, e.g.
 its import path and checkpoint hash) and ``num_classes`` (int); ``ignore_index``
-(int outside ``[0, num_classes)`` or null, default 255) and further JSON entries (scales, flip, ...) are
-kept and compared on resumption like the others.  ``(n + 1) * num_classes``
+(int outside ``[0, num_classes)`` or null, default 255) and further JSON entries
+(scales, flip, ...) are kept and compared on resumption like the others.  ``(n + 1) * num_classes``
 may not exceed ``2**25`` (the per-item table of hit counts by class
 that re-deciding builds).
 
