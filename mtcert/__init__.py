@@ -35,6 +35,7 @@ from mtcert.certify import (
 )
 from mtcert.certify.cohen import indivclass, jointclass
 from mtcert.certify.hierarchy import ClassHierarchy, hierarchical_segcertify
+from mtcert.certify.radii import RadiiCertificate, certify_radii
 from mtcert.stats import binomial, multitest, radius
 from mtcert.stats.binomial import binom_test, clopper_pearson, greater_pvalue_table
 from mtcert.stats.compat import multipletests
@@ -62,7 +63,9 @@ _LAZY = {
     "run_preset": "mtcert.sim.power",
     "check_error_rate": "mtcert.sim.testing",
     **dict.fromkeys(("CountsWriter", "read_counts"), "mtcert.stored.counts"),
-    **dict.fromkeys(("recertify", "radius_curve"), "mtcert.stored.recertification"),
+    **dict.fromkeys(
+        ("recertify", "radius_curve", "joint_radius_curve"), "mtcert.stored.recertification"
+    ),
     "plan_samples": "mtcert.stored.planning",
 }
 
@@ -92,12 +95,14 @@ __all__ = [
     "ClassHierarchy",
     "CountsWriter",
     "MultiClassOracle",
+    "RadiiCertificate",
     "SegmentationCertificate",
     "__version__",
     "adjust",
     "binom_test",
     "binomial",
     "certify",
+    "certify_radii",
     "check_error_rate",
     "clopper_pearson",
     "cohen",
@@ -105,6 +110,7 @@ __all__ = [
     "hierarchical_segcertify",
     "hierarchy",
     "indivclass",
+    "joint_radius_curve",
     "jointclass",
     "metrics",
     "multipletests",

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtcert.certify.labels import ABSTAIN
+from mtcert.certify.segmentation import MAX_N
 from mtcert.stats.binomial import clopper_pearson, greater_pvalue_table
 from mtcert.stats.radius import NOISE_RADII, certified_radius
 from mtcert.stats.validation import (
@@ -69,8 +70,6 @@ RADII_METHODS = ("holm", "bonferroni")
 
 # Beyond this many testing samples the bounds are computed per component, not tabulated.
 _TABLE_MAX_N = 1 << 20
-# As in mtcert.certify.segmentation: beyond 2**53 a count is not exact in float64.
-_MAX_N = 2**53
 
 
 def lower_bound_table(n: int, family_size: int, alpha: float) -> np.ndarray:
@@ -100,7 +99,7 @@ def lower_bound_table(n: int, family_size: int, alpha: float) -> np.ndarray:
     >>> round(float(t[100]), 4), round(float(t[95]), 4)  # (1e-6) ** (1 / 100) for h = n
     (0.871, 0.7704)
     """
-    n = check_positive_int(n, "n", maximum=_MAX_N)
+    n = check_positive_int(n, "n", maximum=MAX_N)
     family_size = check_positive_int(family_size, "family_size")
     alpha = check_alpha(alpha)
     if n > _TABLE_MAX_N:
@@ -122,7 +121,7 @@ def cap(n: int, family_size: int, alpha: float) -> float:
     >>> round(cap(100, 1000, 0.001), 4)
     0.871
     """
-    n = check_positive_int(n, "n", maximum=_MAX_N)
+    n = check_positive_int(n, "n", maximum=MAX_N)
     family_size = check_positive_int(family_size, "family_size")
     level = check_alpha(alpha) / family_size
     top = float(clopper_pearson(n, n, alpha=level, alternative="greater")[0])
@@ -386,7 +385,7 @@ def certify_radii(
     array([ 3,  3, -1, -1])
     """
     alpha = check_alpha(alpha)
-    n = check_positive_int(n, "n", maximum=_MAX_N)
+    n = check_positive_int(n, "n", maximum=MAX_N)
     sigma = check_positive_real(sigma, "sigma")
     noise = check_option(noise, "noise", tuple(NOISE_RADII))
     method = check_option(method, "method", RADII_METHODS)
