@@ -186,7 +186,7 @@ def main(argv=None):
         ]  # fmt: skip
         name = f"mix tau={tau} n={n} (floor {lo})"
         rows += run_setting(name, imgs, n0=10, n=n, tau=tau, configs=cfg, seed=args.seed)
-        if args.figure and tau == 0.75:
+        if args.figure and (tau, n) == (0.75, 100):
             # the curves: fixed n swept, the two-stage tolerance and sequential settle swept
             cfg = [("fixed n=100", "fixed", {})]
             cfg += [(f"fixed n={m}", "fixed", dict(n_fixed=m)) for m in (70, 80, 90, 120, 150)]

@@ -410,12 +410,9 @@ def sequential_segcertify(
     looks = _check_looks(looks)
     settle = _fraction(settle, "settle", closed=True)
     futility = _fraction(futility, "futility")
-    try:
-        a, b = (check_positive_real(v, "prior") for v in prior)
-    except TypeError:
-        raise ValueError(
-            f"prior must be a pair (a, b) of positive numbers; got {prior!r}"
-        ) from None
+    if not isinstance(prior, tuple | list) or len(prior) != 2:
+        raise ValueError(f"prior must be a pair (a, b) of positive numbers; got {prior!r}")
+    a, b = (check_positive_real(v, "prior") for v in prior)
     guess = as_integer_array(guess, "guess")
     if guess.size == 0:
         raise ValueError("guess is empty: there are no components to certify")

@@ -148,6 +148,7 @@ def test_certified_set_only_grows_and_repr():
         (dict(settle=1.5), "settle"),
         (dict(futility=0), "futility"),
         (dict(prior=(1.0, -1.0)), "prior"),
+        (dict(prior=(1.0, 1.0, 1.0)), "prior"),
         (dict(tau=0.3), "tau"),
         (dict(alpha=2), "alpha"),
     ],
