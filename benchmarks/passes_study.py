@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from mtcert.certify.segmentation import segcertify_hits
-from mtcert.certify.sequential import sequential_segcertify
+from mtcert.certify.sequential import certification_floor, sequential_segcertify
 from mtcert.sim.oracle import BinaryOracle, MultiClassOracle
 from mtcert.stored.adaptive import two_stage_segcertify
 
@@ -66,7 +66,7 @@ def cityscapes_like(rng, N, hard):
 
 def floor_n(N, tau, alpha=ALPHA):
     """Fewest testing samples at which anything can certify: tau**n <= alpha / N."""
-    return math.ceil(math.log(alpha / N) / math.log(tau))
+    return certification_floor(N, tau, alpha)
 
 
 def one_image(oracle, rng, *, n0, n, tau, how, **kw):

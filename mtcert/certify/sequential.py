@@ -61,6 +61,7 @@ References
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -85,6 +86,7 @@ __all__ = [
     "SEQUENTIAL_METHODS",
     "SequentialCertificate",
     "anytime_pvalues",
+    "certification_floor",
     "fresh_hits",
     "mixture_log_evalue",
     "sequential_segcertify",
@@ -200,6 +202,76 @@ def _look_pvalues(hits, n, tau, bound, looks, a, b):
         # Bonferroni over the K looks: P(exists j: K p_j <= u) <= sum_j u / K = u
         table = np.minimum(1.0, looks * greater_pvalue_table(n, tau))
     return table[hits]
+
+
+def certification_floor(N, tau, alpha, *, bound="exact", looks=None, k=1, prior=(1.0, 1.0)):
+    """Fewest testing samples at which any of N components can be certified.
+
+    Holm's first rejection (Bonferroni's every one) needs a p-value of at most
+    ``k * alpha / N``, and the smallest p-value after n samples is that of n
+    hits out of n: ``tau**n`` for the exact binomial test, ``K tau**n`` for the
+    schedule of K looks, ``1 / M_n(n)`` for the mixture (non-decreasing in n:
+    every hit multiplies the integrand by ``q / tau >= 1``).  Below this n
+    nothing certifies however easy the image, so no choice of n per image can
+    spend fewer than ``n0 + floor`` passes on an image that certifies anything.
+    Sequential testing pays off when the fixed n it replaces is several times
+    its floor.
+
+    Parameters
+    ----------
+    N : int
+        Components per family.
+    tau, alpha : float
+    bound : {"exact", "mixture", "schedule"}, default "exact"
+        ``"exact"``: the fixed-n binomial test (SEGCERTIFY); the others as in
+        :func:`anytime_pvalues`.
+    looks : int, optional
+        Number of looks (``"schedule"``).
+    k : int, default 1
+        k of the k-FWER methods.
+    prior : (a, b)
+        Mixture prior (``"mixture"``).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from mtcert.certify.sequential import certification_floor
+    >>> N = 256 * 512  # Cityscapes at scale 0.25
+    >>> [certification_floor(N, 0.75, 0.001, bound=b, looks=8)
+    ...  for b in ("exact", "mixture", "schedule")]
+    [65, 76, 73]
+    """
+    N = check_positive_int(N, "N")
+    tau = check_tau(tau)
+    alpha = check_alpha(alpha)
+    k = check_positive_int(k, "k")
+    bound = check_option(bound, "bound", ("exact", *BOUNDS))
+    level = min(1.0, k * alpha / N)
+    if bound == "schedule":
+        if looks is None:
+            raise ValueError('looks (the number of pre-declared looks) is required for "schedule"')
+        level /= check_positive_int(looks, "looks")
+    # tau**n <= level, with a guard against rounding at the boundary
+    n = max(1, math.ceil(math.log(level) / math.log(tau) - 1e-9))
+    if bound != "mixture":
+        return n
+    if not isinstance(prior, tuple | list) or len(prior) != 2:
+        raise ValueError(f"prior must be a pair (a, b) of positive numbers; got {prior!r}")
+    a, b = prior
+
+    def reached(m):
+        return float(mixture_log_evalue(m, m, tau, a=a, b=b)) >= -math.log(level)
+
+    lo, hi = n - 1, n  # the mixture p-value is never below the exact one: floor >= n
+    while not reached(hi):
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:  # M_n(n) is non-decreasing in n
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reached(mid) else (mid, hi)
+    return hi
 
 
 def fresh_hits(sample, m: int, guess: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from scipy import integrate, stats
 from mtcert.certify import sequential as seq
 from mtcert.certify.sequential import (
     anytime_pvalues,
+    certification_floor,
     fresh_hits,
     mixture_log_evalue,
     sequential_segcertify,
@@ -177,3 +178,19 @@ def test_bad_samplers_are_refused(sampler, match):
 def test_schedule_bound_needs_looks():
     with pytest.raises(ValueError, match="looks"):
         anytime_pvalues([3], 5, 0.75, bound="schedule")
+
+
+@pytest.mark.parametrize("bound", ["exact", "mixture", "schedule"])
+@pytest.mark.parametrize(
+    ("N", "tau", "alpha"), [(256 * 512, 0.75, 1e-3), (100, 0.95, 0.1), (1, 0.5, 0.3)]
+)
+def test_certification_floor_is_the_first_n_where_anything_certifies(bound, N, tau, alpha):
+    f = certification_floor(N, tau, alpha, bound=bound, looks=8)
+
+    def smallest_p(n):
+        if bound == "exact":
+            return float(binom_test(n, n, tau))
+        return float(anytime_pvalues([n], n, tau, bound=bound, looks=8)[0])
+
+    assert smallest_p(f) <= alpha / N
+    assert f == 1 or smallest_p(f - 1) > alpha / N
