@@ -36,6 +36,11 @@ from mtcert.certify import (
 from mtcert.certify.cohen import indivclass, jointclass
 from mtcert.certify.hierarchy import ClassHierarchy, hierarchical_segcertify
 from mtcert.certify.radii import RadiiCertificate, certify_radii
+from mtcert.certify.sequential import (
+    SequentialCertificate,
+    certification_floor,
+    sequential_segcertify,
+)
 from mtcert.stats import binomial, multitest, radius
 from mtcert.stats.binomial import binom_test, clopper_pearson, greater_pvalue_table
 from mtcert.stats.compat import multipletests
@@ -67,6 +72,7 @@ _LAZY = {
         ("recertify", "radius_curve", "joint_radius_curve"), "mtcert.stored.recertification"
     ),
     "plan_samples": "mtcert.stored.planning",
+    **dict.fromkeys(("two_stage_segcertify", "plan_image_n"), "mtcert.stored.adaptive"),
 }
 
 
@@ -97,10 +103,12 @@ __all__ = [
     "MultiClassOracle",
     "RadiiCertificate",
     "SegmentationCertificate",
+    "SequentialCertificate",
     "__version__",
     "adjust",
     "binom_test",
     "binomial",
+    "certification_floor",
     "certify",
     "certify_radii",
     "check_error_rate",
@@ -116,6 +124,7 @@ __all__ = [
     "multipletests",
     "multitest",
     "oracle",
+    "plan_image_n",
     "plan_samples",
     "plotting",
     "power",
@@ -127,5 +136,7 @@ __all__ = [
     "run_preset",
     "segcertify",
     "segcertify_hits",
+    "sequential_segcertify",
     "testing",
+    "two_stage_segcertify",
 ]

@@ -48,7 +48,7 @@ from mtcert.stats.validation import (
     check_positive_int,
     check_tau,
 )
-from mtcert.stored.planning import _GRID, Profile, _npmle, plan_samples
+from mtcert.stored.planning import Profile, plan_samples, profile_from_histogram
 
 __all__ = ["ImagePlan", "TwoStageCertificate", "plan_image_n", "two_stage_segcertify"]
 
@@ -84,10 +84,8 @@ class ImagePlan:
 
 def _profile_from_hits(hits: np.ndarray, n: int) -> Profile:
     """The planner's NPMLE profile fitted to one image's pilot hit histogram."""
-    # the same estimator as mtcert.stored.planning.profile_from_pilot, on in-memory hits
-    w = _npmle(np.bincount(hits.ravel(), minlength=n + 1).astype(float), n)
-    keep = w > 1e-12
-    return Profile(_GRID[keep], w[keep] / w[keep].sum(), components=hits.size, source="pilot")
+    hist = np.bincount(hits.ravel(), minlength=n + 1)
+    return profile_from_histogram(hist, components=hits.size)
 
 
 def _check_grid(n_grid) -> list:

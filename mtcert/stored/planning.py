@@ -65,7 +65,14 @@ from mtcert.stats.methods import resolve_method
 from mtcert.stats.validation import as_probabilities, check_alpha, check_positive_int, check_tau
 from mtcert.stored.counts import StoredCounts, read_counts
 
-__all__ = ["Profile", "SamplePlan", "plan_samples", "plot_plan", "profile_from_pilot"]
+__all__ = [
+    "Profile",
+    "SamplePlan",
+    "plan_samples",
+    "plot_plan",
+    "profile_from_histogram",
+    "profile_from_pilot",
+]
 
 #: Methods whose certified rate :func:`plan_samples` computes exactly.
 EXACT_METHODS = ("bonferroni", "generalized-bonferroni")
@@ -179,12 +186,40 @@ def profile_from_pilot(counts, *, max_iter: int = 5000, tol: float = 1e-10) -> P
     hists = np.array([np.bincount(it.hits.ravel(), minlength=n + 1) for it in counts], float)
     if hists.size == 0:
         raise ValueError("the pilot holds no items")
-    w = _npmle(hists.sum(axis=0), n, max_iter=max_iter, tol=tol)
-    keep = w > 1e-12
-    comps = round(counts.components() / len(counts))
-    return Profile(
-        _GRID[keep], w[keep] / w[keep].sum(), components=comps,
+    return profile_from_histogram(
+        hists.sum(axis=0), components=round(counts.components() / len(counts)),
         source=f"pilot n={n} ({len(counts)} items)", item_hists=hists,
+        max_iter=max_iter, tol=tol,
+    )  # fmt: skip
+
+
+def profile_from_histogram(
+    hist, *, components: int, source: str = "pilot", item_hists=None, max_iter=5000, tol=1e-10
+) -> Profile:
+    """The p_A profile (NPMLE by EM) of a histogram of pilot hit counts.
+
+    ``hist[h]`` components had ``h`` hits among ``n = len(hist) - 1`` pilot
+    samples; the estimator of :func:`profile_from_pilot`, for hits held in memory
+    (e.g. one image's pilot).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hits = np.random.default_rng(0).binomial(20, 0.9, size=5000)
+    >>> prof = profile_from_histogram(np.bincount(hits, minlength=21), components=5000)
+    >>> round(prof.mean(), 2)
+    0.9
+    """
+    hist = np.asarray(hist, dtype=float)
+    if hist.ndim != 1 or hist.size < 2 or not np.isfinite(hist).all() or (hist < 0).any():
+        raise ValueError("hist must be a 1-D array of n + 1 >= 2 non-negative counts")
+    if hist.sum() <= 0:
+        raise ValueError("hist holds no components")
+    w = _npmle(hist, hist.size - 1, max_iter=max_iter, tol=tol)
+    keep = w > 1e-12
+    return Profile(
+        _GRID[keep], w[keep] / w[keep].sum(), components=components, source=source,
+        item_hists=item_hists,
     )  # fmt: skip
 
 
