@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -250,3 +251,12 @@ def test_run_demo_small(tmp_path):
     assert len((out / "certify" / "per_image.jsonl").read_text().splitlines()) == 2
     assert (out / "certify" / "summary.md").is_file()
     assert len(list((out / "certify" / "figures").glob("*.png"))) == 2
+    # the demo closes the loop: its stored counts are re-decided without the model
+    decide = out / "decide"
+    for name in ("sweep.csv", "sweep.md", "radius_curve.csv", "plan.csv"):
+        assert (decide / name).is_file(), name
+    sweep = pd.read_csv(decide / "sweep.csv")
+    direct = pd.read_csv(out / "certify" / "summary.csv").iloc[-1]  # the SEGCERTIFY row
+    same = sweep[(sweep.tau == 0.75) & (sweep.method == "holm")].iloc[0]
+    assert same.acc == direct.acc and same.abstain == direct.abstain  # bit for bit
+    assert set(sweep.tau) == {0.6, 0.75, 0.9} and set(sweep.method) == {"holm", "bonferroni"}
