@@ -122,8 +122,8 @@ def run(args) -> int:
         curve.to_csv(out / f"{name}-radius_curve.csv", index=False)
         joint.to_csv(out / f"{name}-joint_radius_curve.csv", index=False)
         print(
-            f"radius curve: {len(curve)} points, each its own certificate (do not read a "
-            f"{family}'s largest radius off it) -> {out / name}-radius_curve.csv\n"
+            f"radius curve: {len(curve)} points, each its own certificate (do not read the "
+            f"largest radius per {family} off it) -> {out / name}-radius_curve.csv\n"
             f"joint radius curve: one certificate per {family} for all {len(joint)} points "
             f"(FWER {args.alpha[0]:g} per {family}) -> {out / name}-joint_radius_curve.csv"
         )
