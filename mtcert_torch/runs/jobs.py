@@ -55,7 +55,7 @@ def load_model(
 ) -> torch.nn.Module:
     """Build a model from a registry name or ``module.path:callable`` and load a checkpoint.
 
-    Registry names are those of :func:`mtcert_torch.models.list_models` (HRNetV2
+    Registry names are those of ``mtcert_torch.models.list_models()`` (HRNetV2
     variants, PointNet++); any other model is given as ``module.path:callable``.
     The callable is called as ``callable(num_classes=num_classes, **kwargs)``
     (without ``num_classes`` when it is None, as for point-cloud models).  The

@@ -183,6 +183,10 @@ def evaluate(
 ) -> Evaluation:
     """Certify a data set with resumable result files, sharding and a summary.
 
+    Under an initialised ``torch.distributed`` process group rank ``r`` of
+    ``W`` certifies items ``r, r + W, …`` into its own record file; after a
+    barrier rank 0 summarises every record of the folder.
+
     Parameters
     ----------
     certifier : Certifier
@@ -210,10 +214,6 @@ def evaluate(
         the model (:mod:`mtcert_torch.runs.counts`,
         :func:`mtcert.stored.recertification.recertify`); finished (closed) when
         every item of this rank is stored.
-
-    Under an initialised ``torch.distributed`` process group rank ``r`` of
-    ``W`` certifies items ``r, r + W, …`` into its own record file; after a
-    barrier rank 0 summarises every record of the folder.
     """
     items = Items.of(data)
     seen: set = set()

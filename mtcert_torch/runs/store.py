@@ -257,6 +257,9 @@ def _rewrite_csv(jsonl: Path) -> None:
 class ResultsWriter:
     """Append-only per-item results with resumption (see module docstring).
 
+    The folder is created (:func:`mtcert._files.output_folder`: a file or an
+    unwritable place is refused, naming ``--out``).
+
     Parameters
     ----------
     out : path
@@ -270,9 +273,6 @@ class ResultsWriter:
         Record file stem, CSV columns, the summary's item-count column and its
         table columns; the defaults are the image run's (:data:`IMAGE_FILES`;
         :data:`CLOUD_FILES` for clouds).
-
-    The folder is created (:func:`mtcert._files.output_folder`: a file or an
-    unwritable place is refused, naming ``--out``).
     """
 
     def __init__(
