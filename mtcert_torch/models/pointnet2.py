@@ -45,6 +45,7 @@ from mtcert.stats.validation import check_positive_int
 from mtcert_torch.data.shapenet import PART_RANGES, category_index
 from mtcert_torch.models._checkpoint import load_checkpoint
 from mtcert_torch.sampler import CPU_MAX_BATCH, CPU_MEMORY_BUDGET
+from mtcert_torch.task import check_finite
 
 __all__ = [
     "FeaturePropagation",
@@ -367,8 +368,11 @@ def restricted_argmax(scores: torch.Tensor, category: torch.Tensor, mask: torch.
     ``category``: ``(B,)`` indices into ``mask`` ``(num_categories, P)``.  Returns
     global part labels ``(B, N)`` (int64); ties go to the lowest label.  The
     paper's released certification script took the argmax over the 16
-    categories' worth of outputs instead of the category's own parts.
+    categories' worth of outputs instead of the category's own parts.  NaN or
+    infinite scores raise :class:`~mtcert_torch.task.NonFiniteOutputError`: their
+    argmax would be an arbitrary part, certified as if the network had chosen it.
     """
+    check_finite(scores)
     allowed = mask.to(scores.device)[category].unsqueeze(1)  # (B, 1, P)
     return scores.masked_fill(~allowed, float("-inf")).argmax(-1)
 

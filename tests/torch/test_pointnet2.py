@@ -380,3 +380,16 @@ def test_registry():
     assert "pointnet2_part_seg_msg" in list_models()
     model = get_model("pointnet2_part_seg_msg", normals=False, num_parts=50)
     assert isinstance(model, PointNet2PartSegMsg) and model.in_channels == 3
+
+
+def test_non_finite_part_scores_are_refused():
+    # a NaN network must stop the run, not certify its argmax as a part label
+    from mtcert_torch.models.pointnet2 import restricted_argmax
+    from mtcert_torch.task import NonFiniteOutputError
+
+    scores = torch.zeros(1, 3, 50)
+    mask = torch.ones(16, 50, dtype=torch.bool)
+    restricted_argmax(scores, torch.tensor([0]), mask)  # finite: fine
+    scores[0, 1, 7] = float("nan")
+    with pytest.raises(NonFiniteOutputError, match="non-finite"):
+        restricted_argmax(scores, torch.tensor([0]), mask)
