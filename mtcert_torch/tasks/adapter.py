@@ -93,8 +93,10 @@ class SegmentationAdapter(torch.nn.Module):
             raise ValueError(
                 f"mean and std must have the same length; got {mean.shape[1]} and {std.shape[1]}"
             )
-        if not bool((std > 0).all()):
-            raise ValueError("std must be positive")
+        if not bool(torch.isfinite(mean).all()):  # NaN or inf: the network would see no image
+            raise ValueError(f"mean must be finite numbers; got {mean.flatten().tolist()}")
+        if not bool((std > 0).all() & torch.isfinite(std).all()):
+            raise ValueError(f"std must be finite and positive; got {std.flatten().tolist()}")
         # On the wrapped model's device: wrapping a model already moved to the GPU must work.
         device = next(iter(model.parameters()), next(iter(model.buffers()), mean)).device
         self.register_buffer("mean", mean.to(device), persistent=False)

@@ -114,3 +114,17 @@ def test_normalisation_buffers_follow_a_model_moved_before_or_after_wrapping():
     adapter = SegmentationAdapter(cpu_net, num_classes=4)
     cpu_net.to("meta")
     assert adapter.logits(torch.empty(1, 3, 4, 4, device="meta")).device.type == "meta"
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"std": (float("inf"),) * 3}, "std must be finite"),
+        ({"std": (0.0, 1.0, 1.0)}, "std must be finite and positive"),
+        ({"mean": (float("nan"), 0.0, 0.0)}, "mean must be finite"),
+    ],
+)
+def test_normalisation_must_be_finite(kw, match):
+    # std = inf or a NaN mean turns every image into the same input: refuse it when built
+    with pytest.raises(ValueError, match=match):
+        SegmentationAdapter(torch.nn.Conv2d(3, 2, 1), num_classes=2, **kw)
