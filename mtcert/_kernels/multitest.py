@@ -528,9 +528,25 @@ def bucket_groups(hist, target):
 
 @tiered
 @njit(cache=True)
+def key_scatter(keys, shift, group_of_bucket, starts, out):
+    """Counting-sort pass: move every key to its group (contiguous, ordered key ranges)."""
+    sh = np.uint64(shift)
+    ptr = starts.copy()
+    for i in range(keys.size):
+        x = keys[i]
+        g = group_of_bucket[np.int64(x >> sh)]
+        out[ptr[g]] = x
+        ptr[g] += 1
+
+
+@tiered
+@njit(cache=True)
 def key_permute(keys, shift, group_of_bucket, starts, sizes):
     """Counting-sort pass in place: move every key into its group (contiguous, ordered
-    key ranges), swapping each misplaced key into the next free slot of its group."""
+    key ranges), swapping each misplaced key into the next free slot of its group.
+
+    Saves :func:`key_scatter`'s second buffer, at the price of a chain of dependent
+    random accesses (several times slower once the keys exceed the caches)."""
     sh = np.uint64(shift)
     ptr = starts.copy()
     for g in range(starts.size):

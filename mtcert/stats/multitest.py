@@ -59,6 +59,7 @@ from mtcert._kernels.multitest import (
     hommel_rows,
     key_histogram,
     key_permute,
+    key_scatter,
     pack_keys,
     twostage_rows,
     unpack_sorted,
@@ -142,44 +143,53 @@ class AdjustResult:
         )
 
 
-def _bucket_sort(keys: np.ndarray) -> None:
-    """Sort packed keys in place: one counting-sort pass on the leading bits, then
-    np.sort per group.
+def _bucket_sort(keys: np.ndarray, out: np.ndarray | None = None) -> None:
+    """Sort packed keys into ``out`` (in place when None): one counting-sort pass on
+    the leading bits, then np.sort per group.
 
     np.sort of 10^7 keys costs about twice as much per element as sorting cache-sized
-    pieces, and one histogram plus one permutation pass is cheaper than the difference.
-    The pass permutes in place (no second buffer of keys).
+    pieces, and one histogram plus one scatter pass is cheaper than the difference.
+    In place, the pass permutes the keys without a second buffer (but more slowly).
     """
     shift = _tunables.BUCKET_SHIFT
     nb = 1 << (64 - shift)
     group_of_bucket, sizes = bucket_groups(key_histogram(keys, shift, nb), _tunables.BUCKET_TARGET)
     starts = np.cumsum(sizes) - sizes
-    key_permute(keys, shift, group_of_bucket, starts, sizes)
+    if out is None:
+        key_permute(keys, shift, group_of_bucket, starts, sizes)
+        out = keys
+    else:
+        key_scatter(keys, shift, group_of_bucket, starts, out)
     for a, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
-        keys[a : a + n].sort()
+        out[a : a + n].sort()
 
 
-def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None):
+def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None, low_memory=False):
     """Order and sorted values per row (NaNs last), via packed-key np.sort.
 
     ``s`` (F, M) float64 receives the sorted values; :func:`adjust_families` passes
-    its output array.  The packed keys are sorted in ``s`` itself (unpacking reads
-    each key before writing that slot), so the only other array of M entries is
-    ``order``: int32 where the indices fit, to keep the peak memory of ``adjust``
-    within twice the p-values (the adjusted values are one of the two).
+    its output array.  The bucket sort's second key buffer is ``s`` too: unpacking
+    reads each key before writing that slot, and ``order`` is the keys' buffer.
+    ``low_memory``: the keys are packed and sorted in ``s`` itself (the bucket
+    pass in place), and ``order`` is int32 where the indices fit.
     """
     F, M = p2d.shape
     idxbits = max(2, (M - 1).bit_length())
     if s is None:
         s = np.empty((F, M))
-    keys = s.view(np.uint64)
+    keys = s.view(np.uint64) if low_memory else np.empty((F, M), dtype=np.uint64)
     pack_keys(p2d, idxbits, keys)
     if F == 1 and M >= _tunables.BUCKET_MIN:
-        _bucket_sort(keys[0])
+        sorted_keys = keys if low_memory else s.view(np.uint64)
+        _bucket_sort(keys[0], None if low_memory else sorted_keys[0])
     else:
         keys.sort(axis=1)
-    order = np.empty((F, M), dtype=np.int32 if M < 2**31 else np.int64)
-    ok = unpack_sorted(keys, idxbits, p2d, m_eff, order, s)
+        sorted_keys = keys
+    if low_memory:
+        order = np.empty((F, M), dtype=np.int32 if M < 2**31 else np.int64)
+    else:
+        order = keys.view(np.int64)
+    ok = unpack_sorted(sorted_keys, idxbits, p2d, m_eff, order, s)
     for r in np.flatnonzero(~ok):  # many distinct near-equal values: exact argsort
         order[r] = np.argsort(p2d[r], kind="stable")
         s[r] = p2d[r, order[r]]
@@ -331,6 +341,7 @@ def adjust_families(p2d, code, alpha, k, maxiter, m_eff, is_sorted=False):
     else:
         m_sorted = m_eff
         cand = None
+        low_memory = False
         if (
             code in (_codes.HOLM, _codes.GENERALIZED_HOLM)
             and F == 1
@@ -348,12 +359,13 @@ def adjust_families(p2d, code, alpha, k, maxiter, m_eff, is_sorted=False):
             order[:] = np.arange(M, dtype=order.dtype)  # writable: the kernels mark it
             s = p2d
         else:
-            order, s = _sort_rows(p2d, m_eff, adj)
+            low_memory = p2d.size >= _tunables.ADJUST_LOW_MEMORY_MIN
+            order, s = _sort_rows(p2d, m_eff, adj, low_memory)
         nrej = np.full(F, -1, dtype=np.int64)
         thr = np.full(F, -1.0)
         # adjusted values computed over the sorted ones (in adj) and permuted in place,
         # where the procedure reads each sorted value before writing its slot
-        in_place = s is adj
+        in_place = s is adj and low_memory
         out = (adj, rej, nrej, thr, in_place)
         # one kernel per procedure: a call compiles only the one it needs
         if code in (_codes.HOLM, _codes.GENERALIZED_HOLM):
