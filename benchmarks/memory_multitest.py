@@ -4,7 +4,8 @@ Measured with :mod:`tracemalloc` (numpy reports its buffers to it), one family o
 ``H x W`` components with int64 hits and n = 100 (``segcertify_hits``, counting
 path for the methods in ``FAST_METHODS`` -- Hommel, BH and BY included --,
 ``adjust`` on float p-values for the others) and ``H x W`` float64 p-values
-(``adjust``).  Usage::
+(``adjust``, on its default path and on the low-memory path that
+``_tunables.ADJUST_LOW_MEMORY_MIN`` selects for large calls).  Usage::
 
     python benchmarks/memory_multitest.py [H W]
 """
@@ -17,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from mtcert import adjust, segcertify_hits
+from mtcert import _tunables, adjust, segcertify_hits
 from mtcert.certify.segmentation import FAST_METHODS, NotACertificateWarning
 
 METHODS = (
@@ -51,7 +52,7 @@ def main(h: int = 1024, w: int = 1024) -> None:
     p = rng.random(h * w) ** 3
     warnings.simplefilter("ignore", NotACertificateWarning)  # FDR methods measured all the same
     print(f"\npeak memory / input bytes, {h}x{w} components")
-    print(f"{'method':<21} {'path':<9} {'segcertify_hits':>16} {'adjust':>8}")
+    print(f"{'method':<21} {'path':<9} {'segcertify_hits':>16} {'adjust':>8} {'low-mem':>8}")
     for method in METHODS:
         path = "counting" if method in FAST_METHODS else "adjust"
         seg = peak(
@@ -60,7 +61,16 @@ def main(h: int = 1024, w: int = 1024) -> None:
             )
         )
         adj = peak(lambda method=method: adjust(p, method))
-        print(f"{method:<21} {path:<9} {seg / hits.nbytes:>15.2f}x {adj / p.nbytes:>7.2f}x")
+        default_min = _tunables.ADJUST_LOW_MEMORY_MIN
+        _tunables.ADJUST_LOW_MEMORY_MIN = 0
+        try:
+            low = peak(lambda method=method: adjust(p, method))
+        finally:
+            _tunables.ADJUST_LOW_MEMORY_MIN = default_min
+        print(
+            f"{method:<21} {path:<9} {seg / hits.nbytes:>15.2f}x {adj / p.nbytes:>7.2f}x"
+            f" {low / p.nbytes:>7.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -186,27 +186,37 @@ def log_tail(k, n, p, upward):
 DEEP_TAIL = 1e-200
 
 
+# Boost's ibeta / ibetac return NaN for some parameters near 2^53 (e.g. ibetac at
+# a = 2^52 + 1, b = 2^52, x = 1/2: a + b = n + 1 is not a double there).  This
+# happens next to the mean, where both tails are about 1/2, so the complement of
+# the other tail is then accurate to an ulp or two.
+
+
 @numba.njit(cache=True)
-def binom_greater(k, n, p, betainc):
+def binom_greater(k, n, p, betainc, betaincc):
     """P(X >= k); the two-sided search may ask for k = n + 1 (an empty tail)."""
     if k <= 0.0:
         return 1.0
     if k > n:
         return 0.0
     v = betainc(k, n - k + 1.0, p, 0)
+    if v != v:
+        v = 1.0 - betaincc(k, n - k + 1.0, p, 0)
     if v < DEEP_TAIL and k > n * p:
         return math.exp(log_tail(k, n, p, True))
     return v
 
 
 @numba.njit(cache=True)
-def binom_less(k, n, p, betaincc):
+def binom_less(k, n, p, betainc, betaincc):
     """P(X <= k); the two-sided search may ask for k = -1 (an empty tail)."""
     if k >= n:
         return 1.0
     if k < 0.0:
         return 0.0
     v = betaincc(k + 1.0, n - k, p, 0)
+    if v != v:
+        v = 1.0 - betainc(k + 1.0, n - k, p, 0)
     if v < DEEP_TAIL and k < n * p:
         return math.exp(log_tail(k, n, p, False))
     return v
@@ -236,7 +246,7 @@ def binom_two_sided(k, n, p, betainc, betaincc):
                 hi = mid
             else:
                 lo = mid + 1.0
-        pval = binom_less(k, n, p, betaincc) + binom_greater(lo, n, p, betainc)
+        pval = binom_less(k, n, p, betainc, betaincc) + binom_greater(lo, n, p, betainc, betaincc)
     else:
         # largest ix in [0, floor(pn)] with logpmf(ix) <= target (pmf increasing there)
         lo = -1.0
@@ -247,7 +257,7 @@ def binom_two_sided(k, n, p, betainc, betaincc):
                 lo = mid
             else:
                 hi = mid - 1.0
-        pval = binom_less(lo, n, p, betaincc) + binom_greater(k, n, p, betainc)
+        pval = binom_less(lo, n, p, betainc, betaincc) + binom_greater(k, n, p, betainc, betaincc)
     return min(1.0, pval)
 
 
@@ -263,18 +273,18 @@ def _at(a, i):
 
 @tiered
 @numba.njit(cache=True, nogil=True)
-def greater_elementwise(k, n, p, out, betainc):
+def greater_elementwise(k, n, p, out, betainc, betaincc):
     """out[i] = P(X >= k[i]) for X ~ Bin(n[i], p[i])."""
     for i in range(out.size):
-        out[i] = binom_greater(_at(k, i), _at(n, i), _at(p, i), betainc)
+        out[i] = binom_greater(_at(k, i), _at(n, i), _at(p, i), betainc, betaincc)
 
 
 @tiered
 @numba.njit(cache=True, nogil=True)
-def less_elementwise(k, n, p, out, betaincc):
+def less_elementwise(k, n, p, out, betainc, betaincc):
     """out[i] = P(X <= k[i]) for X ~ Bin(n[i], p[i])."""
     for i in range(out.size):
-        out[i] = binom_less(_at(k, i), _at(n, i), _at(p, i), betaincc)
+        out[i] = binom_less(_at(k, i), _at(n, i), _at(p, i), betainc, betaincc)
 
 
 @tiered

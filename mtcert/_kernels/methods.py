@@ -70,8 +70,20 @@ def sidak_critical(alpha: float, m: int) -> np.float64:
     return 1 - np.power((1.0 - alpha), 1.0 / m)
 
 
-def harmonic_sum(m: int) -> np.float64:
+# numpy's pairwise summation halves a contiguous array at a multiple of 8 until a
+# block has at most 128 entries; splitting the same way down to this size and
+# summing each piece with np.sum reproduces it bit for bit with a piece's memory.
+_HARMONIC_PIECE = 1 << 13
+
+
+def harmonic_sum(m: int, lo: int = 0) -> np.float64:
     """Benjamini–Yekutieli's constant ``sum_{l=1..m} 1/l``, summed as statsmodels sums it
-    (numpy's pairwise sum of the array ``1.0 / arange(1, m + 1)``, built in place)."""
-    terms = np.arange(1, m + 1, dtype=np.float64)
+    (numpy's pairwise sum of the array ``1.0 / arange(1, m + 1)``), without that array.
+
+    ``lo`` offsets the terms (``sum_{l=lo+1..lo+m} 1/l``): the halves of the recursion.
+    """
+    if m > _HARMONIC_PIECE:
+        half = m // 2 - (m // 2) % 8
+        return harmonic_sum(half, lo) + harmonic_sum(m - half, lo + half)
+    terms = np.arange(lo + 1, lo + m + 1, dtype=np.float64)
     return np.sum(np.divide(1.0, terms, out=terms))

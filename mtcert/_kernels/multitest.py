@@ -187,16 +187,12 @@ def _fdr_twostage(s, m, alpha, bky, maxiter, a):
     """BH / BKY two-stage (Benjamini, Krieger & Yekutieli 2006, Def. 6), as statsmodels."""
     fact = 1.0 + alpha if bky else 1.0
     alpha_prime = alpha / fact
+    # every count reads s before the adjusted values are written: ``a`` may be ``s``
     r1 = _bh_count(s, m, alpha_prime, 1.0)
-    _bh_adjusted(s, m, 1.0, a)
-    if r1 == 0 or r1 == m:
-        ri = r1
-        for i in range(m):
-            a[i] = min(a[i] * fact, 1.0)
-    else:
+    ri = r1
+    ntests0 = float(m)
+    if not (r1 == 0 or r1 == m):
         ri_old = r1
-        ri = r1
-        ntests0 = float(m)
         for it in range(maxiter):
             ntests0 = float(m) - ri_old
             alpha_star = alpha_prime * m / ntests0  # inf when ntests0 == 0, as numpy
@@ -204,6 +200,11 @@ def _fdr_twostage(s, m, alpha, bky, maxiter, a):
             if it >= maxiter - 1 or ri == ri_old:
                 break
             ri_old = ri
+    _bh_adjusted(s, m, 1.0, a)
+    if r1 == 0 or r1 == m:
+        for i in range(m):
+            a[i] = min(a[i] * fact, 1.0)
+    else:
         f1 = ntests0 * 1.0 / m
         for i in range(m):
             v = a[i] * f1
@@ -277,45 +278,43 @@ def _hommel(s, m, alpha, a, rj, cim, hull, dq):
         tb = hull[h - 1 - lo]
         j = m - q
         cim[j] = j * s[tb - 1] / (tb - q)
-    # a[i] first receives A_i = max_{j >= m - i} cim[j] (0-based i; 1-based rank i + 1).
+    # A_i = max_{j >= m - i} cim[j] (0-based i; 1-based rank i + 1), then the second
+    # term, i increasing: L = min(ptr, m - i - 1) with ptr the prefix end, window
+    # (L, m - i - 1] of cim handled by a monotone deque moving left.  One pass: s[i]
+    # is read before a[i] is written, so ``a`` may be ``s``.
     run = -np.inf
     jj = m
-    for i in range(m):
-        while jj >= m - i:
-            if cim[jj] > run:
-                run = cim[jj]
-            jj -= 1
-        a[i] = run
-    # second term, i increasing: L = min(ptr, m - i - 1) with ptr the prefix end,
-    # window (L, m - i - 1] of cim handled by a monotone deque moving left.
     ptr = m
     head = 0
     tail = 0
     nxt = m
     for i in range(m):
+        while jj >= m - i:
+            if cim[jj] > run:
+                run = cim[jj]
+            jj -= 1
+        ai = run
         hi_j = m - i - 1  # j <= m - i for 1-based i
-        if hi_j < 1:
-            break
-        p = s[i]
-        while ptr >= 1 and not (ptr * p <= cim[ptr]):
-            ptr -= 1
-        L = min(ptr, hi_j)
-        best = L * p if L >= 1 else -np.inf
-        lo_j = L + 1
-        while nxt >= lo_j and nxt >= 1:
-            while tail > head and cim[dq[tail - 1]] <= cim[nxt]:
-                tail -= 1
-            dq[tail] = nxt
-            tail += 1
-            nxt -= 1
-        while head < tail and dq[head] > hi_j:
-            head += 1
-        if head < tail and cim[dq[head]] > best:
-            best = cim[dq[head]]
-        if best > a[i]:
-            a[i] = best
-    for i in range(m):
-        a[i] = min(a[i], 1.0)
+        if hi_j >= 1:
+            p = s[i]
+            while ptr >= 1 and not (ptr * p <= cim[ptr]):
+                ptr -= 1
+            L = min(ptr, hi_j)
+            best = L * p if L >= 1 else -np.inf
+            lo_j = L + 1
+            while nxt >= lo_j and nxt >= 1:
+                while tail > head and cim[dq[tail - 1]] <= cim[nxt]:
+                    tail -= 1
+                dq[tail] = nxt
+                tail += 1
+                nxt -= 1
+            while head < tail and dq[head] > hi_j:
+                head += 1
+            if head < tail and cim[dq[head]] > best:
+                best = cim[dq[head]]
+            if best > ai:
+                ai = best
+        a[i] = min(ai, 1.0)
         rj[i] = a[i] <= alpha
     return -1
 
@@ -336,114 +335,151 @@ def _hommel(s, m, alpha, a, rj, cim, hull, dq):
 
 
 @njit(cache=True, error_model="numpy")
-def _finish_row(r, n, m, sr, orow, a, rj, out_adj, out_rej, nrej, thr):
-    """Scatter row r's adjusted values (and decisions when ``n < 0``); NaN tail."""
+def _finish_row(r, n, m, pr, orow, a, rj, out_adj, out_rej, nrej, thr, in_place):
+    """Scatter row r's adjusted values (and decisions when ``n < 0``); NaN tail.
+
+    ``pr`` is the row of p-values in input order (``thr[r]`` is the largest
+    rejected one).  ``in_place``: ``a`` is ``out_adj[r]`` itself, in sorted
+    order, its tail ``a[m:]`` the row's NaNs (the sorted values it overwrote);
+    it is permuted into input order along the cycles of ``orow``, which marks
+    the visited slots by complementing them (``orow`` is scratch afterwards).
+    """
     nrej[r] = n
     if n >= 0:
-        thr[r] = sr[n - 1] if n > 0 else -1.0
-        for i in range(m):
-            out_adj[r, orow[i]] = a[i]
+        thr[r] = pr[orow[n - 1]] if n > 0 else -1.0
     else:
         for i in range(m):
-            j = orow[i]
-            out_adj[r, j] = a[i]
-            out_rej[r, j] = rj[i]
-    for i in range(m, sr.shape[0]):
-        j = orow[i]
-        out_adj[r, j] = np.nan
-        out_rej[r, j] = False
+            out_rej[r, orow[i]] = rj[i]
+    M = orow.shape[0]
+    for i in range(m, M):
+        out_rej[r, orow[i]] = False
+    if not in_place:
+        for i in range(m):
+            out_adj[r, orow[i]] = a[i]
+        for i in range(m, M):
+            out_adj[r, orow[i]] = np.nan
+        return
+    for start in range(M):
+        if orow[start] < 0:
+            continue
+        v = a[start]
+        j = start
+        while True:
+            dst = orow[j]
+            orow[j] = ~dst
+            if dst == start:
+                a[start] = v
+                break
+            w = a[dst]
+            a[dst] = v
+            v = w
+            j = dst
+
+
+@njit(cache=True)
+def _row_buffer(s, r, a, in_place):
+    """Where row r's adjusted values go: over its sorted values, or a scratch row."""
+    return s[r] if in_place else a
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def holm_rows(s, order, m_eff, m_tot, alpha, k, out_adj, out_rej, nrej, thr):
+def holm_rows(s, order, p, m_eff, m_tot, alpha, k, out_adj, out_rej, nrej, thr, in_place):
     """(Generalized) Holm; ``m_tot[r]`` is the family size, above ``m_eff[r]`` when
     only the candidates were sorted."""
-    a = np.empty(s.shape[1])
+    a = np.empty(0 if in_place else s.shape[1])
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            n = _step_down_lr(s[r], m, m_tot[r], alpha, k, a) if m > 0 else 0
-            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+            ar = _row_buffer(s, r, a, in_place)
+            n = _step_down_lr(s[r], m, m_tot[r], alpha, k, ar) if m > 0 else 0
+            _finish_row(r, n, m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def hochberg_rows(s, order, m_eff, alpha, k, out_adj, out_rej, nrej, thr):
+def hochberg_rows(s, order, p, m_eff, alpha, k, out_adj, out_rej, nrej, thr, in_place):
     """(Generalized) Hochberg."""
-    a = np.empty(s.shape[1])
+    a = np.empty(0 if in_place else s.shape[1])
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            n = _step_up_lr(s[r], m, alpha, k, a) if m > 0 else 0
-            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+            ar = _row_buffer(s, r, a, in_place)
+            n = _step_up_lr(s[r], m, alpha, k, ar) if m > 0 else 0
+            _finish_row(r, n, m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def holm_sidak_rows(s, order, m_eff, n_rejected, out_adj, out_rej, nrej, thr):
+def holm_sidak_rows(s, order, p, m_eff, n_rejected, out_adj, out_rej, nrej, thr, in_place):
     """Holm–Šidák, with each row's number of rejections ``n_rejected[r]`` decided by the caller."""
-    a = np.empty(s.shape[1])
+    a = np.empty(0 if in_place else s.shape[1])
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
+            ar = _row_buffer(s, r, a, in_place)
             if m > 0:
-                _holm_sidak_adjusted(s[r], m, a)
-            _finish_row(r, n_rejected[r], m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+                _holm_sidak_adjusted(s[r], m, ar)
+            _finish_row(
+                r, n_rejected[r], m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place
+            )
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def bh_rows(s, order, m_eff, alpha, cm, out_adj, out_rej, nrej, thr):
+def bh_rows(s, order, p, m_eff, alpha, cm, out_adj, out_rej, nrej, thr, in_place):
     """Benjamini–Hochberg (``cm[r] = 1``) or Benjamini–Yekutieli (``cm[r] = sum 1/l``)."""
-    a = np.empty(s.shape[1])
+    a = np.empty(0 if in_place else s.shape[1])
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            n = _fdr_bh(s[r], m, alpha, cm[r], a) if m > 0 else 0
-            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+            ar = _row_buffer(s, r, a, in_place)
+            n = _fdr_bh(s[r], m, alpha, cm[r], ar) if m > 0 else 0
+            _finish_row(r, n, m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def twostage_rows(s, order, m_eff, alpha, bky, maxiter, out_adj, out_rej, nrej, thr):
+def twostage_rows(s, order, p, m_eff, alpha, bky, maxiter, out_adj, out_rej, nrej, thr, in_place):
     """Two-stage BH (``bky`` False) or BKY (True), ``maxiter`` iterations."""
-    a = np.empty(s.shape[1])
+    a = np.empty(0 if in_place else s.shape[1])
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            n = _fdr_twostage(s[r], m, alpha, bky, maxiter, a) if m > 0 else 0
-            _finish_row(r, n, m, s[r], order[r], a, a, out_adj, out_rej, nrej, thr)
+            ar = _row_buffer(s, r, a, in_place)
+            n = _fdr_twostage(s[r], m, alpha, bky, maxiter, ar) if m > 0 else 0
+            _finish_row(r, n, m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def gbs_rows(s, order, m_eff, alpha, out_adj, out_rej, nrej, thr):
+def gbs_rows(s, order, p, m_eff, alpha, out_adj, out_rej, nrej, thr, in_place):
     """Gavrilov, Benjamini & Sarkar's adaptive step-down (element-wise decisions)."""
-    a = np.empty(s.shape[1])
+    a = np.empty(0 if in_place else s.shape[1])
     rj = np.empty(s.shape[1], dtype=np.bool_)
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            n = _fdr_gbs(s[r], m, alpha, a, rj) if m > 0 else -1
-            _finish_row(r, n, m, s[r], order[r], a, rj, out_adj, out_rej, nrej, thr)
+            ar = _row_buffer(s, r, a, in_place)
+            n = _fdr_gbs(s[r], m, alpha, ar, rj) if m > 0 else -1
+            _finish_row(r, n, m, p[r], order[r], ar, rj, out_adj, out_rej, nrej, thr, in_place)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def hommel_rows(s, order, m_eff, alpha, out_adj, out_rej, nrej, thr):
-    """Hommel (element-wise decisions), O(m log m) per row."""
+def hommel_rows(s, order, p, m_eff, alpha, out_adj, out_rej, nrej, thr, in_place, hull, dq):
+    """Hommel (element-wise decisions), O(m log m) per row; ``hull`` and ``dq`` are
+    integer scratch of M + 1 entries (int32 where M allows: less memory)."""
     M = s.shape[1]
-    a = np.empty(M)
+    a = np.empty(0 if in_place else M)
     rj = np.empty(M, dtype=np.bool_)
     cim = np.empty(M + 1)
-    hull = np.empty(M + 1, dtype=np.int64)
-    dq = np.empty(M + 1, dtype=np.int64)
     for r in range(s.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            n = _hommel(s[r], m, alpha, a, rj, cim, hull, dq) if m > 0 else -1
-            _finish_row(r, n, m, s[r], order[r], a, rj, out_adj, out_rej, nrej, thr)
+            ar = _row_buffer(s, r, a, in_place)
+            n = _hommel(s[r], m, alpha, ar, rj, cim, hull, dq) if m > 0 else -1
+            _finish_row(r, n, m, p[r], order[r], ar, rj, out_adj, out_rej, nrej, thr, in_place)
 
 
 @tiered
@@ -476,6 +512,22 @@ def key_histogram(keys, shift, nbuckets):
 
 @tiered
 @njit(cache=True)
+def bucket_groups(hist, target):
+    """Group consecutive buckets into groups of about ``target`` keys: the group of
+    each bucket (int32) and each group's size."""
+    group_of_bucket = np.empty(hist.size, dtype=np.int32)
+    sizes = np.zeros(hist.sum() // target + 1, dtype=np.int64)
+    before = 0
+    for b in range(hist.size):
+        g = before // target
+        group_of_bucket[b] = g
+        sizes[g] += hist[b]
+        before += hist[b]
+    return group_of_bucket, sizes
+
+
+@tiered
+@njit(cache=True)
 def key_scatter(keys, shift, group_of_bucket, starts, out):
     """Counting-sort pass: move every key to its group (contiguous, ordered key ranges)."""
     sh = np.uint64(shift)
@@ -485,6 +537,29 @@ def key_scatter(keys, shift, group_of_bucket, starts, out):
         g = group_of_bucket[np.int64(x >> sh)]
         out[ptr[g]] = x
         ptr[g] += 1
+
+
+@tiered
+@njit(cache=True)
+def key_permute(keys, shift, group_of_bucket, starts, sizes):
+    """Counting-sort pass in place: move every key into its group (contiguous, ordered
+    key ranges), swapping each misplaced key into the next free slot of its group.
+
+    Saves :func:`key_scatter`'s second buffer, at the price of a chain of dependent
+    random accesses (several times slower once the keys exceed the caches)."""
+    sh = np.uint64(shift)
+    ptr = starts.copy()
+    for g in range(starts.size):
+        end = starts[g] + sizes[g]
+        while ptr[g] < end:
+            x = keys[ptr[g]]
+            d = group_of_bucket[np.int64(x >> sh)]
+            if d == g:
+                ptr[g] += 1
+            else:
+                keys[ptr[g]] = keys[ptr[d]]
+                keys[ptr[d]] = x
+                ptr[d] += 1
 
 
 @tiered

@@ -38,9 +38,9 @@ def _elementwise(alternative: str, k: np.ndarray, n: np.ndarray, p: np.ndarray, 
     def run(_worker, lo, hi):
         part = [a if a.size == 1 else a[lo:hi] for a in (k, n, p)]
         if alternative == "greater":
-            greater_elementwise(*part, out[lo:hi], BETAINC)
+            greater_elementwise(*part, out[lo:hi], BETAINC, BETAINCC)
         elif alternative == "less":
-            less_elementwise(*part, out[lo:hi], BETAINCC)
+            less_elementwise(*part, out[lo:hi], BETAINC, BETAINCC)
         else:
             two_sided_elementwise(*part, out[lo:hi], BETAINC, BETAINCC)
 

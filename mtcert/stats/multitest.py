@@ -50,6 +50,7 @@ from mtcert._kernels import methods as _codes
 from mtcert._kernels.multitest import (
     bh_rows,
     binade_counts,
+    bucket_groups,
     gbs_rows,
     generalized_sidak_adjusted,
     hochberg_rows,
@@ -57,6 +58,7 @@ from mtcert._kernels.multitest import (
     holm_sidak_rows,
     hommel_rows,
     key_histogram,
+    key_permute,
     key_scatter,
     pack_keys,
     twostage_rows,
@@ -141,46 +143,52 @@ class AdjustResult:
         )
 
 
-def _bucket_sort(keys: np.ndarray, out: np.ndarray) -> None:
-    """Sort packed keys into ``out``: one counting-sort pass on the leading bits, then
-    np.sort per group.
+def _bucket_sort(keys: np.ndarray, out: np.ndarray | None = None) -> None:
+    """Sort packed keys into ``out`` (in place when None): one counting-sort pass on
+    the leading bits, then np.sort per group.
 
     np.sort of 10^7 keys costs about twice as much per element as sorting cache-sized
     pieces, and one histogram plus one scatter pass is cheaper than the difference.
+    In place, the pass permutes the keys without a second buffer (but more slowly).
     """
     shift = _tunables.BUCKET_SHIFT
     nb = 1 << (64 - shift)
-    hist = key_histogram(keys, shift, nb)
-    before = np.cumsum(hist) - hist
-    group_of_bucket = (before // _tunables.BUCKET_TARGET).astype(np.int32)
-    sizes = np.bincount(group_of_bucket, weights=hist).astype(np.int64)
+    group_of_bucket, sizes = bucket_groups(key_histogram(keys, shift, nb), _tunables.BUCKET_TARGET)
     starts = np.cumsum(sizes) - sizes
-    key_scatter(keys, shift, group_of_bucket, starts, out)
+    if out is None:
+        key_permute(keys, shift, group_of_bucket, starts, sizes)
+        out = keys
+    else:
+        key_scatter(keys, shift, group_of_bucket, starts, out)
     for a, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
         out[a : a + n].sort()
 
 
-def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None):
+def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None, low_memory=False):
     """Order and sorted values per row (NaNs last), via packed-key np.sort.
 
-    ``s`` (F, M) float64 receives the sorted values; :func:`_family` passes its
-    output array, whose rows are overwritten only after each row's procedure has
-    read them, which saves a buffer of M floats.  The bucket sort's second key
-    buffer is ``s`` too: unpacking reads each key before writing that slot.
+    ``s`` (F, M) float64 receives the sorted values; :func:`adjust_families` passes
+    its output array.  The bucket sort's second key buffer is ``s`` too: unpacking
+    reads each key before writing that slot, and ``order`` is the keys' buffer.
+    ``low_memory``: the keys are packed and sorted in ``s`` itself (the bucket
+    pass in place), and ``order`` is int32 where the indices fit.
     """
     F, M = p2d.shape
     idxbits = max(2, (M - 1).bit_length())
-    keys = np.empty((F, M), dtype=np.uint64)
-    pack_keys(p2d, idxbits, keys)
     if s is None:
         s = np.empty((F, M))
-    order = keys.view(np.int64)
+    keys = s.view(np.uint64) if low_memory else np.empty((F, M), dtype=np.uint64)
+    pack_keys(p2d, idxbits, keys)
     if F == 1 and M >= _tunables.BUCKET_MIN:
-        sorted_keys = s.view(np.uint64)
-        _bucket_sort(keys[0], sorted_keys[0])
+        sorted_keys = keys if low_memory else s.view(np.uint64)
+        _bucket_sort(keys[0], None if low_memory else sorted_keys[0])
     else:
         keys.sort(axis=1)
         sorted_keys = keys
+    if low_memory:
+        order = np.empty((F, M), dtype=np.int32 if M < 2**31 else np.int64)
+    else:
+        order = keys.view(np.int64)
     ok = unpack_sorted(sorted_keys, idxbits, p2d, m_eff, order, s)
     for r in np.flatnonzero(~ok):  # many distinct near-equal values: exact argsort
         order[r] = np.argsort(p2d[r], kind="stable")
@@ -333,6 +341,7 @@ def adjust_families(p2d, code, alpha, k, maxiter, m_eff, is_sorted=False):
     else:
         m_sorted = m_eff
         cand = None
+        low_memory = False
         if (
             code in (_codes.HOLM, _codes.GENERALIZED_HOLM)
             and F == 1
@@ -346,33 +355,41 @@ def adjust_families(p2d, code, alpha, k, maxiter, m_eff, is_sorted=False):
             order = cand[order]
             m_sorted = np.array([cand.size])
         elif is_sorted:
-            order = np.ascontiguousarray(np.broadcast_to(np.arange(M, dtype=np.int64), (F, M)))
+            order = np.empty((F, M), dtype=np.int32 if M < 2**31 else np.int64)
+            order[:] = np.arange(M, dtype=order.dtype)  # writable: the kernels mark it
             s = p2d
         else:
-            order, s = _sort_rows(p2d, m_eff, adj)
+            low_memory = p2d.size >= _tunables.ADJUST_LOW_MEMORY_MIN
+            order, s = _sort_rows(p2d, m_eff, adj, low_memory)
         nrej = np.full(F, -1, dtype=np.int64)
         thr = np.full(F, -1.0)
-        out = (adj, rej, nrej, thr)
+        # adjusted values computed over the sorted ones (in adj) and permuted in place,
+        # where the procedure reads each sorted value before writing its slot
+        in_place = s is adj and low_memory
+        out = (adj, rej, nrej, thr, in_place)
         # one kernel per procedure: a call compiles only the one it needs
         if code in (_codes.HOLM, _codes.GENERALIZED_HOLM):
-            holm_rows(s, order, m_sorted, m_eff, alpha, k, *out)
+            holm_rows(s, order, p2d, m_sorted, m_eff, alpha, k, *out)
         elif code in (_codes.HOCHBERG, _codes.GENERALIZED_HOCHBERG):
-            hochberg_rows(s, order, m_eff, alpha, k, *out)
+            hochberg_rows(s, order, p2d, m_eff, alpha, k, *out)
         elif code == _codes.HOLM_SIDAK:
             # statsmodels' critical values, computed with the same numpy calls
             n_rejected = _holm_sidak_rejections(s, m_eff, alpha)
-            holm_sidak_rows(s, order, m_eff, n_rejected, *out)
+            holm_sidak_rows(s, order, p2d, m_eff, n_rejected, *out)
         elif code in (_codes.FDR_BH, _codes.FDR_BY):
             cm = np.ones(F)
             if code == _codes.FDR_BY:
                 cm = _per_m(m_eff, _codes.harmonic_sum, 1)[:, 0]
-            bh_rows(s, order, m_eff, alpha, cm, *out)
+            bh_rows(s, order, p2d, m_eff, alpha, cm, *out)
         elif code in (_codes.FDR_TSBH, _codes.FDR_TSBKY):
-            twostage_rows(s, order, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
+            twostage_rows(s, order, p2d, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
         elif code == _codes.FDR_GBS:
-            gbs_rows(s, order, m_eff, alpha, *out)
+            gbs_rows(s, order, p2d, m_eff, alpha, *out)
         else:
-            hommel_rows(s, order, m_eff, alpha, *out)
+            idx = np.int32 if M < 2**31 else np.int64
+            hommel_rows(
+                s, order, p2d, m_eff, alpha, *out, np.empty(M + 1, idx), np.empty(M + 1, idx)
+            )
         if code not in (_codes.HOMMEL, _codes.FDR_GBS):
             if is_sorted:  # positional, as statsmodels (input order trusted)
                 np.less(np.arange(M), nrej[:, None], out=rej)
