@@ -247,7 +247,6 @@ def _nan_net():
     [
         lambda: SegmentationAdapter(_nan_net(), num_classes=3),
         lambda: SegmentationAdapter(_nan_net(), num_classes=3, scales=(0.5, 1.0), flip=True),
-        lambda: SegmentationAdapter(constant_net(1), num_classes=3, mean=(float("nan"),) * 3),
         lambda: TensorTask(_nan_net(), num_classes=3),
         lambda: TensorTask(
             lambda z: torch.full((z.shape[0], 3, 4, 4), float("inf")), num_classes=3
