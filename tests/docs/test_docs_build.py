@@ -39,6 +39,8 @@ def test_strict_build_passes(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     assert "WARNING" not in done.stderr, done.stderr[-4000:]
     assert (tmp_path / "site" / "index.html").is_file()
+    # the offline plugin: search reads its index from a script, so it works from file://
+    assert (tmp_path / "site" / "search" / "search_index.js").is_file()
 
 
 @pytest.mark.slow
