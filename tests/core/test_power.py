@@ -177,8 +177,10 @@ def test_columns_and_budget_resolution():
     )  # fmt: skip
     assert list(df.columns) == list(power.COLUMNS)
     gh = df[df.method == "segcertify-generalized-holm"]
-    # b = floor(0.01 N): 1 at N = 100 (same as b = 1, kept once), 10 at N = 1000
-    assert sorted(gh[gh.N == 100].budget) == [0, 1]
+    # b = floor(0.01 N): 1 at N = 100, 10 at N = 1000
+    # 0.01N at N = 100 is b = 1, as the integer budget 1: both rows are kept
+    assert sorted(gh[gh.N == 100].budget) == [0, 1, 1]
+    assert set(gh[gh.N == 100].budget_spec) == {"0", "1", "0.01N"}
     assert sorted(gh[gh.N == 1000].budget) == [0, 1, 10]
     assert set(gh[gh.N == 1000].budget_spec) == {"0", "1", "0.01N"}
     # methods without a budget run once, with b = 0
