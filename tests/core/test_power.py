@@ -388,3 +388,20 @@ def test_threads_follow_the_callers_kernel_policy(monkeypatch):
     with _jit.policy("never"):
         run_grid("segcertify-holm", gamma=[0.0, 0.1], N=5, n0=10, n=10, reps=2, workers=2)
     assert seen and set(seen) == {"never"}, seen
+
+
+def test_budget_legend_in_numeric_order_and_okabe_ito_colours():
+    pytest.importorskip("matplotlib")
+    from mtcert.plotting import OKABE_ITO, plot_power, pyplot
+
+    rows = [
+        dict(method="segcertify-generalized-holm", budget_spec=spec, gamma=g, certified_rate=r)
+        for spec in ["0.01N", "2", "0.001N", "0"]
+        for g, r in [(0.0, 1.0), (0.1, 0.5)]
+    ]
+    fig = plot_power(pd.DataFrame(rows))
+    ax = fig.axes[0] if hasattr(fig, "axes") else fig
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [r"$b=0$", r"$b=2$", r"$b=0.001\,N$", r"$b=0.01\,N$"]
+    assert all(line.get_color() in OKABE_ITO for line in ax.get_lines())
+    pyplot().close("all")
