@@ -405,3 +405,18 @@ def test_budget_legend_in_numeric_order_and_okabe_ito_colours():
     assert labels == [r"$b=0$", r"$b=2$", r"$b=0.001\,N$", r"$b=0.01\,N$"]
     assert all(line.get_color() in OKABE_ITO for line in ax.get_lines())
     pyplot().close("all")
+
+
+def test_preset_title_says_what_it_shows_not_its_id():
+    pytest.importorskip("matplotlib")
+    from mtcert.plotting import pyplot
+    from mtcert.sim.power.figures import plot_preset
+
+    df = pd.DataFrame(
+        dict(method="segcertify-holm", gamma=[0.0, 0.1], certified_rate=[1.0, 0.5],
+             certified_rate_smoothed=[1.0, 0.5], N=[10, 10])
+    )  # fmt: skip
+    fig = plot_preset(df, "fig2a")
+    title = fig.axes[0].get_title()
+    assert title and "fig2a" not in title and PRESETS["fig2a"].title.split()[0] in title
+    pyplot().close("all")
