@@ -9,6 +9,8 @@ import numpy as np
 __all__ = ["HELP", "add_arguments", "multitest_demo", "run"]
 
 HELP = "multiple-testing demo on simulated p-values"
+#: Example arguments, listed in the help's epilog.
+EXAMPLES = ["", "--m 10000 --alpha 0.01 --seed 1"]
 
 
 def multitest_demo(m: int = 10_000, alpha: float = 0.05, seed: int = 0) -> str:
