@@ -78,3 +78,17 @@ def test_hook_moves_free_text_after_parameters_into_notes():
     assert hook._notes_after_items(items) == items
     returns = "Returns\n-------\nint\n\nSome prose here.\n"
     assert hook._notes_after_items(returns) == returns
+
+
+def test_hook_unwraps_an_item_name_written_as_a_literal():
+    hook = _hook()
+    text = 'Methods\n-------\n``"holm"``\n    Holm, with ``k`` kept.\n'
+    assert (
+        hook._LONE_SPAN.sub(r"\1", text) == 'Methods\n-------\n"holm"\n    Holm, with ``k`` kept.\n'
+    )
+
+
+def test_hook_drops_literal_backticks_in_item_types():
+    hook = _hook()
+    text = "x : array_like ``(N,)``\n    The ``x``.\n"
+    assert hook._plain_item_literals(text) == "x : array_like (N,)\n    The ``x``.\n"
