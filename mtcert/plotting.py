@@ -21,7 +21,16 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["plot_power", "pyplot", "save_figure", "wrap_title"]
+__all__ = ["OKABE_ITO", "plot_power", "pyplot", "save_figure", "wrap_title"]
+
+#: The project's colours: Okabe & Ito's palette, told apart with every common
+#: colour-vision deficiency (black, orange, sky blue, bluish green, yellow, blue,
+#: vermillion, reddish purple).  Every module's figures take their colours from it.
+OKABE_ITO = (
+    "#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+)  # fmt: skip
+# curves cycle through these (yellow last: faint on white)
+_CYCLE = tuple(OKABE_ITO[i] for i in (5, 6, 3, 1, 7, 2, 0, 4))
 
 _LABELS = {
     "jointclass": "JointClass",
@@ -31,10 +40,10 @@ _LABELS = {
 }
 # The paper's four methods keep fixed styles across figures; other curves cycle.
 _STYLES = {
-    "jointclass": dict(color="C0", marker="s", linestyle="-"),
-    "indivclass": dict(color="C1", marker="^", linestyle="-."),
-    "segcertify-holm": dict(color="C2", marker="o", linestyle="-"),
-    "segcertify-bonferroni": dict(color="C3", marker="x", linestyle="--"),
+    "jointclass": dict(color="#0072B2", marker="s", linestyle="-"),
+    "indivclass": dict(color="#E69F00", marker="^", linestyle="-."),
+    "segcertify-holm": dict(color="#009E73", marker="o", linestyle="-"),
+    "segcertify-bonferroni": dict(color="#D55E00", marker="x", linestyle="--"),
 }
 _MARKERS = ("o", "s", "^", "D", "v", "x", "P", "*")
 _LINESTYLES = ("-", "--", "-.", ":")
@@ -71,19 +80,28 @@ def _style_axes(ax: Any, x: str) -> None:
         ax.spines[side].set_visible(False)
 
 
+def _budget_order(spec: Any) -> tuple[int, float]:
+    """Sort key of a ``budget_spec``: integers by value, then fractions of N by value."""
+    text = str(spec)
+    return (1, float(text[:-1])) if text.endswith("N") else (0, float(text))
+
+
 def _draw(ax: Any, df: pd.DataFrame, x: str, y: str, errorbars: bool) -> None:
     methods = list(dict.fromkeys(df["method"]))
     by_budget = "budget_spec" in df and df["budget_spec"].nunique() > 1 and len(methods) == 1
     keys = ["method", "budget_spec"] if "budget_spec" in df else ["method"]
     cycle = itertools.count()
-    for key, curve in df.groupby(keys, sort=False):
+    groups = list(df.groupby(keys, sort=False))
+    if by_budget:  # the legend reads 0.001N before 0.01N
+        groups.sort(key=lambda group: _budget_order(group[0][1]))
+    for key, curve in groups:
         method, spec = (key if isinstance(key, tuple) else (key,)) + (None,) * (2 - len(keys))
         curve = curve.sort_values(x)
         i = next(cycle)
         style = _STYLES.get(method) if not by_budget else None
         if style is None:
             style = dict(
-                color=f"C{i % 10}",
+                color=_CYCLE[i % len(_CYCLE)],
                 marker=_MARKERS[i % len(_MARKERS)],
                 linestyle=_LINESTYLES[i % len(_LINESTYLES)],
             )

@@ -49,15 +49,30 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The full parser: one sub-parser per entry of :data:`COMMANDS`."""
     from mtcert import __version__
 
-    parser = Parser(prog=prog or program_name(), description=__doc__.split("\n")[0])
+    parser = Parser(
+        prog=prog or program_name(),
+        description="Multiple testing for certified robustness: power studies, demos, "
+        "re-deciding stored counts.",
+        epilog=_examples(
+            ["run --out results", "power --preset fig2a --out results", "demo --m 1000"]
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        if getattr(module, "EXAMPLES", None):  # after add_arguments, which may set an epilog
+            p.epilog = "\n\n".join(filter(None, [p.epilog, _examples(module.EXAMPLES, name)]))
         p.set_defaults(run=module.run, prog=p.prog)
     return parser
+
+
+def _examples(commands: Sequence[str], command: str = "") -> str:
+    """An epilog section listing example command lines."""
+    prefix = f"{program_name()} {command + ' ' if command else ''}"
+    return "examples:\n" + "\n".join(f"  {prefix}{line}".rstrip() for line in commands)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

@@ -11,6 +11,8 @@ __all__ = ["HELP", "add_arguments", "multitest_demo", "run"]
 HELP = "multiple-testing demo on simulated p-values"
 #: Largest ``--m``: every method holds several arrays of m numbers.
 MAX_M = 10**7
+#: Example arguments, listed in the help's epilog.
+EXAMPLES = ["", "--m 10000 --alpha 0.01 --seed 1"]
 
 
 def multitest_demo(m: int = 10_000, alpha: float = 0.05, seed: int = 0) -> str:

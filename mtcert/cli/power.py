@@ -31,6 +31,12 @@ from mtcert.sim.power.study import FIGURE_FORMATS, power_study
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "power studies on synthetic oracles (paper §6.1, App. B)"
+#: Example arguments, listed in the help's epilog.
+EXAMPLES = [
+    "--preset fig2a --out results",
+    "--gamma 0:0.1:0.01 --N 1000 --method segcertify-holm --reps 200",
+    "--preset fig6a --format pdf,svg",
+]
 
 #: At most this many values per list or range option (a typo'd step must not hang).
 MAX_VALUES = 10_000

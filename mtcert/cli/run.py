@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 HELP = "the main job on built-in defaults (Fig. 2 power studies, plugin demos)"
+#: Example arguments, listed in the help's epilog.
+EXAMPLES = ["", "--out results --reps 20"]
 
 #: Entry-point group of the main job's plugin parts: name -> callable(out: Path) -> int.
 JOB_GROUP = "mtcert.jobs"

@@ -4,6 +4,7 @@ FDR drop-ins and local FDR, scipy's method names; aliases and huge k everywhere.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,13 @@ from statsmodels.stats.tests.test_multi import (  # noqa: F401
 import mtcert.certify.segmentation as certify_mod
 import mtcert.stats.multitest as mt
 from mtcert.certify.segmentation import segcertify_hits
-from mtcert.stats.compat import fdrcorrection, fdrcorrection_twostage, multipletests
+from mtcert.stats.compat import (
+    fdrcorrection,
+    fdrcorrection_twostage,
+    local_fdr,
+    local_fdr_correction,
+    multipletests,
+)
 from mtcert.stats.multitest import adjust
 
 
@@ -174,3 +181,114 @@ def test_huge_maxiter_means_full_iteration():
         ours = multipletests(p, method="fdr_tsbky", maxiter=maxiter)
         np.testing.assert_array_equal(ours[0], full[0])
         np.testing.assert_array_equal(ours[1], full[1])
+
+
+# -- each statsmodels-compatible name drops in alone ----------------------------------
+
+_SWAP_RUNNER = """
+import sys, pytest
+import statsmodels.stats.multitest as smm
+import statsmodels.stats.tests.test_multi as cases
+import mtcert.stats.compat as compat
+name = sys.argv[1]
+setattr(smm, name, getattr(compat, name))   # statsmodels' functions call each other
+setattr(cases, name, getattr(compat, name))  # the name the test module imported
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-c", sys.argv[2],
+                      "--rootdir", sys.argv[3], "-W", "ignore", cases.__file__]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "multipletests",
+        "fdrcorrection",
+        "fdrcorrection_twostage",
+        "local_fdr_correction",
+        "local_fdr",
+    ],
+)
+def test_statsmodels_suite_passes_with_one_name_swapped(name, tmp_path):
+    """statsmodels' own multitest tests, with only ``name`` replaced by ours (in its
+    module too, so statsmodels' other functions call ours)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("statsmodels.stats.tests.test_multi")
+    ini = tmp_path / "pytest.ini"
+    ini.write_text("[pytest]\n")
+    done = subprocess.run(
+        [sys.executable, "-c", _SWAP_RUNNER, name, str(ini), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
+
+
+def test_twostage_bh_with_only_fdrcorrection_swapped(monkeypatch):
+    # statsmodels' two-stage FDR calls fdrcorrection at alpha * m / m0, here >= 1
+    p = [0.0001, 0.00175, 0.0034, 0.00505, 0.0067, 0.00835, 0.01, 0.05001, 0.080005, 0.11]
+    ref = sm.fdrcorrection_twostage(p, 0.1, method="bh")
+    monkeypatch.setattr(sm, "fdrcorrection", fdrcorrection)
+    ours = sm.fdrcorrection_twostage(p, 0.1, method="bh")
+    np.testing.assert_array_equal(ours[0], ref[0])
+    np.testing.assert_allclose(ours[1], ref[1], rtol=1e-12)
+    assert ours[2:] == ref[2:]
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1.5, 0.0, -0.1])
+@pytest.mark.parametrize(
+    "method",
+    ["b", "s", "h", "hs", "sh", "ho", "fdr_bh", "fdr_by", "fdr_tsbh", "fdr_tsbky", "fdr_gbs"],
+)
+def test_multipletests_any_alpha_as_statsmodels(method, alpha):
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        p = np.round(rng.beta(0.3, 1, int(rng.integers(1, 25))), 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ours, ref = multipletests(p, alpha, method), sm.multipletests(p, alpha, method)
+        np.testing.assert_array_equal(ours[0], ref[0])
+        np.testing.assert_allclose(ours[1], ref[1], rtol=1e-12)
+        np.testing.assert_allclose(ours[2:], ref[2:], rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["b", "s", "h", "ho", "fdr_bh", "fdr_tsbky", "fdr_gbs"])
+def test_multipletests_float32_and_lists_as_statsmodels(method):
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        p = rng.beta(0.3, 1, int(rng.integers(1, 25))).astype(np.float32)
+        for q in (p, p.tolist()):
+            ours, ref = multipletests(q, 0.05, method), sm.multipletests(q, 0.05, method)
+            assert ours[1].dtype == ref[1].dtype
+            np.testing.assert_array_equal(ours[0], ref[0])
+            np.testing.assert_allclose(ours[1], ref[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("pi0", [1.0, 0.7])
+def test_local_fdr_correction_matches_statsmodels(pi0):
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        p = rng.beta(0.4, 1, int(rng.integers(1, 40)))
+        if rng.random() < 0.4:
+            p = np.round(p, 2) + 0.001  # ties, no zeros (statsmodels divides by 0 there)
+        for is_sorted in (False, True):
+            q = np.sort(p) if is_sorted else p
+            ours = local_fdr_correction(q, null_proportion=pi0, is_sorted=is_sorted)
+            ref = sm.local_fdr_correction(q, null_proportion=pi0, is_sorted=is_sorted)
+            np.testing.assert_allclose(ours.fdr, ref.fdr, rtol=1e-10)
+            np.testing.assert_allclose(ours.lfdr, ref.lfdr, rtol=1e-10)
+
+
+@pytest.mark.parametrize("alpha", [0, 1e-8])
+def test_local_fdr_matches_statsmodels(alpha):
+    z = np.r_[scipy.stats.norm.ppf(np.linspace(0.001, 0.999, 1000)), np.linspace(3, 4, 20)]
+    ours, ref = local_fdr(z, alpha=alpha), sm.local_fdr(z, alpha=alpha)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-6)
+    ours = local_fdr(z, null_proportion=0.9, deg=5, nbins=20)
+    ref = sm.local_fdr(z, null_proportion=0.9, deg=5, nbins=20)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-8)

@@ -177,8 +177,10 @@ def test_columns_and_budget_resolution():
     )  # fmt: skip
     assert list(df.columns) == list(power.COLUMNS)
     gh = df[df.method == "segcertify-generalized-holm"]
-    # b = floor(0.01 N): 1 at N = 100 (same as b = 1, kept once), 10 at N = 1000
-    assert sorted(gh[gh.N == 100].budget) == [0, 1]
+    # b = floor(0.01 N): 1 at N = 100, 10 at N = 1000
+    # 0.01N at N = 100 is b = 1, as the integer budget 1: both rows are kept
+    assert sorted(gh[gh.N == 100].budget) == [0, 1, 1]
+    assert set(gh[gh.N == 100].budget_spec) == {"0", "1", "0.01N"}
     assert sorted(gh[gh.N == 1000].budget) == [0, 1, 10]
     assert set(gh[gh.N == 1000].budget_spec) == {"0", "1", "0.01N"}
     # methods without a budget run once, with b = 0
@@ -386,3 +388,35 @@ def test_threads_follow_the_callers_kernel_policy(monkeypatch):
     with _jit.policy("never"):
         run_grid("segcertify-holm", gamma=[0.0, 0.1], N=5, n0=10, n=10, reps=2, workers=2)
     assert seen and set(seen) == {"never"}, seen
+
+
+def test_budget_legend_in_numeric_order_and_okabe_ito_colours():
+    pytest.importorskip("matplotlib")
+    from mtcert.plotting import OKABE_ITO, plot_power, pyplot
+
+    rows = [
+        dict(method="segcertify-generalized-holm", budget_spec=spec, gamma=g, certified_rate=r)
+        for spec in ["0.01N", "2", "0.001N", "0"]
+        for g, r in [(0.0, 1.0), (0.1, 0.5)]
+    ]
+    fig = plot_power(pd.DataFrame(rows))
+    ax = fig.axes[0] if hasattr(fig, "axes") else fig
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [r"$b=0$", r"$b=2$", r"$b=0.001\,N$", r"$b=0.01\,N$"]
+    assert all(line.get_color() in OKABE_ITO for line in ax.get_lines())
+    pyplot().close("all")
+
+
+def test_preset_title_says_what_it_shows_not_its_id():
+    pytest.importorskip("matplotlib")
+    from mtcert.plotting import pyplot
+    from mtcert.sim.power.figures import plot_preset
+
+    df = pd.DataFrame(
+        dict(method="segcertify-holm", gamma=[0.0, 0.1], certified_rate=[1.0, 0.5],
+             certified_rate_smoothed=[1.0, 0.5], N=[10, 10])
+    )  # fmt: skip
+    fig = plot_preset(df, "fig2a")
+    title = fig.axes[0].get_title()
+    assert title and "fig2a" not in title and PRESETS["fig2a"].title.split()[0] in title
+    pyplot().close("all")

@@ -26,7 +26,8 @@ def plot_preset(df: pd.DataFrame, name: str, *, path: Any = None, errorbars: boo
         raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}; got {name!r}")
     preset = PRESETS[name]
     y = "certified_rate_smoothed" if preset.smooth else "certified_rate"
-    fig = plot_power(df, x=preset.x, y=y, title=f"{name}: {preset.title}", errorbars=errorbars)
+    # the title says what the panel shows; the preset's id is the file name, not a heading
+    fig = plot_power(df, x=preset.x, y=y, title=preset.title, errorbars=errorbars)
     if path is not None:
         fig.savefig(path, dpi=150)
     return fig

@@ -166,10 +166,9 @@ def expand_grid(
         evals = []
         for m, a, t in itertools.product(methods, alphas, taus):
             # Only k-FWER methods take a budget; the others run once, with b = 0.
+            # Every requested budget is a row, also a fraction of N that resolves to
+            # the same b as another budget (0.01N at N = 100 is b = 1): both were asked for.
             specs = budgets if takes_budget(m) else [0]
-            resolved: dict[int, BudgetSpec] = {}
-            for spec in specs:
-                resolved.setdefault(resolve_budget(spec, N_), spec)
-            evals.extend(Evaluation(m, a, t, s, b) for b, s in resolved.items())
+            evals.extend(Evaluation(m, a, t, s, resolve_budget(s, N_)) for s in specs)
         scenarios.append(Scenario(N_, bad, g, n0_, n_, tuple(evals), reps, int(seed)))
     return scenarios
