@@ -29,6 +29,11 @@ from mtcert.cli.common import (
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "plan the number of testing samples n for a target certified rate"
+#: Example arguments, listed in the help's epilog.
+EXAMPLES = [
+    "--pilot results/segmentation/certify --tau 0.75 --alpha 1e-3 --target 0.9",
+    "--beta 30,1.5 --N 100000 --tau 0.75 --alpha 1e-3 --target 0.9",
+]
 #: Largest ``--N``: the planner draws families of N components (10**8: several GB).
 MAX_COMPONENTS = 10**8
 

@@ -32,6 +32,11 @@ from mtcert.cli.common import (
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "re-decide stored counts at other tau, alpha, method, k (no model needed)"
+#: Example arguments, listed in the help's epilog.
+EXAMPLES = [
+    "results/segmentation/certify --tau 0.6,0.75,0.9 --method holm,bonferroni",
+    "results/cityscapes --alpha 1e-3,1e-4 --method generalized-holm --k 1,10 --curve",
+]
 
 _SUFFIXES = (
     ".csv", ".md", "-radius_curve.csv", "-joint_radius_curve.csv", "-radius_curve.png",

@@ -328,12 +328,8 @@ def test_plugin_registers_its_job():
         "run",
         "demo",
         "power",
-        pytest.param(
-            "recertify", marks=pytest.mark.xfail(strict=False, reason="epilog owned elsewhere")
-        ),
-        pytest.param(
-            "plan", marks=pytest.mark.xfail(strict=False, reason="epilog owned elsewhere")
-        ),
+        "recertify",
+        "plan",
     ],
 )
 def test_help_has_description_single_defaults_and_examples(command, capsys):
