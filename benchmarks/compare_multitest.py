@@ -1,6 +1,6 @@
 """adjust vs statsmodels multipletests at 10^7 tests, measured in the same run.
 
-Target (issue 2): ``holm`` and ``fdr_bh`` >= 2x faster with identical decisions.
+Target: ``holm`` and ``fdr_bh`` >= 2x faster with identical decisions.
 Also shown: Hommel (statsmodels is O(m^2); it is timed at a size it can finish).
 """
 

@@ -1,6 +1,6 @@
 """Power-study timings: the paper's Fig. 2 presets, peak memory, and a naive reference.
 
-Targets (issue 4): ``fig2a`` at the paper's full settings (101 gammas, 600
+Targets: ``fig2a`` at the paper's full settings (101 gammas, 600
 repetitions, 4 methods, N = 100, n0 = n = 100) in <= 10 s, and ``fig2c`` up to
 N = 1e6 with n0 = n = 1000 in <= 30 s, on the project's 2-core machine.
 
