@@ -1,6 +1,6 @@
 """SEGCERTIFY from (guess, hits) to certified labels, against scipy + statsmodels.
 
-Issue 3, item 7: N = 1024 x 2048 components (a Cityscapes image), n = 100,
+The workload: N = 1024 x 2048 components (a Cityscapes image), n = 100,
 tau = 0.75, alpha = 0.001, Holm.  Three timings in the same run:
 
 1. mtcert ``segcertify_hits`` (counting fast path; table cached, kernels warm);
