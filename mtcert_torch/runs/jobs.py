@@ -36,6 +36,7 @@ from mtcert_torch.runs.counts import check_counts, counts_settings, open_counts
 from mtcert_torch.runs.figures import attack_figures_hook, figure_hook, run_palette
 from mtcert_torch.runs.loop import (
     Evaluation,
+    check_same_settings,
     distributed_context,
     evaluate,
     init_distributed,
@@ -155,8 +156,11 @@ def _open_files(out, config: dict, files: dict, counts: dict | None):
     """The run's result files and, with ``counts`` (the keywords of
     :func:`~mtcert_torch.runs.counts.counts_settings`), its counts writer.
 
-    A counts file of other settings is refused before ``config.json`` is written.
+    A counts file of other settings is refused before ``config.json`` is written, as
+    are ranks of a ``torch.distributed`` run with different settings (the paths of
+    checkpoint and data aside: they may differ between machines).
     """
+    check_same_settings(config, local=("checkpoint", "data"))
     rank, world = distributed_context()
     settings = None if counts is None else counts_settings(config, **counts)
     if settings is not None:

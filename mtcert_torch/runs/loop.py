@@ -26,6 +26,7 @@ counts, and the files of a run (:mod:`~mtcert_torch.runs.store`,
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -51,6 +52,7 @@ __all__ = [
     "ItemResult",
     "certify_item",
     "certify_items",
+    "check_same_settings",
     "distributed_context",
     "evaluate",
     "init_distributed",
@@ -155,6 +157,34 @@ def distributed_context() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def check_same_settings(config: dict, *, local: Sequence[str] = ()) -> None:
+    """Refuse a ``torch.distributed`` run whose ranks differ in a setting that changes
+    results (a ValueError on every rank, naming the settings); nothing to check alone.
+
+    ``config``: this rank's ``config.json`` entries (the model's digest included);
+    ``local``: entries that may differ between machines (the checkpoint's and the data's
+    paths).  Rank 0 would otherwise summarise the images of different models as one.
+    """
+    world = distributed_context()[1]
+    if world == 1:
+        return
+    mine = {k: v for k, v in json.loads(json.dumps(config)).items() if k not in set(local)}
+    every: list = [None] * world
+    torch.distributed.all_gather_object(every, mine)
+    ref = every[0]
+    diff = [
+        f"{k}: rank 0 {ref.get(k)!r} vs rank {r} {other.get(k)!r}"
+        for r, other in enumerate(every)
+        for k in sorted(set(ref) | set(other))
+        if other.get(k) != ref.get(k)
+    ]
+    if diff:
+        raise ValueError(
+            f"the ranks of this run differ in settings that change results ({'; '.join(diff)}): "
+            "every machine needs the same checkpoint, data and options"
+        )
 
 
 #: The placeholder of an output folder that each rank replaces with its rank.

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from mtcert.stored.counts import read_counts
 from mtcert_torch.cli import main
 from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
-from mtcert_torch.runs.loop import rank_folder
+from mtcert_torch.runs.loop import check_same_settings, rank_folder
 from mtcert_torch.runs.store import ResultsWriter
 
 pytestmark = pytest.mark.torch
@@ -151,3 +152,34 @@ def test_writer_names_files_by_rank_when_several(tmp_path):
     assert json.loads((tmp_path / "b" / "config.json").read_text()) == {"x": 1}
     with pytest.raises(ValueError, match="rank"):
         ResultsWriter(tmp_path / "c", {"x": 1}, rank=2, world=2)
+
+
+def _settings_worker(rank, store, configs, out):
+    """Rank ``rank`` of two: check its ``configs`` in turn; write what each check said."""
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    said = []
+    try:
+        for config in configs[rank]:
+            try:
+                check_same_settings(config, local=("checkpoint", "data"))
+                said.append("ok")
+            except ValueError as exc:
+                said.append(str(exc))
+    finally:
+        dist.destroy_process_group()
+    Path(out, f"{rank}.json").write_text(json.dumps(said))
+
+
+@needs_gloo
+@pytest.mark.slow  # two processes start torch
+def test_ranks_with_other_weights_are_refused(tmp_path):
+    base = {"sigma": 0.25, "checkpoint": "/a/tiny.pt", "data": "/a/data", "model_sha256": "ab"}
+    moved = {**base, "checkpoint": "/b/tiny.pt", "data": "/b/data"}  # another machine's paths
+    other = {**moved, "model_sha256": "cd"}  # another checkpoint
+    configs = ([base, base], [moved, other])
+    mp.spawn(_settings_worker, args=(tmp_path / "store", configs, tmp_path), nprocs=2)
+    for rank in (0, 1):
+        said = json.loads((tmp_path / f"{rank}.json").read_text())
+        assert said[0] == "ok"
+        assert "model_sha256: rank 0 'ab' vs rank 1 'cd'" in said[1], said[1]
+        assert "checkpoint" not in said[1].split("(")[1].split(")")[0]
