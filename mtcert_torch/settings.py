@@ -274,7 +274,8 @@ HIERARCHY = Option("hierarchy", "also certify adaptively within a class hierarch
                    "or a JSON file (summary rows with CIG and abstain rate, flat and adaptive)",
                    None, group="certification", config=True)  # fmt: skip
 
-OUT = Option("out", "output folder (resumed if it exists)")
+OUT = Option("out", "output folder (resumed if it exists; under torchrun a {rank} in it "
+             "becomes each process's rank)")  # fmt: skip
 DEVICE = Option("device", "torch device, e.g. cpu, cuda, cuda:1", "cpu")
 BATCH_SIZE = Option("batch_size", "noisy copies per forward pass (default: automatic)", None, int)
 MEMORY_BUDGET = Option("memory_budget", "MiB per batch for the automatic batch size", None, float)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, *, options: Options, job) -> int:
     """Run ``job`` with the parsed options; rank 0 prints the summary table."""
     result = job(**{o.name: getattr(args, o.name) for o in options})
     if result.rank == 0:
-        print((Path(args.out) / "summary.md").read_text(), end="")
+        print((Path(result.out) / "summary.md").read_text(), end="")
     return 0
 
 

@@ -34,7 +34,14 @@ from mtcert_torch.hierarchy import hierarchy_hook, load_hierarchy
 from mtcert_torch.items import Item, Items
 from mtcert_torch.runs.counts import check_counts, counts_settings, open_counts
 from mtcert_torch.runs.figures import attack_figures_hook, figure_hook, run_palette
-from mtcert_torch.runs.loop import Evaluation, distributed_context, evaluate, init_distributed
+from mtcert_torch.runs.loop import (
+    Evaluation,
+    check_same_settings,
+    distributed_context,
+    evaluate,
+    init_distributed,
+    rank_folder,
+)
 from mtcert_torch.runs.store import CLOUD_FILES, IMAGE_FILES, ResultsWriter
 from mtcert_torch.runs.summary import radii_hook
 from mtcert_torch.settings import CLOUD_OPTIONS, IMAGE_OPTIONS, Settings
@@ -149,13 +156,16 @@ def _open_files(out, config: dict, files: dict, counts: dict | None):
     """The run's result files and, with ``counts`` (the keywords of
     :func:`~mtcert_torch.runs.counts.counts_settings`), its counts writer.
 
-    A counts file of other settings is refused before ``config.json`` is written.
+    A counts file of other settings is refused before ``config.json`` is written, as
+    are ranks of a ``torch.distributed`` run with different settings (the paths of
+    checkpoint and data aside: they may differ between machines).
     """
-    rank = distributed_context()[0]
+    check_same_settings(config, local=("checkpoint", "data"))
+    rank, world = distributed_context()
     settings = None if counts is None else counts_settings(config, **counts)
     if settings is not None:
         check_counts(out, settings, rank)
-    writer = ResultsWriter(out, config, rank=rank, **files)
+    writer = ResultsWriter(out, config, rank=rank, world=world, **files)
     try:
         return writer, None if settings is None else open_counts(out, settings, rank)
     except BaseException:
@@ -180,10 +190,12 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     :class:`mtcert.certify.hierarchy.ClassHierarchy`; also certify adaptively
     within it (:func:`mtcert_torch.hierarchy.hierarchy_hook`).  ``hooks`` are
     further evaluation-loop hooks.  The result files go to ``out`` (see
-    :mod:`mtcert_torch.runs.store`).  Returns the
+    :mod:`mtcert_torch.runs.store`); under ``torchrun`` a ``{rank}`` in it is
+    replaced by each process's rank (:func:`~mtcert_torch.runs.loop.rank_folder`).  Returns the
     :class:`~mtcert_torch.runs.loop.Evaluation`; rank 0 has the summary rows.
     """
     opt = IMAGE_OPTIONS.resolve(options)
+    opt.out = rank_folder(opt.out)  # "{rank}": a folder per rank
     settings = check_settings(Settings.of(opt), opt.noise, opt.allow_fdr)
     check_positive_int(opt.every, "--every")
     if opt.limit is not None:
@@ -292,6 +304,7 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     from mtcert_torch.models import PointNet2Adapter, PointNet2PartSegMsg
 
     opt = CLOUD_OPTIONS.resolve(options)
+    opt.out = rank_folder(opt.out)  # "{rank}": a folder per rank
     noise = "gaussian" if opt.smoothing == "rotation" else opt.smoothing
     settings = check_settings(Settings.of(opt), noise, opt.allow_fdr)
     check_positive_int(opt.votes, "--votes")

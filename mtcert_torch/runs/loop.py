@@ -7,8 +7,10 @@ resumption), runs SEGCERTIFY, optionally the base model on the clean input,
 computes the per-item counts on the device
 (:func:`mtcert_torch.metrics.segmentation_tally`) and appends one record to the
 result files (:class:`~mtcert_torch.runs.store.ResultsWriter`).  Under
-``torch.distributed`` the items are sharded over the ranks and rank 0
-summarises every record (:mod:`mtcert_torch.runs.summary`).
+``torch.distributed`` the items are sharded over the ranks, each rank writes its
+own files (in its own folder or a shared one: :func:`rank_folder`), and rank 0
+gathers every rank's records over the process group and summarises them
+(:mod:`mtcert_torch.runs.summary`): no folder need be shared.
 
 Extension point: ``hooks`` are called as ``hook(item, result)`` after each
 item is certified and before its record is written; a returned dict is merged
@@ -24,11 +26,13 @@ counts, and the files of a run (:mod:`~mtcert_torch.runs.store`,
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,9 +52,11 @@ __all__ = [
     "ItemResult",
     "certify_item",
     "certify_items",
+    "check_same_settings",
     "distributed_context",
     "evaluate",
     "init_distributed",
+    "rank_folder",
 ]
 
 
@@ -153,18 +159,75 @@ def distributed_context() -> tuple[int, int]:
     return 0, 1
 
 
+def check_same_settings(config: dict, *, local: Sequence[str] = ()) -> None:
+    """Refuse a ``torch.distributed`` run whose ranks differ in a setting that changes
+    results (a ValueError on every rank, naming the settings); nothing to check alone.
+
+    ``config``: this rank's ``config.json`` entries (the model's digest included);
+    ``local``: entries that may differ between machines (the checkpoint's and the data's
+    paths).  Rank 0 would otherwise summarise the images of different models as one.
+    """
+    world = distributed_context()[1]
+    if world == 1:
+        return
+    mine = {k: v for k, v in json.loads(json.dumps(config)).items() if k not in set(local)}
+    every: list = [None] * world
+    torch.distributed.all_gather_object(every, mine)
+    ref = every[0]
+    diff = [
+        f"{k}: rank 0 {ref.get(k)!r} vs rank {r} {other.get(k)!r}"
+        for r, other in enumerate(every)
+        for k in sorted(set(ref) | set(other))
+        if other.get(k) != ref.get(k)
+    ]
+    if diff:
+        raise ValueError(
+            f"the ranks of this run differ in settings that change results ({'; '.join(diff)}): "
+            "every machine needs the same checkpoint, data and options"
+        )
+
+
+#: The placeholder of an output folder that each rank replaces with its rank.
+RANK_PLACEHOLDER = "{rank}"
+
+
+def rank_folder(out):
+    """This process's output folder: ``out`` with ``{rank}`` replaced by its rank.
+
+    The rank is the initialised process group's, else torchrun's ``RANK`` when
+    ``WORLD_SIZE`` > 1, else 0; ``out`` without the placeholder is returned as
+    given (a folder on each machine's own disk, or one folder that all ranks
+    share: their files carry their rank).
+
+    Examples
+    --------
+    >>> print(rank_folder("results/cs-{rank}"))  # a single process is rank 0
+    results/cs-0
+    """
+    text = os.fspath(out)
+    if RANK_PLACEHOLDER not in text:
+        return out
+    rank, world = distributed_context()
+    if world == 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # before init_distributed
+        rank = int(os.environ.get("RANK", "0"))
+    text = text.replace(RANK_PLACEHOLDER, str(rank))
+    return text if isinstance(out, str) else type(out)(text)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What :func:`evaluate` returns.
 
-    ``records``: every record of the output folder (all ranks, earlier runs
-    included) on rank 0, this rank's own otherwise; ``rows``: the summary
-    rows (rank 0 only, else empty); ``rank``.
+    ``records``: on rank 0 every record of the run (every rank's output folder,
+    earlier runs included), in the order of the data set; on another rank this
+    rank's own; ``rows``: the summary rows (rank 0 only, else empty); ``rank``;
+    ``out``: this rank's output folder (None without a writer).
     """
 
     records: list
     rows: list
     rank: int
+    out: Path | None = None
 
 
 def evaluate(
@@ -184,8 +247,11 @@ def evaluate(
     """Certify a data set with resumable result files, sharding and a summary.
 
     Under an initialised ``torch.distributed`` process group rank ``r`` of
-    ``W`` certifies items ``r, r + W, …`` into its own record file; after a
-    barrier rank 0 summarises every record of the folder.
+    ``W`` certifies items ``r, r + W, …`` into its own record file (resuming from
+    its own folder); after a barrier every rank sends the records of its folder
+    to rank 0 (``gather_object``), which writes the run-wide ``<stem>.csv`` and
+    the summary from them: the same rows as a single process that certified
+    every item.
 
     Parameters
     ----------
@@ -258,21 +324,34 @@ def evaluate(
         bar.set_postfix(acc=f"{rec['cert_acc']:.3f}", abstain=f"{rec['abstain_rate']:.3f}")
     if counts is not None:
         counts.finish()  # every item of this rank is stored: the file is complete
+    out = None if writer is None else writer.out
     if world > 1:
-        torch.distributed.barrier()
-    if writer is None:
-        records = own
-    elif world > 1 and rank != 0:
-        records = writer.own_records()
-    else:
-        records = writer.all_records()
+        torch.distributed.barrier()  # every rank's files are complete (a folder may be shared)
+    records = _run_records(own if writer is None else writer.all_records(), items.names, world)
     if rank != 0:
-        return Evaluation(records, [], rank)
+        return Evaluation(own if writer is None else writer.own_records(), [], rank, out)
     if writer is not None:
+        writer.write_run_csv(records)
         rows = write_summary(writer.out, records, unit=unit, columns=writer.columns, hooks=hooks)
     else:
         rows = summarize(records, unit=unit, hooks=hooks)
-    return Evaluation(records, rows, rank)
+    return Evaluation(records, rows, rank, out)
+
+
+def _run_records(mine: list, names: Sequence[str], world: int) -> list | None:
+    """Every rank's ``mine`` on rank 0 (None elsewhere): one record per name, in the order
+    of ``names`` (records of other names last, as they came)."""
+    if world > 1:
+        parts = [None] * world if torch.distributed.get_rank() == 0 else None
+        torch.distributed.gather_object(mine, parts, dst=0)
+        if parts is None:
+            return None
+        mine = [r for part in parts for r in part]
+    first: dict = {}
+    for r in mine:  # ranks sharing a folder each send it: a record per name
+        first.setdefault(r["name"], r)
+    index = {name: i for i, name in enumerate(names)}
+    return sorted(first.values(), key=lambda r: index.get(r["name"], len(index)))
 
 
 def init_distributed(device: torch.device) -> tuple[torch.device, bool]:

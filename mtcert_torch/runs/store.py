@@ -6,7 +6,8 @@ Layout of an output folder::
                             all of them)
     per_image.jsonl         one JSON record per finished image (the source of truth)
     per_image.csv           the scalar columns of the same records (with each image's
-                            guarantee: its certificate holds for that image alone)
+                            guarantee: its certificate holds for that image alone); at
+                            the end of a run, every record of the run in data-set order
     summary.csv, summary.md the paper's Table 1 columns (acc., mIoU, %∅, t) and each
                             row's guarantee (family, error rate, rows not joint)
     figures/<name>.png      input | ground truth | certified prediction (abstain white)
@@ -14,7 +15,11 @@ Layout of an output folder::
 Each record is appended and flushed (``fsync``) as soon as its image is done,
 so an interrupted run loses at most the image in flight; on restart the
 finished names are skipped and a torn last line is dropped.  Under
-``torch.distributed`` every rank writes its own ``per_image.rank<r>.jsonl``.
+``torch.distributed`` with ``W`` > 1 processes rank ``r`` writes its records to
+``per_image.rank<r>.jsonl`` and ``per_image.rank<r>.csv`` (rank 0 too), so ranks
+that share a folder never write the same file, and each rank resumes from its own
+files; rank 0 alone writes the run-wide ``per_image.csv`` and the summary, from
+every rank's records gathered over the process group (no folder need be shared).
 The point-cloud command uses the same writer with ``per_cloud.*`` files, its own
 columns and its Table-2 summary (:data:`CLOUD_FILES`).  One record holds the
 per-item :class:`mtcert.certify.metrics.SegmentationTally` of the certified and
@@ -246,12 +251,20 @@ def repair_results(out) -> list[str]:
         lock.release()
 
 
+def _write_csv(path: Path, records, fields, unit: str) -> None:
+    """Write ``records`` as the rows of CSV file ``path`` (atomically: a reader sees the
+    old file or the new one)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(csv_row(r, unit) for r in records)
+    os.replace(tmp, path)
+
+
 def _rewrite_csv(jsonl: Path) -> None:
     preset = next(p for p in (CLOUD_FILES, IMAGE_FILES) if jsonl.name.startswith(p["stem"]))
-    with jsonl.with_suffix(".csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, preset["fields"], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(csv_row(r, preset["unit"]) for r in _read_jsonl(jsonl))
+    _write_csv(jsonl.with_suffix(".csv"), _read_jsonl(jsonl), preset["fields"], preset["unit"])
 
 
 class ResultsWriter:
@@ -267,8 +280,10 @@ class ResultsWriter:
     config : dict
         Every setting that changes results (JSON-serialisable).  A folder that
         holds a ``config.json`` is resumed only if *every* entry is equal.
-    rank : int
-        This process's rank (rank ``r > 0`` writes ``<stem>.rank<r>.jsonl``).
+    rank, world : int
+        This process's rank and the number of processes: with ``world`` > 1 the
+        records go to ``<stem>.rank<rank>.jsonl`` and ``<stem>.rank<rank>.csv``, else to
+        ``<stem>.jsonl`` and ``<stem>.csv``.
     stem, fields, unit, columns :
         Record file stem, CSV columns, the summary's item-count column and its
         table columns; the defaults are the image run's (:data:`IMAGE_FILES`;
@@ -281,11 +296,14 @@ class ResultsWriter:
         config: dict,
         *,
         rank: int = 0,
+        world: int = 1,
         stem: str = "per_image",
         fields: tuple[str, ...] = CSV_FIELDS,
         unit: str = "images",
         columns: tuple = TABLE1_COLUMNS,
     ):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank must lie in [0, world={world}); got {rank}")
         self.out = output_folder(out)
         # One writer per folder (per rank): a second run refuses instead of doubling records.
         self.lock = FolderLock(self.out / (".lock" if rank == 0 else f".lock.rank{rank}"))
@@ -298,19 +316,17 @@ class ResultsWriter:
             self.columns = columns
             config = self.check_config(self.out, config)
             cfg_path = self.out / "config.json"
-            if not cfg_path.is_file() and rank == 0:
-                # atomic: other ranks may read it at the same moment
-                tmp = cfg_path.with_suffix(".json.tmp")
+            if not cfg_path.is_file():  # every rank: its folder may be its own
+                # atomic, under a name of this process: other ranks sharing the folder may
+                # read or write it (the same settings) at the same moment
+                tmp = self.out / f".config.json.{os.getpid()}.tmp"
                 tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
                 os.replace(tmp, cfg_path)
-            self.jsonl = self.out / (f"{stem}.jsonl" if rank == 0 else f"{stem}.rank{rank}.jsonl")
+            self.jsonl = self.out / (f"{stem}.jsonl" if world == 1 else f"{stem}.rank{rank}.jsonl")
             self.csv = self.jsonl.with_suffix(".csv")
             own = _unique(_read_jsonl(self.jsonl, repair=True))
             # Rewrite the CSV from the JSON records so the two always agree after a restart.
-            with self.csv.open("w", newline="") as f:
-                w = csv.DictWriter(f, self.fields, extrasaction="ignore")
-                w.writeheader()
-                w.writerows(csv_row(r, unit) for r in own)
+            _write_csv(self.csv, own, self.fields, unit)
         except BaseException:
             self.lock.release()
             raise
@@ -359,7 +375,15 @@ class ResultsWriter:
         return _unique(recs)
 
     def own_records(self) -> list[dict]:
+        """The records of this writer's own file (this rank's), one per name."""
         return _unique(_read_jsonl(self.jsonl))
+
+    def write_run_csv(self, records) -> Path:
+        """Write ``<stem>.csv`` of the folder with ``records`` as its rows (the run-wide
+        table that rank 0 writes at the end of a run); return its path."""
+        path = self.out / f"{self.stem}.csv"
+        _write_csv(path, records, self.fields, self.unit)
+        return path
 
     def append(self, record: dict) -> None:
         """Append one record to the JSONL and CSV files and force it to disk."""
