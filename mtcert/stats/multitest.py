@@ -40,6 +40,7 @@ The k-FWER is P(at least k false rejections); k = 1 is the FWER.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,7 +87,12 @@ __all__ = [
     "AdjustResult",
     "adjust",
     "canonical_method",
+    "check_axis",
+    "family_shape",
+    "family_size",
+    "from_families",
     "resolve_method",
+    "to_families",
 ]
 
 
@@ -112,6 +118,9 @@ class AdjustResult:
         ``nan_policy="omit"`` NaNs are not counted.
     n_rejected : int or ndarray of int
         Number of rejections (per family when ``axis`` is given).
+    axis : int, tuple of int or None
+        The family axes as given, made non-negative (a tuple sorted): None
+        when all p-values formed one family.
     """
 
     reject: np.ndarray
@@ -121,7 +130,7 @@ class AdjustResult:
     k: int
     n_tests: int | np.ndarray
     n_rejected: int | np.ndarray
-    axis: int | None = field(default=None)
+    axis: int | tuple[int, ...] | None = field(default=None)
 
     def __repr__(self) -> str:
         def show(name, value):
@@ -141,6 +150,113 @@ class AdjustResult:
             f"    {show('reject', self.reject)},\n"
             f"    {show('adjusted', self.adjusted)})"
         )
+
+
+def check_axis(axis: object, ndim: int) -> int | tuple[int, ...] | None:
+    """Validate the family axes of an array with ``ndim`` dimensions.
+
+    As in numpy's reductions, the axes given together form ONE family and the
+    remaining axes index the families: for p-values of shape ``(B, H, W)``,
+    ``axis=(1, 2)`` makes ``B`` families of ``H * W`` tests, ``axis=2`` (or
+    ``-1``) makes ``B * H`` families of ``W`` tests, and None one family.
+
+    Parameters
+    ----------
+    axis : None, int or tuple of int
+        Negative axes count from the end.  A tuple must be non-empty and free
+        of repeats (``1`` and ``-2`` repeat each other in 3 dimensions).
+    ndim : int
+        Dimensions of the array.  A 0-d array is one family whatever ``axis``
+        is (``0`` or ``-1`` are accepted for it).
+
+    Returns
+    -------
+    int, tuple of int or None
+        An int made non-negative, a tuple made non-negative and sorted, or
+        None (no axis, or a 0-d array).
+
+    Raises
+    ------
+    ValueError
+        When ``axis`` is not None, an int or a tuple of ints (bools are
+        refused), is out of range, repeats an axis, or is an empty tuple.
+
+    Examples
+    --------
+    >>> from mtcert.stats.multitest import check_axis
+    >>> check_axis(-1, 3), check_axis((2, -2), 3), check_axis(None, 3)
+    (2, (1, 2), None)
+    """
+    if axis is None:
+        return None
+    bound = max(ndim, 1)
+
+    def one(a):
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
+            raise ValueError(f"axis must be None or an int, or a tuple of ints; got {axis!r}")
+        if not -bound <= a < bound:
+            raise ValueError(f"axis {a} is out of bounds for an array with {ndim} dimension(s)")
+        return int(a) % bound
+
+    if isinstance(axis, tuple):
+        if not axis:
+            raise ValueError("axis must not be an empty tuple (use None for one family)")
+        axes = tuple(sorted(one(a) for a in axis))
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"axis must not repeat an axis; got {axis!r}")
+        return axes if ndim else None
+    a = one(axis)
+    return a if ndim else None
+
+
+def _axes(axis: int | tuple[int, ...]) -> tuple[int, ...]:
+    return axis if isinstance(axis, tuple) else (axis,)
+
+
+def family_shape(shape: tuple[int, ...], axis: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape that indexes the families: ``shape`` without the family axes."""
+    if axis is None:
+        return ()
+    axes = _axes(axis)
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
+def family_size(shape: tuple[int, ...], axis: int | tuple[int, ...] | None) -> int:
+    """Tests per family: the product of ``shape`` over the family axes."""
+    if axis is None:
+        return math.prod(shape)
+    return math.prod(shape[i] for i in _axes(axis))
+
+
+def to_families(arr: np.ndarray, axis: int | tuple[int, ...] | None) -> np.ndarray:
+    """``arr`` as a C-contiguous ``(families, tests)`` array (``axis`` from :func:`check_axis`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mtcert.stats.multitest import to_families
+    >>> to_families(np.arange(8).reshape(2, 2, 2), (0, 2))
+    array([[0, 1, 4, 5],
+           [2, 3, 6, 7]])
+    """
+    if axis is None:
+        return np.ascontiguousarray(arr).reshape(1, -1)
+    axes = _axes(axis)
+    moved = np.moveaxis(arr, axes, range(arr.ndim - len(axes), arr.ndim))
+    n_families = math.prod(family_shape(arr.shape, axis))
+    return np.ascontiguousarray(moved).reshape(n_families, family_size(arr.shape, axis))
+
+
+def from_families(
+    arr2d: np.ndarray, shape: tuple[int, ...], axis: int | tuple[int, ...] | None
+) -> np.ndarray:
+    """Undo :func:`to_families`: a ``(families, tests)`` array back to ``shape``."""
+    if axis is None:
+        return arr2d.reshape(shape)
+    axes = _axes(axis)
+    moved_shape = (*family_shape(shape, axis), *(shape[i] for i in axes))
+    ndim = len(shape)
+    return np.moveaxis(arr2d.reshape(moved_shape), range(ndim - len(axes), ndim), axes)
 
 
 def _bucket_sort(keys: np.ndarray, out: np.ndarray | None = None) -> None:
@@ -464,9 +580,13 @@ def adjust(
         not tests: they are dropped from their family (m counts the non-NaN
         p-values) and get NaN adjusted value and reject False.  ``"raise"``:
         ``ValueError``.  The same for every method.
-    axis : int or None, default None
+    axis : int, tuple of int or None, default None
         None: all p-values form ONE family.  An int: every 1-D slice along that
-        axis is its own family (vectorised over families).
+        axis is its own family (vectorised over families).  A tuple: as in
+        numpy's reductions, the axes given together form one family and the
+        other axes index the families, e.g. ``axis=(1, 2)`` on p-values of
+        shape ``(B, H, W)`` makes ``B`` families of ``H * W`` tests (see
+        :func:`check_axis`).
 
     Returns
     -------
@@ -529,23 +649,19 @@ def adjust(
 
     >>> adjust(np.array([[0.01, 0.02], [0.2, 0.01]]), "bonferroni", axis=1).n_rejected
     array([2, 1])
+
+    A batch of two 2 x 2 p-value maps, each map one family:
+
+    >>> maps = np.array([[[0.01, 0.02], [0.2, 0.01]], [[0.5, 0.001], [0.03, 0.02]]])
+    >>> adjust(maps, "holm", axis=(1, 2)).n_rejected
+    array([3, 1])
     """
     method, k = resolve_method(method, k)
     alpha = check_alpha(alpha)
     nan_policy = check_nan_policy(nan_policy)
     p = as_probabilities(pvalues, "pvalues", allow_nan=nan_policy != "raise")
-    if axis is None:
-        p2d = np.ascontiguousarray(p.reshape(1, -1))
-        moved_shape = None
-    else:
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise ValueError(f"axis must be None or an int; got {axis!r}")
-        if not -p.ndim <= axis < p.ndim:
-            raise ValueError(f"axis {axis} is out of bounds for pvalues with {p.ndim} dim(s)")
-        axis = int(axis) % p.ndim
-        moved = np.moveaxis(p, axis, -1)
-        moved_shape = moved.shape
-        p2d = np.ascontiguousarray(moved.reshape(math.prod(moved_shape[:-1]), moved_shape[-1]))
+    axis = check_axis(axis, p.ndim)
+    p2d = to_families(p, axis)
     F, M = p2d.shape
     m_eff = np.full(F, M, dtype=np.int64)
     n_tests = m_eff.copy()
@@ -563,15 +679,13 @@ def adjust(
                 m_eff[has] = -1
     adj, rej = adjust_families(p2d, _codes.CODES[method], alpha, k, 1, m_eff)
     n_rej = rej.sum(axis=1)
-    if moved_shape is None:
-        adj = adj.reshape(p.shape)
-        rej = rej.reshape(p.shape)
+    adj = from_families(adj, p.shape, axis)
+    rej = from_families(rej, p.shape, axis)
+    if axis is None:
         n_tests, n_rej = int(n_tests[0]), int(n_rej[0])
     else:
-        adj = np.moveaxis(adj.reshape(moved_shape), -1, axis)
-        rej = np.moveaxis(rej.reshape(moved_shape), -1, axis)
-        n_tests = n_tests.reshape(moved_shape[:-1])
-        n_rej = n_rej.reshape(moved_shape[:-1])
+        n_tests = n_tests.reshape(family_shape(p.shape, axis))
+        n_rej = n_rej.reshape(family_shape(p.shape, axis))
     return AdjustResult(
         reject=rej,
         adjusted=adj,
