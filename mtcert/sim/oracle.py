@@ -158,9 +158,10 @@ class Oracle:
         """The class law of components ``lo`` to ``hi - 1``, shape ``(hi - lo, C)``.
 
         Row ``i`` holds the probabilities of the ``C`` classes for component
-        ``lo + i``; rows sum to 1.  Samplers ask for slices of at most about a
-        million entries, so a subclass may compute rows on demand rather than
-        store ``N x C`` numbers.
+        ``lo + i``; rows sum to 1.  :meth:`sample_guess_hits` (all a power
+        study's SEGCERTIFY and INDIVCLASS runs draw) asks for slices of at most
+        2**20 components, so a subclass may compute rows on demand rather than
+        store ``N x C`` numbers; the other samplers ask for the whole table.
 
         Parameters
         ----------
