@@ -50,15 +50,15 @@ from mtcert._kernels.certify import (
 from mtcert._threads import map_chunks, workers_for
 from mtcert.certify.labels import ABSTAIN
 from mtcert.stats.binomial import binom_test, greater_pvalue_table
-from mtcert.stats.methods import FDR_METHODS, resolve_method
-from mtcert.stats.multitest import (
-    adjust_families,
+from mtcert.stats.families import (
     check_axis,
     family_shape,
     family_size,
     from_families,
     to_families,
 )
+from mtcert.stats.methods import FDR_METHODS, resolve_method
+from mtcert.stats.multitest import adjust_families
 from mtcert.stats.radius import NOISE_MODELS, certified_radius
 from mtcert.stats.validation import (
     as_independent_count_pair,

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from mtcert.certify.segmentation import segcertify, segcertify_hits
-from mtcert.stats.multitest import adjust, check_axis, from_families, to_families
+from mtcert.stats.families import check_axis, from_families, to_families
+from mtcert.stats.multitest import adjust
 
 SHAPE = (3, 4, 5, 2)
 
