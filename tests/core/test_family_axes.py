@@ -125,3 +125,17 @@ def test_segcertify_counts_batch_of_images():
         np.testing.assert_array_equal(cert.labels[b], one.labels)
         assert cert.n_certified[b] == one.n_certified
     assert "families along axis (1, 2)" in repr(cert)
+
+
+@pytest.mark.parametrize("method", ["holm", "bonferroni"])
+def test_each_image_of_a_batch_keeps_its_fwer(method):
+    # Every pixel at the null boundary (its guess shown with probability exactly tau): any
+    # certified pixel is a false certificate.  With axis=(1, 2) each image is one family,
+    # so at most a fraction alpha of the images may hold one (5-sigma binomial bound).
+    rng = np.random.default_rng(7)
+    B, H, W, n, tau, alpha = 4000, 4, 5, 100, 0.75, 0.1
+    hits = rng.binomial(n, tau, size=(B, H, W))
+    cert = segcertify_hits(np.zeros_like(hits), hits, n, tau=tau, alpha=alpha, method=method,
+                           axis=(1, 2))  # fmt: skip
+    wrong_images = int((cert.n_certified > 0).sum())
+    assert wrong_images <= alpha * B + 5 * np.sqrt(alpha * (1 - alpha) * B), wrong_images
