@@ -3,10 +3,10 @@
 A grid is the Cartesian product of the oracle parameters (``N``, ``n_bad``,
 ``gamma``; or one fixed oracle given as ``oracle=``), the sample sizes
 (``n0``, ``n``), the certification parameters (``alpha``, ``tau``), the error
-budget and the methods.  :func:`expand_grid`
-validates it and groups it into :class:`Scenario` objects: one per oracle and
-sample-size setting, holding every :class:`Evaluation` (method, level,
-threshold, budget) that shares its random draws.
+budget and the methods.  :func:`expand_grid` validates it and groups it into
+:class:`Scenario` objects: one per oracle and sample-size setting, holding
+every :class:`Evaluation` (method, level, threshold, budget) that shares its
+random draws.
 """
 
 from __future__ import annotations
@@ -146,6 +146,19 @@ def check_oracle(oracle: Any, *, gamma: Any, N: Any, n_bad: Any) -> Any:
     An :class:`~mtcert.sim.oracle.Oracle` instance fixes the law, so ``gamma``
     and ``n_bad`` must be left out and ``N``, if given, must be its
     ``n_components``; without an instance ``gamma`` and ``N`` are required.
+    Returns ``oracle`` (None, the instance or the factory) or raises ``ValueError``.
+
+    Examples
+    --------
+    >>> from mtcert.sim.oracle import MultiClassOracle
+    >>> from mtcert.sim.power.grid import check_oracle
+    >>> law = MultiClassOracle([[0.9, 0.1], [0.2, 0.8]])
+    >>> check_oracle(law, gamma=None, N=2, n_bad=None)
+    MultiClassOracle(N=2, C=2)
+    >>> check_oracle(law, gamma=0.1, N=None, n_bad=None)
+    Traceback (most recent call last):
+    ...
+    ValueError: oracle=MultiClassOracle(N=2, C=2) fixes the class law: leave out gamma ...
     """
     if oracle is None or (callable(oracle) and not isinstance(oracle, Oracle)):
         missing = [name for name, v in (("gamma", gamma), ("N", N)) if v is None]
@@ -162,8 +175,8 @@ def check_oracle(oracle: Any, *, gamma: Any, N: Any, n_bad: Any) -> Any:
     given = [name for name, v in (("gamma", gamma), ("n_bad", n_bad)) if v is not None]
     if given:
         raise ValueError(
-            f"{' and '.join(given)} describe the binary oracle; oracle={oracle!r} fixes the "
-            "class law, so leave them out (or pass a factory to sweep them)"
+            f"oracle={oracle!r} fixes the class law: leave out {' and '.join(given)} "
+            "(parameters of the binary oracle), or pass a factory to sweep them"
         )
     if N is not None and as_list(N, "N") != [oracle.n_components]:
         raise ValueError(
