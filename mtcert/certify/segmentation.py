@@ -30,7 +30,6 @@ Imports numpy, the kernels of :mod:`mtcert._kernels.certify` and the code table
 from __future__ import annotations
 
 import functools
-import numbers
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -51,6 +50,13 @@ from mtcert._kernels.certify import (
 from mtcert._threads import map_chunks, workers_for
 from mtcert.certify.labels import ABSTAIN
 from mtcert.stats.binomial import binom_test, greater_pvalue_table
+from mtcert.stats.families import (
+    check_axis,
+    family_shape,
+    family_size,
+    from_families,
+    to_families,
+)
 from mtcert.stats.methods import FDR_METHODS, resolve_method
 from mtcert.stats.multitest import adjust_families
 from mtcert.stats.radius import NOISE_MODELS, certified_radius
@@ -124,9 +130,10 @@ class SegmentationCertificate:
         ``k`` of the k-FWER methods (1 otherwise).
     n : int
         Number of testing samples per component.
-    axis : int or None
-        None: all components formed one family; otherwise each 1-D slice along
-        ``axis`` was its own family.
+    axis : int, tuple of int or None
+        None: all components formed one family; an int: each 1-D slice along
+        ``axis`` was its own family; a tuple: the components along those axes
+        together formed one family, indexed by the other axes.
     n_certified : int or ndarray
         Certified components (per family when ``axis`` is given).
     reject : ndarray of bool
@@ -151,7 +158,7 @@ class SegmentationCertificate:
     method: str
     k: int
     n: int
-    axis: int | None
+    axis: int | tuple[int, ...] | None
     n_certified: int | np.ndarray
     _hits: np.ndarray = field(repr=False)
     _table: np.ndarray = field(repr=False)
@@ -173,7 +180,7 @@ class SegmentationCertificate:
     def certified_rate(self):
         if self.axis is None:
             return float(self.n_certified) / self.labels.size
-        return _out(np.asarray(self.n_certified) / self.labels.shape[self.axis])
+        return _out(np.asarray(self.n_certified) / family_size(self.labels.shape, self.axis))
 
     def certified_radius(self, sigma, noise: str = "gaussian") -> float:
         """Certified radius of every certified component at ``p = tau``.
@@ -208,36 +215,6 @@ class SegmentationCertificate:
 def _out(x):
     x = np.asarray(x, dtype=np.float64)
     return float(x) if x.ndim == 0 else x
-
-
-def _family_shape(shape, axis):
-    return tuple(s for i, s in enumerate(shape) if i != axis)
-
-
-def _check_axis(axis, ndim):
-    """A valid component axis, or None; a single (0-d) component is one family either way."""
-    if axis is None:
-        return None
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise ValueError(f"axis must be None or an integer; got {axis!r}")
-    if not -max(ndim, 1) <= axis < max(ndim, 1):
-        raise ValueError(f"axis {axis} is out of bounds for components with {ndim} dimension(s)")
-    return int(axis) % ndim if ndim else None
-
-
-def _to_families(arr, axis):
-    """View/copy ``arr`` as a C-contiguous (F, m) array of families."""
-    if axis is None:
-        return np.ascontiguousarray(arr).reshape(1, -1)
-    moved = np.moveaxis(arr, axis, -1)
-    return np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
-
-
-def _from_families(arr2d, shape, axis):
-    if axis is None:
-        return arr2d.reshape(shape)
-    moved_shape = (*_family_shape(shape, axis), shape[axis])
-    return np.moveaxis(arr2d.reshape(moved_shape), -1, axis)
 
 
 @functools.lru_cache(maxsize=32)
@@ -353,9 +330,9 @@ def _decide_by_adjust(table, hits2d, guess2d, labels2d, code, alpha, k):
 
 def _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, method, k, n):
     """Pack the per-family results back into the caller's shape."""
-    n_certified = int(n_rej[0]) if axis is None else n_rej.reshape(_family_shape(shape, axis))
+    n_certified = int(n_rej[0]) if axis is None else n_rej.reshape(family_shape(shape, axis))
     return SegmentationCertificate(
-        labels=_from_families(labels2d, shape, axis),
+        labels=from_families(labels2d, shape, axis),
         tau=tau,
         alpha=alpha,
         method=method,
@@ -363,7 +340,7 @@ def _certificate(labels2d, hits2d, n_rej, table, shape, axis, tau, alpha, method
         n=n,
         axis=axis,
         n_certified=n_certified,
-        _hits=_from_families(hits2d, shape, axis),
+        _hits=from_families(hits2d, shape, axis),
         _table=table,
     )
 
@@ -382,8 +359,8 @@ def _certify_fused(guess, hits, n, tau, alpha, code, k, axis):
     Returns ``(labels2d, hits2d, n_rejected, table)`` for :func:`_certificate`.
     """
     table = _pvalue_table(n, tau)
-    hits_in = _to_families(hits, axis)
-    guess2d = _to_families(guess, axis)
+    hits_in = to_families(hits, axis)
+    guess2d = to_families(guess, axis)
     hits2d = np.empty(hits_in.shape, _hits_dtype(n))  # the certificate's own copy
     labels2d = np.empty(hits2d.shape, np.int64)
     const = _family_constant(code, alpha, hits2d.shape[1])
@@ -413,15 +390,15 @@ def _certify_general(guess, hits, n, tau, alpha, code, fast, k, axis, owned):
     n_rejected, table)`` for :func:`_certificate`.
     """
     _check_ranges(guess, hits, n)
-    guess2d = _to_families(guess.astype(np.int64, copy=False), axis)
+    guess2d = to_families(guess.astype(np.int64, copy=False), axis)
     if use_histogram(hits.size, n):
         table = _pvalue_table(n, tau)
         if not (owned and hits.dtype == _hits_dtype(n)):
             # a narrow private copy: the certificate must not alias the caller's buffer
             hits = hits.astype(_hits_dtype(n))
-        hits2d = _to_families(hits, axis)
+        hits2d = to_families(hits, axis)
     else:
-        table, hits2d = _direct_table(_to_families(hits, axis), n, tau)
+        table, hits2d = _direct_table(to_families(hits, axis), n, tau)
     labels2d = np.empty(hits2d.shape, np.int64)
     workers = 1
     if fast and axis is None:
@@ -454,7 +431,7 @@ def _certify_hits(guess, hits, n, tau, alpha, method, k, axis, *, owned=False):
     shape = hits.shape
     if hits.size == 0:
         raise ValueError("hits is empty: there are no components to certify")
-    if axis is not None and shape[axis] == 0:
+    if axis is not None and family_size(shape, axis) == 0:
         raise ValueError(f"axis {axis} has length 0: the families are empty")
     if n > MAX_N:
         raise ValueError(f"n must be at most 2**53 testing samples; got {n}")
@@ -525,10 +502,13 @@ def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None
     k : int, default 1
         For the k-FWER methods: with probability ``>= 1 - alpha`` fewer than
         ``k`` false certifications (an error budget of ``k - 1``).
-    axis : int or None, default None
+    axis : int, tuple of int or None, default None
         None: all components form one family (one certificate).  An integer:
         every 1-D slice along that axis is an independent family, e.g.
-        ``axis=-1`` for a ``(repetitions, N)`` batch.
+        ``axis=-1`` for a ``(repetitions, N)`` batch.  A tuple: as in numpy's
+        reductions, the components along those axes together form one family
+        and the other axes index the families, e.g. ``axis=(1, 2)`` for a
+        batch of ``(B, H, W)`` images, one certificate per image.
 
     Returns
     -------
@@ -578,7 +558,7 @@ def segcertify_hits(guess, hits, n, *, tau, alpha, method="holm", k=1, axis=None
         raise ValueError(
             f"guess and hits must have the same shape; got {guess.shape} and {hits.shape}"
         )
-    axis = _check_axis(axis, hits.ndim)
+    axis = check_axis(axis, hits.ndim)
     return _certify_hits(guess, hits, n, tau, alpha, method, k, axis)
 
 
@@ -632,7 +612,7 @@ def segcertify(counts0, counts, *, tau, alpha, method="holm", k=1, axis=None):
     method, k = resolve_method(method, k)
     counts0, counts = as_independent_count_pair(counts0, counts)
     comp_shape = counts.shape[:-1]
-    axis = _check_axis(axis, len(comp_shape))
+    axis = check_axis(axis, len(comp_shape))
     n_classes = counts.shape[-1]
     # outputs as narrow as the data allow: the counts are not copied or widened,
     # so the peak memory stays a small fraction of the input

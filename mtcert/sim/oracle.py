@@ -84,30 +84,199 @@ class JointMode:
 
 
 class Oracle:
-    """Common interface of the oracles (not instantiated directly)."""
+    """A synthetic base model: component ``i`` shows class ``c`` with probability ``p[i, c]``.
+
+    The common interface of :class:`BinaryOracle` and :class:`MultiClassOracle`,
+    and the base of your own class laws.  A subclass defines
+
+    - ``n_components`` and ``n_classes`` (ints, attributes or properties),
+    - :attr:`truth`, the true label of every component, and
+    - :meth:`class_probabilities`, the rows of the ``(N, C)`` law;
+
+    everything else (:meth:`correct_probabilities`, :meth:`label_probabilities`
+    and all the sampling, JOINTCLASS's included) is derived from these.  The
+    two built-in oracles override the derived methods with cheaper ones.
+
+    To run a power study on a subclass with ``backend="processes"`` or an
+    executor, its instances must pickle: define the class at the top level of
+    a module (not inside a function).
+
+    Examples
+    --------
+    A law in stripes: component ``i`` has true class ``i % 3``, shown with
+    probability 0.9, the other two classes with 0.05 each.
+
+    >>> import numpy as np
+    >>> from mtcert.sim.oracle import Oracle
+    >>> class Stripes(Oracle):
+    ...     n_classes = 3
+    ...
+    ...     def __init__(self, N):
+    ...         self.n_components = N
+    ...
+    ...     @property
+    ...     def truth(self):
+    ...         return np.arange(self.n_components) % 3
+    ...
+    ...     def class_probabilities(self, lo=0, hi=None):
+    ...         truth = self.truth[lo:hi]
+    ...         p = np.full((truth.size, 3), 0.05)
+    ...         p[np.arange(truth.size), truth] = 0.9
+    ...         return p
+    >>> oracle = Stripes(4)
+    >>> oracle.correct_probabilities()
+    array([0.9, 0.9, 0.9, 0.9])
+    >>> oracle.label_probabilities([0, 0, 2, 0])
+    array([0.9 , 0.05, 0.9 , 0.9 ])
+    >>> guess, hits = oracle.sample_guess_hits(100, 100, rng=np.random.default_rng(0))
+    >>> guess
+    array([0, 1, 2, 0], dtype=int8)
+    """
 
     n_components: int
     n_classes: int
 
-    # -- subclasses provide these -------------------------------------------------
-    def correct_probabilities(self) -> np.ndarray:
-        """Probability that each component shows its true label, shape ``(N,)``."""
-        raise NotImplementedError
-
+    # -- what a subclass provides -------------------------------------------------
     @property
     def truth(self) -> np.ndarray:
-        """True label of each component, shape ``(N,)`` (int64)."""
-        raise NotImplementedError
+        """True label of each component, shape ``(N,)``, integers in ``[0, C)``.
+
+        Used for the certified-and-correct rate of a power study and for the
+        JOINTCLASS mode.  It need not be the most likely label.
+
+        Examples
+        --------
+        >>> from mtcert.sim.oracle import BinaryOracle, MultiClassOracle
+        >>> BinaryOracle(N=3, gamma=0.1).truth
+        array([1, 1, 1])
+        >>> MultiClassOracle([[0.2, 0.8], [0.6, 0.4]]).truth
+        array([1, 0])
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define truth")
+
+    def class_probabilities(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """The class law of components ``lo`` to ``hi - 1``, shape ``(hi - lo, C)``.
+
+        Row ``i`` holds the probabilities of the ``C`` classes for component
+        ``lo + i``; rows sum to 1.  :meth:`sample_guess_hits` (all a power
+        study's SEGCERTIFY and INDIVCLASS runs draw) asks for slices of at most
+        2**20 components, so a subclass may compute rows on demand rather than
+        store ``N x C`` numbers; the other samplers ask for the whole table.
+
+        Parameters
+        ----------
+        lo : int, default 0
+            First component.
+        hi : int, optional
+            One past the last component (default: ``N``).
+
+        Returns
+        -------
+        ndarray of float64, shape ``(hi - lo, C)``
+
+        Examples
+        --------
+        >>> from mtcert.sim.oracle import BinaryOracle
+        >>> BinaryOracle(N=3, gamma=0.1, n_bad=1).class_probabilities()
+        array([[0.5, 0.5],
+               [0.1, 0.9],
+               [0.1, 0.9]])
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define class_probabilities")
+
+    # -- derived from the law (overridden where cheaper) --------------------------
+    def correct_probabilities(self) -> np.ndarray:
+        """Probability that each component shows its true label, shape ``(N,)``.
+
+        Examples
+        --------
+        >>> from mtcert.sim.oracle import MultiClassOracle
+        >>> MultiClassOracle([[0.7, 0.3], [0.1, 0.9]], truth=[0, 0]).correct_probabilities()
+        array([0.7, 0.1])
+        """
+        p = self.class_probabilities()
+        return p[np.arange(self.n_components), np.asarray(self.truth)]
 
     def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
-        """Probability that component ``i`` shows ``labels[..., i]``."""
-        raise NotImplementedError
+        """Probability that component ``i`` shows ``labels[..., i]``.
+
+        The true probability of a guessed label: the quantity a certificate
+        on that label makes claims about (a power study counts a certified
+        label as false when it is ``<= tau``).
+
+        Parameters
+        ----------
+        labels : array_like of int, shape ``(..., N)``
+            One label per component, with any leading (e.g. repetition) axes.
+            Labels outside ``[0, C)`` have probability 0.
+
+        Returns
+        -------
+        ndarray of float64, the shape of ``labels``
+
+        Raises
+        ------
+        ValueError
+            When the last axis of ``labels`` is not of length ``N``.
+
+        Examples
+        --------
+        >>> from mtcert.sim.oracle import BinaryOracle
+        >>> BinaryOracle(N=3, gamma=0.1).label_probabilities([[1, 0, 1], [0, 0, 7]])
+        array([[0.9, 0.1, 0.9],
+               [0.1, 0.1, 0. ]])
+        """
+        labels = self._check_labels(labels)
+        N = self.n_components
+        ok = (labels >= 0) & (labels < self.n_classes)
+        got = self.class_probabilities()[np.arange(N), np.where(ok, labels, 0)]
+        return np.where(ok, got, 0.0)
+
+    def _check_labels(self, labels):
+        labels = np.asarray(labels)
+        if labels.shape[-1:] != (self.n_components,):
+            raise ValueError(f"labels must have last axis of length N = {self.n_components}")
+        return labels
+
+    def _draw_guess_hits(self, rng, n0, n, rows, lo, hi):
+        p = self.class_probabilities(lo, hi)
+        counts0 = rng.multinomial(n0, p, size=(rows, hi - lo))
+        guess = np.argmax(counts0, axis=-1).astype(np.int64)
+        hits = rng.binomial(n, p[np.arange(hi - lo), guess])
+        return guess, hits
+
+    def _draw_counts(self, rng, n, shape):
+        return rng.multinomial(n, self.class_probabilities(), size=(*shape, self.n_components))
+
+    def _draw_labels(self, rng, n):
+        cdf = np.cumsum(self.class_probabilities(), axis=1)
+        u = rng.random((n, self.n_components, 1))
+        return np.minimum((u >= cdf).sum(axis=-1), self.n_classes - 1).astype(np.int64)
 
     def _blocks(self):
-        raise NotImplementedError
-
-    def _draw_guess_hits(self, rng, n0, n, reps, lo, hi):
-        raise NotImplementedError
+        # every component its own block, wrong labels drawn from the law without the truth
+        p = self.class_probabilities()
+        N, C = p.shape
+        truth = np.asarray(self.truth)
+        q = p[np.arange(N), truth]
+        wrong = p.copy()
+        wrong[np.arange(N), truth] = 0.0
+        mass = wrong.sum(axis=1, keepdims=True)
+        # Where a component is never wrong the conditional law is never used.
+        cond = np.divide(wrong, mass, out=np.full_like(wrong, 1.0 / C), where=mass > 0)
+        cdf = np.cumsum(cond, axis=1)
+        cdf[:, -1] = 1.0
+        with np.errstate(divide="ignore"):
+            log_q = np.log(q)
+            logp = np.log(p)
+        return (
+            np.ones(N, dtype=np.int64),
+            np.arange(N, dtype=np.int64),
+            1.0 - q,
+            log_q,
+            np.ascontiguousarray(cdf),
+            np.ascontiguousarray(logp),
+        )
 
     # -- shared API ----------------------------------------------------------------
     def sample_guess_hits(
@@ -290,15 +459,18 @@ class BinaryOracle(Oracle):
         q[: self.n_bad] = self.q_bad
         return q
 
+    def class_probabilities(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        lo, hi, _ = slice(lo, hi).indices(self.N)
+        q = self._q_slice(lo, hi)
+        return np.stack([1.0 - q, q], axis=1)
+
     def _q_slice(self, lo, hi):
         q = np.full(hi - lo, self.q_good)
         q[: max(0, min(self.n_bad, hi) - lo)] = self.q_bad
         return q
 
     def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
-        labels = np.asarray(labels)
-        if labels.shape[-1:] != (self.N,):
-            raise ValueError(f"labels must have last axis of length N = {self.N}")
+        labels = self._check_labels(labels)
         # Filled by masks rather than from a length-N q: memory stays one output
         # array (plus byte masks) at N = 1e7.
         out = np.zeros(labels.shape)
@@ -399,51 +571,8 @@ class MultiClassOracle(Oracle):
     def n_classes(self) -> int:
         return self.probabilities.shape[1]
 
+    def class_probabilities(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        return self.probabilities[lo:hi]
+
     def correct_probabilities(self) -> np.ndarray:
         return self.probabilities[np.arange(self.n_components), self.truth]
-
-    def label_probabilities(self, labels: ArrayLike) -> np.ndarray:
-        labels = np.asarray(labels)
-        if labels.shape[-1:] != (self.n_components,):
-            raise ValueError(f"labels must have last axis of length N = {self.n_components}")
-        ok = (labels >= 0) & (labels < self.n_classes)
-        got = self.probabilities[np.arange(self.n_components), np.where(ok, labels, 0)]
-        return np.where(ok, got, 0.0)
-
-    def _draw_guess_hits(self, rng, n0, n, rows, lo, hi):
-        p = self.probabilities[lo:hi]
-        counts0 = rng.multinomial(n0, p, size=(rows, hi - lo))
-        guess = np.argmax(counts0, axis=-1).astype(np.int64)
-        hits = rng.binomial(n, p[np.arange(hi - lo), guess])
-        return guess, hits
-
-    def _draw_counts(self, rng, n, shape):
-        return rng.multinomial(n, self.probabilities, size=(*shape, self.n_components))
-
-    def _draw_labels(self, rng, n):
-        cdf = np.cumsum(self.probabilities, axis=1)
-        u = rng.random((n, self.n_components, 1))
-        return np.minimum((u >= cdf).sum(axis=-1), self.n_classes - 1).astype(np.int64)
-
-    def _blocks(self):
-        p = self.probabilities
-        N, C = p.shape
-        q = self.correct_probabilities()
-        wrong = p.copy()
-        wrong[np.arange(N), self.truth] = 0.0
-        mass = wrong.sum(axis=1, keepdims=True)
-        # Where a component is never wrong the conditional law is never used.
-        cond = np.divide(wrong, mass, out=np.full_like(wrong, 1.0 / C), where=mass > 0)
-        cdf = np.cumsum(cond, axis=1)
-        cdf[:, -1] = 1.0
-        with np.errstate(divide="ignore"):
-            log_q = np.log(q)
-            logp = np.log(p)
-        return (
-            np.ones(N, dtype=np.int64),
-            np.arange(N, dtype=np.int64),
-            1.0 - q,
-            log_q,
-            np.ascontiguousarray(cdf),
-            np.ascontiguousarray(logp),
-        )

@@ -67,7 +67,30 @@ SPECIAL_PVALUES = (
 
 
 def pvalues(*, allow_nan: bool = False):
-    """Strategy for single p-values: special values, tiny values and uniform floats."""
+    """Strategy for single p-values: special values, tiny values and uniform floats.
+
+    The special values (:data:`SPECIAL_PVALUES`) are those that break naive
+    code: exact 0 and 1, 1/2, the smallest subnormal, tiny normals, the float
+    just below 1 and 0.05.
+
+    Parameters
+    ----------
+    allow_nan : bool, default False
+        Also draw NaN.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy of float
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> from mtcert.sim.testing import pvalues
+    >>> @given(pvalues())
+    ... def test_bounded(p):
+    ...     assert 0.0 <= p <= 1.0
+    >>> test_bounded()
+    """
     from hypothesis import strategies as st
 
     parts = [
@@ -92,6 +115,15 @@ def pvalue_arrays(*, min_size: int = 0, max_size: int = 50, allow_nan: bool = Fa
         Bounds on the array length.
     allow_nan : bool, default False
         Include NaN (for testing ``nan_policy``).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy of ndarray
+
+    Raises
+    ------
+    ValueError
+        When a size is negative or ``max_size < min_size``.
 
     Examples
     --------
@@ -131,7 +163,36 @@ def count_arrays(
     """Strategy for class-count arrays of shape ``(N, C)`` whose rows share a total ``n``.
 
     Rows include ties between the top classes, all mass on one class and
-    all-zero classes.  Returns an int64 array; ``n`` is ``array.sum(-1)[0]``.
+    all-zero classes: the inputs of :func:`~mtcert.certify.segmentation.segcertify`
+    and :func:`~mtcert.certify.cohen.certify`.
+
+    Parameters
+    ----------
+    min_components, max_components : int, default 1 and 20
+        Bounds on the number of rows ``N`` (>= 1).
+    min_classes, max_classes : int, default 2 and 5
+        Bounds on the number of classes ``C`` (>= 2).
+    min_n, max_n : int, default 1 and 1000
+        Bounds on the common row total ``n`` (>= 1).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy of ndarray
+        int64 arrays; ``n`` is ``array.sum(-1)[0]``.
+
+    Raises
+    ------
+    ValueError
+        When a bound is out of range or a ``max_*`` is below its ``min_*``.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> from mtcert.sim.testing import count_arrays
+    >>> @given(count_arrays(max_components=5))
+    ... def test_rows_share_a_total(counts):
+    ...     assert (counts.sum(axis=1) == counts.sum(axis=1)[0]).all()
+    >>> test_rows_share_a_total()
     """
     from hypothesis import strategies as st
 
@@ -176,7 +237,34 @@ def hit_vectors(*, min_size: int = 0, max_size: int = 50, min_n: int = 1, max_n:
     """Strategy for ``(hits, n)``: an int64 vector of hit counts in ``[0, n]`` and its ``n``.
 
     Hits favour the edges (0, 1, n - 1, n), ties and the middle, as well as
-    uniform draws.
+    uniform draws: the inputs of
+    :func:`~mtcert.certify.segmentation.segcertify_hits`.
+
+    Parameters
+    ----------
+    min_size, max_size : int, default 0 and 50
+        Bounds on the vector length.
+    min_n, max_n : int, default 1 and 10**6
+        Bounds on ``n`` (>= 1).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy of tuple (ndarray, int)
+
+    Raises
+    ------
+    ValueError
+        When a bound is out of range or a ``max_*`` is below its ``min_*``.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> from mtcert.sim.testing import hit_vectors
+    >>> @given(hit_vectors(max_n=100))
+    ... def test_in_range(hits_and_n):
+    ...     hits, n = hits_and_n
+    ...     assert ((0 <= hits) & (hits <= n)).all()
+    >>> test_in_range()
     """
     from hypothesis import strategies as st
 
@@ -350,10 +438,31 @@ def check_error_rate(
     confidence : float, default 0.999
         Two-sided confidence of the interval.
     vectorized : bool, default False
+        Call ``procedure`` once on all repetitions, a ``(reps, m)`` array (fast),
+        instead of once per repetition on a ``(m,)`` array.
 
     Returns
     -------
     ErrorRateResult
+        The estimate, its exact interval and the verdict: ``"fail"`` when the
+        whole interval lies above ``alpha``.  A ``"pass"`` is no proof of
+        validity, only the absence of evidence against it at these ``reps``.
+
+    Raises
+    ------
+    ValueError
+        On invalid arguments, a scenario returning the wrong shape, or a
+        procedure returning something other than a boolean mask of its
+        input's shape.
+
+    Notes
+    -----
+    For ``rate="fdr"`` the interval is computed on one Bernoulli(FDP) draw
+    per repetition (FDP the false discovery proportion), whose mean is the
+    FDR, so the interval is exact for the FDR too.  Under ``"adversarial"``
+    every null p-value is exactly uniform and Bonferroni and generalized
+    Bonferroni attain their level exactly, so a procedure valid under
+    arbitrary dependence shows an estimate close to ``alpha`` there.
 
     Examples
     --------
@@ -361,6 +470,15 @@ def check_error_rate(
     >>> uncorrected = lambda p: p <= 0.05
     >>> check_error_rate(uncorrected, m=20, alpha=0.05, reps=2000, seed=0).verdict
     'fail'
+
+    Holm at its worst case, all 20 hypotheses null:
+
+    >>> from mtcert.stats.multitest import adjust
+    >>> holm = lambda p: adjust(p, "holm", alpha=0.05, axis=-1).reject
+    >>> res = check_error_rate(holm, scenario="adversarial", m=20, alpha=0.05,
+    ...                        reps=20_000, vectorized=True)
+    >>> round(res.estimate, 3), res.verdict
+    (0.05..., 'pass')
     """
     if not callable(procedure):
         raise ValueError(f"procedure must be callable; got {type(procedure).__name__}")

@@ -5,6 +5,7 @@ the compiled kernels (:mod:`mtcert._kernels` through :mod:`mtcert._jit`) and eac
 other; nothing here knows about certificates, stored counts or models.
 
 - :mod:`mtcert.stats.binomial`: binomial tail p-values and Clopper–Pearson bounds;
+- :mod:`mtcert.stats.families`: which tests form a family along an array's axes;
 - :mod:`mtcert.stats.multitest`: FWER / k-FWER / FDR procedures (``adjust``) and the
   statsmodels-compatible ``multipletests``;
 - :mod:`mtcert.stats.radius`: the one table from a noise model to its certified radius;

@@ -39,7 +39,6 @@ The k-FWER is P(at least k false rejections); k = 1 is the FWER.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +63,7 @@ from mtcert._kernels.multitest import (
     twostage_rows,
     unpack_sorted,
 )
+from mtcert.stats.families import check_axis, family_shape, from_families, to_families
 from mtcert.stats.methods import (
     FDR_METHODS,
     FWER_METHODS,
@@ -112,6 +112,9 @@ class AdjustResult:
         ``nan_policy="omit"`` NaNs are not counted.
     n_rejected : int or ndarray of int
         Number of rejections (per family when ``axis`` is given).
+    axis : int, tuple of int or None
+        The family axes as given, made non-negative (a tuple sorted): None
+        when all p-values formed one family.
     """
 
     reject: np.ndarray
@@ -121,7 +124,7 @@ class AdjustResult:
     k: int
     n_tests: int | np.ndarray
     n_rejected: int | np.ndarray
-    axis: int | None = field(default=None)
+    axis: int | tuple[int, ...] | None = field(default=None)
 
     def __repr__(self) -> str:
         def show(name, value):
@@ -464,9 +467,13 @@ def adjust(
         not tests: they are dropped from their family (m counts the non-NaN
         p-values) and get NaN adjusted value and reject False.  ``"raise"``:
         ``ValueError``.  The same for every method.
-    axis : int or None, default None
+    axis : int, tuple of int or None, default None
         None: all p-values form ONE family.  An int: every 1-D slice along that
-        axis is its own family (vectorised over families).
+        axis is its own family (vectorised over families).  A tuple: as in
+        numpy's reductions, the axes given together form one family and the
+        other axes index the families, e.g. ``axis=(1, 2)`` on p-values of
+        shape ``(B, H, W)`` makes ``B`` families of ``H * W`` tests (see
+        :func:`mtcert.stats.families.check_axis`).
 
     Returns
     -------
@@ -529,23 +536,19 @@ def adjust(
 
     >>> adjust(np.array([[0.01, 0.02], [0.2, 0.01]]), "bonferroni", axis=1).n_rejected
     array([2, 1])
+
+    A batch of two 2 x 2 p-value maps, each map one family:
+
+    >>> maps = np.array([[[0.01, 0.02], [0.2, 0.01]], [[0.5, 0.001], [0.03, 0.02]]])
+    >>> adjust(maps, "holm", axis=(1, 2)).n_rejected
+    array([3, 1])
     """
     method, k = resolve_method(method, k)
     alpha = check_alpha(alpha)
     nan_policy = check_nan_policy(nan_policy)
     p = as_probabilities(pvalues, "pvalues", allow_nan=nan_policy != "raise")
-    if axis is None:
-        p2d = np.ascontiguousarray(p.reshape(1, -1))
-        moved_shape = None
-    else:
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise ValueError(f"axis must be None or an int; got {axis!r}")
-        if not -p.ndim <= axis < p.ndim:
-            raise ValueError(f"axis {axis} is out of bounds for pvalues with {p.ndim} dim(s)")
-        axis = int(axis) % p.ndim
-        moved = np.moveaxis(p, axis, -1)
-        moved_shape = moved.shape
-        p2d = np.ascontiguousarray(moved.reshape(math.prod(moved_shape[:-1]), moved_shape[-1]))
+    axis = check_axis(axis, p.ndim)
+    p2d = to_families(p, axis)
     F, M = p2d.shape
     m_eff = np.full(F, M, dtype=np.int64)
     n_tests = m_eff.copy()
@@ -563,15 +566,13 @@ def adjust(
                 m_eff[has] = -1
     adj, rej = adjust_families(p2d, _codes.CODES[method], alpha, k, 1, m_eff)
     n_rej = rej.sum(axis=1)
-    if moved_shape is None:
-        adj = adj.reshape(p.shape)
-        rej = rej.reshape(p.shape)
+    adj = from_families(adj, p.shape, axis)
+    rej = from_families(rej, p.shape, axis)
+    if axis is None:
         n_tests, n_rej = int(n_tests[0]), int(n_rej[0])
     else:
-        adj = np.moveaxis(adj.reshape(moved_shape), -1, axis)
-        rej = np.moveaxis(rej.reshape(moved_shape), -1, axis)
-        n_tests = n_tests.reshape(moved_shape[:-1])
-        n_rej = n_rej.reshape(moved_shape[:-1])
+        n_tests = n_tests.reshape(family_shape(p.shape, axis))
+        n_rej = n_rej.reshape(family_shape(p.shape, axis))
     return AdjustResult(
         reject=rej,
         adjusted=adj,

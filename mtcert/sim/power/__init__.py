@@ -4,7 +4,8 @@ A *grid* is the Cartesian product of the oracle parameters (``N``, ``n_bad``,
 ``gamma``), the sample sizes (``n0``, ``n``), the certification parameters
 (``alpha``, ``tau``), the error budget ``budget`` and the methods.  Each
 combination is simulated ``reps`` times on a :class:`~mtcert.sim.oracle.BinaryOracle`
-and summarised in one row of a :class:`pandas.DataFrame`.
+(or on any :class:`~mtcert.sim.oracle.Oracle` given as ``oracle=``) and summarised
+in one row of a :class:`pandas.DataFrame`.
 
 Methods
 -------
@@ -39,6 +40,7 @@ Result columns
 ``method, budget_spec, budget, gamma, N, n_bad, n0, n, alpha, tau, reps``
     the grid point (``n_bad``: the oracle's bad components; ``budget``: the error
     budget ``b`` resolved for this ``N``; ``budget_spec``: as requested).
+    ``gamma`` and ``n_bad`` are NaN when ``oracle=`` gave one fixed oracle.
 ``certified_rate``
     mean over repetitions of the fraction of certified (non-abstained)
     components — the y-axis of the paper's Figs. 2, 5 and 6.

@@ -19,10 +19,10 @@ import numpy as np
 from mtcert.certify.cohen import indivclass_hits, jointclass_hits
 from mtcert.certify.labels import ABSTAIN
 from mtcert.certify.segmentation import segcertify_hits
-from mtcert.sim.oracle import BinaryOracle
+from mtcert.sim.oracle import BinaryOracle, Oracle
 from mtcert.sim.power.grid import Evaluation, Scenario, format_budget
 
-__all__ = ["COLUMNS", "run_scenario", "run_scenarios"]
+__all__ = ["COLUMNS", "run_scenario", "run_scenarios", "scenario_oracle"]
 
 # Repetitions are simulated in batches of at most this many components in total
 # (at least one repetition), which bounds memory for N up to 1e7.
@@ -84,14 +84,35 @@ def batches(reps: int, N: int) -> Iterator[int]:
         yield min(size, reps - start)
 
 
-def _component_methods(sc: Scenario, oracle: BinaryOracle, evals, tallies) -> None:
+def scenario_oracle(sc: Scenario) -> Oracle:
+    """The oracle a scenario simulates: binary by default, given, or built by its factory.
+
+    A factory is called as ``factory(N, gamma, n_bad, rng)`` with a generator
+    seeded from the scenario's key (a stream of its own), so that a random
+    class law is reproducible too.
+    """
+    if sc.oracle is None:
+        return BinaryOracle(sc.N, sc.gamma, sc.n_bad)
+    if isinstance(sc.oracle, Oracle):
+        return sc.oracle
+    rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(*sc.key(), 2)))
+    oracle = sc.oracle(sc.N, sc.gamma, sc.n_bad, rng)
+    if not isinstance(oracle, Oracle) or oracle.n_components != sc.N:
+        raise ValueError(
+            f"the oracle factory must return an mtcert.sim.oracle.Oracle with N = {sc.N} "
+            f"components; got {oracle!r}"
+        )
+    return oracle
+
+
+def _component_methods(sc: Scenario, oracle: Oracle, evals, tallies) -> None:
     key = sc.key()
     rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(*key, 0)))
     for b in batches(sc.reps, sc.N):
         t0 = time.perf_counter()
         guess, hits = oracle.sample_guess_hits(sc.n0, sc.n, rng=rng, reps=b)
         p_true = oracle.label_probabilities(guess)
-        correct = guess == 1
+        correct = guess == oracle.truth
         share = (time.perf_counter() - t0) / len(evals)
         for ev in evals:
             t0 = time.perf_counter()
@@ -105,7 +126,7 @@ def _component_methods(sc: Scenario, oracle: BinaryOracle, evals, tallies) -> No
             tally.seconds += share + time.perf_counter() - t0
 
 
-def _joint_methods(sc: Scenario, oracle: BinaryOracle, evals, tallies) -> None:
+def _joint_methods(sc: Scenario, oracle: Oracle, evals, tallies) -> None:
     key = sc.key()
     rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(*key, 1)))
     for b in batches(sc.reps, sc.N):
@@ -133,7 +154,7 @@ def run_scenario(sc: Scenario) -> list[dict[str, Any]]:
     Every method of the scenario sees the same draws (common random numbers;
     JOINTCLASS a separate child stream), seeded from the scenario's key.
     """
-    oracle = BinaryOracle(sc.N, sc.gamma, sc.n_bad)
+    oracle = scenario_oracle(sc)
     tallies = {ev: _Tally() for ev in sc.evaluations}
     component_evals = [ev for ev in sc.evaluations if ev.method != "jointclass"]
     joint_evals = [ev for ev in sc.evaluations if ev.method == "jointclass"]
