@@ -28,6 +28,7 @@ import torch
 from mtcert.certify.radii import RadiiCertificate, certify_radii
 from mtcert.certify.segmentation import segcertify_hits
 from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
+from mtcert_torch.adaptive import AdaptiveN, adaptive_certify
 from mtcert_torch.noise import NoiseModel
 from mtcert_torch.sampler import CPU_MAX_BATCH, SamplerStats, StreamingSampler
 from mtcert_torch.task import Smoothed, Task
@@ -77,6 +78,11 @@ class Certificate:
         Task details (e.g. a point cloud's normalisation ``center``/``scale``).
     radii_certificate : mtcert.certify.radii.RadiiCertificate or None
         Per-component radii with one joint guarantee (``radii=True``), else None.
+    n_pilot : int
+        Pilot copies of a two-stage ``adaptive_n`` (0 otherwise).
+    adaptive_n : str or None
+        The ``adaptive_n`` of the call (canonical text), None at a fixed ``n``;
+        with it, ``n`` is this input's own number of testing copies.
     """
 
     guess: np.ndarray
@@ -91,6 +97,13 @@ class Certificate:
     statistics: object
     info: dict = field(default_factory=dict)
     radii_certificate: RadiiCertificate | None = None
+    n_pilot: int = 0
+    adaptive_n: str | None = None
+
+    @property
+    def passes(self) -> int:
+        """Noisy copies drawn for this input: ``n0 + n_pilot + n``."""
+        return self.n0 + self.n_pilot + self.n
 
     @property
     def labels(self) -> np.ndarray:
@@ -321,6 +334,7 @@ class Certifier:
         method: str = "holm",
         k: int = 1,
         radii: bool | None = None,
+        adaptive_n: str | AdaptiveN | None = None,
     ) -> Certificate:
         """SEGCERTIFY one input (paper Algorithm 2).
 
@@ -330,12 +344,25 @@ class Certifier:
         with FWER (or k-FWER) control at ``alpha``.  ``radii`` (default: the
         certifier's) also certifies every component's own radius from the same
         counts (:attr:`Certificate.radii`).
+
+        ``adaptive_n`` (:mod:`mtcert_torch.adaptive`, e.g. ``"two-stage:max=200"`` or
+        ``"sequential:max=200"``) gives each input its own number of testing
+        copies: after the guess, the core draws them through a callback on this
+        input's sampler, every call a fresh draw, so no copy enters the test
+        twice or after choosing ``n``.  ``n`` is then the reference (two-stage)
+        and the default budget; the certificate's ``n`` and ``passes`` are this
+        input's.  Without it (the default) nothing changes.
         """
         tau = check_tau(tau)
         alpha = check_alpha(alpha)
         n0 = check_positive_int(n0, "n0")
         n = check_positive_int(n, "n")
         radii = self.radii if radii is None else radii
+        if adaptive_n is not None:
+            return self._certify_adaptive(
+                x, AdaptiveN.parse(adaptive_n), sigma=sigma, tau=tau, n0=n0, n=n, alpha=alpha,
+                method=method, k=k, radii=radii,
+            )  # fmt: skip
         with self.task.eval_mode():
             smoothed = self.prepare(x)
             sampler = self._sampler(smoothed, sigma)
@@ -368,6 +395,58 @@ class Certifier:
             statistics=stats,
             info=dict(smoothed.info),
             radii_certificate=joint,
+        )
+
+    def _certify_adaptive(self, x, spec, *, sigma, tau, n0, n, alpha, method, k, radii):
+        """:meth:`certify` with a per-input number of testing copies (``adaptive_n``)."""
+        spec.check_method(method, k)
+        if radii and spec.mode == "sequential":
+            raise ValueError(
+                "radii: the per-component radii use the fixed-n binomial test, which is not "
+                "valid at a sequential stopping time; certify radii at a fixed n or two-stage"
+            )
+        with self.task.eval_mode():
+            smoothed = self.prepare(x)
+            sampler = self._sampler(smoothed, sigma)
+            t0 = time.perf_counter()
+            guess = sampler.counts(smoothed.center, n0).argmax(0)  # the guess only
+            guess_np = guess.cpu().numpy()
+            drawn = [0.0]
+
+            def sample(m, _guess):  # m fresh copies: never one drawn before
+                t = time.perf_counter()
+                out = sampler.hits(smoothed.center, guess, m).cpu().numpy()
+                drawn[0] += time.perf_counter() - t
+                return out
+
+            t1 = time.perf_counter()
+            res = adaptive_certify(
+                spec, guess_np, sample, n=n, tau=tau, alpha=alpha, method=method, k=k
+            )
+        joint = None
+        if radii:
+            scale = sampler.noise.scale
+            joint = certify_radii(
+                guess_np, res.hits, res.n, alpha=alpha, sigma=scale, noise=self.task.noise
+            )
+            joint = self._task_radii(joint, scale)
+        self._done(sampler, smoothed)
+        statistics_seconds = time.perf_counter() - t1 - drawn[0]
+        return Certificate(
+            guess=guess_np,
+            hits=res.hits,
+            radius=self.task.radius(tau, sampler.noise.scale),
+            noise=self.task.label,
+            sigma=sampler.noise.scale,
+            n0=n0,
+            n=res.n,
+            seconds_sampling=t1 - t0 + drawn[0],
+            seconds_statistics=statistics_seconds,
+            statistics=res.statistics,
+            info=dict(smoothed.info),
+            radii_certificate=joint,
+            n_pilot=res.n_pilot,
+            adaptive_n=spec.text,
         )
 
     def _task_radii(self, joint: RadiiCertificate, sigma: float) -> RadiiCertificate:

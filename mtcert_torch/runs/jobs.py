@@ -36,7 +36,7 @@ from mtcert_torch.runs.counts import check_counts, counts_settings, open_counts
 from mtcert_torch.runs.figures import attack_figures_hook, figure_hook, run_palette
 from mtcert_torch.runs.loop import Evaluation, distributed_context, evaluate, init_distributed
 from mtcert_torch.runs.store import CLOUD_FILES, IMAGE_FILES, ResultsWriter
-from mtcert_torch.runs.summary import radii_hook
+from mtcert_torch.runs.summary import passes_hook, radii_hook
 from mtcert_torch.settings import CLOUD_OPTIONS, IMAGE_OPTIONS, Settings
 from mtcert_torch.tasks.adapter import SegmentationAdapter
 from mtcert_torch.tasks.image import ImageTask
@@ -259,6 +259,8 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     extra = [figure_hook(writer.out / "figures", items.names[: opt.figures], palette)]
     if opt.radii:
         extra.append(radii_hook(certifier, ignore_index=opt.ignore_index, family="image"))
+    if opt.adaptive_n is not None:
+        extra.append(passes_hook())
     if opt.attack_figures:
         extra.append(attack_figures_hook(
             certifier, settings, names=items.names[: opt.attack_figures], seed=opt.seed,
@@ -335,6 +337,8 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     extra = []
     if opt.radii:
         extra.append(radii_hook(certifier, family="point cloud"))
+    if opt.adaptive_n is not None:
+        extra.append(passes_hook())
 
     items = evaluation_items(ds)
     try:
