@@ -269,9 +269,16 @@ def _settings_header(path: Path, header: dict) -> tuple[dict, int]:
             f"(this is version {VERSION}; readable: {', '.join(map(str, READABLE_VERSIONS))})"
         )
     try:
-        return check_settings(header.get("settings")), version
+        settings = check_settings(header.get("settings"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
+    if max(version, VERSION) != version_for(settings):  # version 1: fixed n only, too
+        raise ValueError(
+            f"{path}: format version {version} does not fit its sampling "
+            f"{sampling(settings)!r} (per-item n is version {PER_ITEM_N_VERSION}, fixed n "
+            f"version {VERSION} or earlier)"
+        )
+    return settings, version
 
 
 def scan(path: Path) -> Scan:
