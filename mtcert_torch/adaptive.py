@@ -190,6 +190,15 @@ class AdaptiveN:
                 f"got {method!r}"
             )
 
+    def check_radii(self, radii: bool) -> None:
+        """Refuse per-component radii with a sequential test (they use the fixed-n test)."""
+        if radii and self.mode == "sequential":
+            raise ValueError(
+                f"adaptive_n {self.text!r} with radii: the per-component radii use the fixed-n "
+                "binomial test, which is not valid at a sequential stopping time; certify "
+                "radii at a fixed n or with two-stage"
+            )
+
     def budget(self, n: int) -> int:
         """The most testing copies an item may use (the run's ``n`` by default)."""
         if isinstance(self.looks, tuple) and self.mode == "sequential":

@@ -63,7 +63,8 @@ class Certificate:
     guess, hits : ndarray ``(*components)``
         The ``n0``-stage guess and its hit count among the ``n`` fresh copies.
     pvalues : ndarray ``(*components)``
-        One-sided binomial p-values of H0: p ≤ τ (before FWER control).
+        One-sided binomial p-values of H0: p ≤ τ (before FWER control); anytime-valid
+        ones with a sequential ``adaptive_n``.
     abstained : ndarray of bool ``(*components)``
     radius : float
     noise : str
@@ -188,6 +189,9 @@ class Certifier:
     radii : bool, default False
         Also certify every component's own radius from the same counts, jointly
         over the input at the call's ``alpha`` (:attr:`Certificate.radii`).
+    adaptive_n : str or AdaptiveN, optional
+        Default per-input number of testing copies for :meth:`certify`
+        (:mod:`mtcert_torch.adaptive`); None: a fixed ``n``.
 
     Notes
     -----
@@ -222,6 +226,7 @@ class Certifier:
         device=None,
         sampler: Callable[..., StreamingSampler] = StreamingSampler,
         radii: bool = False,
+        adaptive_n: str | AdaptiveN | None = None,
     ):
         if isinstance(task, Task):
             if num_classes is not None or noise is not None:
@@ -256,6 +261,9 @@ class Certifier:
         if not isinstance(radii, bool):
             raise ValueError(f"radii must be True or False; got {radii!r}")
         self.radii = radii
+        self.adaptive_n = None if adaptive_n is None else AdaptiveN.parse(adaptive_n)
+        if self.adaptive_n is not None:
+            self.adaptive_n.check_radii(radii)
         self.stats = SamplerStats()
         self._auto_batch: dict = {}
         self.last_batch_size: int | None = None
@@ -351,13 +359,14 @@ class Certifier:
         input's sampler, every call a fresh draw, so no copy enters the test
         twice or after choosing ``n``.  ``n`` is then the reference (two-stage)
         and the default budget; the certificate's ``n`` and ``passes`` are this
-        input's.  Without it (the default) nothing changes.
+        input's.  None: the certifier's (a fixed ``n`` unless it was built with one).
         """
         tau = check_tau(tau)
         alpha = check_alpha(alpha)
         n0 = check_positive_int(n0, "n0")
         n = check_positive_int(n, "n")
         radii = self.radii if radii is None else radii
+        adaptive_n = self.adaptive_n if adaptive_n is None else adaptive_n
         if adaptive_n is not None:
             return self._certify_adaptive(
                 x, AdaptiveN.parse(adaptive_n), sigma=sigma, tau=tau, n0=n0, n=n, alpha=alpha,
@@ -400,11 +409,7 @@ class Certifier:
     def _certify_adaptive(self, x, spec, *, sigma, tau, n0, n, alpha, method, k, radii):
         """:meth:`certify` with a per-input number of testing copies (``adaptive_n``)."""
         spec.check_method(method, k)
-        if radii and spec.mode == "sequential":
-            raise ValueError(
-                "radii: the per-component radii use the fixed-n binomial test, which is not "
-                "valid at a sequential stopping time; certify radii at a fixed n or two-stage"
-            )
+        spec.check_radii(radii)
         with self.task.eval_mode():
             smoothed = self.prepare(x)
             sampler = self._sampler(smoothed, sigma)

@@ -27,6 +27,7 @@ import torch
 
 from mtcert.stats.methods import FDR_METHODS
 from mtcert.stats.validation import check_positive_int
+from mtcert_torch.adaptive import AdaptiveN
 from mtcert_torch.certifier import Certifier
 from mtcert_torch.data.images import open_dataset
 from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
@@ -185,6 +186,8 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     """
     opt = IMAGE_OPTIONS.resolve(options)
     settings = check_settings(Settings.of(opt), opt.noise, opt.allow_fdr)
+    if opt.adaptive_n is not None:  # before any output: radii need a fixed-n test
+        AdaptiveN.parse(opt.adaptive_n).check_radii(opt.radii)
     check_positive_int(opt.every, "--every")
     if opt.limit is not None:
         check_positive_int(opt.limit, "--limit")
@@ -296,6 +299,8 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     opt = CLOUD_OPTIONS.resolve(options)
     noise = "gaussian" if opt.smoothing == "rotation" else opt.smoothing
     settings = check_settings(Settings.of(opt), noise, opt.allow_fdr)
+    if opt.adaptive_n is not None:  # before any output: radii need a fixed-n test
+        AdaptiveN.parse(opt.adaptive_n).check_radii(opt.radii)
     check_positive_int(opt.votes, "--votes")
     check_positive_int(opt.npoints, "--npoints", maximum=MAX_NPOINTS)
     if opt.limit is not None:
