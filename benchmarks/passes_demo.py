@@ -63,7 +63,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="the n = 100 setting only")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="passes-demo-"))
+    with tempfile.TemporaryDirectory(prefix="passes-demo-") as tmp:
+        table = run(Path(tmp), args)
+    print(f"demo TinySegNet, {args.images} images of 32 x 32 (N = 1024), sigma = {SIGMA}, "
+          f"tau = {TAU}, alpha = {ALPHA}, Holm, n0 = {N0}")  # fmt: skip
+    with pd.option_context("display.width", 250, "display.max_columns", 20):
+        print(table.to_string(index=False))
+
+
+def run(root, args):
+    """Train, certify with every method, and return the table's rows."""
     torch.manual_seed(args.seed)
     x, y = make_shapes(96, 32, seed=args.seed)
     net = TinySegNet(num_classes=3)
@@ -99,11 +108,7 @@ def main(argv=None):
                 "cert. acc.": round(float(acc), 4), "fewer passes": f"{(N0 + n) / mp:.2f}x",
                 "seconds": round(time.perf_counter() - t0, 1),
             })  # fmt: skip
-    table = pd.DataFrame(rows)
-    print(f"demo TinySegNet, {args.images} images of 32 x 32 (N = 1024), sigma = {SIGMA}, "
-          f"tau = {TAU}, alpha = {ALPHA}, Holm, n0 = {N0}")  # fmt: skip
-    with pd.option_context("display.width", 250, "display.max_columns", 20):
-        print(table.to_string(index=False))
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

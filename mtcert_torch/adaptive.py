@@ -3,7 +3,7 @@
 ``adaptive_n`` names one of the core's two ways to spend fewer forward passes
 than a fixed ``n`` (``docs/sequential.md``), as ``MODE:key=value,...``:
 
-``two-stage:pilot=16,max=1000[,target=0.9 | ,tolerance=0.01][,min=..][,step=..]``
+``two-stage:pilot=16,max=1000,target=0.9`` (keys ``pilot, min, max, step, target, tolerance``)
     After the ``n0`` guessing copies, ``pilot`` *fresh* copies give each
     component's hits of its guess; the core's planner
     (:func:`mtcert.stored.adaptive.plan_image_n`) picks this item's ``n`` on
@@ -11,16 +11,18 @@ than a fixed ``n`` (``docs/sequential.md``), as ``MODE:key=value,...``:
     :func:`mtcert.certify.sequential.certification_floor`; ``step``: a
     twentieth of the range; ``max``: the run's ``n``), the smallest predicted
     to reach ``target`` or, without it, the rate predicted at the run's ``n``
-    minus ``tolerance``.  The test then uses ``n`` copies drawn afterwards,
-    with the fixed-n binomial test: the guess and ``n`` depend on earlier
-    copies only, so conditionally on them each hit count is ``Bin(n, p)``
-    and SEGCERTIFY's guarantee holds as at a fixed ``n``.
-``sequential:max=1000[,looks=8][,bound=mixture][,settle=0.002][,min=..]``
+    minus ``tolerance`` (default 0.01).  The test then uses ``n`` copies drawn
+    afterwards, with the fixed-n binomial test: the guess and ``n`` depend on
+    earlier copies only, so conditionally on them each hit count is
+    ``Bin(n, p)`` and SEGCERTIFY's guarantee holds as at a fixed ``n``.
+``sequential:max=1000,looks=8`` (keys ``min, max, looks, bound, settle``)
     After the ``n0`` guessing copies, testing copies are drawn in rounds up to
     ``looks`` cumulative sizes (``K`` geometric ones from ``min``, the floor of
     ``bound``, to ``max``; or explicit ones, ``looks=80/120/200``) and the item
-    stops once settled (:func:`mtcert.certify.sequential.sequential_segcertify`,
-    anytime-valid p-values; only Bonferroni and Holm and their k-FWER versions).
+    stops once at most a fraction ``settle`` (default 0.002) of its components
+    is open (:func:`mtcert.certify.sequential.sequential_segcertify`; ``bound``:
+    the anytime-valid p-value, ``mixture`` by default or ``schedule``; only
+    Bonferroni and Holm and their k-FWER versions).
 
 :class:`AdaptiveN` parses and checks the text; :func:`adaptive_certify` runs one
 item given a sampler callback ``sample(m, guess)`` that draws ``m`` fresh copies.

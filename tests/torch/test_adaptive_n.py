@@ -263,3 +263,44 @@ def test_cli_records_the_option_and_counts_have_per_item_n(tmp_path):
     with pytest.raises(ValueError, match="sequential stopping time"):
         counts.n  # noqa: B018 -- re-deciding with the fixed-n test would be the mutant
     assert json.loads(json.dumps(counts.settings)) == counts.settings
+
+
+def test_cli_runs_record_passes_and_store_per_item_n(tmp_path, capsys):
+    from mtcert.cli import main as core_main
+    from mtcert_torch.cli import main
+    from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
+
+    torch.manual_seed(0)
+    torch.save(TinySegNet(3, 4).state_dict(), tmp_path / "tiny.pt")
+    write_folder_dataset(tmp_path / "data", *make_shapes(3, 8, seed=0))
+
+    def run(out, *extra):
+        return main(["certify", "--model", "mtcert_torch.data.synthetic:TinySegNet",
+                     "--model-kwargs", '{"width": 4}', "--num-classes", "3", "--checkpoint",
+                     str(tmp_path / "tiny.pt"), "--data", str(tmp_path / "data"), "--sigma",
+                     "0.25", "--n0", "4", "--n", "30", "--alpha", "0.1", "--out",
+                     str(tmp_path / out), "--batch-size", "16", "--no-progress", "--figures",
+                     "0", "--save-counts", *extra])  # fmt: skip
+
+    assert run("two", "--adaptive-n", "two-stage:pilot=6,min=10,max=30,step=10") == 0
+    per = (tmp_path / "two" / "per_image.csv").read_text().splitlines()
+    assert {"passes", "adaptive_n"} <= set(per[0].split(",")) and len(per) == 4
+    counts = read_counts(tmp_path / "two")
+    assert counts.sampling == "two-stage" and counts.settings["n"] == 30
+    records = [
+        json.loads(r) for r in (tmp_path / "two" / "per_image.jsonl").read_text().splitlines()
+    ]
+    for r in records:  # passes = n0 + pilot + this image's n
+        assert r["passes"] == 4 + 6 + counts.item_n[r["name"]]
+    summary = (tmp_path / "two" / "summary.md").read_text()
+    assert "passes min/q25/median/q75/max" in summary and "adaptive_n=two-stage" in summary
+
+    assert run("seq", "--adaptive-n", "sequential:looks=10/20/30") == 0
+    capsys.readouterr()
+    assert core_main(["recertify", str(tmp_path / "seq"), "--tau", "0.75"]) != 0
+    assert "sequential stopping time" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit):
+        run("bad", "--adaptive-n", "sequential:max=30", "--method", "hochberg")
+    assert "dependence" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before any output
