@@ -216,18 +216,21 @@ class Options(tuple):
         }
 
 
+def _value_type(hint) -> type:
+    """The type of one value of a field hinted ``hint`` (an optional ``X | None``: X)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
 def _segcertify_options(**defaults) -> tuple[Option, ...]:
     """The :class:`Settings` fields as certification options (``defaults``: a run's own)."""
     hints = typing.get_type_hints(Settings)
-    # an optional field (``X | None``) takes values of type X
-    one = {name: next(a for a in typing.get_args(h) if a is not type(None)) if
-           typing.get_args(h) else h for name, h in hints.items()}  # fmt: skip
     return tuple(
         Option(
             f.name,
             f.metadata["help"],
             defaults.get(f.name, REQUIRED if f.default is dataclasses.MISSING else f.default),
-            one[f.name],
+            _value_type(hints[f.name]),
             group="certification",
             config=True,
         )
