@@ -34,6 +34,9 @@ differences to fixed n are paired: the same images, independent samples).
     python benchmarks/passes_study.py                # the full run (a few minutes)
     python benchmarks/passes_study.py --quick        # smaller images, fewer of them
     python benchmarks/passes_study.py --figure docs/figures/passes_vs_rate.png
+
+The same comparison on a real model through the certify command (``--adaptive-n``):
+``benchmarks/passes_demo.py``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ import torch
 from mtcert.certify.radii import RadiiCertificate, certify_radii
 from mtcert.certify.segmentation import segcertify_hits
 from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
+from mtcert_torch.adaptive import AdaptiveN, adaptive_certify
 from mtcert_torch.noise import NoiseModel
 from mtcert_torch.sampler import CPU_MAX_BATCH, SamplerStats, StreamingSampler
 from mtcert_torch.task import Smoothed, Task
@@ -62,7 +63,8 @@ class Certificate:
     guess, hits : ndarray ``(*components)``
         The ``n0``-stage guess and its hit count among the ``n`` fresh copies.
     pvalues : ndarray ``(*components)``
-        One-sided binomial p-values of H0: p ≤ τ (before FWER control).
+        One-sided binomial p-values of H0: p ≤ τ (before FWER control); anytime-valid
+        ones with a sequential ``adaptive_n``.
     abstained : ndarray of bool ``(*components)``
     radius : float
     noise : str
@@ -77,6 +79,11 @@ class Certificate:
         Task details (e.g. a point cloud's normalisation ``center``/``scale``).
     radii_certificate : mtcert.certify.radii.RadiiCertificate or None
         Per-component radii with one joint guarantee (``radii=True``), else None.
+    n_pilot : int
+        Pilot copies of a two-stage ``adaptive_n`` (0 otherwise).
+    adaptive_n : str or None
+        The ``adaptive_n`` of the call (canonical text), None at a fixed ``n``;
+        with it, ``n`` is this input's own number of testing copies.
     """
 
     guess: np.ndarray
@@ -91,6 +98,13 @@ class Certificate:
     statistics: object
     info: dict = field(default_factory=dict)
     radii_certificate: RadiiCertificate | None = None
+    n_pilot: int = 0
+    adaptive_n: str | None = None
+
+    @property
+    def passes(self) -> int:
+        """Noisy copies drawn for this input: ``n0 + n_pilot + n``."""
+        return self.n0 + self.n_pilot + self.n
 
     @property
     def labels(self) -> np.ndarray:
@@ -175,6 +189,9 @@ class Certifier:
     radii : bool, default False
         Also certify every component's own radius from the same counts, jointly
         over the input at the call's ``alpha`` (:attr:`Certificate.radii`).
+    adaptive_n : str or AdaptiveN, optional
+        Default per-input number of testing copies for :meth:`certify`
+        (:mod:`mtcert_torch.adaptive`); None: a fixed ``n``.
 
     Notes
     -----
@@ -209,6 +226,7 @@ class Certifier:
         device=None,
         sampler: Callable[..., StreamingSampler] = StreamingSampler,
         radii: bool = False,
+        adaptive_n: str | AdaptiveN | None = None,
     ):
         if isinstance(task, Task):
             if num_classes is not None or noise is not None:
@@ -243,6 +261,9 @@ class Certifier:
         if not isinstance(radii, bool):
             raise ValueError(f"radii must be True or False; got {radii!r}")
         self.radii = radii
+        self.adaptive_n = None if adaptive_n is None else AdaptiveN.parse(adaptive_n)
+        if self.adaptive_n is not None:
+            self.adaptive_n.check_radii(radii)
         self.stats = SamplerStats()
         self._auto_batch: dict = {}
         self.last_batch_size: int | None = None
@@ -321,6 +342,7 @@ class Certifier:
         method: str = "holm",
         k: int = 1,
         radii: bool | None = None,
+        adaptive_n: str | AdaptiveN | None = None,
     ) -> Certificate:
         """SEGCERTIFY one input (paper Algorithm 2).
 
@@ -330,12 +352,26 @@ class Certifier:
         with FWER (or k-FWER) control at ``alpha``.  ``radii`` (default: the
         certifier's) also certifies every component's own radius from the same
         counts (:attr:`Certificate.radii`).
+
+        ``adaptive_n`` (:mod:`mtcert_torch.adaptive`, e.g. ``"two-stage:max=200"`` or
+        ``"sequential:max=200"``) gives each input its own number of testing
+        copies: after the guess, the core draws them through a callback on this
+        input's sampler, every call a fresh draw, so no copy enters the test
+        twice or after choosing ``n``.  ``n`` is then the reference (two-stage)
+        and the default budget; the certificate's ``n`` and ``passes`` are this
+        input's.  None: the certifier's (a fixed ``n`` unless it was built with one).
         """
         tau = check_tau(tau)
         alpha = check_alpha(alpha)
         n0 = check_positive_int(n0, "n0")
         n = check_positive_int(n, "n")
         radii = self.radii if radii is None else radii
+        adaptive_n = self.adaptive_n if adaptive_n is None else adaptive_n
+        if adaptive_n is not None:
+            return self._certify_adaptive(
+                x, AdaptiveN.parse(adaptive_n), sigma=sigma, tau=tau, n0=n0, n=n, alpha=alpha,
+                method=method, k=k, radii=radii,
+            )  # fmt: skip
         with self.task.eval_mode():
             smoothed = self.prepare(x)
             sampler = self._sampler(smoothed, sigma)
@@ -368,6 +404,54 @@ class Certifier:
             statistics=stats,
             info=dict(smoothed.info),
             radii_certificate=joint,
+        )
+
+    def _certify_adaptive(self, x, spec, *, sigma, tau, n0, n, alpha, method, k, radii):
+        """:meth:`certify` with a per-input number of testing copies (``adaptive_n``)."""
+        spec.check_method(method, k)
+        spec.check_radii(radii)
+        with self.task.eval_mode():
+            smoothed = self.prepare(x)
+            sampler = self._sampler(smoothed, sigma)
+            t0 = time.perf_counter()
+            guess = sampler.counts(smoothed.center, n0).argmax(0)  # the guess only
+            guess_np = guess.cpu().numpy()
+            drawn = [0.0]
+
+            def sample(m, _guess):  # m fresh copies: never one drawn before
+                t = time.perf_counter()
+                out = sampler.hits(smoothed.center, guess, m).cpu().numpy()
+                drawn[0] += time.perf_counter() - t
+                return out
+
+            t1 = time.perf_counter()
+            res = adaptive_certify(
+                spec, guess_np, sample, n=n, tau=tau, alpha=alpha, method=method, k=k
+            )
+        joint = None
+        if radii:
+            scale = sampler.noise.scale
+            joint = certify_radii(
+                guess_np, res.hits, res.n, alpha=alpha, sigma=scale, noise=self.task.noise
+            )
+            joint = self._task_radii(joint, scale)
+        self._done(sampler, smoothed)
+        statistics_seconds = time.perf_counter() - t1 - drawn[0]
+        return Certificate(
+            guess=guess_np,
+            hits=res.hits,
+            radius=self.task.radius(tau, sampler.noise.scale),
+            noise=self.task.label,
+            sigma=sampler.noise.scale,
+            n0=n0,
+            n=res.n,
+            seconds_sampling=t1 - t0 + drawn[0],
+            seconds_statistics=statistics_seconds,
+            statistics=res.statistics,
+            info=dict(smoothed.info),
+            radii_certificate=joint,
+            n_pilot=res.n_pilot,
+            adaptive_n=spec.text,
         )
 
     def _task_radii(self, joint: RadiiCertificate, sigma: float) -> RadiiCertificate:

@@ -34,6 +34,7 @@ from types import SimpleNamespace
 from mtcert.certify.segmentation import MAX_N
 from mtcert.stats.methods import resolve_method
 from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
+from mtcert_torch.adaptive import AdaptiveN
 from mtcert_torch.data.shapenet import SPLITS
 from mtcert_torch.noise import NOISES, NoiseModel
 from mtcert_torch.tasks.adapter import IMAGENET_MEAN, IMAGENET_STD
@@ -81,6 +82,15 @@ class Settings:
     alpha: float = field(default=0.001, metadata={"help": "error probability"})
     method: str = field(default="holm", metadata={"help": "FWER method of mtcert.adjust"})
     k: int = field(default=1, metadata={"help": "k-FWER (error budget k - 1)"})
+    adaptive_n: str | None = field(
+        default=None,
+        metadata={
+            "help": "per-item number of testing copies instead of a fixed n: "
+            "'two-stage:pilot=16,max=1000[,target=0.9]' (n planned from fresh pilot copies) "
+            "or 'sequential:max=1000[,looks=8,bound=mixture]' (anytime-valid early stop); "
+            "see docs/sequential.md"
+        },
+    )
 
     def validate(self, noise: str = "gaussian") -> Settings:
         """Check every value before any output is written (σ by the noise model)."""
@@ -90,6 +100,8 @@ class Settings:
         check_alpha(self.alpha)
         check_positive_int(self.n, "n", maximum=MAX_N)
         self.canonical_method()
+        if self.adaptive_n is not None:
+            AdaptiveN.parse(self.adaptive_n).check_method(self.method, self.k)
         return self
 
     def canonical_method(self) -> str:
@@ -204,6 +216,12 @@ class Options(tuple):
         }
 
 
+def _value_type(hint) -> type:
+    """The type of one value of a field hinted ``hint`` (an optional ``X | None``: X)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
 def _segcertify_options(**defaults) -> tuple[Option, ...]:
     """The :class:`Settings` fields as certification options (``defaults``: a run's own)."""
     hints = typing.get_type_hints(Settings)
@@ -212,7 +230,7 @@ def _segcertify_options(**defaults) -> tuple[Option, ...]:
             f.name,
             f.metadata["help"],
             defaults.get(f.name, REQUIRED if f.default is dataclasses.MISSING else f.default),
-            hints[f.name],
+            _value_type(hints[f.name]),
             group="certification",
             config=True,
         )
@@ -325,9 +343,15 @@ _NAME_PARTS = {
 }  # fmt: skip
 
 
+#: Setting keys that records written before the option existed lack (their default).
+_OPTIONAL_KEYS = {"adaptive_n": None}
+
+
 def setting_key(record: Mapping) -> tuple:
     """The values of :data:`SETTING_KEY` in a record: one summary row each."""
-    return tuple(record[k] for k in SETTING_KEY)
+    return tuple(
+        record.get(k, _OPTIONAL_KEYS[k]) if k in _OPTIONAL_KEYS else record[k] for k in SETTING_KEY
+    )
 
 
 def setting_name(key: Iterable, algorithm: str = "SegCertify") -> str:
@@ -335,15 +359,21 @@ def setting_name(key: Iterable, algorithm: str = "SegCertify") -> str:
 
     Examples
     --------
-    >>> setting_name(("gaussian", 0.25, 0.75, 10, 100, 0.001, "holm", 1))
+    >>> setting_name(("gaussian", 0.25, 0.75, 10, 100, 0.001, "holm", 1, None))
     'SegCertify holm gaussian n0=10 n=100 tau=0.75 alpha=0.001'
+    >>> setting_name(("gaussian", 0.25, 0.75, 10, 100, 0.001, "holm", 1, "sequential:max=200"))
+    'SegCertify holm gaussian n0=10 n=100 tau=0.75 alpha=0.001 adaptive_n=sequential:max=200'
     """
     values = dict(zip(SETTING_KEY, key, strict=True))
     parts = [algorithm]
     for name, fmt in _NAME_PARTS.items():
         if name != "k" or values[name] != 1:
             parts.append(fmt.format(values[name]))
-    parts += [f"{k}={v}" for k, v in values.items() if k not in _NAME_PARTS and k != "sigma"]
+    parts += [
+        f"{k}={v}"
+        for k, v in values.items()
+        if k not in _NAME_PARTS and k != "sigma" and not (k in _OPTIONAL_KEYS and v is None)
+    ]
     return " ".join(parts)
 
 

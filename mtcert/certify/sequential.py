@@ -362,6 +362,10 @@ class SequentialCertificate:
     def certified_rate(self) -> float:
         return self.n_certified / self.labels.size
 
+    @property
+    def abstain_rate(self) -> float:
+        return 1.0 - self.certified_rate
+
     def __repr__(self) -> str:
         return (
             f"SequentialCertificate(method={self.method!r}, alpha={self.alpha!r}, "

@@ -28,15 +28,19 @@ from mtcert.stats.validation import check_positive_int
 
 __all__ = [
     "ARRAYS", "FORMAT", "MAGIC", "MAX_CELLS", "READABLE_VERSIONS", "REQUIRED_SETTINGS",
-    "VERSION", "Entry", "Scan", "check_settings", "check_values", "file_sha256", "frame",
-    "incomplete", "read_body", "scan",
+    "SAMPLINGS", "VERSION", "Entry", "Scan", "check_settings", "check_values", "file_sha256",
+    "frame", "incomplete", "item_n", "read_body", "sampling", "scan", "version_for",
 ]  # fmt: skip
 
 MAGIC = b"MTCOUNTS"
 FORMAT = "mtcert-counts"
 VERSION = 2
-#: Versions this module reads (version 1 lacks the closing frame).
-READABLE_VERSIONS = (1, 2)
+#: The version of files whose items have their own n (a ``sampling`` other than fixed).
+PER_ITEM_N_VERSION = 3
+#: Versions this module reads (version 1 lacks the closing frame; version 3 adds per-item n).
+READABLE_VERSIONS = (1, 2, 3)
+#: How the testing samples were drawn (the ``sampling`` setting; absent: ``"fixed"``).
+SAMPLINGS = ("fixed", "two-stage", "sequential")
 #: Settings every counts file records (see :mod:`mtcert.stored.counts`).
 REQUIRED_SETTINGS = ("sigma", "noise", "n0", "n", "seed", "model", "num_classes")
 ARRAYS = ("guess", "hits", "target")
@@ -77,6 +81,10 @@ def check_settings(settings) -> dict:
         raise ValueError(f"settings['sigma'] must be a number > 0; got {sigma!r}")
     if not math.isfinite(float(sigma)):
         raise ValueError(f"settings['sigma'] must be finite; got {sigma!r}")
+    if out.get("sampling", "fixed") not in SAMPLINGS:
+        raise ValueError(
+            f"settings['sampling'] must be one of {', '.join(SAMPLINGS)}; got {out['sampling']!r}"
+        )
     if not isinstance(out["noise"], str):
         raise ValueError(f"settings['noise'] must be a string; got {out['noise']!r}")
     ignore = out["ignore_index"]
@@ -95,10 +103,28 @@ def check_settings(settings) -> dict:
         raise ValueError(f"settings must be JSON-serialisable: {exc}") from None
 
 
-def check_values(name: str, arrays: dict, settings: dict) -> None:
-    """Refuse values outside the label space: guess in [0, C), hits in [0, n], target a
-    class or ``ignore_index`` (for items added and items read back alike)."""
-    c, n, ignore = settings["num_classes"], settings["n"], settings["ignore_index"]
+def sampling(settings: dict) -> str:
+    """How the testing samples of a file were drawn (:data:`SAMPLINGS`)."""
+    return settings.get("sampling", "fixed")
+
+
+def version_for(settings: dict) -> int:
+    """The format version a file of ``settings`` is written in: 2 at a fixed n (as
+    before per-item n existed), 3 with per-item n (older readers refuse it)."""
+    return VERSION if sampling(settings) == "fixed" else PER_ITEM_N_VERSION
+
+
+def item_n(header: dict, settings: dict) -> int:
+    """An item's testing samples: its own ``n`` (per-item files), else the run's."""
+    return header.get("n", settings["n"])
+
+
+def check_values(name: str, arrays: dict, settings: dict, n: int | None = None) -> None:
+    """Refuse values outside the label space: guess in [0, C), hits in [0, n] (``n``: the
+    item's own, default the run's), target a class or ``ignore_index`` (for items added
+    and items read back alike)."""
+    c, ignore = settings["num_classes"], settings["ignore_index"]
+    n = settings["n"] if n is None else n
     for a, lo, hi in (("guess", 0, c - 1), ("hits", 0, n)):
         x = arrays[a]
         if x.min() < lo or x.max() > hi:
@@ -205,6 +231,15 @@ def _item_header(path: Path, pos: int, header: dict, blen: int, settings: dict) 
     raw = math.prod(shape) * itemsize
     if raw > _MAX_RATIO * blen:
         raise ValueError(f"{where}: shape {shape} needs {raw} bytes; its body cannot hold them")
+    per_item = sampling(settings) != "fixed"
+    n = header.get("n")
+    if per_item and not (_is_count(n) and 1 <= n <= settings["n"]):
+        raise ValueError(
+            f"{where}: n (its testing samples; sampling {sampling(settings)!r}) must be an "
+            f"integer in [1, {settings['n']}]; got {n!r}"
+        )
+    if not per_item and "n" in header:
+        raise ValueError(f"{where}: an item n in a file of fixed n = {settings['n']}")
     meta = header.setdefault("meta", {})
     if not isinstance(meta, dict):
         raise ValueError(f"{where}: meta must be a JSON object; got {meta!r}")
@@ -234,9 +269,16 @@ def _settings_header(path: Path, header: dict) -> tuple[dict, int]:
             f"(this is version {VERSION}; readable: {', '.join(map(str, READABLE_VERSIONS))})"
         )
     try:
-        return check_settings(header.get("settings")), version
+        settings = check_settings(header.get("settings"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
+    if max(version, VERSION) != version_for(settings):  # version 1: fixed n only, too
+        raise ValueError(
+            f"{path}: format version {version} does not fit its sampling "
+            f"{sampling(settings)!r} (per-item n is version {PER_ITEM_N_VERSION}, fixed n "
+            f"version {VERSION} or earlier)"
+        )
+    return settings, version
 
 
 def scan(path: Path) -> Scan:

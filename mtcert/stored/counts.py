@@ -9,8 +9,8 @@ that :func:`mtcert.stored.recertification.recertify` can re-decide at any τ, α
 without the model.  The guessing samples themselves are not stored and never
 enter the test.
 
-File format (version 2)
------------------------
+File format (version 2; 3 with per-item n)
+------------------------------------------
 All integers are little-endian.  A file is the 8-byte magic ``b"MTCOUNTS"``
 followed by *frames*::
 
@@ -48,6 +48,17 @@ a valid closing frame is complete; any other is *in progress* (or was cut
 short), and :func:`read_counts` refuses it unless ``partial=True``, saying how
 many items it holds of how many expected.
 
+Per-item n (version 3).  A run that gives each item its own number of
+testing samples records ``"sampling": "two-stage"`` or ``"sequential"`` in its
+settings, ``n`` there is the budget (the most any item may use), and each item
+header holds the item's own ``"n"``; such files are written as version 3, so
+readers that predate per-item n refuse them instead of misreading the hits.
+Files of a fixed n are written exactly as before (version 2, no ``sampling``).
+:attr:`StoredCounts.n` refuses sequential counts (their hits are at a
+data-dependent stopping time, where the fixed-n binomial test is invalid) and
+two-stage counts of differing n; :attr:`StoredCounts.item_n` and
+:attr:`CountsItem.n` give each item's n.
+
 Version 1 files (written before the closing frame existed) are read the same
 way; lacking a closing frame they cannot tell a finished run from one cut
 short, so they are read only with ``partial=True`` (the message says so).
@@ -83,7 +94,6 @@ from mtcert.stored._frames import (
     ARRAYS,
     FORMAT,
     MAGIC,
-    VERSION,
     Entry,
     Scan,
     check_settings,
@@ -91,8 +101,11 @@ from mtcert.stored._frames import (
     file_sha256,
     frame,
     incomplete,
+    item_n,
     read_body,
+    sampling,
     scan,
+    version_for,
 )
 
 __all__ = ["CountsItem", "CountsWriter", "StoredCounts", "read_counts"]
@@ -184,7 +197,7 @@ class CountsWriter:
             self._expected, self._closing_at = found.expected, found.closing_at
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            header = {"kind": "settings", "format": FORMAT, "version": VERSION}
+            header = {"kind": "settings", "format": FORMAT, "version": version_for(self.settings)}
             header["settings"] = self.settings
             tmp = self.path.with_name(self.path.name + ".tmp")
             with tmp.open("wb") as f:
@@ -233,7 +246,9 @@ class CountsWriter:
             self._write(frame({"kind": "expect", "items": total}))
             self._expected = total
 
-    def add(self, name: str, *, guess, hits, target, meta: Mapping | None = None) -> None:
+    def add(
+        self, name: str, *, guess, hits, target, meta: Mapping | None = None, n: int | None = None
+    ) -> None:
         """Append one item and (with ``fsync``) force it to disk.
 
         The arrays must be on the host (numpy arrays or CPU tensors).
@@ -251,6 +266,10 @@ class CountsWriter:
             Ground truth, in ``[0, num_classes)`` or ``ignore_index``; same shape.
         meta : mapping, optional
             JSON-serialisable extras (e.g. a point cloud's object category).
+        n : int, optional
+            This item's testing samples, in ``[1, settings n]``: required in a file
+            whose ``sampling`` setting is ``"two-stage"`` or ``"sequential"``, refused
+            (unless equal to the run's ``n``) in one of fixed n.
         """
         if self._file.closed:
             raise ValueError(f"{self.path}: the writer is closed")
@@ -269,8 +288,9 @@ class CountsWriter:
                 )
         if arrays["guess"].size == 0:
             raise ValueError(f"item {name!r} has no components")
-        check_values(name, arrays, self.settings)
-        c, n, t = self.settings["num_classes"], self.settings["n"], arrays["target"]
+        n = self._item_n(name, n)
+        check_values(name, arrays, self.settings, n)
+        c, t = self.settings["num_classes"], arrays["target"]
         bounds = {"guess": (0, c - 1), "hits": (0, n), "target": (int(t.min()), int(t.max()))}
         body, dtypes = [], {}
         for a in ARRAYS:
@@ -279,8 +299,24 @@ class CountsWriter:
             dtypes[a] = dt.str
         header = {"kind": "item", "name": name, "shape": list(shape), "dtypes": dtypes}
         header["meta"] = dict(meta) if meta is not None else {}
+        if sampling(self.settings) != "fixed":
+            header["n"] = n
         self._write(frame(header, zlib.compress(b"".join(body), self.compresslevel)))
         self.stored_names.add(name)
+
+    def _item_n(self, name: str, n) -> int:
+        """The testing samples of item ``name`` (see :meth:`add`)."""
+        run_n, how = self.settings["n"], sampling(self.settings)
+        if how == "fixed":
+            if n is not None and n != run_n:
+                raise ValueError(
+                    f"item {name!r}: n={n!r} in a file of fixed n = {run_n} (store per-item n "
+                    "with a sampling setting of 'two-stage' or 'sequential')"
+                )
+            return run_n
+        if n is None:
+            raise ValueError(f"item {name!r}: n (its testing samples) is required ({how} sampling)")
+        return check_positive_int(n, "n", maximum=run_n)
 
     def finish(self) -> None:
         """Mark the run complete: append the closing frame (item count and SHA-256 of
@@ -328,13 +364,15 @@ class CountsWriter:
 
 @dataclass(frozen=True, eq=False)
 class CountsItem:
-    """One stored item: guess, hits and ground truth per component."""
+    """One stored item: guess, hits and ground truth per component, and ``n``, the
+    testing samples behind its hits (the run's n unless the file has per-item n)."""
 
     name: str
     guess: np.ndarray
     hits: np.ndarray
     target: np.ndarray
     meta: dict = field(default_factory=dict)
+    n: int | None = None
 
     def __repr__(self) -> str:
         return f"CountsItem({self.name!r}, shape={self.guess.shape})"
@@ -359,11 +397,12 @@ def _load(entry: Entry, settings: dict) -> CountsItem:
     for a, dt in zip(ARRAYS, dts, strict=True):
         out[a] = np.frombuffer(raw, dt, size, pos).reshape(h["shape"])
         pos += size * dt.itemsize
+    n = item_n(h, settings)
     try:
-        check_values(entry.name, out, settings)
+        check_values(entry.name, out, settings, n)
     except ValueError as exc:
         raise ValueError(f"{entry.path}: {exc}") from None
-    return CountsItem(entry.name, out["guess"], out["hits"], out["target"], h["meta"])
+    return CountsItem(entry.name, out["guess"], out["hits"], out["target"], h["meta"], n)
 
 
 class StoredCounts:
@@ -444,9 +483,40 @@ class StoredCounts:
         self.names = list(self._entries)
 
     @property
+    def sampling(self) -> str:
+        """How the testing samples were drawn: ``"fixed"``, ``"two-stage"`` or
+        ``"sequential"`` (per-item n; :mod:`mtcert_torch.adaptive`)."""
+        return sampling(self.settings)
+
+    @property
+    def item_n(self) -> dict:
+        """Testing samples per item, by name (from the headers, no decompression)."""
+        return {name: int(item_n(e.header, self.settings)) for name, e in self._entries.items()}
+
+    @property
     def n(self) -> int:
-        """Testing samples per component."""
-        return int(self.settings["n"])
+        """Testing samples per component, the same for every item.
+
+        Raises ``ValueError`` where no single fixed-n binomial test fits the file:
+        sequential counts (hits at a data-dependent stopping time, whose fixed-n
+        p-values would be invalid) and two-stage counts whose items differ in n
+        (use :attr:`item_n`, or :attr:`CountsItem.n` per item).
+        """
+        if self.sampling == "sequential":
+            raise ValueError(
+                f"{self}: the counts were stored at a sequential stopping time; the fixed-n "
+                "binomial test is not valid there (it would certify nulls more often than "
+                "alpha), so they cannot be re-decided as fixed-n counts"
+            )
+        if self.sampling == "fixed":
+            return int(self.settings["n"])
+        ns = set(self.item_n.values())
+        if len(ns) > 1:
+            raise ValueError(
+                f"{self}: two-stage counts with per-item n from {min(ns)} to {max(ns)}; "
+                "re-deciding needs one n for every item (each item's n: .item_n)"
+            )
+        return ns.pop() if ns else int(self.settings["n"])
 
     @property
     def num_classes(self) -> int:

@@ -12,7 +12,10 @@ frame) when the run is complete; a run cut short leaves it in progress.  The
 stored counts are re-decided without the model by
 :func:`mtcert.stored.recertification.recertify` (``python -m mtcert recertify OUT``).
 
-Imports the core's stored counts only.
+With ``adaptive_n`` each item is stored with its own ``n``
+(:func:`counts_settings`; the file records the mode as ``sampling``).
+
+Imports the core's stored counts and the plugin's ``adaptive_n`` parser.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mtcert.stored.counts import SUFFIX, CountsWriter, read_counts
+from mtcert_torch.adaptive import AdaptiveN
 
 __all__ = [
     "check_complete",
@@ -40,8 +44,18 @@ def counts_path(out, rank: int = 0) -> Path:
 
 def counts_settings(config: dict, *, noise: str, num_classes: int, ignore_index) -> dict:
     """The settings of a CLI run's counts: ``config`` (every result-changing setting,
-    the model's identity included) plus ``noise``, ``num_classes`` and ``ignore_index``."""
-    return {**config, "noise": noise, "num_classes": num_classes, "ignore_index": ignore_index}
+    the model's identity included) plus ``noise``, ``num_classes`` and ``ignore_index``.
+
+    With ``adaptive_n`` the counts have per-item n: ``sampling`` is its mode and ``n``
+    its budget (the most testing samples an item may use); without it the settings are
+    those of a fixed-n run, as before the option existed.
+    """
+    out = {**config, "noise": noise, "num_classes": num_classes, "ignore_index": ignore_index}
+    spec = out.pop("adaptive_n", None)
+    if spec is not None:
+        spec = AdaptiveN.parse(spec)
+        out.update(adaptive_n=spec.text, sampling=spec.mode, n=spec.budget(config["n"]))
+    return out
 
 
 def check_counts(out, settings: dict, rank: int = 0) -> None:
@@ -74,7 +88,7 @@ def store_item(counts: CountsWriter, item, result) -> None:
     if item.name in counts.stored_names:
         old = read_counts(counts.path, partial=True)[item.name]  # the run's own, in progress
         pairs = ((old.guess, cert.guess), (old.hits, cert.hits), (old.target, result.target))
-        if not all(np.array_equal(a, b) for a, b in pairs):
+        if old.n != cert.n or not all(np.array_equal(a, b) for a, b in pairs):
             raise ValueError(f"{counts.path}: item {item.name!r} is stored with other counts")
         return
     meta = {}
@@ -82,4 +96,5 @@ def store_item(counts: CountsWriter, item, result) -> None:
         meta["group"] = item.group
     if item.parts is not None:
         meta["parts"] = [int(v) for v in item.parts]
-    counts.add(item.name, guess=cert.guess, hits=cert.hits, target=result.target, meta=meta)
+    n = None if cert.adaptive_n is None else cert.n  # per-item n only with adaptive_n
+    counts.add(item.name, guess=cert.guess, hits=cert.hits, target=result.target, meta=meta, n=n)

@@ -27,6 +27,7 @@ import torch
 
 from mtcert.stats.methods import FDR_METHODS
 from mtcert.stats.validation import check_positive_int
+from mtcert_torch.adaptive import AdaptiveN
 from mtcert_torch.certifier import Certifier
 from mtcert_torch.data.images import open_dataset
 from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
@@ -43,7 +44,7 @@ from mtcert_torch.runs.loop import (
     rank_folder,
 )
 from mtcert_torch.runs.store import CLOUD_FILES, IMAGE_FILES, ResultsWriter
-from mtcert_torch.runs.summary import radii_hook
+from mtcert_torch.runs.summary import passes_hook, radii_hook
 from mtcert_torch.settings import CLOUD_OPTIONS, IMAGE_OPTIONS, Settings
 from mtcert_torch.tasks.adapter import SegmentationAdapter
 from mtcert_torch.tasks.image import ImageTask
@@ -197,6 +198,8 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     opt = IMAGE_OPTIONS.resolve(options)
     opt.out = rank_folder(opt.out)  # "{rank}": a folder per rank
     settings = check_settings(Settings.of(opt), opt.noise, opt.allow_fdr)
+    if opt.adaptive_n is not None:  # before any output: radii need a fixed-n test
+        AdaptiveN.parse(opt.adaptive_n).check_radii(opt.radii)
     check_positive_int(opt.every, "--every")
     if opt.limit is not None:
         check_positive_int(opt.limit, "--limit")
@@ -271,6 +274,8 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     extra = [figure_hook(writer.out / "figures", items.names[: opt.figures], palette)]
     if opt.radii:
         extra.append(radii_hook(certifier, ignore_index=opt.ignore_index, family="image"))
+    if opt.adaptive_n is not None:
+        extra.append(passes_hook())
     if opt.attack_figures:
         extra.append(attack_figures_hook(
             certifier, settings, names=items.names[: opt.attack_figures], seed=opt.seed,
@@ -307,6 +312,8 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     opt.out = rank_folder(opt.out)  # "{rank}": a folder per rank
     noise = "gaussian" if opt.smoothing == "rotation" else opt.smoothing
     settings = check_settings(Settings.of(opt), noise, opt.allow_fdr)
+    if opt.adaptive_n is not None:  # before any output: radii need a fixed-n test
+        AdaptiveN.parse(opt.adaptive_n).check_radii(opt.radii)
     check_positive_int(opt.votes, "--votes")
     check_positive_int(opt.npoints, "--npoints", maximum=MAX_NPOINTS)
     if opt.limit is not None:
@@ -348,6 +355,8 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     extra = []
     if opt.radii:
         extra.append(radii_hook(certifier, family="point cloud"))
+    if opt.adaptive_n is not None:
+        extra.append(passes_hook())
 
     items = evaluation_items(ds)
     try:

@@ -68,14 +68,14 @@ CSV_FIELDS = (
     "name", "height", "width", *SETTING_KEY, "radius", "pixels", "valid", "cert_correct",
     "abstained", "abstained_valid", "cert_acc", "abstain_rate", "base_correct", "base_acc",
     "seconds_sampling", "seconds_statistics", "seconds", "seconds_base", "guarantee",
-    "radii_max", "radii_median",
+    "radii_max", "radii_median", "passes",
 )  # fmt: skip
 #: Scalar columns of ``per_cloud.csv`` (the JSONL records also hold per-part counts).
 CLOUD_CSV_FIELDS = (
     "name", "category", "points", "smoothing", "axis", *SETTING_FIELDS, "radius", "cert_correct",
     "abstained", "cert_acc", "abstain_rate", "cert_part_iou", "base_correct", "base_acc",
     "base_part_iou", "seconds_sampling", "seconds_statistics", "seconds", "seconds_base",
-    "guarantee", "radii_max", "radii_median",
+    "guarantee", "radii_max", "radii_median", "passes",
 )  # fmt: skip
 #: Table-1 columns: (key of a summary row, Markdown header, number format).
 TABLE1_COLUMNS = (

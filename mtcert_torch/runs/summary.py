@@ -18,6 +18,9 @@ and a row's pixels are certified per image, never all at once
 per-component radii certificate's certified accuracy at a few radii, which become
 "JointRadii" rows that hold jointly with each other.
 
+:func:`passes_hook` (``--adaptive-n``) records each item's forward passes and adds
+their mean and spread to the SEGCERTIFY rows.
+
 Imports the core's metrics and promise wording, the plugin's items and settings,
 and the record layout of :mod:`mtcert_torch.runs.store`.
 """
@@ -39,6 +42,7 @@ from mtcert_torch.settings import SETTING_KEY, setting_key, setting_name, settin
 
 __all__ = [
     "RADII_TAUS",
+    "passes_hook",
     "radii_hook",
     "row_guarantee",
     "summarize",
@@ -257,3 +261,46 @@ def radii_hook(certifier, *, ignore_index=None, taus=RADII_TAUS, family: str = "
     other (per item), unlike the SEGCERTIFY rows at different τ.
     """
     return _RadiiHook(certifier, tuple(taus), ignore_index, family)
+
+
+# -- passes per item (adaptive n) --------------------------------------------------------------
+#: The passes columns: mean per item, and min / quartiles / max.
+PASSES_COLUMNS = (
+    ("passes", "passes", ".1f"),
+    ("passes_spread", "passes min/q25/median/q75/max", None),
+)
+
+
+class _PassesHook(ItemHook):
+    """Noisy copies drawn per item (``n0 + pilot + n``) when n differs between items."""
+
+    def __call__(self, item, result) -> dict:
+        return {"passes": int(result.certificate.passes)}
+
+    def summary_rows(self, records, rows, unit):
+        groups: dict = {}
+        for r in records:
+            if "passes" in r:
+                groups.setdefault(setting_name(setting_key(r)), []).append(r["passes"])
+        for row in rows:
+            passes = groups.get(row["model"])
+            if passes:
+                q = np.percentile(passes, [0, 25, 50, 75, 100])
+                row["passes"] = float(np.mean(passes))
+                row["passes_spread"] = "/".join(f"{v:g}" for v in q)
+            row.setdefault("passes", None)
+            row.setdefault("passes_spread", "-")
+        return rows
+
+    def summary_columns(self, rows, columns):
+        if not any(r.get("passes") is not None for r in rows):
+            return columns
+        return (*columns[:-1], *PASSES_COLUMNS, columns[-1])
+
+
+def passes_hook() -> ItemHook:
+    """An :func:`~mtcert_torch.runs.loop.evaluate` hook for ``--adaptive-n``: each record
+    gains ``passes`` (noisy copies drawn for the item: guessing, pilot and testing; the
+    ``passes`` column of ``per_image.csv``), and each SEGCERTIFY row of the summary its
+    mean (``passes``) and spread (``passes_spread``: min, quartiles, max over items)."""
+    return _PassesHook()

@@ -35,6 +35,7 @@ LAYERS = (
     ("mtcert_torch.data", 11),
     ("mtcert_torch.models", 12),
     ("mtcert_torch.tasks", 12),
+    ("mtcert_torch.adaptive", 12),
     ("mtcert_torch.certifier", 13),
     ("mtcert_torch.settings", 13),
     ("mtcert_torch.smooth", 14),

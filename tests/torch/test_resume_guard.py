@@ -44,7 +44,7 @@ IMAGE_CHANGES = [
     ("--n0", "3"), ("--n", "5"), ("--alpha", "0.2"), ("--method", "bonferroni"),
     ("--k", "2 --method generalized-holm"),
     ("--seed", "1"), ("--ignore-index", "254"), ("--num-classes", "4"), ("--autocast", "bf16"),
-    ("--split", "train"),
+    ("--split", "train"), ("--adaptive-n", "sequential:max=8"),
 ]  # fmt: skip
 
 
