@@ -248,8 +248,14 @@ def repair_results(out) -> list[str]:
 
 def _rewrite_csv(jsonl: Path) -> None:
     preset = next(p for p in (CLOUD_FILES, IMAGE_FILES) if jsonl.name.startswith(p["stem"]))
-    with jsonl.with_suffix(".csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, preset["fields"], extrasaction="ignore")
+    fields, path = preset["fields"], jsonl.with_suffix(".csv")
+    if path.is_file():  # keep the columns the run added (an attack's)
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        if header and set(fields) <= set(header):
+            fields = header
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(csv_row(r, preset["unit"]) for r in _read_jsonl(jsonl))
 

@@ -83,11 +83,11 @@ def power_study(
         spec = power.PRESETS[preset]
         kwargs, x, default_name = dict(spec.grid), spec.x, preset
         reps = spec.reps if reps is None else reps
-        smoothed, title = spec.smooth or smooth, f"{preset}: {spec.title}"
+        smoothed = spec.smooth or smooth
     else:
         kwargs = dict(grid)
         x = "N" if len(kwargs["N"]) > len(kwargs["gamma"]) else "gamma"
-        default_name, smoothed, title = "power", smooth, None
+        default_name, smoothed = "power", smooth
         reps = 100 if reps is None else reps
     _check_rows(expand_grid(**kwargs, reps=reps, seed=seed))
     if workers is not None:
@@ -108,6 +108,9 @@ def power_study(
     df.to_csv(csv, index=False)
     print(f"{name}: {len(df)} rows in {seconds:.1f} s -> {csv}")
     y = "certified_rate_smoothed" if smoothed else "certified_rate"
+    from mtcert.sim.power.figures import preset_title, settings_title
+
+    title = settings_title(df, x) if preset is None else preset_title(df, preset)
     study = Study(name, df, x, y, title, [csv])
     if formats:
         try:
