@@ -19,6 +19,7 @@ Imports the core's promise wording and binomial interval, the data layer's
 palettes and class names, the attacks, the items (per-item seeds, the hook base)
 and the settings' keys; no other module of :mod:`mtcert_torch.runs`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from mtcert.certify.guarantees import promise, radii_promise, scope
+from mtcert.plotting import OKABE_ITO
 from mtcert.stats.binomial import clopper_pearson
 from mtcert_torch.attacks import attack_certificate
 from mtcert_torch.data.images import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
@@ -36,7 +38,7 @@ from mtcert_torch.settings import SETTING_KEY, setting_key, setting_name
 __all__ = [
     "ATTACK_COLUMNS",
     "ATTACK_FIELDS",
-    "TAB10",
+    "CLASS_COLOURS",
     "attack_figures_hook",
     "certificate_caption",
     "class_names",
@@ -61,18 +63,25 @@ def colorize(labels: np.ndarray, palette, *, abstain=(255, 255, 255), ignore=(0,
     return out
 
 
-#: Qualitative colours (matplotlib's tab10) for the first classes of a generic dataset.
-TAB10 = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-)  # fmt: skip
+#: Class colours of a generic dataset: Okabe & Ito's palette without black (the colour
+#: of unlabelled pixels), told apart with every common colour-vision deficiency.
+CLASS_COLOURS = tuple(
+    tuple(int(c[k : k + 2], 16) for k in (1, 3, 5)) for c in OKABE_ITO if c != "#000000"
+)
 
 
 def default_palette(num_classes: int) -> np.ndarray:
-    """tab10 colours, then fixed pseudo-random ones (never pure white, the abstain colour)."""
+    """:data:`CLASS_COLOURS`, then fixed pseudo-random ones (never pure white, the abstain
+    colour, nor black, the unlabelled one).
+
+    Examples
+    --------
+    >>> default_palette(2).tolist()
+    [[230, 159, 0], [86, 180, 233]]
+    """
     rng = np.random.default_rng(12345)
-    extra = rng.integers(20, 230, size=(max(0, num_classes - len(TAB10)), 3))
-    return np.concatenate([np.asarray(TAB10), extra])[:num_classes].astype(np.uint8)
+    extra = rng.integers(20, 230, size=(max(0, num_classes - len(CLASS_COLOURS)), 3))
+    return np.concatenate([np.asarray(CLASS_COLOURS), extra])[:num_classes].astype(np.uint8)
 
 
 #: Panel width in inches: panels of a 32-pixel image print at about 13 pixels per pixel.
@@ -173,7 +182,7 @@ def panel_figure(
     fig, axes = plt.subplots(
         1,
         count,
-        figsize=(PANEL_INCHES * count, height + 1.4 + 0.15 * len(caption)),
+        figsize=(PANEL_INCHES * count, height + 1.1 + 0.15 * len(caption)),
         layout="constrained",
     )
     panels = [(input_title, img)] + [(t, colorize(m, palette)) for t, m in maps]

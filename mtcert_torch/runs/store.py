@@ -6,10 +6,12 @@ Layout of an output folder::
                             all of them)
     per_image.jsonl         one JSON record per finished image (the source of truth)
     per_image.csv           the scalar columns of the same records (with each image's
-                            guarantee: its certificate holds for that image alone)
+                            guarantee: its certificate holds for that image alone; with
+                            an attack, the attack's columns too)
     summary.csv, summary.md the paper's Table 1 columns (acc., mIoU, %∅, t) and each
                             row's guarantee (family, error rate, rows not joint)
-    figures/<name>.png      input | ground truth | certified prediction (abstain white)
+    figures/<name>.png      input | ground truth | base | certified (abstain white)
+    figures-attack/<name>.png   the same for an attacked input (``--attack-figures``)
 
 Each record is appended and flushed (``fsync``) as soon as its image is done,
 so an interrupted run loses at most the image in flight; on restart the
