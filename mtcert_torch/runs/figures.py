@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mtcert.certify.guarantees import promise, radii_promise, scope
-from mtcert.plotting import OKABE_ITO
+from mtcert.plotting import OKABE_ITO, pyplot, save_figure, wrap_title
 from mtcert.stats.binomial import clopper_pearson
 from mtcert_torch.attacks import attack_certificate
 from mtcert_torch.data.images import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
@@ -119,18 +119,16 @@ def _legend_handles(maps, palette, names) -> list:
 def save_panels(path, image, target, certified, palette, *, title: str = "", caption=(), **kw):
     """Save :func:`panel_figure` to the PNG ``path`` (150 dpi) with ``title`` and ``caption``
     also as its ``Description`` text (:func:`mtcert.plotting.save_figure`)."""
-    from mtcert.plotting import save_figure
-
     fig = panel_figure(image, target, certified, palette, title=title, caption=caption, **kw)
     save_figure(fig, path, description="\n".join([title, *caption]).strip())
 
 
 def panel_figure(
     image, target, certified, palette, *, base=None, title: str = "", caption=(), radii=None,
-    names=None, input_title="(a) input", base_title="(c) base model",
-    certified_title="(d) certified (abstain white)",
+    names=None, input_title="input", base_title="base model",
+    certified_title="certified (abstain white)",
 ):  # fmt: skip
-    """The paper's Fig. 1 for one image: input | ground truth | [base |] certified.
+    """The paper's Fig. 1 for one image: (a) input | (b) ground truth | (c) base | (d) certified.
 
     The label maps are drawn in ``palette`` (:func:`colorize`: abstained pixels
     white, unlabelled ones black) with a legend of the classes they show, the
@@ -154,7 +152,8 @@ def panel_figure(
     names : sequence of str, optional
         Class names of the legend (:func:`class_names` by default).
     input_title, base_title, certified_title : str
-        The panels' headings (the attack figure names what it attacked).
+        The panels' headings, after their letters (the attack figure names what it
+        attacked).
 
     Returns
     -------
@@ -167,12 +166,10 @@ def panel_figure(
     >>> [t.get_text() for t in fig.legends[0].get_texts()]
     ['class 0', 'class 1', 'abstain']
     """
-    from mtcert.plotting import pyplot, wrap_title
-
     plt = pyplot()
     names = class_names(len(palette)) if names is None else tuple(names)
     img = np.clip(np.asarray(image, dtype=np.float64).transpose(1, 2, 0), 0, 1)
-    maps = [("(b) ground truth", target)]
+    maps = [("ground truth", target)]
     if base is not None:
         maps.append((base_title, base))
     maps.append((certified_title, certified))
@@ -186,16 +183,17 @@ def panel_figure(
         layout="constrained",
     )
     panels = [(input_title, img)] + [(t, colorize(m, palette)) for t, m in maps]
+    letters = iter("abcde")
     for ax, (name, arr) in zip(axes, panels, strict=False):
         ax.imshow(arr, interpolation="nearest")
-        ax.set_title(wrap_title(name, 30), fontsize="medium")
+        ax.set_title(wrap_title(f"({next(letters)}) {name}", 30), fontsize="medium")
     if radii is not None:
         ax = axes[-1]
         r = np.asarray(radii, dtype=np.float64)
         cmap = plt.get_cmap("viridis").with_extremes(bad="white")
         shown = ax.imshow(np.ma.masked_less_equal(r, 0), cmap=cmap, vmin=0,
                           vmax=max(float(r.max()), 1e-12), interpolation="nearest")  # fmt: skip
-        ax.set_title("(e) own radius (abstain white)", fontsize="medium")
+        ax.set_title(f"({next(letters)}) own radius (abstain white)", fontsize="medium")
         fig.colorbar(shown, ax=ax, shrink=0.8, label="radius")
     for ax in axes:
         ax.set_xticks([])
@@ -323,9 +321,9 @@ class _AttackHook(ItemHook):
             f"({_settings_text(cert)})",
             caption=certificate_caption(cert),
             names=self.class_names,
-            input_title="(a) attacked input",
-            base_title="(c) base model on the attacked input",
-            certified_title="(d) certified, valid within R (abstain white)",
+            input_title="attacked input",
+            base_title="base model on the attacked input",
+            certified_title="certified, valid within R (abstain white)",
         )
         values = (
             res.radius, res.perturbation, res.certified, res.flipped, res.flipped_significant,

@@ -139,7 +139,7 @@ def test_panels_legend_titles_and_abstain_white():
     certified = np.array([[0, 1, -1, -1]] * 4)
     fig = panel_figure(
         np.full((3, 4, 4), 0.5), target, certified, default_palette(3), base=target.clip(0, 2),
-        input_title="(a) attacked input", base_title="(c) base model on the attacked input",
+        input_title="attacked input", base_title="base model on the attacked input",
         caption=["certified labels: this image alone is the family"],
     )  # fmt: skip
     titles = [ax.get_title() for ax in fig.axes]
@@ -164,4 +164,7 @@ def test_cityscapes_runs_name_their_classes():
     fig = panel_figure(np.zeros((3, 2, 2)), np.array([[0, 13], [13, 0]]),
                        np.array([[0, 13], [-1, 0]]), run_palette(19))  # fmt: skip
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["road", "car", "abstain"]
+    # without a base prediction the panels are lettered in order all the same
+    titles = [ax.get_title().replace("\n", " ") for ax in fig.axes]
+    assert titles == ["(a) input", "(b) ground truth", "(c) certified (abstain white)"]
     pyplot().close(fig)
