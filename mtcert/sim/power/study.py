@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from mtcert._files import output_folder, output_name
+from mtcert.sim.power.figures import preset_title, settings_title
 from mtcert.sim.power.grid import expand_grid
 from mtcert.stats.validation import check_option, check_positive_int
 
@@ -108,8 +109,6 @@ def power_study(
     df.to_csv(csv, index=False)
     print(f"{name}: {len(df)} rows in {seconds:.1f} s -> {csv}")
     y = "certified_rate_smoothed" if smoothed else "certified_rate"
-    from mtcert.sim.power.figures import preset_title, settings_title
-
     title = settings_title(df, x) if preset is None else preset_title(df, preset)
     study = Study(name, df, x, y, title, [csv])
     if formats:
