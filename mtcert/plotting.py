@@ -8,7 +8,10 @@ Every curve has its own colour, marker and line style, so curves that lie on
 top of each other (SEGCERTIFY-Holm under -Bonferroni in Fig. 2b) stay visible
 in print and in black and white; legends sit outside the axes.  The paper's
 preset figures (:func:`mtcert.sim.power.figures.plot_fig2`) build on
-:func:`plot_power`; :func:`save_figure` writes every figure of the project.
+:func:`plot_power`; the other figures (radius curves, sample plans, the
+hierarchy study, a run's segmentation panels) take their look from
+:func:`style_axes`, :func:`curve_style` and :func:`add_legend`;
+:func:`save_figure` writes every figure of the project (150 dpi; PNG, PDF or SVG).
 Imports no other module of :mod:`mtcert`.
 """
 
@@ -21,7 +24,16 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["OKABE_ITO", "plot_power", "pyplot", "save_figure", "wrap_title"]
+__all__ = [
+    "OKABE_ITO",
+    "add_legend",
+    "curve_style",
+    "plot_power",
+    "pyplot",
+    "save_figure",
+    "style_axes",
+    "wrap_title",
+]
 
 #: The project's colours: Okabe & Ito's palette, told apart with every common
 #: colour-vision deficiency (black, orange, sky blue, bluish green, yellow, blue,
@@ -68,16 +80,53 @@ def _label(method: str, budget_spec: str | None, by_budget: bool) -> str:
     return _LABELS.get(method, method)
 
 
-def _style_axes(ax: Any, x: str) -> None:
-    if x == "N":
+def style_axes(ax: Any, *, xlabel: str, ylabel: str, logx: bool = False, rate: bool = True) -> None:
+    """Give ``ax`` the project's look: grey panel, white grid, no frame, labels.
+
+    ``logx``: a logarithmic x axis; ``rate``: the y axis spans [0, 1] (rates),
+    with a little room so that curves at 0 or 1 stay visible.
+    """
+    if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(_X_LABELS.get(x, x))
-    ax.set_ylabel("certified rate")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if rate:
+        ax.set_ylim(-0.02, 1.02)
     ax.grid(True, color="white")
+    ax.set_axisbelow(True)
     ax.set_facecolor((0.96, 0.96, 0.96))
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
+
+
+def curve_style(i: int) -> dict:
+    """Colour, marker and line style of the ``i``-th curve of a figure (all three differ
+    between neighbours, so overlapping curves stay told apart, also in black and white).
+
+    Examples
+    --------
+    >>> curve_style(0)
+    {'color': '#0072B2', 'marker': 'o', 'linestyle': '-'}
+    >>> curve_style(1)["linestyle"]
+    '--'
+    """
+    return dict(
+        color=_CYCLE[i % len(_CYCLE)],
+        marker=_MARKERS[i % len(_MARKERS)],
+        linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+    )
+
+
+def add_legend(ax: Any, *, caption: str = "", ncol: int = 1) -> Any:
+    """The project's legend of ``ax``'s curves: below the axes, in ``ncol`` columns,
+    headed by ``caption`` (e.g. what the curves promise) in small type.
+
+    The figure should use ``layout="constrained"``, which makes room for it.
+    """
+    return ax.figure.legend(
+        *ax.get_legend_handles_labels(), loc="outside lower center", ncol=ncol, frameon=False,
+        fontsize="small", title=caption or None, title_fontsize="small",
+    )  # fmt: skip
 
 
 def _budget_order(spec: Any) -> tuple[int, float]:
@@ -100,11 +149,7 @@ def _draw(ax: Any, df: pd.DataFrame, x: str, y: str, errorbars: bool) -> None:
         i = next(cycle)
         style = _STYLES.get(method) if not by_budget else None
         if style is None:
-            style = dict(
-                color=_CYCLE[i % len(_CYCLE)],
-                marker=_MARKERS[i % len(_MARKERS)],
-                linestyle=_LINESTYLES[i % len(_LINESTYLES)],
-            )
+            style = curve_style(i)
         every = max(1, len(curve) // _MARKERS_PER_CURVE)
         (line,) = ax.plot(
             curve[x], curve[y], label=_label(method, spec, by_budget), markevery=every,
@@ -182,7 +227,7 @@ def plot_power(
     else:
         fig = ax.figure
     _draw(ax, df, x, y, errorbars)
-    _style_axes(ax, x)
+    style_axes(ax, xlabel=_X_LABELS.get(x, x), ylabel="certified rate", logx=x == "N")
     if own:
         ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
@@ -190,11 +235,50 @@ def plot_power(
     return fig
 
 
-def save_figure(fig: Any, path: Any, *, formats: Sequence[str] | None = None, dpi: int = 150):
+#: The metadata key that holds a figure's description, per file format.
+_DESCRIPTION_KEY = {"png": "Description", "svg": "Description", "pdf": "Subject"}
+
+
+def save_figure(
+    fig: Any,
+    path: Any,
+    *,
+    formats: Sequence[str] | None = None,
+    dpi: int = 150,
+    description: str | None = None,
+) -> list:
     """Save ``fig`` to ``path`` (or ``path.<format>`` for each of ``formats``) and close it.
 
-    Returns the list of paths written.  Every figure of the project is saved here,
-    so that they share one resolution and are always released.
+    Every figure of the project is saved here, so that they share one resolution
+    (``dpi``, 150 by default: print-ready) and are always released.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : path
+        The file; its suffix chooses the format unless ``formats`` are given.
+    formats : sequence of {"png", "pdf", "svg"}, optional
+        Write ``path.<format>`` for each instead.
+    dpi : int, default 150
+    description : str, optional
+        Stored in the file's metadata (PNG and SVG ``Description``, PDF ``Subject``),
+        e.g. a caption that should stay machine-readable.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> fig = pyplot().figure(figsize=(2, 1))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     (path,) = save_figure(fig, pathlib.Path(tmp) / "f.png", description="a caption")
+    ...     with Image.open(path) as im:
+    ...         print(im.size, round(im.info["dpi"][0]), im.text["Description"])
+    (300, 150) 150 a caption
     """
     from pathlib import Path
 
@@ -202,6 +286,8 @@ def save_figure(fig: Any, path: Any, *, formats: Sequence[str] | None = None, dp
     path = Path(path)
     paths = [path] if formats is None else [path.with_name(f"{path.name}.{f}") for f in formats]
     for target in paths:
-        fig.savefig(target, dpi=dpi)
+        key = _DESCRIPTION_KEY.get(target.suffix.lstrip(".").lower())
+        meta = {key: description} if description and key else None
+        fig.savefig(target, dpi=dpi, metadata=meta)
     plt.close(fig)
     return paths

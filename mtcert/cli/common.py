@@ -127,7 +127,7 @@ def draw_figure(prog: str, draw, path: Path) -> None:
     except ImportError:
         print(f"{prog}: matplotlib is not installed: figure skipped", file=sys.stderr)
         return
-    save_figure(draw(), path, dpi=120)
+    save_figure(draw(), path)
     print(f"figure -> {path}")
 
 

@@ -609,45 +609,66 @@ def _search(grid, target: float, sim, bound: int | None, z: float) -> int | None
 def plot_plan(plan: SamplePlan, *, ax=None, measured: dict | None = None):
     """Expected certified rate against n (log axis) with the band of a run's measured rate.
 
+    Drawn in the project's style (:mod:`mtcert.plotting`): the predicted rate
+    with a marker at every n of the grid, the band of a run's measured rate
+    around it, the target rate and the n that reaches it as reference lines,
+    and a title with the settings (N, n0 when the guess is simulated, τ, α, the
+    method, the target).
+
     Parameters
     ----------
     plan : SamplePlan
     ax : matplotlib Axes, optional
+        Draw into this axes (its figure keeps its layout); a new figure otherwise.
     measured : dict ``n -> rate``, optional
         Rates of real runs to mark on the plot.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plan = plan_samples(np.full(50, 0.99), tau=0.75, alpha=0.001, n=[50, 100, 200],
+    ...                     target=0.9)
+    >>> fig = plot_plan(plan)
+    >>> fig.axes[0].lines[0].get_marker()
+    'o'
     """
-    from mtcert.plotting import pyplot
+    from mtcert.plotting import OKABE_ITO, add_legend, curve_style, pyplot, style_axes, wrap_title
 
     plt = pyplot()
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+        fig, ax = plt.subplots(figsize=(7.0, 4.6), layout="constrained")
     else:
         fig = ax.figure
     t = plan.table
     label = f"{plan.method}" + (f" k={plan.k}" if plan.k != 1 else "")
-    (line,) = ax.plot(t["n"], t["rate"], marker=".", label=f"predicted ({label})")
-    band = f"band: run of {plan.items} item(s)" + (", pilot bootstrap" if plan.bootstrap else "")
+    style = curve_style(0)
+    (line,) = ax.plot(
+        t["n"], t["rate"], label=f"predicted ({label})", markersize=5, markerfacecolor="none",
+        linewidth=1.4, **style,
+    )  # fmt: skip
+    band = f"±2 sd of a run of {plan.items} item(s)" + (
+        " (with the pilot's bootstrap)" if plan.bootstrap else ""
+    )
     ax.fill_between(
-        t["n"], t["band_lo"], t["band_hi"], color=line.get_color(), alpha=0.25, lw=0, label=band
+        t["n"], t["band_lo"], t["band_hi"], color=line.get_color(), alpha=0.2, lw=0, label=band
     )
     if plan.target is not None:
-        ax.axhline(plan.target, color="gray", ls="--", lw=1, label=f"target {plan.target:g}")
+        ax.axhline(plan.target, color=OKABE_ITO[6], ls="--", lw=1, label=f"target {plan.target:g}")
     if plan.n_needed is not None:
-        ax.axvline(plan.n_needed, color="gray", ls=":", lw=1, label=f"n = {plan.n_needed}")
+        ax.axvline(plan.n_needed, color=OKABE_ITO[0], ls=":", lw=1.2,
+                   label=f"n = {plan.n_needed} reaches it")  # fmt: skip
     if measured:
-        ax.plot(list(measured), list(measured.values()), "kx", ms=8, label="measured")
-    ax.set_xscale("log")
-    ax.set_xlabel("testing samples n")
-    ax.set_ylabel("certified rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(
-        f"N={plan.N}, τ={plan.tau:g}, α={plan.alpha:g} — {plan.profile.source}", fontsize="medium"
-    )
-    ax.grid(True, alpha=0.3)
-    ax.legend(frameon=False)
-    fig.tight_layout()
+        ax.plot(list(measured), list(measured.values()), "x", color=OKABE_ITO[6], ms=8,
+                mew=2, ls="none", label="measured")  # fmt: skip
+    style_axes(ax, xlabel="testing samples n", ylabel="certified rate", logx=True)
+    add_legend(ax, caption=f"profile: {plan.profile.source}", ncol=2)
+    settings = [f"N = {plan.N}", *([] if plan.n0 is None else [f"n0 = {plan.n0}"])]
+    settings += [f"τ = {plan.tau:g}", f"α = {plan.alpha:g}", label]
+    if plan.target is not None:
+        settings.append(f"target rate {plan.target:g}")
+    title = f"expected certified rate against n: {', '.join(settings)}"
+    ax.set_title(wrap_title(title, 70), fontsize="medium")
     return fig

@@ -532,10 +532,17 @@ def joint_radius_curve(
 def plot_radius_curves(curves: pd.DataFrame, *, y: str = "acc", ax=None, title: str | None = None):
     """Plot :func:`radius_curve` / :func:`joint_radius_curve` output: ``y`` against the radius.
 
-    One line per run and method: per-τ curves dashed with dots (each point its
-    own certificate), joint radius curves solid (all points one certificate).
-    The figure's caption states the family (per image) and the error rate of
-    each kind of line, and that per-τ points do not hold jointly.
+    One line per run and method, in the project's style (:mod:`mtcert.plotting`):
+    per-τ curves dashed with a marker at each point (each point its own
+    certificate), drawn over the joint radius curves, which are solid and wide
+    (all points one certificate).  Each
+    line is a step that takes, between two radii of the τ grid, the value at
+    the larger one: the accuracy certified for every radius up to it, so the
+    curve never shows more than a certificate covers, and it falls vertically
+    right after the largest radius of the grid that was certified.  The title states the
+    settings (σ, n0, n, α and the τ grid) unless ``title`` is given, the legend
+    each line's n and α, and the caption the family (per image) and the error
+    rate of each kind of line, and that per-τ points do not hold jointly.
 
     Parameters
     ----------
@@ -545,54 +552,74 @@ def plot_radius_curves(curves: pd.DataFrame, *, y: str = "acc", ax=None, title: 
         run; otherwise lines are labelled by noise and σ).
     y : {"acc", "miou", "abstain"}
     ax : matplotlib Axes, optional
+        Draw into this axes (its figure keeps its layout); a new figure otherwise.
     title : str, optional
+        Replaces the title of settings.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> curve = pd.DataFrame({"noise": "gaussian", "sigma": 0.25, "n0": 10, "n": 100,
+    ...                       "alpha": 0.001, "method": "holm", "k": 1,
+    ...                       "tau": [0.5, 0.75, 0.9], "radius": [0.0, 0.169, 0.32],
+    ...                       "acc": [0.95, 0.9, 0.0]})
+    >>> fig = plot_radius_curves(curve)
+    >>> fig.axes[0].lines[0].get_drawstyle()
+    'steps-pre'
     """
-    from mtcert.plotting import pyplot
+    from mtcert.plotting import add_legend, curve_style, pyplot, style_axes, wrap_title
 
     if y not in ("acc", "miou", "abstain"):
         raise ValueError(f"y must be one of 'acc', 'miou', 'abstain'; got {y!r}")
     plt = pyplot()
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 4.4))
+        fig, ax = plt.subplots(figsize=(7.0, 4.6), layout="constrained")
     else:
         fig = ax.figure
     keys = ["run", "method"] if "run" in curves else ["method"]
     notes = {}
-    for _, curve in curves.groupby(keys, sort=False):
+    for i, (_, curve) in enumerate(curves.groupby(keys, sort=False)):
         first = curve.iloc[0]
         label = first["run"] if "run" in curves else ""
         name = label or f"{first['noise']} σ={first['sigma']:g}"
+        setting = f"n={first['n']}, α={first['alpha']:g}"
+        style = curve_style(i)
         if first["method"].startswith(JOINT_METHOD):
-            style = dict(ls="-", lw=2.0)
-            kind = f"joint radii ({first['method'][len(JOINT_METHOD) :]}), α={first['alpha']:g}"
+            style.update(linestyle="-", linewidth=2.6, marker="", alpha=0.8, zorder=2)
+            kind = f"joint radii ({first['method'][len(JOINT_METHOD) :]})"
             notes["joint"] = (
                 "joint radii: one certificate per image for all radii at once "
                 f"(FWER {first['alpha']:g} per image)"
             )
         else:
-            style = dict(ls="--", marker=".")
+            style.update(linestyle="--", linewidth=1.2, zorder=3)  # drawn over joint curves
             k = f" k={first['k']}" if first["k"] != 1 else ""
-            kind = f"{first['method']}{k} per τ, α={first['alpha']:g}"
+            kind = f"{first['method']}{k} per τ"
             rate = first.get("error_rate", "FWER")
             notes["per"] = (
                 f"per τ: each point its own certificate ({rate} per image); "
                 "points do not hold jointly"
             )
-        ax.plot(curve["radius"], curve[y], label=f"{name} ({kind})", **style)
+        ax.plot(
+            curve["radius"], curve[y], label=f"{name}: {kind}, {setting}", drawstyle="steps-pre",
+            markersize=4, markerfacecolor="none", **style,
+        )  # fmt: skip
     norms = {"gaussian": "ℓ2", "laplace": "ℓ1", "uniform": "ℓ1", "rotation": "angle"}
     kinds = sorted({norms.get(v, str(v)) for v in curves["noise"]})
-    ax.set_xlabel(f"radius R ({', '.join(kinds)})")
-    ax.set_ylabel({"acc": "certified pixel accuracy", "miou": "certified mIoU"}.get(y, y))
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(True, alpha=0.3)
-    ax.legend(frameon=False, fontsize="small")
-    if title:
-        ax.set_title(title)
+    ylabel = {"acc": "certified pixel accuracy", "miou": "certified mIoU"}.get(y, "abstain rate")
+    style_axes(ax, xlabel=f"radius R ({', '.join(kinds)})", ylabel=ylabel)
     caption = "\n".join(notes[k] for k in ("joint", "per") if k in notes)
-    fig.tight_layout(rect=(0, 0.04 * caption.count("\n") + 0.05, 1, 1))
-    fig.text(0.01, 0.01, caption, fontsize="x-small", va="bottom", ha="left", color="0.3")
+    add_legend(ax, caption=caption)
+    if title is None:  # the settings the lines share (several values where they differ)
+        parts = [
+            f"{name} = {', '.join(f'{v:g}' for v in sorted(set(curves[col])))}"
+            for col, name in (("sigma", "σ"), ("n0", "n0"), ("n", "n"), ("alpha", "α"))
+        ]
+        taus = sorted(set(curves["tau"]))
+        parts.append(f"τ from {taus[0]:g} to {taus[-1]:g} ({len(taus)} values)")
+        title = f"{ylabel} against the radius: {', '.join(parts)}"
+    ax.set_title(wrap_title(title, 70), fontsize="medium")
     return fig

@@ -34,7 +34,13 @@ from mtcert_torch.data.shapenet import ShapeNetPart, evaluation_items
 from mtcert_torch.hierarchy import hierarchy_hook, load_hierarchy
 from mtcert_torch.items import Item, Items
 from mtcert_torch.runs.counts import check_counts, counts_settings, open_counts
-from mtcert_torch.runs.figures import attack_figures_hook, figure_hook, run_palette
+from mtcert_torch.runs.figures import (
+    ATTACK_FIELDS,
+    attack_figures_hook,
+    class_names,
+    figure_hook,
+    run_palette,
+)
 from mtcert_torch.runs.loop import (
     Evaluation,
     check_same_settings,
@@ -266,12 +272,16 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
     certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device,
                           radii=opt.radii)  # fmt: skip
     counted = dict(noise=opt.noise, num_classes=num_classes, ignore_index=opt.ignore_index)
-    writer, counts = _open_files(opt.out, config, IMAGE_FILES, counted if opt.save_counts else None)
+    files = IMAGE_FILES
+    if opt.attack_figures:  # the attack's fields are columns of per_image.csv too
+        files = {**IMAGE_FILES, "fields": (*IMAGE_FILES["fields"], *ATTACK_FIELDS)}
+    writer, counts = _open_files(opt.out, config, files, counted if opt.save_counts else None)
     every_here = 1 if cityscapes else opt.every  # Cityscapes applies it itself
     order = list(range(len(ds)))[::every_here]
     items = Items([ds.names[i] for i in order], lambda j: Item(*ds[order[j]]))
-    palette = run_palette(num_classes)
-    extra = [figure_hook(writer.out / "figures", items.names[: opt.figures], palette)]
+    palette, names = run_palette(num_classes), class_names(num_classes)
+    extra = [figure_hook(writer.out / "figures", items.names[: opt.figures], palette,
+                         class_names=names)]  # fmt: skip
     if opt.radii:
         extra.append(radii_hook(certifier, ignore_index=opt.ignore_index, family="image"))
     if opt.adaptive_n is not None:
@@ -280,6 +290,7 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
         extra.append(attack_figures_hook(
             certifier, settings, names=items.names[: opt.attack_figures], seed=opt.seed,
             palette=palette, folder=writer.out / "figures-attack", ignore_index=opt.ignore_index,
+            class_names=names,
         ))  # fmt: skip
     if tree is not None:
         name = opt.hierarchy if isinstance(opt.hierarchy, str) else "custom"

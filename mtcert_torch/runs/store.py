@@ -6,11 +6,13 @@ Layout of an output folder::
                             all of them)
     per_image.jsonl         one JSON record per finished image (the source of truth)
     per_image.csv           the scalar columns of the same records (with each image's
-                            guarantee: its certificate holds for that image alone); at
-                            the end of a run, every record of the run in data-set order
+                            guarantee: its certificate holds for that image alone; with
+                            an attack, the attack's columns too); at the end of a run,
+                            every record of the run in data-set order
     summary.csv, summary.md the paper's Table 1 columns (acc., mIoU, %∅, t) and each
                             row's guarantee (family, error rate, rows not joint)
-    figures/<name>.png      input | ground truth | certified prediction (abstain white)
+    figures/<name>.png      input | ground truth | base | certified (abstain white)
+    figures-attack/<name>.png   the same for an attacked input (``--attack-figures``)
 
 Each record is appended and flushed (``fsync``) as soon as its image is done,
 so an interrupted run loses at most the image in flight; on restart the
@@ -264,7 +266,13 @@ def _write_csv(path: Path, records, fields, unit: str) -> None:
 
 def _rewrite_csv(jsonl: Path) -> None:
     preset = next(p for p in (CLOUD_FILES, IMAGE_FILES) if jsonl.name.startswith(p["stem"]))
-    _write_csv(jsonl.with_suffix(".csv"), _read_jsonl(jsonl), preset["fields"], preset["unit"])
+    fields, path = preset["fields"], jsonl.with_suffix(".csv")
+    if path.is_file():  # keep the columns the run added (an attack's)
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        if header and set(fields) <= set(header):
+            fields = header
+    _write_csv(path, _read_jsonl(jsonl), fields, preset["unit"])
 
 
 class ResultsWriter:

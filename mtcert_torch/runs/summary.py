@@ -157,7 +157,7 @@ def write_table(out, rows: list[dict], columns, *, name: str = "summary") -> Non
     """Write ``rows`` to ``<name>.csv`` and, formatted, ``<name>.md`` in folder ``out``.
 
     ``columns`` is a sequence of ``(key, header, format)``; a ``None`` format
-    prints the value as is, missing or NaN numbers print as ``-``.
+    prints the value as is; missing values and NaN numbers print as ``-``.
     """
     out = Path(out)
     with (out / f"{name}.csv").open("w", newline="") as f:
@@ -169,7 +169,10 @@ def write_table(out, rows: list[dict], columns, *, name: str = "summary") -> Non
         "|" + "---|" * len(columns),
     ]
     for r in rows:
-        cells = (str(r[k]) if spec is None else _fmt(r[k], spec) for k, _, spec in columns)
+        # a column another hook added is "-" in the rows without it
+        cells = (
+            str(r.get(k, "-")) if spec is None else _fmt(r.get(k), spec) for k, _, spec in columns
+        )
         lines.append("| " + " | ".join(cells) + " |")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 

@@ -347,6 +347,6 @@ def test_plot_draws_joint_and_per_tau_curves_with_a_caption(run):
     fig = plot_radius_curves(both)
     lines = fig.axes[0].lines
     assert len(lines) == 2 and {ln.get_linestyle() for ln in lines} == {"-", "--"}
-    caption = " ".join(t.get_text() for t in fig.texts)
+    caption = fig.legends[0].get_title().get_text()  # the caption heads the legend
     assert "points do not hold jointly" in caption and "all radii at once" in caption
     assert "FWER 0.001 per image" in caption

@@ -103,6 +103,7 @@ def test_figure_colours_abstain_white_ignore_black(tmp_path):
     assert rgb[0, 0].tolist() == pal[0].tolist() and rgb[0, 1].tolist() == pal[1].tolist()
     assert rgb[1, 0].tolist() == [255, 255, 255] and rgb[1, 1].tolist() == [0, 0, 0]
     assert not (default_palette(30) == 255).all(axis=1).any()
+    assert not (default_palette(30) == 0).all(axis=1).any()  # black: unlabelled
     path = tmp_path / "fig.png"
     save_panels(
         path,
@@ -115,6 +116,10 @@ def test_figure_colours_abstain_white_ignore_black(tmp_path):
     )
     with Image.open(path) as im:
         arr = np.asarray(im.convert("RGB"))
-    # four panels side by side; the certified panel (all abstained) is white
-    assert arr.shape[1] > 4 * arr.shape[0] // 2
-    assert (arr[20:100, -60:-10] == 255).all()
+    # four panels side by side at 150 dpi: the base panel (all class 0) in its colour, the
+    # certified panel (all abstained) white
+    h, w = arr.shape[:2]
+    assert w > 2 * h and w >= 1500
+    rows = slice(int(0.4 * h), int(0.5 * h))
+    assert (arr[rows, int(0.58 * w) : int(0.68 * w)] == pal[0]).all()
+    assert (arr[rows, int(0.83 * w) : int(0.93 * w)] == 255).all()

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from mtcert._files import output_folder, output_name
+from mtcert.sim.power.figures import preset_title, settings_title
 from mtcert.sim.power.grid import expand_grid
 from mtcert.stats.validation import check_option, check_positive_int
 
@@ -83,11 +84,11 @@ def power_study(
         spec = power.PRESETS[preset]
         kwargs, x, default_name = dict(spec.grid), spec.x, preset
         reps = spec.reps if reps is None else reps
-        smoothed, title = spec.smooth or smooth, f"{preset}: {spec.title}"
+        smoothed = spec.smooth or smooth
     else:
         kwargs = dict(grid)
         x = "N" if len(kwargs["N"]) > len(kwargs["gamma"]) else "gamma"
-        default_name, smoothed, title = "power", smooth, None
+        default_name, smoothed = "power", smooth
         reps = 100 if reps is None else reps
     _check_rows(expand_grid(**kwargs, reps=reps, seed=seed))
     if workers is not None:
@@ -108,6 +109,7 @@ def power_study(
     df.to_csv(csv, index=False)
     print(f"{name}: {len(df)} rows in {seconds:.1f} s -> {csv}")
     y = "certified_rate_smoothed" if smoothed else "certified_rate"
+    title = settings_title(df, x) if preset is None else preset_title(df, preset)
     study = Study(name, df, x, y, title, [csv])
     if formats:
         try:
