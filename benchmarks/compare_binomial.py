@@ -22,7 +22,8 @@ def main(m: int = 10**7) -> None:
 
     k = rng.binomial(100, 0.9, m)
     ours = binom_test(k, 100, 0.75)
-    assert np.array_equal(ours, st.binom.sf(k - 1, 100, 0.75))
+    ref = st.binom.sf(k - 1, 100, 0.75)
+    assert np.max(np.abs(ours - ref) / ref) <= 1e-12
     rows.append(
         (
             f"greater, shared n=100, m={m:.0e}",
