@@ -17,7 +17,7 @@ Where the tail beyond ``k`` (or, for ``k`` on the near side of the mean, the
 opposite tail, then below 1/2) needs at most :data:`SUM_TERMS` pmf terms to
 reach 1e-17 of its sum -- ``n p (1 - p)`` up to ~2000, or ``k`` far from the
 mean -- the kernels sum those terms from Loader's pmf instead
-(:func:`tail_by_sums`): 1.5-3 times faster than ``ibeta`` and as accurate
+(:func:`tail_by_sums`): 1.4-2.8 times faster than ``ibeta`` and as accurate
 (few ulp; ``|ln P|`` ulp in deep tails, where ``ibeta`` underflows).
 
 The kernels do not use ``parallel=True``: numba's default OpenMP threading layer
@@ -272,7 +272,8 @@ def tail_by_sums(k, n, p, upper):
     need more than :data:`SUM_TERMS` terms (``k`` within a few standard
     deviations of the mean when ``n p (1 - p)`` is large) or ``n`` exceeds
     2^53.  Requires ``0 < p < 1``, ``1 <= k <= n`` (``upper``) or
-    ``0 <= k < n``.  Few ulp relative error, ``|ln P|`` ulp in deep tails.
+    ``0 <= k < n``.  Relative error a few ulp (the uncompensated sum adds at most
+    50), ``|ln P|`` ulp in deep tails (4e-13 the largest seen against 60 digits).
     """
     if n > 9007199254740992.0:  # counts beyond 2^53 are not exact doubles
         return math.nan
