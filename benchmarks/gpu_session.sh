@@ -11,7 +11,12 @@
 #    and PointNet++ on 16 clouds of 2048 points;
 # 3. the tiny sampler on CUDA (sampler and Certifier overhead over the bare forward);
 # 4. end to end: the demo's checkpoint certified by `python -m mtcert_torch certify
-#    --device cuda` beside the CPU run (different random streams, so close, not equal).
+#    --device cuda` beside the CPU run (different random streams, so close, not equal);
+# 5. the adapter's speed options (bench_adapter_options.py): HRNetV2-W48 at the paper's
+#    scale 0.25 of 1024x2048, fp32 and bf16 autocast, each with and without
+#    channels_last and torch.compile: first-call (compile) time, bare network, bare
+#    adapter and end to end per noisy copy, as a markdown table (adapter_options.md
+#    beside the log, and in the log).
 # Every step has its own time limit, so one hang cannot take the others' results.
 set -u
 LOG=${1:-gpu_session.log}
@@ -55,3 +60,10 @@ cp "$WORK/cuda_certify/summary.md" "$WORK/summary_cuda.md" 2>/dev/null
 echo "=== summaries (cpu, then cuda)"
 cat "$WORK/summary_cpu.md" "$WORK/summary_cuda.md" 2>/dev/null
 cat "$WORK/summary_cpu.md" "$WORK/summary_cuda.md" >>"$LOG" 2>/dev/null
+step adapter_options 900 $PY benchmarks/bench_adapter_options.py --device cuda \
+    --model hrnetv2_w48 --height 1024 --width 2048 --scale 0.25 --batch 16 --samples 64 \
+    --out "$WORK/adapter_options.md"
+cp "$WORK/adapter_options.md" "$(dirname "$LOG")/adapter_options.md" 2>/dev/null
+echo "=== adapter options"
+cat "$WORK/adapter_options.md" 2>/dev/null
+cat "$WORK/adapter_options.md" >>"$LOG" 2>/dev/null
