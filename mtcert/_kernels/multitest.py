@@ -159,19 +159,30 @@ def _step_up_lr(pr, o, m, alpha, k, out):
     return nrej
 
 
+# Sorted values gathered per block of this many before an expensive per-value
+# computation: the gathers then overlap (a gather feeding a log1p and an expm1
+# directly stalls on each cache miss).
+_GATHER_BLOCK = 1024
+
+
 @njit(cache=True, error_model="numpy")
 def _holm_sidak_adjusted(pr, o, m, out):
     """Holm–Šidák step-down adjusted values (the caller counts the rejections: it compares
     with statsmodels' critical values only as far as the first failure)."""
     run = -np.inf
-    for i in range(m):
-        x = pr[o[i]]
-        # the C library's log1p/expm1 in both tiers (numpy's may be SIMD routines);
-        # p = 1 written out, since math.log1p(-1) raises where numba returns -inf
-        v = 1.0 if x >= 1.0 else -math.expm1((m - i) * math.log1p(-x))
-        if v > run:
-            run = v
-        out[o[i]] = min(run, 1.0)
+    buf = np.empty(min(m, _GATHER_BLOCK))
+    for lo in range(0, m, _GATHER_BLOCK):
+        hi = min(m, lo + _GATHER_BLOCK)
+        for i in range(lo, hi):
+            buf[i - lo] = pr[o[i]]
+        for i in range(lo, hi):
+            x = buf[i - lo]
+            # the C library's log1p/expm1 in both tiers (numpy's may be SIMD routines);
+            # p = 1 written out, since math.log1p(-1) raises where numba returns -inf
+            v = 1.0 if x >= 1.0 else -math.expm1((m - i) * math.log1p(-x))
+            if v > run:
+                run = v
+            out[o[i]] = min(run, 1.0)
 
 
 @njit(cache=True, error_model="numpy")
