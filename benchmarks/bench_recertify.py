@@ -8,13 +8,19 @@ Two settings:
   τ ∈ {0.6, 0.75, 0.9} × α ∈ {1e-3, 1e-4} × {holm, bonferroni,
   generalized-holm}.  Prints both times and their ratio, measured in the same run.
 * ``--setting cityscapes``: synthetic stored counts at Cityscapes resolution
-  (1024 × 2048, 19 classes, n = 100); prints the sweep's seconds per image next
-  to the paper's 70 s of forward passes per image (a reported number, not
-  measured here).
+  (1024 × 2048, 19 classes, n = 100), swept by this tree and by an older one
+  (``--old``, a commit; its ``mtcert/`` is unpacked with ``git archive`` into a
+  temporary folder) in the same run, each in its own process.  Per tree: the
+  whole sweep per image, the cost per setting (the 18-setting sweep less a
+  1-setting sweep, over 17) and the one-off cost per image (reading the item
+  and counting its pixels: the 1-setting sweep less one setting).  The two
+  tables must be identical (checked); the timings go to
+  ``benchmarks/results/recertify.md``, with the paper's 70 s of forward passes
+  per image for scale (a reported number, not measured here).
 
 Run stand-alone::
 
-    python benchmarks/bench_recertify.py [--setting demo|cityscapes] [--images 12]
+    python benchmarks/bench_recertify.py [--setting demo|cityscapes] [--images 12] [--old 50a6c46]
 
 or through pytest-benchmark (``pytest benchmarks/bench_recertify.py --benchmark-enable``).
 """
@@ -22,6 +28,7 @@ or through pytest-benchmark (``pytest benchmarks/bench_recertify.py --benchmark-
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +41,11 @@ from mtcert.stored.recertification import recertify
 SWEEP = dict(
     tau=[0.6, 0.75, 0.9], alpha=[1e-3, 1e-4], method=["holm", "bonferroni", "generalized-holm"]
 )
+ONE_SETTING = dict(tau=0.75, alpha=1e-3, method="holm")
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "recertify.md"
+#: The tree before the sweep decided from per-image histograms.
+OLD_COMMIT = "50a6c46"
 PAPER_SECONDS_PER_IMAGE = 70.0  # Fischer et al. 2021, Table 1 (HRNetV2, n = 100, RTX 2080 Ti)
 
 
@@ -102,10 +114,66 @@ def test_sweep_demo_size(benchmark, tmp_path):
     benchmark(recertify, path, **SWEEP)
 
 
+def tree_timings(path, images, table_out) -> dict:
+    """This process's tree: seconds of the full sweep and of one setting (best of 5).
+
+    The sweep's table is pickled to ``table_out``."""
+    from _timing import best_of
+
+    images = int(images)
+    full = best_of(lambda: recertify(path, **SWEEP), repeat=5)
+    one = best_of(lambda: recertify(path, **ONE_SETTING), repeat=5)
+    recertify(path, **SWEEP).to_pickle(table_out)
+    per_setting = (full - one) / (len(recertify(path, **SWEEP)) - 1) / images
+    return {
+        "sweep_per_image": full / images,
+        "per_setting": per_setting,
+        "one_off": one / images - per_setting,
+    }
+
+
+def compare_trees(tmp: Path, images: int, old: str) -> str:
+    """Old tree against this one on the same stored counts; the Markdown table."""
+    import pandas as pd
+
+    path = synthetic_counts(tmp / "c.mtcounts", images=images)
+    from _timing import in_tree, unpack_tree
+
+    old_root = unpack_tree(old, tmp / "old")
+    before = in_tree(old_root, "bench_recertify", "tree_timings", path, images, tmp / "old.pkl")
+    after = in_tree(ROOT, "bench_recertify", "tree_timings", path, images, tmp / "new.pkl")
+    tables = [pd.read_pickle(tmp / f"{t}.pkl") for t in ("old", "new")]
+    pd.testing.assert_frame_equal(*tables, check_exact=True)
+    rows = [
+        ("sweep of 18 settings, per image", "sweep_per_image"),
+        ("per setting, per image", "per_setting"),
+        ("one-off per image (read + count pixels)", "one_off"),
+    ]
+    lines = [
+        f"recertify at 1024x2048 (19 classes, n = 100, {images} synthetic images, "
+        f"{path.stat().st_size / images / 1e6:.2f} MB stored each), best of 5, "
+        f"{os.cpu_count()} CPUs; tables identical",
+        "",
+        f"| | {old} | this tree | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, key in rows:
+        a, b = before[key], after[key]
+        lines.append(f"| {label} | {a * 1e3:.2f} ms | {b * 1e3:.2f} ms | {a / b:.1f}x |")
+    share = 100 * after["sweep_per_image"] / PAPER_SECONDS_PER_IMAGE
+    lines.append("")
+    lines.append(
+        f"The whole sweep per image is {share:.3f} % of the paper's "
+        f"{PAPER_SECONDS_PER_IMAGE:.0f} s of forward passes per image (reported, not measured)."
+    )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--setting", choices=("demo", "cityscapes"), default="demo")
     parser.add_argument("--images", type=int, help="images (default: 12 demo, 2 cityscapes)")
+    parser.add_argument("--old", default=OLD_COMMIT, help="commit to compare with (cityscapes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -117,17 +185,11 @@ def main() -> None:
             print(f"sweep, {rows} rows (3 tau x 2 alpha x 3 methods), best of 5: {sweep_s:.4f} s")
             print(f"ratio sweep / certify run: {100 * sweep_s / run_s:.3f} %")
         else:
-            images = args.images or 2
-            path = synthetic_counts(tmp / "c.mtcounts", images=images)
-            size = path.stat().st_size
-            sweep_s, rows = sweep_seconds(path)
-            per_image = sweep_s / images
-            print(f"stored counts: {images} images of 1024x2048, {size / images / 1e6:.2f} MB each")
-            print(f"sweep, {rows} rows: {per_image:.2f} s per image")
-            print(
-                f"vs the paper's {PAPER_SECONDS_PER_IMAGE:.0f} s of forward passes per image "
-                f"(reported, not measured here): {100 * per_image / PAPER_SECONDS_PER_IMAGE:.2f} %"
-            )
+            table = compare_trees(tmp, args.images or 2, args.old)
+            print(table)
+            RESULTS.parent.mkdir(exist_ok=True)
+            RESULTS.write_text(table)
+            print(f"written to {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

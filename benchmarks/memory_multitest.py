@@ -1,25 +1,28 @@
-"""Peak memory of SEGCERTIFY and of ``adjust``, relative to the input.
+"""Peak memory and time of ``adjust`` per method, this tree against an older one, in one run.
 
-Measured with :mod:`tracemalloc` (numpy reports its buffers to it), one family of
-``H x W`` components with int64 hits and n = 100 (``segcertify_hits``, counting
-path for the methods in ``FAST_METHODS`` -- Hommel, BH and BY included --,
-``adjust`` on float p-values for the others) and ``H x W`` float64 p-values
-(``adjust``, on its default path and on the low-memory path that
-``_tunables.ADJUST_LOW_MEMORY_MIN`` selects for large calls).  Usage::
+Peak memory is measured with :mod:`tracemalloc` (numpy and numba's runtime report
+their buffers to it) during one call on ``H x W`` float64 p-values (one family),
+over the bytes of the p-values, which exist before the call and are not counted;
+the result's ``adjusted`` and ``reject`` are (1.125 of it).  Time: best of 3
+calls (compiled kernels) in each of ``--rounds`` rounds, the trees alternating.
+The older tree (``--old``, a commit; its ``mtcert/`` is
+unpacked with ``git archive`` into a temporary folder) is measured on its default
+path and on the low-memory path it took from ``ADJUST_LOW_MEMORY_MIN`` tests on;
+each tree runs in its own process.  The table goes to
+``benchmarks/results/memory_multitest.md``.  Usage::
 
-    python benchmarks/memory_multitest.py [H W]
+    python benchmarks/memory_multitest.py [H W] [--old 50a6c46] [--rounds 3]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import os
+import tempfile
 import tracemalloc
-import warnings
+from pathlib import Path
 
 import numpy as np
-
-from mtcert import _tunables, adjust, segcertify_hits
-from mtcert.certify.segmentation import FAST_METHODS, NotACertificateWarning
 
 METHODS = (
     "holm",
@@ -32,7 +35,11 @@ METHODS = (
     "fdr_bh",
     "fdr_by",
     "fdr_tsbh",
+    "fdr_tsbky",
+    "fdr_gbs",
 )
+OLD_COMMIT = "50a6c46"
+RESULTS = Path(__file__).resolve().parent / "results" / "memory_multitest.md"
 
 
 def peak(fn) -> int:
@@ -45,33 +52,72 @@ def peak(fn) -> int:
     return top
 
 
-def main(h: int = 1024, w: int = 1024) -> None:
-    rng = np.random.default_rng(0)
-    hits = rng.binomial(100, 0.97, (h, w))
-    guess = np.zeros((h, w), np.int64)
-    p = rng.random(h * w) ** 3
-    warnings.simplefilter("ignore", NotACertificateWarning)  # FDR methods measured all the same
-    print(f"\npeak memory / input bytes, {h}x{w} components")
-    print(f"{'method':<21} {'path':<9} {'segcertify_hits':>16} {'adjust':>8} {'low-mem':>8}")
-    for method in METHODS:
-        path = "counting" if method in FAST_METHODS else "adjust"
-        seg = peak(
-            lambda method=method: segcertify_hits(
-                guess, hits, 100, tau=0.75, alpha=1e-3, method=method
-            )
-        )
-        adj = peak(lambda method=method: adjust(p, method))
-        default_min = _tunables.ADJUST_LOW_MEMORY_MIN
+def measure(h, w, what="peak", low_memory="0") -> dict:
+    """This process's tree: ``{method: peak / input bytes}`` (``what`` "peak") or
+    ``{method: seconds}`` (best of 3, "time"); ``low_memory`` "1": with
+    ``ADJUST_LOW_MEMORY_MIN`` = 0 (a tree that has the setting)."""
+    from _timing import best_of
+
+    from mtcert import _tunables, adjust
+
+    if low_memory == "1":
         _tunables.ADJUST_LOW_MEMORY_MIN = 0
-        try:
-            low = peak(lambda method=method: adjust(p, method))
-        finally:
-            _tunables.ADJUST_LOW_MEMORY_MIN = default_min
-        print(
-            f"{method:<21} {path:<9} {seg / hits.nbytes:>15.2f}x {adj / p.nbytes:>7.2f}x"
-            f" {low / p.nbytes:>7.2f}x"
+    p = np.random.default_rng(0).random(int(h) * int(w)) ** 3
+    out = {}
+    for method in METHODS:
+        k = {"k": 2} if method.startswith("generalized") else {}
+        if what == "peak":
+            out[method] = peak(lambda method=method, k=k: adjust(p, method, **k)) / p.nbytes
+        else:
+            out[method] = best_of(lambda method=method, k=k: adjust(p, method, **k), repeat=3)
+    return out
+
+
+def main() -> None:
+    from _timing import ROOT, in_tree, unpack_tree
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("size", nargs="*", type=int, default=[1024, 1024], help="H W")
+    parser.add_argument("--old", default=OLD_COMMIT, help="commit to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds per tree")
+    args = parser.parse_args()
+    h, w = args.size[0], args.size[-1]
+    with tempfile.TemporaryDirectory() as tmp:
+        old_root = unpack_tree(args.old, Path(tmp) / "old")
+        peaks = [
+            in_tree(old_root, "memory_multitest", "measure", h, w, "peak", "0"),
+            in_tree(old_root, "memory_multitest", "measure", h, w, "peak", "1"),
+            in_tree(ROOT, "memory_multitest", "measure", h, w, "peak"),
+        ]
+        # the trees' timings alternate, best of the rounds: a shared machine's load
+        # changes over minutes
+        times = [{m: float("inf") for m in METHODS} for _ in range(2)]
+        for _ in range(args.rounds):
+            for best, root in zip(times, (old_root, ROOT), strict=True):
+                got = in_tree(root, "memory_multitest", "measure", h, w, "time")
+                for m in METHODS:
+                    best[m] = min(best[m], got[m])
+    lines = [
+        f"adjust on {h}x{w} p-values (one family): peak traced memory / input bytes and "
+        f"seconds (best of 3 calls in each of {args.rounds} alternating rounds per tree), "
+        f"{os.cpu_count()} CPUs",
+        "",
+        f"| method | {args.old} | {args.old} low-memory path | this tree | "
+        f"{args.old} time | this tree time | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in METHODS:
+        (po, pl, pn), (to, tn) = (x[m] for x in peaks), (x[m] for x in times)
+        lines.append(
+            f"| {m} | {po:.2f}x | {pl:.2f}x | {pn:.2f}x | {to * 1e3:.1f} ms | "
+            f"{tn * 1e3:.1f} ms | {to / tn:.2f}x |"
         )
+    table = "\n".join(lines) + "\n"
+    print(table)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(table)
+    print(f"written to {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    main(*map(int, sys.argv[1:3]))
+    main()

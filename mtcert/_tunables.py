@@ -29,20 +29,11 @@ HIST_MIN_FILL = 8
 HIST_SPLIT_MIN = 1 << 14
 
 #: :func:`mtcert.stats.multitest.adjust`: one family at least this large is sorted by
-#: buckets (one counting pass on the leading key bits, then cache-sized sorts).
+#: buckets (one counting pass on the leading key bits, then cache-sized sorts, with
+#: scratch for half the keys).
 BUCKET_MIN = 1 << 18
-#: Leading-digit shift of the 64-bit packed keys: 2^18 buckets (10 exponent
-#: bits and 8 mantissa bits of the p-value).
-BUCKET_SHIFT = 46
 #: Group size whose ``np.sort`` stays in cache.
 BUCKET_TARGET = 1 << 14
-
-#: :func:`mtcert.stats.multitest.adjust`: from this many tests in one call on, a
-#: sorting procedure works in the output array (sort keys, sorted values and
-#: adjusted values there, the order in int32, both permutations in place): peak
-#: memory within twice the p-values (Hommel: 4x) instead of 3.4x, but the in-place
-#: permutations chase dependent random accesses, 2-3x slower once past the caches.
-ADJUST_LOW_MEMORY_MIN = 1 << 26
 
 #: Holm–Šidák compares with its critical values (a ``pow`` each) on prefixes of
 #: this many ranks, then four times as many, ..., up to the first failure.

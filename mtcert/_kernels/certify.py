@@ -14,7 +14,9 @@ than n are sorted instead of histogrammed (O(m log m), memory O(m)).
 A large single family is split into chunks by the wrapper: partial
 histograms per thread (:func:`histogram_chunk`), one decision
 (:func:`decide_histogram`), then labels per chunk (:func:`label_chunk`); the
-batched path :func:`certify_families` runs the same pieces serially.
+batched path :func:`certify_families` runs the same pieces serially, and
+:func:`decide_families` decides families from their histograms alone (stored
+counts re-decided at many settings).
 
 Method codes come from the one table :mod:`mtcert._kernels.methods`; the
 counting path takes ``BONFERRONI``, ``SIDAK``, ``HOLM``, ``HOLM_SIDAK``,
@@ -344,6 +346,57 @@ def decide_histogram(part, table, m, alpha, k, code, const):
     counts = np.empty(n_max, np.int64)
     n_levels = _histogram_levels(part, n, levels, counts)
     return _decide(levels, counts, n_levels, table, m, alpha, k, code, const)
+
+
+@tiered
+@njit(cache=True, nogil=True)
+def decide_families(hist, table, m, alpha, k, code, const):
+    """Rejection thresholds of families of ``m`` each from their histograms.
+
+    ``hist`` is (F, n + 1): row f is the histogram of family f's hit counts
+    (summing to ``m``).  The same decision as :func:`certify_families` takes
+    on those families, without their hits: returns ``(thr, n_rejected)``, two
+    (F,) int64 arrays as :func:`_decide` per family (``thr[f] = -1``: family f
+    must be decided by ``adjust``).
+    """
+    n_fam = hist.shape[0]
+    n = table.shape[0] - 1
+    n_max = min(m, n + 1)
+    levels = np.empty(n_max, np.int64)
+    counts = np.empty(n_max, np.int64)
+    thr = np.empty(n_fam, np.int64)
+    n_rej = np.empty(n_fam, np.int64)
+    for f in range(n_fam):
+        n_levels = _histogram_levels(hist[f : f + 1], n, levels, counts)
+        thr[f], n_rej[f] = _decide(levels, counts, n_levels, table, m, alpha, k, code, const)
+    return thr, n_rej
+
+
+@tiered
+@njit(cache=True, nogil=True)
+def tally_by_hits(hits, guess, target, ignore, use_ignore, every, valid, pred, inter, area):
+    """Count one item's components by hit count, in one pass (added to the outputs).
+
+    ``hits``, ``guess``, ``target`` are (N,) integers (hits in [0, n], guesses
+    and non-ignored targets in [0, C)); a component is ignored when
+    ``use_ignore`` and its target equals ``ignore``.  Adds, per hit count h:
+    ``every[h]`` all components, ``valid[h]`` the non-ignored ones,
+    ``pred[h, g]`` the non-ignored ones guessing g and ``inter[h, g]`` those
+    whose guess g is also their target; ``area[t]`` counts the non-ignored
+    targets t.
+    """
+    for i in range(hits.shape[0]):
+        h = hits[i]
+        every[h] += 1
+        t = target[i]
+        if use_ignore and t == ignore:
+            continue
+        g = guess[i]
+        valid[h] += 1
+        pred[h, g] += 1
+        area[t] += 1
+        if g == t:
+            inter[h, g] += 1
 
 
 @tiered

@@ -11,8 +11,13 @@ this class of CPU.  For p-values in [0, 1] the IEEE-754 bit pattern is
 monotone in the value and has its two top bits clear, so the value's leading
 bits and the element's index fit into one ``uint64`` key; ``np.sort`` of those
 keys gives the order up to values that agree on the kept leading bits, which
-:func:`unpack_sorted` repairs with a budgeted insertion sort (a row that blows
+:func:`unpack_order` repairs with a budgeted insertion sort (a row that blows
 the budget is reported so the caller can fall back to a stable argsort).
+
+Memory: the keys are sorted in the output array of adjusted values, the order
+is int32 where the family size allows, and the procedures read each value
+through the order (``p[o[i]]``) and write its adjusted value straight to its
+place in the output: no array of sorted values, no second scatter.
 
 Imports numpy, numba, :mod:`mtcert._jit` and the kernels of
 :mod:`mtcert._kernels.binomial` and :mod:`mtcert._kernels.methods` only.
@@ -34,59 +39,69 @@ _NAN_BITS = np.uint64((1 << 62) - 1)  # above the bits of 1.0 (0x3FF0...)
 
 @tiered
 @njit(cache=True)
-def pack_keys(p, idxbits, keys):
-    """Write ``(leading value bits << idxbits) | index`` for every entry of ``p``."""
+def pack_keys(p, index, idxbits, keys):
+    """Write ``(leading value bits << idxbits) | i`` for the i-th value of every row.
+
+    The i-th value of row r is ``p[r, index[i]]`` (``index`` empty: ``p[r, i]``);
+    ``keys`` is (F, number of values).
+    """
     bits = p.view(np.uint64)
     ib = np.uint64(idxbits)
     shift = np.uint64(idxbits - 2)
-    F, M = p.shape
+    F, n = keys.shape
+    mapped = index.shape[0] != 0
     for r in range(F):
-        for i in range(M):
-            x = p[r, i]
+        for i in range(n):
+            j = index[i] if mapped else i
+            x = p[r, j]
             if x != x:
                 b = _NAN_BITS
             elif x == 0.0:  # also maps -0.0 (sign bit set) to the bottom
                 b = np.uint64(0)
             else:
-                b = bits[r, i]
+                b = bits[r, j]
             keys[r, i] = ((b >> shift) << ib) | np.uint64(i)
 
 
 @tiered
 @njit(cache=True)
-def unpack_sorted(keys, idxbits, p, m_eff, order, s):
-    """Turn sorted packed keys into ``order`` and exactly sorted values ``s``.
+def unpack_order(keys, idxbits, p, m_eff, index, order):
+    """Turn sorted packed keys into each row's exact ascending order of ``p``.
 
-    ``order`` may be ``keys.view(np.int64)`` (each slot is read before written).
+    ``order[r, i]`` is the position in row r of its i-th smallest value: the
+    key's index, mapped through ``index`` unless that is empty.  Values sharing
+    the kept leading bits came out in index order: an insertion sort on
+    ``p[r, order[r, i]]`` restores value order (NaNs sit after ``m_eff[r]``).
     Returns a boolean array: False for rows whose near-tie repair exceeded its
-    budget (their ``order``/``s`` are then unusable).
+    budget (their ``order`` is then unusable).
     """
-    F, M = keys.shape
+    F, n_keys = keys.shape
     mask = np.uint64((1 << idxbits) - 1)
+    mapped = index.shape[0] != 0
     ok = np.ones(F, dtype=np.bool_)
     for r in range(F):
-        for i in range(M):
-            j = np.int64(keys[r, i] & mask)
-            order[r, i] = j
-            s[r, i] = p[r, j]
-        # Values sharing the kept leading bits came out in index order:
-        # insertion sort restores value order (NaNs sit after m_eff).
+        pr = p[r]
+        o = order[r]
         n = m_eff[r]
-        budget = 8 * M + 64
+        budget = 8 * n_keys + 64
         moves = 0
-        for i in range(1, n):
-            v = s[r, i]
-            if not (v < s[r, i - 1]):
+        top = 0.0  # the largest value so far
+        for i in range(n_keys):
+            j = np.int64(keys[r, i] & mask)
+            oi = index[j] if mapped else j
+            o[i] = oi
+            if i >= n:
+                continue  # the NaNs, last
+            v = pr[oi]
+            if i == 0 or not (v < top):
+                top = v
                 continue
-            o = order[r, i]
             j = i - 1
-            while j >= 0 and s[r, j] > v:
-                s[r, j + 1] = s[r, j]
-                order[r, j + 1] = order[r, j]
+            while j >= 0 and pr[o[j]] > v:
+                o[j + 1] = o[j]
                 j -= 1
                 moves += 1
-            s[r, j + 1] = v
-            order[r, j + 1] = o
+            o[j + 1] = oi
             if moves > budget:
                 ok[r] = False
                 break
@@ -94,101 +109,114 @@ def unpack_sorted(keys, idxbits, p, m_eff, order, s):
 
 
 # --------------------------------------------------------------------------
-# Procedures on one sorted family s[0:m]; each writes the adjusted values a[0:m]
-# (clipped to 1) and the decisions rj[0:m] in sorted order.  Floating-point
-# operations follow statsmodels 0.15 multipletests term by term so that
-# decisions are identical and adjusted values agree to rounding.
+# Procedures on one family: ``pr`` is its row of p-values in input order and
+# ``o`` its ascending order (``pr[o[i]]`` the (i+1)-th smallest, i < m).  Each
+# writes the adjusted values (clipped to 1) straight into the output row
+# ``out`` at ``o[i]``: no array of sorted values and no second scatter.
+# Floating-point operations follow statsmodels 0.15 multipletests term by
+# term so that decisions are identical and adjusted values agree to rounding.
 # --------------------------------------------------------------------------
 
 
 @njit(cache=True, error_model="numpy")
-def _step_down_lr(s, n, m, alpha, k, a):
+def _step_down_lr(pr, o, n, m, alpha, k, out):
     """Generalized Holm (LR 2005, Thm 2.2); k = 1 is Holm (1979).
 
-    ``s`` holds the ``n <= m`` smallest of the family's m p-values (the caller
+    ``o`` orders the ``n <= m`` smallest of the family's m p-values (the caller
     has shown that the others have adjusted value 1 and are not rejected).
     """
     ka = k * alpha
     nrej = n
     for i in range(n):
-        if s[i] > ka / lr_divisor(i + 1, m, k):
+        if pr[o[i]] > ka / lr_divisor(i + 1, m, k):
             nrej = i
             break
     run = -np.inf
     for i in range(n):
-        v = s[i] * lr_divisor(i + 1, m, k) / k
+        v = pr[o[i]] * lr_divisor(i + 1, m, k) / k
         if v > run:
             run = v
-        a[i] = min(run, 1.0)
+        out[o[i]] = min(run, 1.0)
     return nrej
 
 
 @njit(cache=True, error_model="numpy")
-def _step_up_lr(s, m, alpha, k, a):
-    """Generalized Hochberg (Sarkar 2008); k = 1 is Hochberg (1988)."""
+def _step_up_lr(pr, o, m, alpha, k, out):
+    """Generalized Hochberg (Sarkar 2008); k = 1 is Hochberg (1988).  One pass from the
+    largest value: the decision (the first value from the top within its critical
+    value) and the adjusted values (a running minimum)."""
     ka = k * alpha
     nrej = 0
-    for i in range(m - 1, -1, -1):
-        if s[i] <= ka / lr_divisor(i + 1, m, k):
-            nrej = i + 1
-            break
     run = np.inf
     for i in range(m - 1, -1, -1):
-        v = s[i] * lr_divisor(i + 1, m, k) / k
+        x = pr[o[i]]
+        if nrej == 0 and x <= ka / lr_divisor(i + 1, m, k):
+            nrej = i + 1
+        v = x * lr_divisor(i + 1, m, k) / k
         if v < run:
             run = v
-        a[i] = min(run, 1.0)
+        out[o[i]] = min(run, 1.0)
     return nrej
 
 
+# Sorted values gathered per block of this many before an expensive per-value
+# computation: the gathers then overlap (a gather feeding a log1p and an expm1
+# directly stalls on each cache miss).
+_GATHER_BLOCK = 1024
+
+
 @njit(cache=True, error_model="numpy")
-def _holm_sidak_adjusted(s, m, a):
+def _holm_sidak_adjusted(pr, o, m, out):
     """Holm–Šidák step-down adjusted values (the caller counts the rejections: it compares
     with statsmodels' critical values only as far as the first failure)."""
     run = -np.inf
-    for i in range(m):
-        # the C library's log1p/expm1 in both tiers (numpy's may be SIMD routines);
-        # p = 1 written out, since math.log1p(-1) raises where numba returns -inf
-        v = 1.0 if s[i] >= 1.0 else -math.expm1((m - i) * math.log1p(-s[i]))
-        if v > run:
-            run = v
-        a[i] = min(run, 1.0)
+    buf = np.empty(min(m, _GATHER_BLOCK))
+    for lo in range(0, m, _GATHER_BLOCK):
+        hi = min(m, lo + _GATHER_BLOCK)
+        for i in range(lo, hi):
+            buf[i - lo] = pr[o[i]]
+        for i in range(lo, hi):
+            x = buf[i - lo]
+            # the C library's log1p/expm1 in both tiers (numpy's may be SIMD routines);
+            # p = 1 written out, since math.log1p(-1) raises where numba returns -inf
+            v = 1.0 if x >= 1.0 else -math.expm1((m - i) * math.log1p(-x))
+            if v > run:
+                run = v
+            out[o[i]] = min(run, 1.0)
 
 
 @njit(cache=True, error_model="numpy")
-def _bh_count(s, m, alpha, cm):
+def _bh_count(pr, o, m, alpha, cm):
     # Largest r with p_(r) <= (r/m)/cm * alpha (BH step-up; cm = 1 for BH).
     for i in range(m - 1, -1, -1):
-        if s[i] <= ((i + 1) / m) / cm * alpha:
+        if pr[o[i]] <= ((i + 1) / m) / cm * alpha:
             return i + 1
     return 0
 
 
 @njit(cache=True, error_model="numpy")
-def _bh_adjusted(s, m, cm, a):
+def _fdr_bh(pr, o, m, alpha, cm, out):
+    """Benjamini–Hochberg (cm = 1) or Benjamini–Yekutieli (cm = sum 1/l).  One pass
+    from the largest value: the count of :func:`_bh_count` and the adjusted values."""
+    nrej = 0
     run = np.inf
     for i in range(m - 1, -1, -1):
-        v = s[i] / (((i + 1) / m) / cm)
+        x = pr[o[i]]
+        if nrej == 0 and x <= ((i + 1) / m) / cm * alpha:
+            nrej = i + 1
+        v = x / (((i + 1) / m) / cm)
         if v < run:
             run = v
-        a[i] = min(run, 1.0)
-
-
-@njit(cache=True, error_model="numpy")
-def _fdr_bh(s, m, alpha, cm, a):
-    """Benjamini–Hochberg (cm = 1) or Benjamini–Yekutieli (cm = sum 1/l)."""
-    nrej = _bh_count(s, m, alpha, cm)
-    _bh_adjusted(s, m, cm, a)
+        out[o[i]] = min(run, 1.0)
     return nrej
 
 
 @njit(cache=True, error_model="numpy")
-def _fdr_twostage(s, m, alpha, bky, maxiter, a):
+def _fdr_twostage(pr, o, m, alpha, bky, maxiter, out):
     """BH / BKY two-stage (Benjamini, Krieger & Yekutieli 2006, Def. 6), as statsmodels."""
     fact = 1.0 + alpha if bky else 1.0
     alpha_prime = alpha / fact
-    # every count reads s before the adjusted values are written: ``a`` may be ``s``
-    r1 = _bh_count(s, m, alpha_prime, 1.0)
+    r1 = _bh_count(pr, o, m, alpha_prime, 1.0)
     ri = r1
     ntests0 = float(m)
     if not (r1 == 0 or r1 == m):
@@ -196,46 +224,48 @@ def _fdr_twostage(s, m, alpha, bky, maxiter, a):
         for it in range(maxiter):
             ntests0 = float(m) - ri_old
             alpha_star = alpha_prime * m / ntests0  # inf when ntests0 == 0, as numpy
-            ri = _bh_count(s, m, alpha_star, 1.0)
+            ri = _bh_count(pr, o, m, alpha_star, 1.0)
             if it >= maxiter - 1 or ri == ri_old:
                 break
             ri_old = ri
-    _bh_adjusted(s, m, 1.0, a)
+    _fdr_bh(pr, o, m, alpha, 1.0, out)  # its adjusted values (cm = 1)
     if r1 == 0 or r1 == m:
         for i in range(m):
-            a[i] = min(a[i] * fact, 1.0)
+            out[o[i]] = min(out[o[i]] * fact, 1.0)
     else:
         f1 = ntests0 * 1.0 / m
         for i in range(m):
-            v = a[i] * f1
+            v = out[o[i]] * f1
             if bky:
                 v = v * (1.0 + alpha)
-            a[i] = min(v, 1.0)
+            out[o[i]] = min(v, 1.0)
     return ri
 
 
 @njit(cache=True, error_model="numpy")
-def _fdr_gbs(s, m, alpha, a, rj):
-    """Gavrilov, Benjamini & Sarkar (2009) adaptive step-down, statsmodels' adjusted values."""
+def _fdr_gbs(pr, o, m, out):
+    """Gavrilov, Benjamini & Sarkar (2009) adaptive step-down, statsmodels' adjusted values
+    (the caller rejects ``adjusted <= alpha`` element by element)."""
     run = -np.inf
     for i in range(m):
         r = i + 1
-        v = (m + 1.0 - r) / r * s[i] / (1.0 - s[i])  # 1/0 -> inf for p = 1
+        x = pr[o[i]]
+        v = (m + 1.0 - r) / r * x / (1.0 - x)  # 1/0 -> inf for p = 1
         if v > run:
             run = v
-        a[i] = run
+        out[o[i]] = run
     run = np.inf
     for i in range(m - 1, -1, -1):
-        if a[i] < run:
-            run = a[i]
-        a[i] = min(run, 1.0)
-        rj[i] = a[i] <= alpha
+        v = out[o[i]]
+        if v < run:
+            run = v
+        out[o[i]] = min(run, 1.0)
     return -1
 
 
 @njit(cache=True, error_model="numpy")
-def _hommel(s, m, alpha, a, rj, cim, hull, dq):
-    """Hommel (1988) adjusted p-values in O(m log m) after sorting.
+def _hommel(s, m, a, cim, hull):
+    """Hommel (1988) adjusted p-values in O(m log m) from the sorted values ``s``.
 
     Closed testing with Simes tests (as statsmodels): with
     ``cim(j) = min_{l=1..j} j * p_(m-j+l) / l`` (Simes p-value of the j largest),
@@ -244,7 +274,9 @@ def _hommel(s, m, alpha, a, rj, cim, hull, dq):
     t > m - j: a tangent to their lower convex hull, found by binary search
     (Meijer, Krebs & Goeman 2019 use the same geometry).  cim(j)/j decreases in
     j, so ``j p_i <= cim(j)`` holds on a prefix of j, and the second maximum is
-    that prefix's end times p_i or a sliding-window maximum of cim.
+    that prefix's end times p_i or a sliding-window maximum of cim.  ``hull``
+    (M + 1 integers) holds the hull in the first pass and the window's deque in
+    the second.  The adjusted values ``a`` (in sorted order) may be ``s``.
     """
     # cim[j] for j = 1..m (index 0 unused); hull holds 1-based positions,
     # hull[0] the rightmost point, hull[h-1] the leftmost.
@@ -280,8 +312,9 @@ def _hommel(s, m, alpha, a, rj, cim, hull, dq):
         cim[j] = j * s[tb - 1] / (tb - q)
     # A_i = max_{j >= m - i} cim[j] (0-based i; 1-based rank i + 1), then the second
     # term, i increasing: L = min(ptr, m - i - 1) with ptr the prefix end, window
-    # (L, m - i - 1] of cim handled by a monotone deque moving left.  One pass: s[i]
-    # is read before a[i] is written, so ``a`` may be ``s``.
+    # (L, m - i - 1] of cim handled by a monotone deque (in ``hull``) moving left.
+    # One pass: s[i] is read before a[i] is written, so ``a`` may be ``s``.
+    dq = hull
     run = -np.inf
     jj = m
     ptr = m
@@ -315,171 +348,130 @@ def _hommel(s, m, alpha, a, rj, cim, hull, dq):
             if best > ai:
                 ai = best
         a[i] = min(ai, 1.0)
-        rj[i] = a[i] <= alpha
-    return -1
 
 
 # --------------------------------------------------------------------------
-# One driver per procedure, each running it on every row of sorted values and
-# scattering the results: a call compiles only the procedure it needs (one
-# driver for all of them would compile Hommel's hull for a Holm call).
+# One driver per procedure, each running it on every row and finishing the
+# row: a call compiles only the procedure it needs (one driver for all of
+# them would compile Hommel's hull for a Holm call).
 #
 # For procedures whose rejections are the first ``nrej[r]`` sorted values
-# (every one but Hommel and GBS), ``out_rej`` is not written: no tie straddles
-# the end of that prefix, so the caller rejects ``p <= thr[r]`` in the
-# original order, sequentially, instead of scattering.  Hommel and GBS decide
-# ``adjusted <= alpha`` element by element; they get ``nrej[r] = -1`` and
-# their decisions are scattered into ``out_rej``.  Rows with ``m_eff[r] < 0``
-# are skipped (the caller fills them).
+# (every one but Hommel and GBS), the caller rejects ``p <= thr[r]`` in the
+# original order (no tie straddles the end of that prefix).  Hommel and GBS
+# get ``nrej[r] = -1``: the caller rejects ``adjusted <= alpha`` element by
+# element.  Rows with ``m_eff[r] < 0`` are skipped (the caller fills them).
 # --------------------------------------------------------------------------
 
 
 @njit(cache=True, error_model="numpy")
-def _finish_row(r, n, m, pr, orow, a, rj, out_adj, out_rej, nrej, thr, in_place):
-    """Scatter row r's adjusted values (and decisions when ``n < 0``); NaN tail.
-
-    ``pr`` is the row of p-values in input order (``thr[r]`` is the largest
-    rejected one).  ``in_place``: ``a`` is ``out_adj[r]`` itself, in sorted
-    order, its tail ``a[m:]`` the row's NaNs (the sorted values it overwrote);
-    it is permuted into input order along the cycles of ``orow``, which marks
-    the visited slots by complementing them (``orow`` is scratch afterwards).
-    """
+def _finish_row(r, n, m, pr, o, out_adj, nrej, thr):
+    """Row r's count ``n`` and largest rejected p-value ``thr[r]``; NaN past ``m``."""
     nrej[r] = n
     if n >= 0:
-        thr[r] = pr[orow[n - 1]] if n > 0 else -1.0
-    else:
-        for i in range(m):
-            out_rej[r, orow[i]] = rj[i]
-    M = orow.shape[0]
-    for i in range(m, M):
-        out_rej[r, orow[i]] = False
-    if not in_place:
-        for i in range(m):
-            out_adj[r, orow[i]] = a[i]
-        for i in range(m, M):
-            out_adj[r, orow[i]] = np.nan
-        return
-    for start in range(M):
-        if orow[start] < 0:
-            continue
-        v = a[start]
-        j = start
-        while True:
-            dst = orow[j]
-            orow[j] = ~dst
-            if dst == start:
-                a[start] = v
-                break
-            w = a[dst]
-            a[dst] = v
-            v = w
-            j = dst
-
-
-@njit(cache=True)
-def _row_buffer(s, r, a, in_place):
-    """Where row r's adjusted values go: over its sorted values, or a scratch row."""
-    return s[r] if in_place else a
+        thr[r] = pr[o[n - 1]] if n > 0 else -1.0
+    for i in range(m, o.shape[0]):
+        out_adj[r, o[i]] = np.nan
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def holm_rows(s, order, p, m_eff, m_tot, alpha, k, out_adj, out_rej, nrej, thr, in_place):
+def holm_rows(order, p, m_eff, m_tot, alpha, k, out_adj, nrej, thr):
     """(Generalized) Holm; ``m_tot[r]`` is the family size, above ``m_eff[r]`` when
     only the candidates were sorted."""
-    a = np.empty(0 if in_place else s.shape[1])
-    for r in range(s.shape[0]):
+    for r in range(order.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            ar = _row_buffer(s, r, a, in_place)
-            n = _step_down_lr(s[r], m, m_tot[r], alpha, k, ar) if m > 0 else 0
-            _finish_row(r, n, m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place)
+            o = order[r]
+            n = _step_down_lr(p[r], o, m, m_tot[r], alpha, k, out_adj[r]) if m > 0 else 0
+            _finish_row(r, n, m, p[r], o, out_adj, nrej, thr)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def hochberg_rows(s, order, p, m_eff, alpha, k, out_adj, out_rej, nrej, thr, in_place):
+def hochberg_rows(order, p, m_eff, alpha, k, out_adj, nrej, thr):
     """(Generalized) Hochberg."""
-    a = np.empty(0 if in_place else s.shape[1])
-    for r in range(s.shape[0]):
+    for r in range(order.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            ar = _row_buffer(s, r, a, in_place)
-            n = _step_up_lr(s[r], m, alpha, k, ar) if m > 0 else 0
-            _finish_row(r, n, m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place)
+            o = order[r]
+            n = _step_up_lr(p[r], o, m, alpha, k, out_adj[r]) if m > 0 else 0
+            _finish_row(r, n, m, p[r], o, out_adj, nrej, thr)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def holm_sidak_rows(s, order, p, m_eff, n_rejected, out_adj, out_rej, nrej, thr, in_place):
+def holm_sidak_rows(order, p, m_eff, n_rejected, out_adj, nrej, thr):
     """Holm–Šidák, with each row's number of rejections ``n_rejected[r]`` decided by the caller."""
-    a = np.empty(0 if in_place else s.shape[1])
-    for r in range(s.shape[0]):
+    for r in range(order.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            ar = _row_buffer(s, r, a, in_place)
+            o = order[r]
             if m > 0:
-                _holm_sidak_adjusted(s[r], m, ar)
-            _finish_row(
-                r, n_rejected[r], m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place
-            )
+                _holm_sidak_adjusted(p[r], o, m, out_adj[r])
+            _finish_row(r, n_rejected[r], m, p[r], o, out_adj, nrej, thr)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def bh_rows(s, order, p, m_eff, alpha, cm, out_adj, out_rej, nrej, thr, in_place):
+def bh_rows(order, p, m_eff, alpha, cm, out_adj, nrej, thr):
     """Benjamini–Hochberg (``cm[r] = 1``) or Benjamini–Yekutieli (``cm[r] = sum 1/l``)."""
-    a = np.empty(0 if in_place else s.shape[1])
-    for r in range(s.shape[0]):
+    for r in range(order.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            ar = _row_buffer(s, r, a, in_place)
-            n = _fdr_bh(s[r], m, alpha, cm[r], ar) if m > 0 else 0
-            _finish_row(r, n, m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place)
+            o = order[r]
+            n = _fdr_bh(p[r], o, m, alpha, cm[r], out_adj[r]) if m > 0 else 0
+            _finish_row(r, n, m, p[r], o, out_adj, nrej, thr)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def twostage_rows(s, order, p, m_eff, alpha, bky, maxiter, out_adj, out_rej, nrej, thr, in_place):
+def twostage_rows(order, p, m_eff, alpha, bky, maxiter, out_adj, nrej, thr):
     """Two-stage BH (``bky`` False) or BKY (True), ``maxiter`` iterations."""
-    a = np.empty(0 if in_place else s.shape[1])
-    for r in range(s.shape[0]):
+    for r in range(order.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            ar = _row_buffer(s, r, a, in_place)
-            n = _fdr_twostage(s[r], m, alpha, bky, maxiter, ar) if m > 0 else 0
-            _finish_row(r, n, m, p[r], order[r], ar, ar, out_adj, out_rej, nrej, thr, in_place)
+            o = order[r]
+            n = _fdr_twostage(p[r], o, m, alpha, bky, maxiter, out_adj[r]) if m > 0 else 0
+            _finish_row(r, n, m, p[r], o, out_adj, nrej, thr)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def gbs_rows(s, order, p, m_eff, alpha, out_adj, out_rej, nrej, thr, in_place):
+def gbs_rows(order, p, m_eff, out_adj, nrej, thr):
     """Gavrilov, Benjamini & Sarkar's adaptive step-down (element-wise decisions)."""
-    a = np.empty(0 if in_place else s.shape[1])
-    rj = np.empty(s.shape[1], dtype=np.bool_)
-    for r in range(s.shape[0]):
+    for r in range(order.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            ar = _row_buffer(s, r, a, in_place)
-            n = _fdr_gbs(s[r], m, alpha, ar, rj) if m > 0 else -1
-            _finish_row(r, n, m, p[r], order[r], ar, rj, out_adj, out_rej, nrej, thr, in_place)
+            o = order[r]
+            n = _fdr_gbs(p[r], o, m, out_adj[r]) if m > 0 else -1
+            _finish_row(r, n, m, p[r], o, out_adj, nrej, thr)
 
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def hommel_rows(s, order, p, m_eff, alpha, out_adj, out_rej, nrej, thr, in_place, hull, dq):
-    """Hommel (element-wise decisions), O(m log m) per row; ``hull`` and ``dq`` are
-    integer scratch of M + 1 entries (int32 where M allows: less memory)."""
-    M = s.shape[1]
-    a = np.empty(0 if in_place else M)
-    rj = np.empty(M, dtype=np.bool_)
-    cim = np.empty(M + 1)
-    for r in range(s.shape[0]):
+def hommel_rows(order, p, m_eff, out_adj, nrej, thr, cim, hull):
+    """Hommel (element-wise decisions), O(m log m) per row; ``cim`` is float64 and
+    ``hull`` integer scratch of M + 1 entries (int32 where M allows: less memory).
+
+    Its passes revisit the sorted values, so they are gathered once, into the
+    output row; the adjusted values replace them there, move to ``cim`` (no
+    longer needed) and are scattered back into input order.
+    """
+    for r in range(order.shape[0]):
         m = m_eff[r]
         if m >= 0:
-            ar = _row_buffer(s, r, a, in_place)
-            n = _hommel(s[r], m, alpha, ar, rj, cim, hull, dq) if m > 0 else -1
-            _finish_row(r, n, m, p[r], order[r], ar, rj, out_adj, out_rej, nrej, thr, in_place)
+            o = order[r]
+            pr = p[r]
+            row = out_adj[r]
+            if m > 0:
+                for i in range(m):
+                    row[i] = pr[o[i]]
+                _hommel(row, m, row, cim, hull)
+                for i in range(m):
+                    cim[i] = row[i]
+                for i in range(m):
+                    row[o[i]] = cim[i]
+            _finish_row(r, -1, m, pr, o, out_adj, nrej, thr)
 
 
 @tiered
@@ -541,25 +533,24 @@ def key_scatter(keys, shift, group_of_bucket, starts, out):
 
 @tiered
 @njit(cache=True)
-def key_permute(keys, shift, group_of_bucket, starts, sizes):
-    """Counting-sort pass in place: move every key into its group (contiguous, ordered
-    key ranges), swapping each misplaced key into the next free slot of its group.
-
-    Saves :func:`key_scatter`'s second buffer, at the price of a chain of dependent
-    random accesses (several times slower once the keys exceed the caches)."""
+def key_partition(keys, shift, group_of_bucket, split):
+    """Move the keys whose group is below ``split`` to the front, in place (one
+    sequential two-pointer pass); returns their number."""
     sh = np.uint64(shift)
-    ptr = starts.copy()
-    for g in range(starts.size):
-        end = starts[g] + sizes[g]
-        while ptr[g] < end:
-            x = keys[ptr[g]]
-            d = group_of_bucket[np.int64(x >> sh)]
-            if d == g:
-                ptr[g] += 1
-            else:
-                keys[ptr[g]] = keys[ptr[d]]
-                keys[ptr[d]] = x
-                ptr[d] += 1
+    i = 0
+    j = keys.size - 1
+    while True:
+        while i <= j and group_of_bucket[np.int64(keys[i] >> sh)] < split:
+            i += 1
+        while i <= j and group_of_bucket[np.int64(keys[j] >> sh)] >= split:
+            j -= 1
+        if i >= j:
+            return i
+        x = keys[i]
+        keys[i] = keys[j]
+        keys[j] = x
+        i += 1
+        j -= 1
 
 
 @tiered

@@ -57,11 +57,11 @@ from mtcert._kernels.multitest import (
     holm_sidak_rows,
     hommel_rows,
     key_histogram,
-    key_permute,
+    key_partition,
     key_scatter,
     pack_keys,
     twostage_rows,
-    unpack_sorted,
+    unpack_order,
 )
 from mtcert.stats.families import check_axis, family_shape, from_families, to_families
 from mtcert.stats.methods import (
@@ -146,57 +146,77 @@ class AdjustResult:
         )
 
 
-def _bucket_sort(keys: np.ndarray, out: np.ndarray | None = None) -> None:
-    """Sort packed keys into ``out`` (in place when None): one counting-sort pass on
-    the leading bits, then np.sort per group.
+def _bucket_sort(keys: np.ndarray) -> None:
+    """Sort packed keys in place: one counting pass on the leading bits, then np.sort
+    per cache-sized group, with scratch for at most half of the keys.
 
     np.sort of 10^7 keys costs about twice as much per element as sorting cache-sized
     pieces, and one histogram plus one scatter pass is cheaper than the difference.
-    In place, the pass permutes the keys without a second buffer (but more slowly).
+    The groups (contiguous key ranges) are cut into parts of at most half the keys;
+    a sequential partition pass brings each part's keys together, which are then
+    scattered by group into the scratch, sorted there and copied back (a single
+    group larger than the scratch is sorted where it lies).  About M / 8 buckets
+    (up to 2^18: 10 exponent and 8 mantissa bits of the p-value), so that the
+    bucket tables stay small next to the keys.
     """
-    shift = _tunables.BUCKET_SHIFT
-    nb = 1 << (64 - shift)
-    group_of_bucket, sizes = bucket_groups(key_histogram(keys, shift, nb), _tunables.BUCKET_TARGET)
+    m = keys.size
+    bits = min(18, max(4, m.bit_length() - 3))
+    shift = 64 - bits
+    group_of_bucket, sizes = bucket_groups(
+        key_histogram(keys, shift, 1 << bits), _tunables.BUCKET_TARGET
+    )
     starts = np.cumsum(sizes) - sizes
-    if out is None:
-        key_permute(keys, shift, group_of_bucket, starts, sizes)
-        out = keys
-    else:
-        key_scatter(keys, shift, group_of_bucket, starts, out)
-    for a, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
-        out[a : a + n].sort()
+    cap = (m + 1) // 2
+    scratch = np.empty(cap, dtype=np.uint64)
+    n_groups = sizes.size
+    size_of = sizes.tolist()
+    g = lo = 0
+    while g < n_groups:
+        end, total = g + 1, size_of[g]
+        while end < n_groups and total + size_of[end] <= cap:
+            total += size_of[end]
+            end += 1
+        part = keys[lo : lo + total]
+        if end < n_groups:
+            key_partition(keys[lo:], shift, group_of_bucket, end)
+        if total <= cap:
+            key_scatter(part, shift, group_of_bucket, starts - lo, scratch)
+            for a, n in zip(starts[g:end].tolist(), size_of[g:end], strict=True):
+                if n > 1:
+                    scratch[a - lo : a - lo + n].sort()
+            part[:] = scratch[:total]
+        else:
+            part.sort()
+        g, lo = end, lo + total
 
 
-def _sort_rows(p2d: np.ndarray, m_eff: np.ndarray, s: np.ndarray | None = None, low_memory=False):
-    """Order and sorted values per row (NaNs last), via packed-key np.sort.
+def _order_rows(p2d: np.ndarray, m_eff: np.ndarray, buf: np.ndarray, index=None) -> np.ndarray:
+    """Each row's exact ascending order of ``p2d`` (NaNs last), via packed-key np.sort.
 
-    ``s`` (F, M) float64 receives the sorted values; :func:`adjust_families` passes
-    its output array.  The bucket sort's second key buffer is ``s`` too: unpacking
-    reads each key before writing that slot, and ``order`` is the keys' buffer.
-    ``low_memory``: the keys are packed and sorted in ``s`` itself (the bucket
-    pass in place), and ``order`` is int32 where the indices fit.
+    The keys are packed and sorted in ``buf`` (a float64 array of at least as many
+    entries per row; :func:`adjust_families` passes its output array); the order is
+    int32 where the row length allows.  ``index``: order only ``p2d[0, index]`` (one
+    row), reported as positions in the row.
     """
     F, M = p2d.shape
-    idxbits = max(2, (M - 1).bit_length())
-    if s is None:
-        s = np.empty((F, M))
-    keys = s.view(np.uint64) if low_memory else np.empty((F, M), dtype=np.uint64)
-    pack_keys(p2d, idxbits, keys)
-    if F == 1 and M >= _tunables.BUCKET_MIN:
-        sorted_keys = keys if low_memory else s.view(np.uint64)
-        _bucket_sort(keys[0], None if low_memory else sorted_keys[0])
+    if index is None:
+        index = np.empty(0, dtype=np.int64)
+    n = index.size or M
+    idxbits = max(2, (n - 1).bit_length())
+    keys = buf.view(np.uint64)[:, :n]
+    pack_keys(p2d, index, idxbits, keys)
+    if F == 1 and n >= _tunables.BUCKET_MIN:
+        _bucket_sort(keys[0])
     else:
         keys.sort(axis=1)
-        sorted_keys = keys
-    if low_memory:
-        order = np.empty((F, M), dtype=np.int32 if M < 2**31 else np.int64)
-    else:
-        order = keys.view(np.int64)
-    ok = unpack_sorted(sorted_keys, idxbits, p2d, m_eff, order, s)
+    order = np.empty((F, n), dtype=np.int32 if M < 2**31 else np.int64)
+    ok = unpack_order(keys, idxbits, p2d, m_eff, index, order)
     for r in np.flatnonzero(~ok):  # many distinct near-equal values: exact argsort
-        order[r] = np.argsort(p2d[r], kind="stable")
-        s[r] = p2d[r, order[r]]
-    return order, s
+        if index.size:
+            order[r] = index[np.argsort(p2d[r, index], kind="stable")]
+        else:
+            order[r] = np.argsort(p2d[r], kind="stable")
+    return order
 
 
 def _holm_sidak_critical(alpha: float, m: int, stop: int) -> np.ndarray:
@@ -208,24 +228,26 @@ def _holm_sidak_critical(alpha: float, m: int, stop: int) -> np.ndarray:
     return c
 
 
-def _holm_sidak_rejections(s: np.ndarray, m_eff: np.ndarray, alpha: float) -> np.ndarray:
-    """Holm–Šidák's number of rejections per row of sorted values: the first rank whose
-    value exceeds its critical value.  The critical values (a ``pow`` each) are computed
-    on growing prefixes only as far as that rank, which is usually far below m."""
+def _holm_sidak_rejections(p2d: np.ndarray, order: np.ndarray, m_eff: np.ndarray, alpha: float):
+    """Holm–Šidák's number of rejections per row: the first rank whose value exceeds its
+    critical value.  The critical values (a ``pow`` each) are computed on growing
+    prefixes only as far as that rank, which is usually far below m; each step covers
+    at most m / 16 ranks (bounded work arrays)."""
     n_rej = np.zeros(m_eff.size, dtype=np.int64)
     for r in np.flatnonzero(m_eff > 0):
         m = int(m_eff[r])
+        step = max(_tunables.HOLM_SIDAK_PREFIX, m // 16)
         start, stop = 0, min(m, _tunables.HOLM_SIDAK_PREFIX)
         while True:
             crit = _holm_sidak_critical(alpha, m - start, stop - start)
-            fails = s[r, start:stop] > crit
+            fails = p2d[r, order[r, start:stop]] > crit
             if fails.any():
                 n_rej[r] = start + int(np.argmax(fails))
                 break
             if stop == m:
                 n_rej[r] = m
                 break
-            start, stop = stop, min(m, 4 * stop)
+            start, stop = stop, min(m, stop + min(3 * stop, step))
     return n_rej
 
 
@@ -304,8 +326,8 @@ def adjust_families(p2d, code, alpha, k, maxiter, m_eff, is_sorted=False):
     F, M = p2d.shape
     k = float(k)  # the kernels take k as a float: exact for any k (see lr_divisor)
     adj = np.empty((F, M))
-    rej = np.empty((F, M), dtype=bool)
     if code in _SINGLE_STEP:
+        rej = np.empty((F, M), dtype=bool)
         # single-step: no sorting needed; m is per row under nan_policy="omit"
         m = np.where(m_eff > 0, m_eff, 1).astype(np.float64)[:, None]
         bonf = code in (_codes.BONFERRONI, _codes.GENERALIZED_BONFERRONI)
@@ -342,63 +364,61 @@ def adjust_families(p2d, code, alpha, k, maxiter, m_eff, is_sorted=False):
                 np.less_equal(adj, alpha, out=rej)
         np.copyto(adj, np.nan, where=np.isnan(p2d))
     else:
+        # Sorting procedures: the order (int32 where M allows) is all they keep besides
+        # the output; the sort keys live in ``adj`` until the procedure overwrites them.
         m_sorted = m_eff
-        cand = None
-        low_memory = False
-        if (
-            code in (_codes.HOLM, _codes.GENERALIZED_HOLM)
-            and F == 1
-            and not is_sorted
-            and m_eff[0] > 0
-        ):
-            cand = _holm_candidates(p2d[0], int(m_eff[0]), k)
-        if cand is not None:  # only the candidates need ordering; the rest adjust to 1
-            adj.fill(1.0)
-            order, s = _sort_rows(p2d[:, cand], np.array([cand.size]))
-            order = cand[order]
-            m_sorted = np.array([cand.size])
-        elif is_sorted:
+        order = None
+        if is_sorted:
             order = np.empty((F, M), dtype=np.int32 if M < 2**31 else np.int64)
-            order[:] = np.arange(M, dtype=order.dtype)  # writable: the kernels mark it
-            s = p2d
-        else:
-            low_memory = p2d.size >= _tunables.ADJUST_LOW_MEMORY_MIN
-            order, s = _sort_rows(p2d, m_eff, adj, low_memory)
+            order[:] = np.arange(M, dtype=order.dtype)
+        elif code in (_codes.HOLM, _codes.GENERALIZED_HOLM) and F == 1 and m_eff[0] > 0:
+            cand = _holm_candidates(p2d[0], int(m_eff[0]), k)
+            if cand is not None:  # only the candidates need ordering; the rest adjust to 1
+                m_sorted = np.array([cand.size])
+                if cand.size:
+                    order = _order_rows(p2d, m_sorted, adj, cand)
+                else:
+                    order = np.empty((1, 0), dtype=np.int32)
+                del cand
+                adj.fill(1.0)
+        if order is None:
+            order = _order_rows(p2d, m_eff, adj)
         nrej = np.full(F, -1, dtype=np.int64)
         thr = np.full(F, -1.0)
-        # adjusted values computed over the sorted ones (in adj) and permuted in place,
-        # where the procedure reads each sorted value before writing its slot
-        in_place = s is adj and low_memory
-        out = (adj, rej, nrej, thr, in_place)
+        out = (adj, nrej, thr)
         # one kernel per procedure: a call compiles only the one it needs
         if code in (_codes.HOLM, _codes.GENERALIZED_HOLM):
-            holm_rows(s, order, p2d, m_sorted, m_eff, alpha, k, *out)
+            holm_rows(order, p2d, m_sorted, m_eff, alpha, k, *out)
         elif code in (_codes.HOCHBERG, _codes.GENERALIZED_HOCHBERG):
-            hochberg_rows(s, order, p2d, m_eff, alpha, k, *out)
+            hochberg_rows(order, p2d, m_eff, alpha, k, *out)
         elif code == _codes.HOLM_SIDAK:
             # statsmodels' critical values, computed with the same numpy calls
-            n_rejected = _holm_sidak_rejections(s, m_eff, alpha)
-            holm_sidak_rows(s, order, p2d, m_eff, n_rejected, *out)
+            n_rejected = _holm_sidak_rejections(p2d, order, m_eff, alpha)
+            holm_sidak_rows(order, p2d, m_eff, n_rejected, *out)
         elif code in (_codes.FDR_BH, _codes.FDR_BY):
             cm = np.ones(F)
             if code == _codes.FDR_BY:
                 cm = _per_m(m_eff, _codes.harmonic_sum, 1)[:, 0]
-            bh_rows(s, order, p2d, m_eff, alpha, cm, *out)
+            bh_rows(order, p2d, m_eff, alpha, cm, *out)
         elif code in (_codes.FDR_TSBH, _codes.FDR_TSBKY):
-            twostage_rows(s, order, p2d, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
+            twostage_rows(order, p2d, m_eff, alpha, code == _codes.FDR_TSBKY, maxiter, *out)
         elif code == _codes.FDR_GBS:
-            gbs_rows(s, order, p2d, m_eff, alpha, *out)
+            gbs_rows(order, p2d, m_eff, *out)
         else:
-            idx = np.int32 if M < 2**31 else np.int64
-            hommel_rows(
-                s, order, p2d, m_eff, alpha, *out, np.empty(M + 1, idx), np.empty(M + 1, idx)
-            )
-        if code not in (_codes.HOMMEL, _codes.FDR_GBS):
-            if is_sorted:  # positional, as statsmodels (input order trusted)
-                np.less(np.arange(M), nrej[:, None], out=rej)
-            else:
-                np.less_equal(p2d, thr[:, None], out=rej)
-        if cand is not None and m_eff[0] < M:  # nan_policy="omit": NaNs were not candidates
+            # Simes values and the hull (then the window's deque) per row
+            hull = np.empty(M + 1, dtype=order.dtype)
+            hommel_rows(order, p2d, m_eff, *out, np.empty(M + 1), hull)
+            del hull
+        del order
+        rej = np.empty((F, M), dtype=bool)
+        if code in (_codes.HOMMEL, _codes.FDR_GBS):
+            # element-wise decisions; NaN (omitted) entries compare False
+            np.less_equal(adj, alpha, out=rej)
+        elif is_sorted:  # positional, as statsmodels (input order trusted)
+            np.less(np.arange(M), nrej[:, None], out=rej)
+        else:
+            np.less_equal(p2d, thr[:, None], out=rej)
+        if m_sorted is not m_eff and m_eff[0] < M:  # nan_policy="omit": NaNs not candidates
             np.copyto(adj, np.nan, where=np.isnan(p2d))
     skipped = m_eff < 0
     if skipped.any():

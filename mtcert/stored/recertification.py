@@ -25,25 +25,32 @@ that holds for all its radii at once (per item): each component's own radius
 from :func:`mtcert.certify.radii.certify_radii`; :func:`radius_curve` is the per-τ
 curve, one certificate per point.
 
-The decisions are :func:`mtcert.certify.segmentation.segcertify_hits`, the metrics
+The decisions are :func:`mtcert.certify.segmentation.segcertify_hits`'s, the metrics
 :class:`mtcert.certify.metrics.CertifiedSegmentationMetrics` over per-item
-:class:`~mtcert.certify.metrics.SegmentationTally`.  Those counts are read off one
-per-item histogram of (hit count, guess, target) for every setting at once:
-FWER and k-FWER procedures (and the joint radii at each radius) certify exactly
-the components with ``hits >= h`` for one threshold h per item, so the counts at
-h are suffix sums.  Items are visited in name order, so a summary is the same
-bytes whatever order the run finished its items in.
+:class:`~mtcert.certify.metrics.SegmentationTally`.  One pass over an item's
+pixels counts them by (hit count, guess, target); everything after that works
+on these n + 1 rows, whatever the image size.  Within an item the p-values take
+at most n + 1 values, one per hit count, so the procedures of the counting
+path (:data:`~mtcert.certify.segmentation.FAST_METHODS`) decide from the hit
+histogram alone, with the very kernel that decides on the pixels (identical
+decisions; any other method, or a Holm–Šidák / Hommel near-tie, is decided on
+the pixels).  These procedures (and the joint radii at each radius) certify
+exactly the components with ``hits >= h`` for one threshold h per item, so the
+counts at h are suffix sums.  Items are visited in name order, so a summary is
+the same bytes whatever order the run finished its items in.
 """
 
 from __future__ import annotations
 
 import itertools
 import numbers
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
+from mtcert._kernels.certify import decide_families, tally_by_hits, use_histogram
 from mtcert.certify.guarantees import error_rate, promise, radii_promise, scope
 from mtcert.certify.metrics import (
     CertifiedSegmentationMetrics,
@@ -51,7 +58,15 @@ from mtcert.certify.metrics import (
     segmentation_tally,
 )
 from mtcert.certify.radii import RADII_METHODS, joint_bound_table
-from mtcert.certify.segmentation import SegmentationCertificate, segcertify_hits
+from mtcert.certify.segmentation import (
+    FAST_METHODS,
+    NotACertificateWarning,
+    SegmentationCertificate,
+    _family_constant,
+    _pvalue_table,
+    segcertify_hits,
+)
+from mtcert.stats.methods import canonical_method, resolve_method
 from mtcert.stats.multitest import FDR_METHODS, KFWER_METHODS
 from mtcert.stats.radius import NOISE_RADII, certified_radius
 from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
@@ -165,30 +180,34 @@ class _ThresholdCounts:
     certificate's labels are ``guess`` where ``hits >= h`` and ABSTAIN elsewhere;
     the metrics' counts at ``h`` are suffix sums over hit values.  Equal to
     :func:`mtcert.certify.metrics.segmentation_tally` of the certificate's labels (tested).
+    ``histogram[h]`` is the number of the item's components with ``h`` hits: all
+    that the counting-path decisions need (:func:`_thresholds`).
     """
 
     def __init__(self, item: CountsItem, n: int, num_classes: int, ignore_index):
         c = num_classes
-        hits = item.hits.ravel().astype(np.int64)
-        guess = item.guess.ravel().astype(np.int64)
-        target = item.target.ravel()
-        valid = np.ones(hits.shape, bool) if ignore_index is None else target != ignore_index
-        hv, gv, tv = hits[valid], guess[valid], target[valid].astype(np.int64)
-        right = gv == tv
+        every, valid = np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64)
+        pred, inter = np.zeros((n + 1, c), np.int64), np.zeros((n + 1, c), np.int64)
+        area = np.zeros(c, np.int64)
+        use_ignore = ignore_index is not None
+        tally_by_hits(
+            item.hits.ravel(), item.guess.ravel(), item.target.ravel(),
+            int(ignore_index) if use_ignore else 0, use_ignore, every, valid, pred, inter, area,
+        )  # fmt: skip
 
         def at_least(x):  # x[h] -> sum over hit values >= h, one extra row (h = n + 1) of 0
             out = np.zeros((n + 2, *x.shape[1:]), np.int64)
             out[:-1] = np.cumsum(x[::-1], axis=0)[::-1]
             return out
 
-        self._pred = at_least(np.bincount(hv * c + gv, minlength=(n + 1) * c).reshape(n + 1, c))
-        cells = hv[right] * c + gv[right]
-        self._inter = at_least(np.bincount(cells, minlength=(n + 1) * c).reshape(n + 1, c))
-        self._all = at_least(np.bincount(hits, minlength=n + 1))
-        self._valid = at_least(np.bincount(hv, minlength=n + 1))
-        self._area_g = np.bincount(tv, minlength=c)
-        self.components = hits.size
-        self.n_valid = hv.size
+        self.histogram = every
+        self._pred = at_least(pred)
+        self._inter = at_least(inter)
+        self._all = at_least(every)
+        self._valid = at_least(valid)
+        self._area_g = area
+        self.components = item.hits.size
+        self.n_valid = int(self._valid[0])
 
     def threshold(self, n_certified: int) -> int | None:
         """A hit threshold certifying exactly ``n_certified`` components (None: there is none)."""
@@ -228,23 +247,74 @@ def _batches(counts: StoredCounts) -> Iterator[list[CountsItem]]:
         yield batch
 
 
+def _thresholds(hist: np.ndarray, n: int, tau, alpha, method, k) -> np.ndarray | None:
+    """Per family (row of the hit histograms ``hist``) its rejection threshold h, or None.
+
+    The decision :func:`~mtcert.certify.segmentation.segcertify_hits` takes on the
+    families stacked along ``axis=-1``, from their histograms alone: the same
+    kernel (:func:`mtcert._kernels.certify.decide_families` runs the counting
+    path's decision) on the same p-value table and constants, so the same
+    thresholds.  None where segcertify_hits would not take the counting path
+    with the full table (a method outside
+    :data:`~mtcert.certify.segmentation.FAST_METHODS`, families too small for
+    the table) or hands a family to ``adjust`` (a Holm–Šidák or Hommel near-tie):
+    the caller then decides on the pixels.
+    """
+    name, k = resolve_method(method, k)
+    n_fam, m = hist.shape[0], int(hist[0].sum())
+    if name not in FAST_METHODS or not use_histogram(n_fam * m, n):
+        return None
+    code = FAST_METHODS[name]
+    const = _family_constant(code, alpha, m)
+    thr, _ = decide_families(hist, _pvalue_table(n, tau), m, alpha, float(k), code, const)
+    return None if (thr < 0).any() else thr
+
+
+def _warn_not_certificates(method: str) -> None:
+    if canonical_method(method) in FDR_METHODS:
+        warnings.warn(
+            f"method {method!r} controls the false discovery rate, not the family-wise "
+            "error rate: its rows are not certificates (see their error_rate column)",
+            NotACertificateWarning,
+            stacklevel=5,
+        )
+
+
 def _decisions(counts: StoredCounts, combos) -> list[tuple]:
     """Per item ``(counts_at, meta, keys)``: per combination the threshold h (its
-    counts in ``counts_at[h]``), or where there is none, and for FDR methods, the
-    counts of the certificate's labels themselves.  Only these few counts are
-    kept per item, never its pixels."""
+    counts in ``counts_at[h]``), or where there is none, and for FDR methods
+    outside the counting path, the counts of the certificate's labels themselves.
+    Only these few counts are kept per item, never its pixels.
+
+    Each item's hit histogram is built once; a combination on the counting path
+    is then decided from the histograms alone (:func:`_thresholds`), any other
+    on the pixels by :func:`~mtcert.certify.segmentation.segcertify_hits`."""
     c, n, ignore = counts.num_classes, counts.n, counts.ignore_index
+    for method in dict.fromkeys(method for _, _, method, _ in combos):
+        _warn_not_certificates(method)
     out = []
     for batch in _batches(counts):
-        guess = np.stack([item.guess.ravel() for item in batch])
-        hits = np.stack([item.hits.ravel() for item in batch])
         sweeps = [_ThresholdCounts(item, n, c, ignore) for item in batch]
+        hist = np.stack([sweep.histogram for sweep in sweeps])
         keys: list[list] = [[] for _ in batch]
+        pixels = None
         for tau, alpha, method, k in combos:
-            cert = segcertify_hits(
-                guess, hits, n, tau=tau, alpha=alpha, method=method, k=k, axis=-1
-            )
-            exact = method.lower() not in FDR_METHODS
+            thr = _thresholds(hist, n, tau, alpha, method, k)
+            if thr is not None:
+                for b in range(len(batch)):
+                    keys[b].append(int(thr[b]))
+                continue
+            if pixels is None:
+                pixels = (
+                    np.stack([item.guess.ravel() for item in batch]),
+                    np.stack([item.hits.ravel() for item in batch]),
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotACertificateWarning)  # warned above
+                cert = segcertify_hits(
+                    *pixels, n, tau=tau, alpha=alpha, method=method, k=k, axis=-1
+                )
+            exact = canonical_method(method) not in FDR_METHODS
             for b, (item, sweep) in enumerate(zip(batch, sweeps, strict=True)):
                 h = sweep.threshold(int(cert.n_certified[b])) if exact else None
                 if h is None:
