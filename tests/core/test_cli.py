@@ -102,7 +102,9 @@ def test_help_shows_a_default_for_every_option(capsys):
             opt = action.option_strings[0]
             assert action.help, f"{name} {opt}: no help text"
             assert opt in entries, f"{name} {opt}: not in --help"
-            assert "(default: " in entries[opt], f"{name} {opt}: {entries[opt]!r}"
+            assert entries[opt].count("(default") == 1, f"{name} {opt}: {entries[opt]!r}"
+            for choice in action.choices or ():  # valid choices listed
+                assert str(choice) in entries[opt], f"{name} {opt}: {entries[opt]!r}"
 
 
 def test_version_and_program_name(capsys):
