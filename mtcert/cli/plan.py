@@ -116,9 +116,8 @@ def run(args) -> int:
     plan.table.to_csv(out / f"{name}.csv", index=False)
     print(plan)
     print(markdown_table(plan.table), end="")
+    print("\n".join(plan.report()))
     if plan.target is not None:
-        found = plan.n_needed if plan.n_needed is not None else "not reached on this grid"
-        print(f"smallest n reaching a certified rate of {plan.target:g}: {found}")
         if plan.n_needed is not None and not plan.exact:
             lo, hi = plan.n_interval
             print(

@@ -415,3 +415,60 @@ def test_recertify_says_when_n_is_too_small_for_tau_at_alpha(tmp_path, capsys):
     code, out, _ = _run(["recertify", str(hard), "--tau", "0.9", "--out", str(tmp_path)], capsys)
     assert code == 0 and "note: " not in out
     assert (pd.read_csv(tmp_path / "recertify.csv").abstain == 1).all()
+
+
+# -- plan: what was simulated, where the rate levels off -----------------------------------
+
+
+def test_plan_ceiling_is_the_share_above_tau():
+    """The rate's limit in n against scipy (a distribution) and a plain count (a family)."""
+    import numpy as np
+    from scipy import stats
+
+    from mtcert.stored.planning import plan_samples
+
+    plan = plan_samples(stats.beta(30, 1.5), N=100, tau=0.9, alpha=1e-3, method="bonferroni",
+                        n=[50])  # fmt: skip
+    assert plan.ceiling == pytest.approx(stats.beta(30, 1.5).sf(0.9), abs=1e-3)
+    family = np.random.default_rng(0).uniform(0.5, 1.0, 300)
+    plan = plan_samples(family, tau=0.8, alpha=1e-3, method="bonferroni", n=[50])
+    assert plan.ceiling == pytest.approx(np.mean(family > 0.8), abs=1e-12)
+
+
+def test_plan_says_when_the_target_is_above_the_plateau(tmp_path, capsys):
+    argv = ["plan", "--beta", "30,1.5", "--N", "500", "--tau", "0.9", "--target", "0.95",
+            "--n", "100,1000,3000", "--reps", "5", "--no-plot", "--out", str(tmp_path)]  # fmt: skip
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    assert "rates at n = 100, 1000, 3000 (3 grid points), simulated, 5 families of N = 500" in out
+    line = next(x for x in out.splitlines() if x.startswith("smallest n reaching"))
+    assert "not reached on this grid; at the largest n = 3000 the rate is" in line
+    from scipy import stats
+
+    ceiling = float(line.split("levels off at ")[1].split(",")[0])
+    assert ceiling == pytest.approx(stats.beta(30, 1.5).sf(0.9), abs=2e-3)  # 0.905 < 0.95
+    assert line.endswith("no n reaches the target (lower tau or the target)")
+
+
+def test_plan_names_the_grid_point_below_a_grid_point_answer(tmp_path, capsys):
+    """Every component has p_A = 1: Holm certifies all of a family exactly when
+    tau**n <= alpha / N, so the answer is that closed-form n, put on the grid."""
+    import math
+
+    import numpy as np
+
+    N, tau, alpha = 200, 0.75, 1e-3
+    floor = math.ceil(math.log(alpha / N) / math.log(tau))
+    profile = tmp_path / "p.txt"
+    np.savetxt(profile, np.ones(N))
+    argv = ["plan", "--profile", str(profile), "--tau", str(tau), "--alpha", str(alpha),
+            "--target", "0.9", "--n", f"10,{floor},{floor + 40}", "--reps", "3", "--no-plot",
+            "--out", str(tmp_path)]  # fmt: skip
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("smallest n reaching"))
+    assert line.startswith(
+        f"smallest n reaching a certified rate of 0.9: {floor}, the smallest simulated grid "
+        "point reaching it (n = 10 did not: rate 0); n = "
+    )
+    assert line.endswith("simulated in between did not either")
