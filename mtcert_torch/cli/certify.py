@@ -17,7 +17,9 @@ from functools import partial
 from pathlib import Path
 
 from mtcert.cli.common import floats, ints, json_object, names
+from mtcert_torch.runs.demo import timing_note
 from mtcert_torch.runs.jobs import certify_images, certify_pointclouds
+from mtcert_torch.runs.store import CLOUD_FILES, IMAGE_FILES
 from mtcert_torch.settings import CLOUD_OPTIONS, IMAGE_OPTIONS, Option, Options
 
 __all__ = ["COMMANDS", "EXAMPLES", "add_options", "run"]
@@ -53,16 +55,25 @@ def add_options(parser: argparse.ArgumentParser, options: Options) -> None:
         )
 
 
-def run(args: argparse.Namespace, *, options: Options, job) -> int:
-    """Run ``job`` with the parsed options; rank 0 prints the summary table."""
+def run(args: argparse.Namespace, *, options: Options, job, files: dict) -> int:
+    """Run ``job`` with the parsed options; rank 0 prints the summary table and what its
+    ``t [s]`` holds (:func:`~mtcert_torch.runs.demo.timing_note`, from the ``files``'
+    record CSV)."""
     result = job(**{o.name: getattr(args, o.name) for o in options})
     if result.rank == 0:
         print((Path(args.out) / "summary.md").read_text(), end="")
+        note = timing_note(args.out, files)
+        if note:
+            print(note)
     return 0
 
 
-def _command(text: str, options: Options, job) -> tuple:
-    return text, partial(add_options, options=options), partial(run, options=options, job=job)
+def _command(text: str, options: Options, job, files: dict) -> tuple:
+    return (
+        text,
+        partial(add_options, options=options),
+        partial(run, options=options, job=job, files=files),
+    )
 
 
 #: Sub-command name -> example argument lines, listed in its ``--help``.
@@ -95,10 +106,12 @@ COMMANDS = {
         "certify a segmentation model on a data set of images (Table 1)",
         IMAGE_OPTIONS,
         certify_images,
+        IMAGE_FILES,
     ),
     "certify-pointcloud": _command(
         "certify a point-cloud part segmenter on ShapeNet-part (Table 2)",
         CLOUD_OPTIONS,
         certify_pointclouds,
+        CLOUD_FILES,
     ),
 }
