@@ -25,6 +25,7 @@ from mtcert.cli.common import (
     ints,
     markdown_table,
 )
+from mtcert.stats.methods import FWER_METHODS, KFWER_METHODS
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -47,11 +48,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     src.add_argument("--beta", type=floats, metavar="A,B", help="p_A ~ Beta(A, B)")
     parser.add_argument("--N", type=int, help="components per family (default: from the profile)")
-    parser.add_argument("--tau", type=float, default=0.75, help="threshold")
-    parser.add_argument("--alpha", type=float, default=0.001, help="level")
-    parser.add_argument("--method", default="holm", help="procedure")
-    parser.add_argument("--k", type=int, default=1, help="k of the k-FWER methods")
-    parser.add_argument("--n", type=ints, help="grid of n (default: 10 ... 5000)")
+    parser.add_argument("--tau", type=float, default=0.75, help="threshold in [1/2, 1)")
+    parser.add_argument("--alpha", type=float, default=0.001, help="error level")
+    parser.add_argument(
+        "--method", default="holm",
+        help=f"procedure, one of {', '.join(FWER_METHODS + KFWER_METHODS)}: the rate is exact "
+        "for the Bonferroni-type ones, simulated for the others",
+    )  # fmt: skip
+    parser.add_argument(
+        "--k", type=int, default=1,
+        help="k of the k-FWER (generalized-*) methods: up to k - 1 false certified components "
+        "per family",
+    )  # fmt: skip
+    parser.add_argument(
+        "--n", type=ints,
+        help="grid of n, comma-separated, e.g. 50,100,200 (default: 10 ... 5000, 16 points)",
+    )  # fmt: skip
     parser.add_argument("--target", type=float, help="target certified rate")
     parser.add_argument("--n0", type=int, help="simulate the guessing stage with n0 samples")
     parser.add_argument("--reps", type=int, default=200, help="simulated families per n")
