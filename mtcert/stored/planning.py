@@ -405,95 +405,18 @@ class SamplePlan:
 
         No n reaches a target above it.  Every method's rate tends to it; at a finite n
         it is below.
+
+        Examples
+        --------
+        >>> plan = plan_samples([0.7, 0.8, 0.95, 0.99], tau=0.75, alpha=0.01,
+        ...                     method="bonferroni", n=[10])
+        >>> plan.ceiling  # three of the four p_A exceed tau
+        0.75
         """
         p = self.profile.support
         g = _guess_right(self.n0, p)
         above = g * (p > self.tau) + (1.0 - g) * (1.0 - p > self.tau)
         return float(above @ self.profile.weights)
-
-    def report(self) -> list[str]:
-        """What was computed and what it says about the target, in lines of text.
-
-        The grid of n (exact or simulated, with how many families); with a target:
-        the smallest n reaching it and how it was found (a grid point: the grid point
-        below it did not), or, when the grid does not reach it, the rate at the largest
-        n, whether it still rises, and the :attr:`ceiling` it levels off at.
-
-        Examples
-        --------
-        >>> from scipy import stats
-        >>> plan = plan_samples(stats.beta(30, 1.5), N=10_000, tau=0.75, alpha=0.001,
-        ...                     method="bonferroni", n=[20, 50, 100, 200], target=0.99)
-        >>> print("\\n".join(plan.report()))  # doctest: +NORMALIZE_WHITESPACE
-        rates at n = 20, 50, 100, 200 (4 grid points), exact
-        smallest n reaching a certified rate of 0.99: not reached on this grid; at the largest
-        n = 200 the rate is 0.9013 and still rising (0.5792 at n = 100); as n grows it levels
-        off at 0.9995, the share of components with p_A above tau = 0.75: a larger n reaches
-        the target (extend the grid)
-        """
-        grid = [int(v) for v in self.table["n"]]
-        shown = ", ".join(map(str, grid)) if len(grid) <= 8 else (
-            f"{', '.join(map(str, grid[:3]))}, ..., {', '.join(map(str, grid[-2:]))}"
-        )  # fmt: skip
-        how = "exact" if self.exact else f"simulated, {self.reps} families of N = {self.N} per n"
-        lines = [f"rates at n = {shown} ({len(grid)} grid points), {how}"]
-        if self.target is None:
-            return lines
-        head = f"smallest n reaching a certified rate of {self.target:g}: "
-        rates = dict(zip(grid, self.table["rate"], strict=True))
-        if self.n_needed is None:
-            last, rate = grid[-1], rates[grid[-1]]
-            se = dict(zip(grid, self.table["rate_se"], strict=True))
-            text = f"not reached on this grid; at the largest n = {last} the rate is {rate:.4g}"
-            if rate == 0.0:
-                text += ": nothing certifies yet"
-            elif len(grid) > 1:
-                prev = grid[-2]
-                noise = 2.0 * math.hypot(se[last], se[prev])
-                rising = rate - rates[prev] > max(noise, 1e-3)
-                text += (
-                    f" and still rising ({rates[prev]:.4g} at n = {prev})" if rising
-                    else f", level with n = {prev} ({rates[prev]:.4g})"
-                    + (" within Monte Carlo error" if noise else "")
-                )  # fmt: skip
-            ceiling = self.ceiling
-            text += (
-                f"; as n grows it levels off at {ceiling:.4g}, the share of components with "
-                f"p_A above tau = {self.tau:g}: "
-                + ("a larger n reaches the target (extend the grid)" if ceiling >= self.target
-                   else "no n reaches the target (lower tau or the target)")
-            )  # fmt: skip
-            return [*lines, head + text]
-        n = self.n_needed
-        if self.exact:
-            below = max((g for g in grid if g < n), default=0)
-            text = (
-                f"{n} (exact: every n from {below + 1} to the first grid point reaching it checked)"
-            )
-        elif n in grid:
-            below = max((g for g in grid if g < n), default=None)
-            text = f"{n}, the smallest simulated grid point reaching it"
-            if below is not None:
-                text += f" (n = {below} did not: rate {rates[below]:.4g})"
-            between = [m for m in self.searched if (below or 0) < m < n]
-            if between:
-                text += f"; n = {between[0]}..{between[-1]} simulated in between did not either"
-        elif n == self.n_bound:
-            text = (
-                f"{n}, the exact n of its Bonferroni-type counterpart, which it certifies a "
-                "superset of"
-            )
-        else:
-            below = max((g for g in grid if g < n), default=None)
-            above = min((g for g in grid if g > n), default=None)
-            side = [f"{g} (rate {rates[g]:.4g})" for g in (below, above) if g is not None]
-            lo, hi = below or 0, above or math.inf
-            more = sum(lo < m < hi for m in self.searched)
-            text = (
-                f"{n}, found by simulating {more} more n between the grid points "
-                + " and ".join(side)
-            )
-        return [*lines, head + text]
 
     def __repr__(self) -> str:
         how = "exact" if self.exact else f"oracle simulation, {self.reps} reps"
