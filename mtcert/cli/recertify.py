@@ -259,7 +259,8 @@ def too_few_samples(df, runs: dict, family: str) -> list[str]:
         if row.n < floors[key]:
             k = f", k = {row.k}" if row.k != 1 else ""
             notes.append(
-                f"tau = {row.tau:g}, alpha = {row.alpha:g}, {row.method}{k}: every {part} "
+                (f"{row.run}: " if hasattr(row, "run") else "")
+                + f"tau = {row.tau:g}, alpha = {row.alpha:g}, {row.method}{k}: every {part} "
                 f"abstains because n = {row.n} < {floors[key]} needed for tau at alpha (below "
                 f"it even {article} {noun} of {size} {part}s that all have n hits of n "
                 "certifies nothing); store more testing samples, or lower tau or raise alpha"

@@ -176,8 +176,14 @@ def decide_from_counts(counts, out, *, tau: float, alpha: float, target: float =
         save_figure(plot_plan(plan), out / "plan.png")
     except ImportError as exc:  # matplotlib is optional: the tables are complete
         print(f"note: figures skipped ({exc})")
+    planned = (
+        f"n = {plan.n_needed} reaches a certified rate of {target:g} at tau = {tau:g}"
+        if plan.n_needed is not None
+        else f"no n up to {int(plan.table['n'].max())} reaches a certified rate of {target:g} "
+        f"at tau = {tau:g}; the rate levels off at {plan.ceiling:.3g}"
+    )
     print(
         f"decided from the stored counts without the model -> {out} "
         f"(sweep: {len(sweep)} settings, each its own certificate per image; radius curves; "
-        f"plan: n = {plan.n_needed} reaches a certified rate of {target:g} at tau = {tau:g})"
+        f"plan: {planned})"
     )
