@@ -13,6 +13,7 @@ plumbing.
 from __future__ import annotations
 
 import argparse
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -56,15 +57,15 @@ def add_options(parser: argparse.ArgumentParser, options: Options) -> None:
 
 
 def run(args: argparse.Namespace, *, options: Options, job, files: dict) -> int:
-    """Run ``job`` with the parsed options; rank 0 prints the summary table and what its
-    ``t [s]`` holds (:func:`~mtcert_torch.runs.demo.timing_note`, from the ``files``'
-    record CSV)."""
+    """Run ``job`` with the parsed options; rank 0 prints the summary table, and on stderr
+    what its ``t [s]`` holds (:func:`~mtcert_torch.runs.demo.timing_note`, from the
+    ``files``' record CSV)."""
     result = job(**{o.name: getattr(args, o.name) for o in options})
     if result.rank == 0:
         print((Path(args.out) / "summary.md").read_text(), end="")
         note = timing_note(args.out, files)
-        if note:
-            print(note)
+        if note:  # stdout stays the summary table alone
+            print(f"note: {note}", file=sys.stderr)
     return 0
 
 

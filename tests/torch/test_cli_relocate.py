@@ -37,8 +37,11 @@ def _certify(project, out, *extra):
 def test_a_copied_project_is_extended_with_save_counts(tmp_path, capsys):
     project = _project(tmp_path / "project")
     assert _certify(project, project / "run", "--save-counts", "--limit", "2") == 0
-    printed = capsys.readouterr().out  # the summary, and what its t [s] holds
-    assert "t [s] is the mean time per image (sampling and statistics) over 2 images" in printed
+    printed = capsys.readouterr()  # the summary; on stderr, what its t [s] holds
+    assert printed.out == (project / "run" / "summary.md").read_text()
+    assert "note: t [s] is the mean time per image (sampling and statistics) over 2 images" in (
+        printed.err
+    )
     config = json.loads((project / "run" / "config.json").read_text())
     assert config["data"] == "../data" and config["checkpoint"] == "../tiny.pt"
     copy = tmp_path / "elsewhere" / "copy"
