@@ -32,7 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from mtcert.certify.segmentation import MAX_N
-from mtcert.stats.methods import resolve_method
+from mtcert.stats.methods import FDR_METHODS, FWER_METHODS, KFWER_METHODS, resolve_method
 from mtcert.stats.validation import check_alpha, check_positive_int, check_tau
 from mtcert_torch.adaptive import AdaptiveN
 from mtcert_torch.data.shapenet import SPLITS
@@ -55,6 +55,13 @@ __all__ = [
 ]
 
 
+#: ``--method`` help: the valid names, by the kind of error they control.
+_METHOD_HELP = (
+    f"multiple-testing method: FWER {', '.join(FWER_METHODS)}; k-FWER (with --k) "
+    f"{', '.join(KFWER_METHODS)}; FDR (with --allow-fdr) {', '.join(FDR_METHODS)}"
+)
+
+
 class _Required:
     def __repr__(self) -> str:
         return "REQUIRED"
@@ -74,21 +81,23 @@ class Settings:
     """
 
     sigma: float = field(
-        metadata={"help": "noise scale (Gaussian s.d., Laplace scale, or radians)"}
+        metadata={"help": "noise scale: Gaussian s.d. or Laplace scale (rotations: radians)"}
     )
     tau: float = field(default=0.75, metadata={"help": "SEGCERTIFY threshold in [1/2, 1)"})
     n0: int = field(default=10, metadata={"help": "noisy copies to guess the labels"})
     n: int = field(default=100, metadata={"help": "fresh noisy copies to test the guesses"})
     alpha: float = field(default=0.001, metadata={"help": "error probability"})
-    method: str = field(default="holm", metadata={"help": "FWER method of mtcert.adjust"})
-    k: int = field(default=1, metadata={"help": "k-FWER (error budget k - 1)"})
+    method: str = field(default="holm", metadata={"help": _METHOD_HELP})
+    k: int = field(default=1, metadata={"help": "k of the generalized-* methods: up to k - 1 "
+                                        "false certified components allowed per item at "
+                                        "alpha (1: FWER)"})  # fmt: skip
     adaptive_n: str | None = field(
         default=None,
         metadata={
             "help": "per-item number of testing copies instead of a fixed n: "
             "'two-stage:pilot=16,max=1000[,target=0.9]' (n planned from fresh pilot copies) "
             "or 'sequential:max=1000[,looks=8,bound=mixture]' (anytime-valid early stop); "
-            "see docs/sequential.md"
+            "see the guide 'Fewer forward passes'"
         },
     )
 
@@ -222,13 +231,14 @@ def _value_type(hint) -> type:
     return args[0] if args else hint
 
 
-def _segcertify_options(**defaults) -> tuple[Option, ...]:
-    """The :class:`Settings` fields as certification options (``defaults``: a run's own)."""
+def _segcertify_options(helps: Mapping | None = None, **defaults) -> tuple[Option, ...]:
+    """The :class:`Settings` fields as certification options (``helps`` and ``defaults``: a
+    run's own)."""
     hints = typing.get_type_hints(Settings)
     return tuple(
         Option(
             f.name,
-            f.metadata["help"],
+            (helps or {}).get(f.name, f.metadata["help"]),
             defaults.get(f.name, REQUIRED if f.default is dataclasses.MISSING else f.default),
             _value_type(hints[f.name]),
             group="certification",
@@ -240,8 +250,9 @@ def _segcertify_options(**defaults) -> tuple[Option, ...]:
 
 # -- the options --------------------------------------------------------------------------
 MODEL = Option("model", "registry name or module.path:callable", group="model", config=True)
-MODEL_KWARGS = Option("model_kwargs", "JSON keyword arguments for the model, e.g. "
-                      "'{\"width\": 16}'", {}, dict, group="model", config=True)  # fmt: skip
+MODEL_KWARGS = Option("model_kwargs", "JSON keyword arguments of the model callable, e.g. "
+                      "'{\"width\": 16}' for mtcert_torch.data.synthetic:TinySegNet", {}, dict,
+                      group="model", config=True)  # fmt: skip
 CHECKPOINT = Option("checkpoint", "state dict to load strictly (weights only)", None,
                     group="model", config=True, path=True)  # fmt: skip
 NUM_CLASSES = Option("num_classes", "number of classes (default: the data set's, 19 for "
@@ -312,18 +323,27 @@ IMAGE_OPTIONS = Options((
     MODEL, MODEL_KWARGS, CHECKPOINT, NUM_CLASSES, SCALES, FLIP, ALIGN_CORNERS, MEAN, STD, AUTOCAST,
     DATA.but(help="Cityscapes root or folder with images/ labels/"), LAYOUT, SPLIT, EVERY,
     IGNORE_INDEX, LIMIT,
-    NOISE, *_segcertify_options(), ALLOW_FDR, RADII, SEED, HIERARCHY,
+    NOISE, *_segcertify_options({"sigma": "noise scale in pixel units of [0, 1] images, "
+                                 "before --mean/--std: Gaussian s.d. or Laplace scale"}),
+    ALLOW_FDR, RADII, SEED, HIERARCHY,
     OUT, DEVICE, BATCH_SIZE, MEMORY_BUDGET, FIGURES, BASE, PROGRESS, SAVE_COUNTS, ATTACK_FIGURES,
 ))  # fmt: skip
 #: ``certify-pointcloud``: a part segmenter on ShapeNet-part clouds.
 CLOUD_OPTIONS = Options((
     MODEL.but(default="pointnet2_part_seg_msg",
               help="registry name or module.path:callable returning a PointNet2PartSegMsg"),
-    MODEL_KWARGS, CHECKPOINT, VOTES,
+    MODEL_KWARGS.but(help="JSON keyword arguments of the model callable, e.g. "
+                     "'{\"npoints\": [256, 64]}' (centres sampled by the two set-abstraction "
+                     "layers of PointNet++)"),
+    CHECKPOINT, VOTES,
     DATA.but(help="the shapenetcore_partanno_segmentation_benchmark_v0_normal folder"),
     SPLIT.but(default="test", choices=SPLITS, help="ShapeNet-part split"), CATEGORIES, NPOINTS,
     NORMALS, LIMIT.but(help="certify the first N clouds only"),
-    SMOOTHING, AXIS, *_segcertify_options(n0=100, n=1000), ALLOW_FDR, RADII, SEED,
+    SMOOTHING, AXIS,
+    *_segcertify_options({"sigma": "noise scale: Gaussian s.d. or Laplace scale in the "
+                          "clouds' coordinates; with --smoothing rotation, of the angles in "
+                          "radians"}, n0=100, n=1000),
+    ALLOW_FDR, RADII, SEED,
     OUT, DEVICE, BATCH_SIZE, MEMORY_BUDGET, BASE, PROGRESS, SAVE_COUNTS,
 ))  # fmt: skip
 

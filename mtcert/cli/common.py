@@ -34,8 +34,9 @@ __all__ = [
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Help that shows every option's default once, in words, and keeps hand-wrapped epilogs.
 
-    ``(required)``, ``(default: off)`` for a switch, ``(default: none)``; a help
-    text that names its default itself keeps it.
+    ``(required)``, ``(default: off)`` for a switch, ``(default: none)``, a list
+    as it is typed (``(default: 0.6,0.75)``); a help text that names its default
+    itself keeps it.
     """
 
     def _get_help_string(self, action):
@@ -48,6 +49,9 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
             return f"{text} (default: off)"
         if action.default is None:
             return f"{text} (default: none)"
+        if isinstance(action.default, list | tuple):  # as it is typed: 1,2 (or 1 2 for nargs)
+            sep = " " if action.nargs in ("+", "*") else ","
+            return f"{text} (default: {sep.join(map(str, action.default))})"
         return super()._get_help_string(action)
 
 

@@ -363,6 +363,8 @@ class SamplePlan:
         The exact n of the method's Bonferroni-type counterpart
         (:data:`SUPERSET_OF`), an upper bound on this method's n; None when it
         has none.
+    searched : tuple of int
+        The n off the grid that the search for ``n_needed`` simulated.
     N, tau, alpha, method, k, n0, target, reps, items, bootstrap
         The inputs.
     profile : Profile
@@ -383,6 +385,7 @@ class SamplePlan:
     profile: Profile = field(repr=False)
     n_interval: tuple | None = None
     n_bound: int | None = None
+    searched: tuple = ()
 
     @property
     def exact(self) -> bool:
@@ -394,6 +397,26 @@ class SamplePlan:
         if row.empty:
             raise ValueError(f"n={n} is not in the plan's grid")
         return float(row["rate"].iloc[0])
+
+    @property
+    def ceiling(self) -> float:
+        """The rate as n grows without bound: the share of components whose guessed label
+        has probability above τ (with ``n0``: whichever label the guess is).
+
+        No n reaches a target above it.  Every method's rate tends to it; at a finite n
+        it is below.
+
+        Examples
+        --------
+        >>> plan = plan_samples([0.7, 0.8, 0.95, 0.99], tau=0.75, alpha=0.01,
+        ...                     method="bonferroni", n=[10])
+        >>> plan.ceiling  # three of the four p_A exceed tau
+        0.75
+        """
+        p = self.profile.support
+        g = _guess_right(self.n0, p)
+        above = g * (p > self.tau) + (1.0 - g) * (1.0 - p > self.tau)
+        return float(above @ self.profile.weights)
 
     def __repr__(self) -> str:
         how = "exact" if self.exact else f"oracle simulation, {self.reps} reps"
@@ -542,6 +565,7 @@ def plan_samples(
         )  # fmt: skip
     table = pd.DataFrame(rows)
     n_needed = n_interval = n_bound = None
+    searched: tuple = ()
     if target is not None:
         reached = table.index[table["rate"] >= target]
         if exact and len(reached):
@@ -576,10 +600,11 @@ def plan_samples(
                     _search(grid, target, sim, n_bound, INTERVAL_Z),
                     _search(grid, target, sim, n_bound, -INTERVAL_Z),
                 )
+            searched = tuple(sorted(set(simulated) - set(grid)))
     return SamplePlan(
         table=table, n_needed=n_needed, N=N, tau=tau, alpha=alpha, method=method, k=k, n0=n0,
         target=target, reps=reps, items=items, bootstrap=bootstrap, profile=prof,
-        n_interval=n_interval, n_bound=n_bound,
+        n_interval=n_interval, n_bound=n_bound, searched=searched,
     )  # fmt: skip
 
 

@@ -18,7 +18,8 @@ the summary.  See :mod:`mtcert_torch.runs.store` for the output files.
 
 This package is a thin dispatcher over one module per command group
 (:mod:`~mtcert_torch.cli.certify`, :mod:`~mtcert_torch.cli.repair`), each with
-``COMMANDS``: name -> (help, ``add_arguments(parser)``, ``run(args) -> int``).
+``COMMANDS``: name -> (help, ``add_arguments(parser)``, ``run(args) -> int``) and
+``EXAMPLES``: name -> example argument lines (the epilog of its ``--help``).
 The parser only maps options to keyword values of the runs; every user error is
 one line on stderr and exit status 2; an interrupt (Ctrl-C) keeps every finished
 item, prints one line and exits with 130.  The command line is the top layer: it
@@ -35,25 +36,43 @@ from mtcert import __version__
 from mtcert.cli.common import Parser, fail, module_program, one_line
 from mtcert_torch.cli import certify, repair
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "EXAMPLES", "build_parser", "main"]
 
 #: Sub-command name -> (one-line help, ``add_arguments(parser)``, ``run(args) -> int``).
 COMMANDS = {**certify.COMMANDS, **repair.COMMANDS}
+#: Sub-command name -> example argument lines (listed in its ``--help``).
+EXAMPLES = {**certify.EXAMPLES, **repair.EXAMPLES}
+
+DESCRIPTION = "Certify PyTorch segmentation models on data sets from the command line."
+#: Examples of the top-level help: one per command.
+TOP_EXAMPLES = (
+    "certify --model hrnetv2_w48 --checkpoint hrnet_cs.pth --data /data/cityscapes "
+    "--sigma 0.25 --scale 0.25 --out results/cs --device cuda --save-counts",
+    "certify-pointcloud --data shapenetcore_partanno_segmentation_benchmark_v0_normal "
+    "--checkpoint best_model.pth --sigma 0.02 --out results/shapenet",
+    "repair --out results/cs",
+)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The parser of ``python -m mtcert_torch`` (``prog``: the name shown in messages)."""
-    parser = Parser(
-        prog=prog or module_program("mtcert_torch"),
-        description=__doc__.split("\n\n")[0],
-    )
+    prog = prog or module_program("mtcert_torch")
+    parser = Parser(prog=prog, description=DESCRIPTION, epilog=_examples(prog, TOP_EXAMPLES))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (text, add_arguments, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(
+            name, help=text, description=text[:1].upper() + text[1:] + ".",
+            epilog=_examples(f"{prog} {name}", EXAMPLES[name]),
+        )  # fmt: skip
         add_arguments(p)
         p.set_defaults(run=run)
     return parser
+
+
+def _examples(prefix: str, lines) -> str:
+    """An epilog listing example command lines, one per line."""
+    return "examples:\n" + "\n".join(f"  {prefix} {line}" for line in lines)
 
 
 def main(argv=None) -> int:

@@ -10,11 +10,15 @@ import argparse
 
 from mtcert_torch.runs.store import repair_results
 
-__all__ = ["COMMANDS", "add_arguments", "run"]
+__all__ = ["COMMANDS", "EXAMPLES", "add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="the output folder to repair")
+    parser.add_argument(
+        "--out", required=True,
+        help="the output folder of a certify run: damaged or repeated lines of its record "
+        "files are moved to <file>.corrupt, the CSV files rewritten",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(repair_results(args.out)))
     return 0
 
+
+#: Sub-command name -> example argument lines, listed in its ``--help``.
+EXAMPLES = {"repair": ["--out results/cs", "--out results/shapenet"]}
 
 #: Sub-command name -> (one-line help, ``add_arguments(parser)``, ``run(args) -> int``).
 COMMANDS = {

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
+from mtcert._files import folder_path
 from mtcert.stats.methods import FDR_METHODS
 from mtcert.stats.validation import check_positive_int
 from mtcert_torch.adaptive import AdaptiveN
@@ -56,7 +59,14 @@ from mtcert_torch.tasks.adapter import SegmentationAdapter
 from mtcert_torch.tasks.image import ImageTask
 from mtcert_torch.tasks.pointcloud import PointCloudTask
 
-__all__ = ["certify_images", "certify_pointclouds", "check_device", "load_model", "model_digest"]
+__all__ = [
+    "certify_images",
+    "certify_pointclouds",
+    "check_device",
+    "load_model",
+    "model_digest",
+    "relocatable",
+]
 
 #: Largest ``--scale``: beyond it a resize would allocate absurd memory.
 MAX_SCALE = 8.0
@@ -159,6 +169,45 @@ def _budget(memory_budget_mib: float | None) -> int | None:
     return max(1, int(memory_budget_mib * 2**20))
 
 
+def relocatable(config: dict, out, options) -> dict:
+    """``config`` with its paths (``--data``, ``--checkpoint``) recorded so that a copied run
+    folder can be resumed or extended (``--save-counts``).
+
+    A path inside the folder that holds the run folder (the demo's ``data/`` and
+    ``tiny.pt`` beside ``certify/``) is recorded relative to the run folder, so the
+    folder holding both can be copied or moved as a whole; any other path stays
+    absolute, so the run folder alone can be copied anywhere.  A resumed folder keeps
+    the form its ``config.json`` already has when the path is the same in that form.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> option = SimpleNamespace(name="data", path=True)
+    >>> relocatable({"data": "/p/data"}, "/p/run", [option])
+    {'data': '../data'}
+    >>> relocatable({"data": "/data/cs"}, "/p/run", [option])
+    {'data': '/data/cs'}
+    """
+    base = folder_path(out).resolve()  # as Option.recorded resolves the paths
+    try:
+        old = json.loads((base / "config.json").read_text())
+    except (OSError, ValueError):
+        old = None
+    if not isinstance(old, dict):
+        old = {}
+    config = dict(config)
+    for option in options:
+        value = config.get(option.name)
+        if not option.path or value is None:
+            continue
+        relative = os.path.relpath(value, base)
+        if old.get(option.name) in (value, relative):  # resumed: the form it has
+            config[option.name] = old[option.name]
+        elif Path(value).is_relative_to(base.parent):
+            config[option.name] = relative
+    return config
+
+
 def _open_files(out, config: dict, files: dict, counts: dict | None):
     """The run's result files and, with ``counts`` (the keywords of
     :func:`~mtcert_torch.runs.counts.counts_settings`), its counts writer.
@@ -254,6 +303,7 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
         num_classes=num_classes,
         hierarchy=None if tree is None else {"classes": tree.classes, "tree": tree.tree},
     )
+    config = relocatable(config, opt.out, IMAGE_OPTIONS)
     # refuse a mismatching folder before any work: the options, then the model's weights
     ResultsWriter.check_config(opt.out, config, ignore=("model_sha256",))
     net = load_model(opt.model, num_classes=num_classes, checkpoint=opt.checkpoint,
@@ -343,7 +393,8 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     )  # fmt: skip
     model_kwargs = dict(opt.model_kwargs or {})
     model_kwargs.setdefault("normals", opt.normals)
-    config = CLOUD_OPTIONS.config(opt, model_kwargs=model_kwargs)
+    config = relocatable(CLOUD_OPTIONS.config(opt, model_kwargs=model_kwargs), opt.out,
+                         CLOUD_OPTIONS)  # fmt: skip
     # refuse a mismatching folder before any work: the options, then the model's weights
     ResultsWriter.check_config(opt.out, config, ignore=("model_sha256",))
     net = load_model(opt.model, checkpoint=opt.checkpoint, kwargs=model_kwargs)

@@ -156,7 +156,13 @@ def record_counts(record: dict, prefix: str) -> SegmentationTally:
 #: What a changed ``config.json`` entry that is not an option means.
 _HINTS = {
     "model_sha256": "the model's weights differ (a replaced --checkpoint file, or a model "
-    "without --checkpoint, initialised at random)"
+    "without --checkpoint, initialised at random)",
+    **dict.fromkeys(
+        ("data", "checkpoint"),
+        "a path in the folder holding the run folder is recorded relative to the run folder, "
+        "any other absolute (copy the run folder together with such files, or give the same "
+        "path)",
+    ),
 }
 #: How to repair a folder whose record file holds a damaged line (docs/torch.md).
 REPAIR_COMMAND = "python -m mtcert_torch repair --out {out}"

@@ -102,7 +102,9 @@ def test_help_shows_a_default_for_every_option(capsys):
             opt = action.option_strings[0]
             assert action.help, f"{name} {opt}: no help text"
             assert opt in entries, f"{name} {opt}: not in --help"
-            assert "(default: " in entries[opt], f"{name} {opt}: {entries[opt]!r}"
+            assert entries[opt].count("(default") == 1, f"{name} {opt}: {entries[opt]!r}"
+            for choice in action.choices or ():  # valid choices listed
+                assert str(choice) in entries[opt], f"{name} {opt}: {entries[opt]!r}"
 
 
 def test_version_and_program_name(capsys):
@@ -353,3 +355,120 @@ def test_help_has_description_single_defaults_and_examples(command, capsys):
         words = shlex.split(line)
         assert words[:3] == ["python", "-m", "mtcert"]
         build_parser("python -m mtcert").parse_args(words[3:])  # every example parses
+
+
+# -- recertify: where it writes, what it leaves out, why a setting abstains ---------------
+
+
+def _image_counts(path, *, n=40, items=3, shape=(6, 5), p=0.98, seed=0):
+    """A stored image run whose guesses are right and hit with probability ``p``."""
+    import numpy as np
+
+    from mtcert.stored.counts import CountsWriter
+
+    rng = np.random.default_rng(seed)
+    settings = dict(sigma=0.25, noise="gaussian", n0=10, n=n, seed=0, model="m", num_classes=4,
+                    scales=[1.0])  # fmt: skip
+    with CountsWriter(path, settings) as w:
+        for i in range(items):
+            target = rng.integers(0, 4, shape)
+            w.add(f"img{i}", guess=target, hits=rng.binomial(n, p, shape), target=target)
+    return path
+
+
+def test_recertify_writes_next_to_the_counts_and_leaves_out_empty_columns(tmp_path, capsys):
+    run = _image_counts(tmp_path / "run" / "counts.mtcounts")
+    assert _run(["recertify", str(run)], capsys)[0] == 0
+    assert (tmp_path / "run" / "recertify" / "recertify.csv").is_file()
+    assert _run(["recertify", str(run.parent)], capsys)[0] == 0  # a folder: inside it
+    out = (tmp_path / "run" / "recertify" / "recertify-2.md").read_text()
+    header = out.splitlines()[0]
+    assert "| acc |" in header and "inst_miou" not in header and "class_miou" not in header
+    table = pd.read_csv(tmp_path / "run" / "recertify" / "recertify.csv")
+    assert table["inst_miou"].isna().all()  # the CSV keeps every column
+    code, _, err = _run(["recertify", str(tmp_path / "none.mtcounts")], capsys)
+    assert code == 2 and "no counts file" in err and not (tmp_path / "recertify").exists()
+
+
+def test_recertify_says_when_n_is_too_small_for_tau_at_alpha(tmp_path, capsys):
+    """The floor is the closed form: Holm needs tau**n <= alpha / N, Hochberg's all-equal
+    p-values need tau**n <= alpha (N = 30 pixels per image)."""
+    import math
+
+    run = _image_counts(tmp_path / "counts.mtcounts", n=40)
+    argv = ["recertify", str(run), "--tau", "0.6,0.9", "--method", "holm,hochberg",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    table = pd.read_csv(tmp_path / "out" / "recertify.csv")
+    holm = math.ceil(math.log(0.001 / 30) / math.log(0.9))
+    hochberg = math.ceil(math.log(0.001) / math.log(0.9))
+    assert 40 < hochberg < holm
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 2
+    assert f"holm: every pixel abstains because n = 40 < {holm} needed" in notes[0]
+    assert f"hochberg: every pixel abstains because n = 40 < {hochberg} needed" in notes[1]
+    assert (table[table.tau == 0.9].abstain == 1).all()
+    assert (table[table.tau == 0.6].abstain < 1).all()  # certifies: no note
+    # at n above the floor a setting where everything abstains gets no note
+    hard = _image_counts(tmp_path / "hard.mtcounts", n=200, p=0.5)
+    code, out, _ = _run(["recertify", str(hard), "--tau", "0.9", "--out", str(tmp_path)], capsys)
+    assert code == 0 and "note: " not in out
+    assert (pd.read_csv(tmp_path / "recertify.csv").abstain == 1).all()
+
+
+# -- plan: what was simulated, where the rate levels off -----------------------------------
+
+
+def test_plan_ceiling_is_the_share_above_tau():
+    """The rate's limit in n against scipy (a distribution) and a plain count (a family)."""
+    import numpy as np
+    from scipy import stats
+
+    from mtcert.stored.planning import plan_samples
+
+    plan = plan_samples(stats.beta(30, 1.5), N=100, tau=0.9, alpha=1e-3, method="bonferroni",
+                        n=[50])  # fmt: skip
+    assert plan.ceiling == pytest.approx(stats.beta(30, 1.5).sf(0.9), abs=1e-3)
+    family = np.random.default_rng(0).uniform(0.5, 1.0, 300)
+    plan = plan_samples(family, tau=0.8, alpha=1e-3, method="bonferroni", n=[50])
+    assert plan.ceiling == pytest.approx(np.mean(family > 0.8), abs=1e-12)
+
+
+def test_plan_says_when_the_target_is_above_the_plateau(tmp_path, capsys):
+    argv = ["plan", "--beta", "30,1.5", "--N", "500", "--tau", "0.9", "--target", "0.95",
+            "--n", "100,1000,3000", "--reps", "5", "--no-plot", "--out", str(tmp_path)]  # fmt: skip
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    assert "rates at n = 100, 1000, 3000 (3 grid points), simulated, 5 families of N = 500" in out
+    line = next(x for x in out.splitlines() if x.startswith("smallest n reaching"))
+    assert "not reached on this grid; at the largest n = 3000 the rate is" in line
+    from scipy import stats
+
+    ceiling = float(line.split("levels off at ")[1].split(",")[0])
+    assert ceiling == pytest.approx(stats.beta(30, 1.5).sf(0.9), abs=2e-3)  # 0.905 < 0.95
+    assert line.endswith("no n reaches the target (lower tau or the target)")
+
+
+def test_plan_names_the_grid_point_below_a_grid_point_answer(tmp_path, capsys):
+    """Every component has p_A = 1: Holm certifies all of a family exactly when
+    tau**n <= alpha / N, so the answer is that closed-form n, put on the grid."""
+    import math
+
+    import numpy as np
+
+    N, tau, alpha = 200, 0.75, 1e-3
+    floor = math.ceil(math.log(alpha / N) / math.log(tau))
+    profile = tmp_path / "p.txt"
+    np.savetxt(profile, np.ones(N))
+    argv = ["plan", "--profile", str(profile), "--tau", str(tau), "--alpha", str(alpha),
+            "--target", "0.9", "--n", f"10,{floor},{floor + 40}", "--reps", "3", "--no-plot",
+            "--out", str(tmp_path)]  # fmt: skip
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("smallest n reaching"))
+    assert line.startswith(
+        f"smallest n reaching a certified rate of 0.9: {floor}, the smallest simulated grid "
+        "point reaching it (n = 10 did not: rate 0); n = "
+    )
+    assert line.endswith("simulated in between did not either")
