@@ -269,6 +269,12 @@ STD = Option("std", "per-channel std divided by after the noise", IMAGENET_STD, 
              group="model", config=True)  # fmt: skip
 AUTOCAST = Option("autocast", "run the network in reduced precision", None,
                   choices=("bf16", "fp16"), group="model", config=True)  # fmt: skip
+CHANNELS_LAST = Option("channels_last", "run the network in channels_last memory format (often "
+                       "faster on GPUs; off unless given)", None, bool, group="model",
+                       config=True)  # fmt: skip
+COMPILE = Option("compile", "torch.compile the network with this backend (e.g. inductor); the "
+                 "first call compiles, and the first item's time includes it", None, group="model",
+                 config=True)  # fmt: skip
 VOTES = Option("votes", "forward passes averaged per call", 3, int, group="model", config=True)
 
 DATA = Option("data", "the data set", group="data", config=True, path=True)
@@ -321,6 +327,7 @@ ATTACK_FIGURES = Option("attack_figures", "attack the first N images with PGD wi
 #: ``certify``: a segmentation model on a folder of images.
 IMAGE_OPTIONS = Options((
     MODEL, MODEL_KWARGS, CHECKPOINT, NUM_CLASSES, SCALES, FLIP, ALIGN_CORNERS, MEAN, STD, AUTOCAST,
+    CHANNELS_LAST, COMPILE,
     DATA.but(help="Cityscapes root or folder with images/ labels/"), LAYOUT, SPLIT, EVERY,
     IGNORE_INDEX, LIMIT,
     NOISE, *_segcertify_options({"sigma": "noise scale in pixel units of [0, 1] images, "

@@ -208,6 +208,18 @@ def relocatable(config: dict, out, options) -> dict:
     return config
 
 
+#: Record columns that only some runs fill, by the option that fills them: left out of the
+#: other runs' CSV (the JSON records keep every key).
+_OPTIONAL_COLUMNS = {"radii": ("radii_max", "radii_median"), "adaptive_n": ("adaptive_n", "passes")}
+
+
+def _run_files(preset: dict, opt, extra: tuple = ()) -> dict:
+    """``preset`` (:data:`IMAGE_FILES`, :data:`CLOUD_FILES`) with the CSV columns of this run:
+    ``extra`` added, the optional columns of options that are off left out."""
+    unused = {c for name, cols in _OPTIONAL_COLUMNS.items() if not getattr(opt, name) for c in cols}
+    return {**preset, "fields": tuple(f for f in (*preset["fields"], *extra) if f not in unused)}
+
+
 def _open_files(out, config: dict, files: dict, counts: dict | None):
     """The run's result files and, with ``counts`` (the keywords of
     :func:`~mtcert_torch.runs.counts.counts_settings`), its counts writer.
@@ -317,14 +329,14 @@ def certify_images(*, hooks: Sequence[Callable] = (), **options) -> Evaluation:
         align = bool(getattr(net, "align_corners", 0))
     adapter = SegmentationAdapter(net, num_classes=num_classes, mean=opt.mean, std=opt.std,
                                   scales=opt.scales, flip=opt.flip, align_corners=align,
-                                  autocast=opt.autocast)  # fmt: skip
+                                  autocast=opt.autocast, channels_last=bool(opt.channels_last),
+                                  compile=opt.compile or False)  # fmt: skip
     task = ImageTask(adapter.to(device), noise=opt.noise)
     certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device,
                           radii=opt.radii)  # fmt: skip
     counted = dict(noise=opt.noise, num_classes=num_classes, ignore_index=opt.ignore_index)
-    files = IMAGE_FILES
-    if opt.attack_figures:  # the attack's fields are columns of per_image.csv too
-        files = {**IMAGE_FILES, "fields": (*IMAGE_FILES["fields"], *ATTACK_FIELDS)}
+    # the attack's fields are columns of per_image.csv too
+    files = _run_files(IMAGE_FILES, opt, ATTACK_FIELDS if opt.attack_figures else ())
     writer, counts = _open_files(opt.out, config, files, counted if opt.save_counts else None)
     every_here = 1 if cityscapes else opt.every  # Cityscapes applies it itself
     order = list(range(len(ds)))[::every_here]
@@ -413,7 +425,8 @@ def certify_pointclouds(*, hooks: Sequence[Callable] = (), **options) -> Evaluat
     certifier = Certifier(task, batch_size=opt.batch_size, memory_budget=budget, device=device,
                           radii=opt.radii)  # fmt: skip
     counted = dict(noise=opt.smoothing, num_classes=certifier.num_classes, ignore_index=None)
-    writer, counts = _open_files(opt.out, config, CLOUD_FILES, counted if opt.save_counts else None)
+    files = _run_files(CLOUD_FILES, opt)
+    writer, counts = _open_files(opt.out, config, files, counted if opt.save_counts else None)
     extra = []
     if opt.radii:
         extra.append(radii_hook(certifier, family="point cloud"))

@@ -273,10 +273,10 @@ def _write_csv(path: Path, records, fields, unit: str) -> None:
 def _rewrite_csv(jsonl: Path) -> None:
     preset = next(p for p in (CLOUD_FILES, IMAGE_FILES) if jsonl.name.startswith(p["stem"]))
     fields, path = preset["fields"], jsonl.with_suffix(".csv")
-    if path.is_file():  # keep the columns the run added (an attack's)
+    if path.is_file():  # keep the run's columns (an attack's added, unused ones left out)
         with path.open(newline="") as f:
             header = next(csv.reader(f), None)
-        if header and set(fields) <= set(header):
+        if header and header[0] == "name":  # a header of ours: the run chose its columns
             fields = header
     _write_csv(path, _read_jsonl(jsonl), fields, preset["unit"])
 

@@ -134,6 +134,24 @@ def test_a_run_without_attack_has_no_attack_columns(root):
     assert "flipped" not in md and "PGD" not in md
 
 
+def test_columns_of_options_that_are_off_are_left_out(root):
+    """A fixed-n run without radii has no radii, passes or adaptive_n columns; the
+    options that fill them bring them; a repair keeps the run's own columns."""
+    plain = {"radii_max", "radii_median", "passes", "adaptive_n"}
+    _, rows = _certify(root, root / "fixed", "--figures", "0")
+    assert plain.isdisjoint(rows[0]) and "cert_acc" in rows[0]
+    repair_results(root / "fixed")
+    with (root / "fixed" / "per_image.csv").open() as f:
+        assert plain.isdisjoint(next(csv.DictReader(f)))
+    _, rows = _certify(root, root / "radii", "--figures", "0", "--radii")
+    assert {"radii_max", "radii_median"} <= set(rows[0]) and "passes" not in rows[0]
+    assert all(r["radii_max"] != "" for r in rows)
+    _, rows = _certify(root, root / "adaptive", "--figures", "0", "--adaptive-n",
+                       "two-stage:pilot=8,max=60")  # fmt: skip
+    assert {"adaptive_n", "passes"} <= set(rows[0]) and "radii_max" not in rows[0]
+    assert all(int(r["passes"]) > 0 for r in rows)
+
+
 def test_panels_legend_titles_and_abstain_white():
     target = np.array([[0, 1, 2, 255]] * 4)
     certified = np.array([[0, 1, -1, -1]] * 4)
