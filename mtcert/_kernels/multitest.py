@@ -305,9 +305,13 @@ def _hommel(pr, o, m, w, a):
     """
     # pass 1: hull[k] is w[2 k + 1]; hull[0] the rightmost point, hull[h-1] the leftmost
     h = 0
+    buf = np.empty(min(m, _GATHER_BLOCK))  # the values of a block of ranks, gathered
     for q in range(m - 1, -1, -1):
+        if q % _GATHER_BLOCK == _GATHER_BLOCK - 1 or q == m - 1:
+            for u in range(q - q % _GATHER_BLOCK, q + 1):
+                buf[u % _GATHER_BLOCK] = pr[o[u]]
         t = q + 1
-        yt = pr[o[t - 1]]
+        yt = buf[q % _GATHER_BLOCK]
         while h >= 2:
             ta = w[2 * h - 1]
             tb = w[2 * h - 3]
@@ -343,10 +347,13 @@ def _hommel(pr, o, m, w, a):
     bmax = -np.inf
     bq = 0
     for i in range(m):
+        if i % _GATHER_BLOCK == 0:
+            for u in range(i, min(m, i + _GATHER_BLOCK)):
+                buf[u - i] = pr[o[u]]
         code = 0
         hi_j = m - i - 1  # j <= m - i for 1-based i
         if hi_j >= 1:
-            p = pr[o[i]]
+            p = buf[i % _GATHER_BLOCK]
             while ptr >= 1 and not (ptr * p <= cptr):
                 ptr -= 1
                 if ptr >= 1:
@@ -391,13 +398,16 @@ def _hommel(pr, o, m, w, a):
     # pass 3: A_i = max_{j >= m - i} cim(j) (a running maximum), then the winner
     run = -np.inf
     for i in range(m):
+        if i % _GATHER_BLOCK == 0:
+            for u in range(i, min(m, i + _GATHER_BLOCK)):
+                buf[u - i] = pr[o[u]]
         c = _simes_at(pr, o, w, m, i)
         if c > run:
             run = c
         ai = run
         code = w[2 * i + 1]
         if code != 0:
-            best = -code * pr[o[i]] if code < 0 else _simes_at(pr, o, w, m, code)
+            best = -code * buf[i % _GATHER_BLOCK] if code < 0 else _simes_at(pr, o, w, m, code)
             if best > ai:
                 ai = best
         a[i] = min(ai, 1.0)

@@ -596,7 +596,7 @@ def _hommel_cases():
     with_nan = rng.random(700) ** 2
     with_nan[::7] = np.nan
     return {
-        "spread": rng.random(900) ** 4,
+        "spread": rng.random(2500) ** 4,  # three blocks of gathered values
         "ties": np.round(rng.random(800), 2),
         "zeros and ones": np.concatenate([np.zeros(40), rng.random(300), np.ones(60)]),
         "near ties": 0.3 + rng.integers(0, 40, 500) * 2.0**-54,
