@@ -345,12 +345,12 @@ def _hommel(pr, o, m, w, a):
         w[2 * q] = w[2 * (h - 1 - lo) + 1]
     # pass 2: L = min(ptr, m - i - 1) with ptr the prefix end (in j), window of q
     # [i + 1, m - L - 1]: a front [i + 1, mid) with suffix argmaxima in w[2 q + 1]
-    # and a back [mid, top] with its maximum (bmax at bq), refilled into the front
+    # and a back [mid, top) with its maximum (bmax at bq), refilled into the front
     # when the front runs out.  Ties go to the larger q, as a monotone deque would.
     ptr = m
     cptr = _simes_at(pr, o, w, m, m - ptr)
-    top = 0  # window filled for q < top... q <= top - 1
-    mid = 1
+    top = 0  # the q < top have entered the queue (front or back)
+    mid = 0
     bmax = -np.inf
     bq = 0
     for i in range(m):
