@@ -8,10 +8,13 @@ calls (compiled kernels) in each of ``--rounds`` rounds, the trees alternating.
 The older tree (``--old``, a commit; its ``mtcert/`` is
 unpacked with ``git archive`` into a temporary folder) is measured on its default
 path and on the low-memory path it took from ``ADJUST_LOW_MEMORY_MIN`` tests on;
-each tree runs in its own process.  The table goes to
-``benchmarks/results/memory_multitest.md``.  Usage::
+each tree runs in its own process.  ``--families F`` splits the p-values into F
+families of ``H W / F`` (``axis=1``); ``--methods`` keeps some methods only;
+``--append`` adds the table to the results instead of replacing them.  The table
+goes to ``benchmarks/results/memory_multitest.md``.  Usage::
 
     python benchmarks/memory_multitest.py [H W] [--old 50a6c46] [--rounds 3]
+        [--families F] [--methods hommel,holm] [--append]
 """
 
 from __future__ import annotations
@@ -52,10 +55,11 @@ def peak(fn) -> int:
     return top
 
 
-def measure(h, w, what="peak", low_memory="0") -> dict:
+def measure(h, w, what="peak", low_memory="0", families="1", methods="") -> dict:
     """This process's tree: ``{method: peak / input bytes}`` (``what`` "peak") or
     ``{method: seconds}`` (best of 3, "time"); ``low_memory`` "1": with
-    ``ADJUST_LOW_MEMORY_MIN`` = 0 (a tree that has the setting)."""
+    ``ADJUST_LOW_MEMORY_MIN`` = 0 (a tree that has the setting); ``families`` rows
+    adjusted along ``axis=1``; ``methods`` a comma-separated subset (empty: all)."""
     from _timing import best_of
 
     from mtcert import _tunables, adjust
@@ -63,9 +67,13 @@ def measure(h, w, what="peak", low_memory="0") -> dict:
     if low_memory == "1":
         _tunables.ADJUST_LOW_MEMORY_MIN = 0
     p = np.random.default_rng(0).random(int(h) * int(w)) ** 3
+    if int(families) > 1:
+        p = p.reshape(int(families), -1)
     out = {}
-    for method in METHODS:
+    for method in methods.split(",") if methods else METHODS:
         k = {"k": 2} if method.startswith("generalized") else {}
+        if int(families) > 1:
+            k["axis"] = 1
         if what == "peak":
             out[method] = peak(lambda method=method, k=k: adjust(p, method, **k)) / p.nbytes
         else:
@@ -80,41 +88,49 @@ def main() -> None:
     parser.add_argument("size", nargs="*", type=int, default=[1024, 1024], help="H W")
     parser.add_argument("--old", default=OLD_COMMIT, help="commit to compare with")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds per tree")
+    parser.add_argument("--families", type=int, default=1, help="rows adjusted along axis=1")
+    parser.add_argument("--methods", default="", help="comma-separated methods (all)")
+    parser.add_argument("--append", action="store_true", help="add to the results file")
     args = parser.parse_args()
     h, w = args.size[0], args.size[-1]
+    fam, methods = str(args.families), args.methods
+    chosen = methods.split(",") if methods else list(METHODS)
     with tempfile.TemporaryDirectory() as tmp:
         old_root = unpack_tree(args.old, Path(tmp) / "old")
+        # the low-memory column only for an old tree that has the setting
+        low = "ADJUST_LOW_MEMORY_MIN" in (old_root / "mtcert" / "_tunables.py").read_text()
         peaks = [
-            in_tree(old_root, "memory_multitest", "measure", h, w, "peak", "0"),
-            in_tree(old_root, "memory_multitest", "measure", h, w, "peak", "1"),
-            in_tree(ROOT, "memory_multitest", "measure", h, w, "peak"),
+            in_tree(root, "memory_multitest", "measure", h, w, "peak", flag, fam, methods)
+            for root, flag in [(old_root, "0")] + [(old_root, "1")] * low + [(ROOT, "0")]
         ]
         # the trees' timings alternate, best of the rounds: a shared machine's load
         # changes over minutes
-        times = [{m: float("inf") for m in METHODS} for _ in range(2)]
+        times = [{m: float("inf") for m in chosen} for _ in range(2)]
         for _ in range(args.rounds):
             for best, root in zip(times, (old_root, ROOT), strict=True):
-                got = in_tree(root, "memory_multitest", "measure", h, w, "time")
-                for m in METHODS:
+                got = in_tree(root, "memory_multitest", "measure", h, w, "time", "0", fam, methods)
+                for m in chosen:
                     best[m] = min(best[m], got[m])
+    what = "one family" if args.families == 1 else f"{args.families} families, axis=1"
     lines = [
-        f"adjust on {h}x{w} p-values (one family): peak traced memory / input bytes and "
+        f"adjust on {h}x{w} p-values ({what}): peak traced memory / input bytes and "
         f"seconds (best of 3 calls in each of {args.rounds} alternating rounds per tree), "
         f"{os.cpu_count()} CPUs",
         "",
-        f"| method | {args.old} | {args.old} low-memory path | this tree | "
-        f"{args.old} time | this tree time | speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| method | {args.old} | "
+        + (f"{args.old} low-memory path | " if low else "")
+        + f"this tree | {args.old} time | this tree time | speed-up |",
+        "|---|" + "---:|" * (len(peaks) + 3),
     ]
-    for m in METHODS:
-        (po, pl, pn), (to, tn) = (x[m] for x in peaks), (x[m] for x in times)
-        lines.append(
-            f"| {m} | {po:.2f}x | {pl:.2f}x | {pn:.2f}x | {to * 1e3:.1f} ms | "
-            f"{tn * 1e3:.1f} ms | {to / tn:.2f}x |"
-        )
+    for m in chosen:
+        to, tn = (x[m] for x in times)
+        ratios = " | ".join(f"{x[m]:.2f}x" for x in peaks)
+        lines.append(f"| {m} | {ratios} | {to * 1e3:.1f} ms | {tn * 1e3:.1f} ms | {to / tn:.2f}x |")
     table = "\n".join(lines) + "\n"
     print(table)
     RESULTS.parent.mkdir(exist_ok=True)
+    if args.append and RESULTS.exists():
+        table = RESULTS.read_text() + "\n" + table
     RESULTS.write_text(table)
     print(f"written to {RESULTS.relative_to(ROOT)}")
 

@@ -264,8 +264,16 @@ def _fdr_gbs(pr, o, m, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _hommel(s, m, a, cim, hull):
-    """Hommel (1988) adjusted p-values in O(m log m) from the sorted values ``s``.
+def _simes_at(pr, o, w, m, q):
+    """cim(m - q) (the Simes value of the m - q largest values) from its tangent point
+    ``w[2 q]``: the same operations, so the same bits, as when it was found."""
+    tb = w[2 * q]
+    return (m - q) * pr[o[tb - 1]] / (tb - q)
+
+
+@njit(cache=True, error_model="numpy")
+def _hommel(pr, o, m, w, a):
+    """Hommel (1988) adjusted p-values in O(m log m), in sorted order, into ``a[:m]``.
 
     Closed testing with Simes tests (as statsmodels): with
     ``cim(j) = min_{l=1..j} j * p_(m-j+l) / l`` (Simes p-value of the j largest),
@@ -274,80 +282,197 @@ def _hommel(s, m, a, cim, hull):
     t > m - j: a tangent to their lower convex hull, found by binary search
     (Meijer, Krebs & Goeman 2019 use the same geometry).  cim(j)/j decreases in
     j, so ``j p_i <= cim(j)`` holds on a prefix of j, and the second maximum is
-    that prefix's end times p_i or a sliding-window maximum of cim.  ``hull``
-    (M + 1 integers) holds the hull in the first pass and the window's deque in
-    the second.  The adjusted values ``a`` (in sorted order) may be ``s``.
+    that prefix's end times p_i or the maximum of cim over a window of j whose
+    two ends only move down.
+
+    Memory: ``w`` is the family's row of the float64 output seen as int32 pairs
+    (2 M entries); the sorted values are read through the order (``pr[o[t - 1]]``,
+    a block of 1024 gathered at a time, 8 KiB) and never copied whole.  Bytes per
+    test: 8 (the output) + 4 (the caller's int32 order), nothing else, as every
+    quantity below takes one int32 per test and two never share an entry:
+
+    - pass 1 (q = m-1 .. 0): the tangent point of q, from which cim(m - q) is
+      recomputed bit for bit (:func:`_simes_at`), goes to ``w[2 q]``; the hull's
+      stack (at most m - q points) lives in the odd entries ``w[2 k + 1]``;
+    - pass 2 (i = 0 .. m-1): the winner of the second maximum for rank i
+      (``-L`` for L p_i, ``q >= i + 1`` for cim(m - q) of the window, 0 for
+      none) goes to ``w[2 i + 1]``; the window (q from i + 1 up) keeps its
+      suffix maxima, a two-stack queue, in the odd entries of q > i, not yet
+      written; the even entries (all tangent points) stay, as the prefix's end
+      may look at any cim;
+    - pass 3 (i = 0 .. m-1): a_i from the running maximum and the winner; it
+      reads only entries of q >= i, and then overwrites the pair of i with the
+      float64 a_i.
+
+    With the in-place scatter after it (:func:`_scatter_in_place`: one int64
+    per 8192 tests), Hommel holds 12 bytes per test, 1.5x the float64 input,
+    below the 2x of the adjust call's budget (the dense version held 24: the
+    sorted values' float64 Simes values and an int32 hull beside the output and
+    the order).
     """
-    # cim[j] for j = 1..m (index 0 unused); hull holds 1-based positions,
-    # hull[0] the rightmost point, hull[h-1] the leftmost.
+    # pass 1: hull[k] is w[2 k + 1]; hull[0] the rightmost point, hull[h-1] the leftmost
     h = 0
+    buf = np.empty(min(m, _GATHER_BLOCK))  # the values of a block of ranks, gathered
     for q in range(m - 1, -1, -1):
+        if q % _GATHER_BLOCK == _GATHER_BLOCK - 1 or q == m - 1:
+            for u in range(q - q % _GATHER_BLOCK, q + 1):
+                buf[u % _GATHER_BLOCK] = pr[o[u]]
         t = q + 1
-        yt = s[t - 1]
+        yt = buf[q % _GATHER_BLOCK]
         while h >= 2:
-            ta = hull[h - 1]
-            tb = hull[h - 2]
-            ya = s[ta - 1]
-            yb = s[tb - 1]
+            ta = w[2 * h - 1]
+            tb = w[2 * h - 3]
+            ya = pr[o[ta - 1]]
+            yb = pr[o[tb - 1]]
             # keep A only if it lies strictly below the segment from t to B
             if (ya - yt) * (tb - ta) >= (yb - ya) * (ta - t):
                 h -= 1
             else:
                 break
-        hull[h] = t
+        w[2 * h + 1] = t
         h += 1
         # vertices from left (u = 0 -> hull[h-1]) to right; slope from (q, 0) is unimodal
         lo = 0
         hi = h - 1
         while lo < hi:
             mid = (lo + hi) // 2
-            t1 = hull[h - 1 - mid]
-            t2 = hull[h - 2 - mid]
-            if s[t2 - 1] / (t2 - q) < s[t1 - 1] / (t1 - q):
+            t1 = w[2 * (h - 1 - mid) + 1]
+            t2 = w[2 * (h - 2 - mid) + 1]
+            if pr[o[t2 - 1]] / (t2 - q) < pr[o[t1 - 1]] / (t1 - q):
                 lo = mid + 1
             else:
                 hi = mid
-        tb = hull[h - 1 - lo]
-        j = m - q
-        cim[j] = j * s[tb - 1] / (tb - q)
-    # A_i = max_{j >= m - i} cim[j] (0-based i; 1-based rank i + 1), then the second
-    # term, i increasing: L = min(ptr, m - i - 1) with ptr the prefix end, window
-    # (L, m - i - 1] of cim handled by a monotone deque (in ``hull``) moving left.
-    # One pass: s[i] is read before a[i] is written, so ``a`` may be ``s``.
-    dq = hull
-    run = -np.inf
-    jj = m
+        w[2 * q] = w[2 * (h - 1 - lo) + 1]
+    # pass 2: L = min(ptr, m - i - 1) with ptr the prefix end (in j), window of q
+    # [i + 1, m - L - 1]: a front [i + 1, mid) with suffix argmaxima in w[2 q + 1]
+    # and a back [mid, top) with its maximum (bmax at bq), refilled into the front
+    # when the front runs out.  Ties go to the larger q, as a monotone deque would.
     ptr = m
-    head = 0
-    tail = 0
-    nxt = m
+    cptr = _simes_at(pr, o, w, m, m - ptr)
+    top = 0  # the q < top have entered the queue (front or back)
+    mid = 0
+    bmax = -np.inf
+    bq = 0
     for i in range(m):
-        while jj >= m - i:
-            if cim[jj] > run:
-                run = cim[jj]
-            jj -= 1
-        ai = run
+        if i % _GATHER_BLOCK == 0:
+            for u in range(i, min(m, i + _GATHER_BLOCK)):
+                buf[u - i] = pr[o[u]]
+        code = 0
         hi_j = m - i - 1  # j <= m - i for 1-based i
         if hi_j >= 1:
-            p = s[i]
-            while ptr >= 1 and not (ptr * p <= cim[ptr]):
+            p = buf[i % _GATHER_BLOCK]
+            while ptr >= 1 and not (ptr * p <= cptr):
                 ptr -= 1
+                if ptr >= 1:
+                    cptr = _simes_at(pr, o, w, m, m - ptr)
             L = min(ptr, hi_j)
             best = L * p if L >= 1 else -np.inf
-            lo_j = L + 1
-            while nxt >= lo_j and nxt >= 1:
-                while tail > head and cim[dq[tail - 1]] <= cim[nxt]:
-                    tail -= 1
-                dq[tail] = nxt
-                tail += 1
-                nxt -= 1
-            while head < tail and dq[head] > hi_j:
-                head += 1
-            if head < tail and cim[dq[head]] > best:
-                best = cim[dq[head]]
+            if L >= 1:
+                code = -L
+            lo_q = i + 1
+            hi_q = m - L - 1
+            if lo_q <= hi_q:
+                if top < lo_q:
+                    top = lo_q  # entries below the window are never looked at
+                    mid = lo_q
+                    bmax = -np.inf
+                while top <= hi_q:  # the back grows
+                    c = _simes_at(pr, o, w, m, top)
+                    if c >= bmax:
+                        bmax = c
+                        bq = top
+                    top += 1
+                if mid <= lo_q:  # the front ran out: refill it from the back
+                    run = -np.inf
+                    arg = 0
+                    for q in range(hi_q, lo_q - 1, -1):
+                        c = _simes_at(pr, o, w, m, q)
+                        if c > run:
+                            run = c
+                            arg = q
+                        w[2 * q + 1] = arg
+                    mid = hi_q + 1
+                    bmax = -np.inf
+                wq = w[2 * lo_q + 1]
+                wmax = _simes_at(pr, o, w, m, wq)
+                if mid <= hi_q and bmax >= wmax:
+                    wmax = bmax
+                    wq = bq
+                if wmax > best:
+                    best = wmax
+                    code = wq
+        w[2 * i + 1] = code
+    # pass 3: A_i = max_{j >= m - i} cim(j) (a running maximum), then the winner
+    run = -np.inf
+    for i in range(m):
+        if i % _GATHER_BLOCK == 0:
+            for u in range(i, min(m, i + _GATHER_BLOCK)):
+                buf[u - i] = pr[o[u]]
+        c = _simes_at(pr, o, w, m, i)
+        if c > run:
+            run = c
+        ai = run
+        code = w[2 * i + 1]
+        if code != 0:
+            best = -code * buf[i % _GATHER_BLOCK] if code < 0 else _simes_at(pr, o, w, m, code)
             if best > ai:
                 ai = best
         a[i] = min(ai, 1.0)
+
+
+# Entries per block of the scatter below: a block of the output (64 KiB) and of the
+# order (32 KiB) stay in cache while its cycles are followed.
+_SCATTER_BLOCK = 1 << 13
+
+
+@njit(cache=True)
+def _scatter_in_place(row, o):
+    """``row[o[i]] = row[i]`` for every i at once, without a copy; ``o`` is used up.
+
+    Following the permutation's cycles directly chases one cache miss after
+    another, so first, as in an in-place (American flag) radix sort, the pairs
+    ``(row[i], o[i])`` are swapped into the block of 8192 entries that holds
+    their destination (one slot to fill per block: the writes are sequential),
+    then each block's cycles are followed in cache, entries marked visited by
+    flipping the bits of their ``o`` (``~o[i] < 0``).
+    """
+    n = o.shape[0]
+    bs = _SCATTER_BLOCK
+    nb = (n + bs - 1) // bs
+    if nb > 1:
+        fill = np.arange(0, nb * bs, bs)  # the next slot to settle in each block
+        for b in range(nb):
+            end = min((b + 1) * bs, n)
+            x = fill[b]
+            while x < end:
+                d = o[x] // bs
+                if d == b:
+                    x += 1
+                    continue
+                y = fill[d]  # all before it in block d are settled
+                fill[d] = y + 1
+                v = row[x]
+                row[x] = row[y]
+                row[y] = v
+                k = o[x]
+                o[x] = o[y]
+                o[y] = k
+            fill[b] = end
+    for start in range(n):
+        if o[start] < 0:
+            continue
+        v = row[start]
+        j = start
+        while True:
+            k = o[j]
+            o[j] = ~k
+            if k == start:
+                row[k] = v
+                break
+            nxt = row[k]
+            row[k] = v
+            v = nxt
+            j = k
 
 
 # --------------------------------------------------------------------------
@@ -449,29 +574,24 @@ def gbs_rows(order, p, m_eff, out_adj, nrej, thr):
 
 @tiered
 @njit(cache=True, error_model="numpy")
-def hommel_rows(order, p, m_eff, out_adj, nrej, thr, cim, hull):
-    """Hommel (element-wise decisions), O(m log m) per row; ``cim`` is float64 and
-    ``hull`` integer scratch of M + 1 entries (int32 where M allows: less memory).
+def hommel_rows(order, p, m_eff, out_adj, nrej, thr, work):
+    """Hommel (element-wise decisions), O(m log m) per row, in the output and the order.
 
-    Its passes revisit the sorted values, so they are gathered once, into the
-    output row; the adjusted values replace them there, move to ``cim`` (no
-    longer needed) and are scattered back into input order.
+    ``work`` is ``out_adj`` seen as int32 (shape (F, 2 M)) where M < 2^31, else
+    one int64 row of 2 M entries used by every row: :func:`_hommel` leaves the
+    adjusted values of row r in sorted order in ``out_adj[r, :m]`` and
+    :func:`_scatter_in_place` moves them to their places, using up ``order``.
     """
     for r in range(order.shape[0]):
         m = m_eff[r]
         if m >= 0:
             o = order[r]
-            pr = p[r]
             row = out_adj[r]
             if m > 0:
-                for i in range(m):
-                    row[i] = pr[o[i]]
-                _hommel(row, m, row, cim, hull)
-                for i in range(m):
-                    cim[i] = row[i]
-                for i in range(m):
-                    row[o[i]] = cim[i]
-            _finish_row(r, -1, m, pr, o, out_adj, nrej, thr)
+                _hommel(p[r], o, m, work[min(r, work.shape[0] - 1)], row)
+            row[m:] = np.nan  # the omitted (NaN) p-values, moved with the rest
+            _scatter_in_place(row, o)
+            nrej[r] = -1
 
 
 @tiered

@@ -405,10 +405,10 @@ def adjust_families(p2d, code, alpha, k, maxiter, m_eff, is_sorted=False):
         elif code == _codes.FDR_GBS:
             gbs_rows(order, p2d, m_eff, *out)
         else:
-            # Simes values and the hull (then the window's deque) per row
-            hull = np.empty(M + 1, dtype=order.dtype)
-            hommel_rows(order, p2d, m_eff, *out, np.empty(M + 1), hull)
-            del hull
+            # in the output seen as int32 pairs (one int64 scratch row past 2^31 tests)
+            work = adj.view(np.int32) if order.dtype == np.int32 else np.empty((1, 2 * M), np.int64)
+            hommel_rows(order, p2d, m_eff, *out, work)
+            del work
         del order
         rej = np.empty((F, M), dtype=bool)
         if code in (_codes.HOMMEL, _codes.FDR_GBS):

@@ -524,3 +524,141 @@ def test_holm_sidak_critical_values_on_growing_prefixes_match_statsmodels(first_
     assert res.reject.sum() == first_failure
     np.testing.assert_array_equal(res.reject, ref_rej)
     np.testing.assert_allclose(res.adjusted, ref_adj, rtol=1e-15, atol=0)
+
+
+# ------------------------------------------------ Hommel in the output and the order
+
+
+def _hommel_dense(s):
+    """Hommel's adjusted values of the sorted ``s`` as the kernel computed them with
+    a float64 array of Simes values and an integer hull/deque array beside the
+    output (the same operations; its bits are the reference for the in-place one)."""
+    m = s.size
+    cim = np.empty(m + 1)
+    hull = np.empty(m + 1, dtype=np.int64)
+    h = 0
+    for q in range(m - 1, -1, -1):
+        t = q + 1
+        yt = s[t - 1]
+        while h >= 2:
+            ta, tb = hull[h - 1], hull[h - 2]
+            ya, yb = s[ta - 1], s[tb - 1]
+            if (ya - yt) * float(tb - ta) >= (yb - ya) * float(ta - t):
+                h -= 1
+            else:
+                break
+        hull[h] = t
+        h += 1
+        lo, hi = 0, h - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            t1, t2 = hull[h - 1 - mid], hull[h - 2 - mid]
+            if s[t2 - 1] / float(t2 - q) < s[t1 - 1] / float(t1 - q):
+                lo = mid + 1
+            else:
+                hi = mid
+        tb = hull[h - 1 - lo]
+        cim[m - q] = float(m - q) * s[tb - 1] / float(tb - q)
+    a = np.empty(m)
+    dq = np.empty(m + 1, dtype=np.int64)
+    run, jj, ptr, head, tail, nxt = -np.inf, m, m, 0, 0, m
+    for i in range(m):
+        while jj >= m - i:
+            if cim[jj] > run:
+                run = cim[jj]
+            jj -= 1
+        ai = run
+        hi_j = m - i - 1
+        if hi_j >= 1:
+            p = s[i]
+            while ptr >= 1 and not (float(ptr) * p <= cim[ptr]):
+                ptr -= 1
+            L = min(ptr, hi_j)
+            best = float(L) * p if L >= 1 else -np.inf
+            while nxt >= L + 1 and nxt >= 1:
+                while tail > head and cim[dq[tail - 1]] <= cim[nxt]:
+                    tail -= 1
+                dq[tail] = nxt
+                tail += 1
+                nxt -= 1
+            while head < tail and dq[head] > hi_j:
+                head += 1
+            if head < tail and cim[dq[head]] > best:
+                best = cim[dq[head]]
+            if best > ai:
+                ai = best
+        a[i] = min(ai, 1.0)
+    return a
+
+
+def _hommel_cases():
+    rng = np.random.default_rng(21)
+    with_nan = rng.random(700) ** 2
+    with_nan[::7] = np.nan
+    return {
+        "spread": rng.random(2500) ** 4,  # three blocks of gathered values
+        "ties": np.round(rng.random(800), 2),
+        "zeros and ones": np.concatenate([np.zeros(40), rng.random(300), np.ones(60)]),
+        "near ties": 0.3 + rng.integers(0, 40, 500) * 2.0**-54,
+        "nan omitted": with_nan,
+        "one": np.array([0.02]),
+        "two equal": np.array([0.3, 0.3]),
+        "all equal": np.full(257, 0.04),
+        "all rejected": rng.random(600) * 1e-9,
+        "linear": np.arange(1, 401) / 400.0,
+    }
+
+
+@pytest.mark.parametrize("tier", ["never", "always"])
+@pytest.mark.parametrize("name", list(_hommel_cases()))
+def test_hommel_in_place_matches_dense_buffers(name, tier):
+    """The kernel (tangent points and window in the output seen as int32 pairs, values
+    read through the order, blocked in-place scatter) against the dense-buffer one,
+    bit for bit, in both tiers, with int32 work in the output and int64 work apart."""
+    from mtcert import _jit
+
+    p = np.random.default_rng(5).permutation(_hommel_cases()[name])
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    order = np.argsort(p, kind="stable")  # NaNs last
+    want = np.full(p.size, np.nan)
+    want[order[:m]] = _hommel_dense(p[order[:m]])
+    for itype in (np.int32, np.int64):
+        adj = np.empty((1, p.size))
+        nrej, thr = np.zeros(1, np.int64), np.zeros(1)
+        work = adj.view(np.int32) if itype == np.int32 else np.empty((1, 2 * p.size), np.int64)
+        with _jit.policy(tier):
+            kernels.hommel_rows(
+                order.astype(itype)[None], p[None], np.array([m]), adj, nrej, thr, work
+            )
+        assert adj[0].tobytes() == want.tobytes(), (name, itype)
+        assert nrej[0] == -1
+    res = adjust(p, "hommel", nan_policy="omit")
+    assert res.adjusted.tobytes() == want.tobytes()
+    np.testing.assert_array_equal(res.reject, want <= 0.05)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 99, 100, 1000, 1001])
+def test_scatter_in_place_is_fancy_assignment(n, monkeypatch):
+    """``row[o] = row`` for random permutations, the blocks made small (interpreted) so
+    that the swaps into blocks, a short last block and the in-block cycles all run."""
+    rng = np.random.default_rng(n)
+    monkeypatch.setattr(kernels, "_SCATTER_BLOCK", 16)
+    for _ in range(3):
+        o = rng.permutation(n).astype(np.int32)
+        row = rng.random(n)
+        want = np.empty(n)
+        want[o] = row
+        kernels._scatter_in_place.py_func(row, o)
+        assert row.tobytes() == want.tobytes()
+
+
+def test_scatter_in_place_compiled_in_blocks():
+    rng = np.random.default_rng(9)
+    n = 5 * kernels._SCATTER_BLOCK + 77
+    for o in (rng.permutation(n), np.arange(n)[::-1].copy(), np.arange(n)):
+        row = rng.random(n)
+        want = np.empty(n)
+        want[o] = row
+        kernels._scatter_in_place(row, o.astype(np.int32))
+        assert row.tobytes() == want.tobytes()
