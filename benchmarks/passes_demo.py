@@ -2,7 +2,7 @@
 
 The plugin's side of ``passes_study.py``: the demo's TinySegNet (trained
 with Gaussian noise, sigma = 0.25, on synthetic shapes, as
-``python -m mtcert_torch demo`` does) certified on held-out 32 x 32 images
+the segmentation demo of ``python -m mtcert run`` does) certified on held-out 32 x 32 images
 (N = 1024 pixels, 3 classes) by ``certify_images`` -- the command's own code
 path -- at the same tau = 0.75, alpha = 0.001, Holm, n0 = 10, with
 
