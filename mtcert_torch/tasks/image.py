@@ -35,8 +35,10 @@ def as_image(image, device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A ``(C, H, W)`` tensor in [0, 1] of ``dtype`` on ``device``.
 
     ``uint8`` input is divided by 255, ``uint16`` by 65535 (:data:`INTEGER_SCALES`);
-    floating-point input is taken as already in [0, 1].  Other integer and boolean
-    dtypes are refused with a ``ValueError`` naming ``image``: their scale is unknown.
+    floating-point input is taken as already in [0, 1], and refused with a ``ValueError``
+    naming ``image`` when a value is outside [0, 1] or NaN: σ and the certified radius are in
+    units of that range, so a 0..255 float image would certify a radius 255 times too
+    large.  Other integer and boolean dtypes are refused too: their scale is unknown.
 
     Examples
     --------
@@ -47,6 +49,10 @@ def as_image(image, device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     Traceback (most recent call last):
     ...
     ValueError: image has dtype torch.int64, whose scale is unknown: give uint8 (0..255), ...
+    >>> as_image(torch.full((3, 1, 1), 128.0), "cpu")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: image has float values outside [0, 1] (from 128 to 128): ...
     """
     img = torch.as_tensor(image)
     if img.dim() != 3:
@@ -61,6 +67,14 @@ def as_image(image, device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             )
         # float64 holds every uint16 exactly; then to the smoothing space's dtype
         img = img.to(torch.float64).div_(scale)
+    elif img.numel():
+        lo, hi = torch.aminmax(img)
+        if not (lo >= 0 and hi <= 1):  # NaN fails both
+            raise ValueError(
+                f"image has float values outside [0, 1] (from {lo.item():g} to {hi.item():g}): "
+                "floats are taken as pixel values in [0, 1], the units of sigma and of the "
+                "certified radius; divide 0..255 values by 255 (or pass uint8)"
+            )
     return img.to(device=device, dtype=dtype)
 
 

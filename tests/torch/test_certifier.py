@@ -287,6 +287,19 @@ def test_integer_images_are_scaled_by_their_type_or_refused():
             certify(img.to(dtype))
 
 
+def test_float_images_outside_the_unit_range_are_refused():
+    """sigma and the radius are in units of [0, 1] pixel values: a float 0..255 image (or a
+    NaN) is refused, naming the image, before any forward pass; the bounds themselves pass."""
+    certifier = Certifier(SegmentationAdapter(constant_net(1), num_classes=3), batch_size=8)
+    for bad in (torch.full((3, 4, 4), 128.0), torch.full((3, 4, 4), -0.01),
+                torch.full((3, 4, 4), float("nan"))):  # fmt: skip
+        with pytest.raises(ValueError, match=r"image has float values outside \[0, 1\]"):
+            certifier.certify(bad, **CERT_SMALL)
+    edges = torch.zeros(3, 4, 4)
+    edges[0] = 1.0
+    assert (certifier.certify(edges, **CERT_SMALL).labels == 1).all()
+
+
 def test_eval_mode_for_each_call_with_the_mode_restored():
     net = torch.nn.Sequential(constant_net(1), torch.nn.Dropout2d(0.9))
     certifier = Certifier(SegmentationAdapter(net, num_classes=3), batch_size=16, seed=0)
