@@ -3,7 +3,8 @@
 How a page's fenced blocks are checked:
 
 * ```` ```python ```` blocks run in order, in one namespace per page and in a temporary
-  working directory.  A block whose first line starts with ``>>>`` is a doctest: the output
+  working directory; a block may not end in a bare expression with a value (run as a
+  script it would show nothing: it must print what it shows).  A block whose first line starts with ``>>>`` is a doctest: the output
   it shows is checked too (``...`` matches anything, whitespace is normalised).
 * ```` ```bash ```` blocks: every ``python -m mtcert ...`` / ``python -m mtcert_torch ...``
   command is parsed by that command line's own parser (a renamed option or a bad value
@@ -22,6 +23,7 @@ Every public module has its own API reference page, ``docs/reference/<module>.md
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import doctest
 import importlib
@@ -112,8 +114,17 @@ def _exec_python(block: Block, namespace: dict) -> None:
             pytest.fail(f"doctest in {name} failed:\n{out.getvalue()}", pytrace=False)
     else:
         # Line numbers in tracebacks point into the page.
-        code = compile("\n" * block.line + block.code, str(block.page), "exec")
-        exec(code, namespace)
+        tree = ast.parse("\n" * block.line + block.code, str(block.page))
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, str(block.page), "exec"), namespace)
+        if last is not None:
+            value = eval(compile(ast.Expression(last.value), str(block.page), "eval"), namespace)
+            if value is not None:  # a REPL would show it; a script run shows nothing
+                pytest.fail(
+                    f"{name} ends in a bare expression ({ast.unparse(last)[:60]}) whose value "
+                    "a script run does not show: print it",
+                    pytrace=False,
+                )
 
 
 def _run_python(block: Block, tmp_path_factory, monkeypatch) -> None:
