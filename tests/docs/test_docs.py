@@ -4,8 +4,9 @@ How a page's fenced blocks are checked:
 
 * ```` ```python ```` blocks run in order, in one namespace per page and in a temporary
   working directory; a block may not end in a bare expression with a value (run as a
-  script it would show nothing: it must print what it shows).  A block whose first line starts with ``>>>`` is a doctest: the output
-  it shows is checked too (``...`` matches anything, whitespace is normalised).
+  script it would show nothing: it must print what it shows).  A block whose first line
+  starts with ``>>>`` is a doctest: the output it shows is checked too (``...`` matches
+  anything, whitespace is normalised).
 * ```` ```bash ```` blocks: every ``python -m mtcert ...`` / ``python -m mtcert_torch ...``
   command is parsed by that command line's own parser (a renamed option or a bad value
   fails); ``make TARGET`` must name a Makefile target; ``python FILE ...`` must name an
