@@ -18,9 +18,9 @@ from functools import partial
 from pathlib import Path
 
 from mtcert.cli.common import floats, ints, json_object, names
-from mtcert_torch.runs.demo import timing_note
 from mtcert_torch.runs.jobs import certify_images, certify_pointclouds
 from mtcert_torch.runs.store import CLOUD_FILES, IMAGE_FILES
+from mtcert_torch.runs.summary import timing_note
 from mtcert_torch.settings import CLOUD_OPTIONS, IMAGE_OPTIONS, Option, Options
 
 __all__ = ["COMMANDS", "EXAMPLES", "add_options", "run"]
@@ -58,7 +58,7 @@ def add_options(parser: argparse.ArgumentParser, options: Options) -> None:
 
 def run(args: argparse.Namespace, *, options: Options, job, files: dict) -> int:
     """Run ``job`` with the parsed options; rank 0 prints the summary table, and on stderr
-    what its ``t [s]`` holds (:func:`~mtcert_torch.runs.demo.timing_note`, from the
+    what its ``t [s]`` holds (:func:`~mtcert_torch.runs.summary.timing_note`, from the
     ``files``' record CSV)."""
     result = job(**{o.name: getattr(args, o.name) for o in options})
     if result.rank == 0:

@@ -24,7 +24,7 @@ import torch
 
 from mtcert_torch.data.synthetic import TinySegNet, make_shapes, write_folder_dataset
 from mtcert_torch.runs.jobs import certify_images
-from mtcert_torch.runs.store import IMAGE_FILES
+from mtcert_torch.runs.summary import timing_note
 from mtcert_torch.tasks.adapter import SegmentationAdapter
 from mtcert_torch.training import train_with_noise
 
@@ -95,45 +95,6 @@ def run_demo(
         print(f"results in {out / 'certify'} (summary.md, per_image.csv, figures/, counts)")
     decide_from_counts(out / "certify", out / "decide", tau=tau, alpha=alpha)
     return 0
-
-
-def timing_note(folder, files: dict = IMAGE_FILES) -> str | None:
-    """What the summary's ``t [s]`` is, and whether a one-off start-up cost is in it.
-
-    ``t [s]`` is the mean over the items of a run folder's record file (sampling and
-    statistics per item, from its CSV).  The note gives the first item's time and the
-    others' median; when the first is well above them (a kernel compiled or loaded
-    from numba's cache, the first forward passes), also the mean without it.  None for
-    fewer than two items.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "per_image.csv").write_text("name,seconds\\na,2.5\\nb,0.2\\nc,0.3\\n")
-    >>> print(timing_note(folder))  # doctest: +NORMALIZE_WHITESPACE
-    t [s] is the mean time per image (sampling and statistics) over 3 images: the first took
-    2.5 s, the others 0.25 s (median); the first includes a one-off start-up cost (kernels
-    compiled or loaded, first forward passes): 0.25 s per image without it
-    """
-    path = Path(folder) / f"{files['stem']}.csv"
-    if not path.is_file():
-        return None
-    seconds = pd.read_csv(path, usecols=["seconds"])["seconds"].dropna()
-    if len(seconds) < 2:
-        return None
-    unit = files["unit"].removesuffix("s")
-    first, rest = float(seconds.iloc[0]), seconds.iloc[1:]
-    text = (
-        f"t [s] is the mean time per {unit} (sampling and statistics) over {len(seconds)} "
-        f"{unit}s: the first took {first:.3g} s, the others {rest.median():.3g} s (median)"
-    )
-    if first > 2.0 * rest.median() + 0.05:
-        text += (
-            "; the first includes a one-off start-up cost (kernels compiled or loaded, first "
-            f"forward passes): {rest.mean():.3g} s per {unit} without it"
-        )
-    return text
 
 
 #: The demo's sweep: a few thresholds and two FWER methods at the run's α.

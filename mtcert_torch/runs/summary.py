@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +38,7 @@ import numpy as np
 from mtcert.certify.guarantees import promise, radii_promise, scope
 from mtcert.certify.metrics import CertifiedSegmentationMetrics
 from mtcert_torch.items import ItemHook
-from mtcert_torch.runs.store import FAMILY_OF_UNIT, TABLE1_COLUMNS, record_counts
+from mtcert_torch.runs.store import FAMILY_OF_UNIT, IMAGE_FILES, TABLE1_COLUMNS, record_counts
 from mtcert_torch.settings import SETTING_KEY, setting_key, setting_name, setting_sigma
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "radii_hook",
     "row_guarantee",
     "summarize",
+    "timing_note",
     "write_summary",
     "write_table",
 ]
@@ -307,3 +309,44 @@ def passes_hook() -> ItemHook:
     ``passes`` column of ``per_image.csv``), and each SEGCERTIFY row of the summary its
     mean (``passes``) and spread (``passes_spread``: min, quartiles, max over items)."""
     return _PassesHook()
+
+
+def timing_note(folder, files: dict = IMAGE_FILES) -> str | None:
+    """What the summary's ``t [s]`` is, and whether a one-off start-up cost is in it.
+
+    ``t [s]`` is the mean over the items of a run folder's record file (sampling and
+    statistics per item, from its CSV).  The note gives the first item's time and the
+    others' median; when the first is well above them (a kernel compiled or loaded
+    from numba's cache, the first forward passes), also the mean without it.  None for
+    fewer than two items.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "per_image.csv").write_text("name,seconds\\na,2.5\\nb,0.2\\nc,0.3\\n")
+    >>> print(timing_note(folder))  # doctest: +NORMALIZE_WHITESPACE
+    t [s] is the mean time per image (sampling and statistics) over 3 images: the first took
+    2.5 s, the others 0.25 s (median); the first includes a one-off start-up cost (kernels
+    compiled or loaded, first forward passes): 0.25 s per image without it
+    """
+    path = Path(folder) / f"{files['stem']}.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="") as f:
+        seconds = [float(r["seconds"]) for r in csv.DictReader(f) if r.get("seconds")]
+    if len(seconds) < 2:
+        return None
+    unit = files["unit"].removesuffix("s")
+    first, rest = seconds[0], seconds[1:]
+    median = statistics.median(rest)
+    text = (
+        f"t [s] is the mean time per {unit} (sampling and statistics) over {len(seconds)} "
+        f"{unit}s: the first took {first:.3g} s, the others {median:.3g} s (median)"
+    )
+    if first > 2.0 * median + 0.05:
+        text += (
+            "; the first includes a one-off start-up cost (kernels compiled or loaded, first "
+            f"forward passes): {statistics.fmean(rest):.3g} s per {unit} without it"
+        )
+    return text
