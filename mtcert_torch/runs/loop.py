@@ -42,7 +42,7 @@ from mtcert_torch.certifier import Certificate, Certifier
 from mtcert_torch.items import Item, Items, item_seed
 from mtcert_torch.metrics import segmentation_tally
 from mtcert_torch.runs.counts import check_complete, store_item
-from mtcert_torch.runs.store import ResultsWriter, count_fields, count_vectors
+from mtcert_torch.runs.store import ResultsWriter, count_fields, count_vectors, unique_records
 from mtcert_torch.runs.summary import summarize, write_summary
 from mtcert_torch.settings import Settings
 from mtcert_torch.task import NonFiniteOutputError
@@ -347,11 +347,9 @@ def _run_records(mine: list, names: Sequence[str], world: int) -> list | None:
         if parts is None:
             return None
         mine = [r for part in parts for r in part]
-    first: dict = {}
-    for r in mine:  # ranks sharing a folder each send it: a record per name
-        first.setdefault(r["name"], r)
     index = {name: i for i, name in enumerate(names)}
-    return sorted(first.values(), key=lambda r: index.get(r["name"], len(index)))
+    # ranks sharing a folder each send it: a record per name
+    return sorted(unique_records(mine), key=lambda r: index.get(r["name"], len(index)))
 
 
 def init_distributed(device: torch.device) -> tuple[torch.device, bool]:

@@ -63,6 +63,7 @@ __all__ = [
     "count_vectors",
     "record_counts",
     "repair_results",
+    "unique_records",
 ]
 
 #: Scalar columns of ``per_image.csv`` (the JSONL records also hold per-class counts).
@@ -208,7 +209,7 @@ def _read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
     return records
 
 
-def _unique(records: list[dict]) -> list[dict]:
+def unique_records(records) -> list[dict]:
     """One record per name (the first), whatever a hand-edited file holds."""
     seen: set = set()
     out = []
@@ -338,7 +339,7 @@ class ResultsWriter:
                 os.replace(tmp, cfg_path)
             self.jsonl = self.out / (f"{stem}.jsonl" if world == 1 else f"{stem}.rank{rank}.jsonl")
             self.csv = self.jsonl.with_suffix(".csv")
-            own = _unique(_read_jsonl(self.jsonl, repair=True))
+            own = unique_records(_read_jsonl(self.jsonl, repair=True))
             # Rewrite the CSV from the JSON records so the two always agree after a restart.
             _write_csv(self.csv, own, self.fields, unit)
         except BaseException:
@@ -386,11 +387,11 @@ class ResultsWriter:
         recs = []
         for p in sorted(self.out.glob(f"{self.stem}*.jsonl")):
             recs.extend(_read_jsonl(p))
-        return _unique(recs)
+        return unique_records(recs)
 
     def own_records(self) -> list[dict]:
         """The records of this writer's own file (this rank's), one per name."""
-        return _unique(_read_jsonl(self.jsonl))
+        return unique_records(_read_jsonl(self.jsonl))
 
     def write_run_csv(self, records) -> Path:
         """Write ``<stem>.csv`` of the folder with ``records`` as its rows (the run-wide
