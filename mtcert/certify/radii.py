@@ -45,6 +45,7 @@ import numpy as np
 
 from mtcert.certify.labels import ABSTAIN
 from mtcert.certify.segmentation import MAX_N
+from mtcert.stats import families
 from mtcert.stats.binomial import clopper_pearson, greater_pvalue_table
 from mtcert.stats.radius import NOISE_RADII, certified_radius
 from mtcert.stats.validation import (
@@ -234,8 +235,9 @@ class RadiiCertificate:
     sigma : float
     noise : str
     tau_min : float
-    axis : int or None
-        None: all components are one family; otherwise each 1-D slice along it.
+    axis : int, tuple of int or None
+        None: all components are one family; an int: each 1-D slice along it; a
+        tuple: the components along those axes together, indexed by the others.
     """
 
     labels: np.ndarray
@@ -250,7 +252,7 @@ class RadiiCertificate:
     sigma: float
     noise: str
     tau_min: float
-    axis: int | None
+    axis: int | tuple[int, ...] | None
     _certified: np.ndarray = field(repr=False)
 
     @property
@@ -294,16 +296,6 @@ class RadiiCertificate:
             f"certified_rate={float(np.mean(self.certified_rate)):.4g}, "
             f"median certified radius={median})"
         )
-
-
-def _check_axis(axis, ndim: int):
-    if axis is None:
-        return None
-    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
-        raise ValueError(f"axis must be an integer or None; got {axis!r}")
-    if not -ndim <= int(axis) < ndim:
-        raise ValueError(f"axis {axis} is out of range for {ndim}-d components")
-    return int(axis) % ndim
 
 
 def _checked_hits(hits: np.ndarray, n: int) -> np.ndarray:
@@ -352,9 +344,12 @@ def certify_radii(
         ``"bonferroni"``: Clopper–Pearson at α/m.
     tau_min : float, default 0.5
         Abstain where p̲_i <= tau_min (in [1/2, 1)).
-    axis : int or None
+    axis : int, tuple of int or None
         None: all components are one family.  An integer: every 1-D slice
-        along it is its own family (a certificate each).
+        along it is its own family (a certificate each).  A tuple, as in numpy's
+        reductions: the components along those axes together form one family
+        and the other axes index the families (``axis=(1, 2)`` on a batch of
+        images: one certificate per image).
 
     Returns
     -------
@@ -396,8 +391,8 @@ def certify_radii(
         raise ValueError(
             f"guess and hits must have the same shape; got {guess.shape} and {hits.shape}"
         )
-    axis = _check_axis(axis, max(hits.ndim, 1))
-    if axis is not None and hits.ndim and hits.shape[axis] == 0:
+    axis = families.check_axis(axis, hits.ndim)
+    if axis is not None and families.family_size(hits.shape, axis) == 0:
         raise ValueError(f"axis {axis} has length 0: the families are empty")
     _checked_hits(hits, n)
     if int(guess.min()) < 0:
@@ -405,22 +400,16 @@ def certify_radii(
     if n > _TABLE_MAX_N:
         raise ValueError(f"n must be at most {_TABLE_MAX_N} for joint radii; got {n}")
     # families as rows: (F, m)
-    hits2d = (hits.reshape(1, -1) if axis is None else np.moveaxis(hits, axis, -1)).reshape(
-        -1, hits.size if axis is None else hits.shape[axis]
-    )
+    hits2d = families.to_families(hits, axis)
     tables, d, top = _family_tables(hits2d.astype(np.int64, copy=False), n, alpha, method)
     p2d = np.take_along_axis(np.asarray(tables), hits2d.astype(np.intp), axis=1)
-    if axis is None:
-        p_lower = p2d.reshape(hits.shape)
-    else:
-        moved = np.moveaxis(hits, axis, -1).shape
-        p_lower = np.moveaxis(p2d.reshape(moved), -1, axis)
+    p_lower = families.from_families(p2d, hits.shape, axis)
     certified = p_lower > tau_min
     radii = np.where(
         certified, certified_radius(np.where(certified, p_lower, 0.75), sigma, noise), 0.0
     )
     labels = np.where(certified, guess.astype(np.int64, copy=False), ABSTAIN)
-    capped = int(d[0]) if axis is None else d.reshape(np.delete(hits.shape, axis))
+    capped = int(d[0]) if axis is None else d.reshape(families.family_shape(hits.shape, axis))
     return RadiiCertificate(
         labels=labels,
         radii=np.asarray(radii, dtype=np.float64).reshape(hits.shape),

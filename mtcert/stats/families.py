@@ -1,7 +1,8 @@
 """Families of tests along array axes: which p-values one procedure controls together.
 
-:func:`mtcert.stats.multitest.adjust`, :func:`mtcert.certify.segmentation.segcertify` and
-:func:`~mtcert.certify.segmentation.segcertify_hits` take an ``axis`` with numpy's rule
+:func:`mtcert.stats.multitest.adjust`, :func:`mtcert.certify.segmentation.segcertify`,
+:func:`~mtcert.certify.segmentation.segcertify_hits` and
+:func:`mtcert.certify.radii.certify_radii` take an ``axis`` with numpy's rule
 for reductions: the axes given together form ONE family and the remaining axes index
 the families.  :func:`check_axis` validates it; :func:`to_families` lays an array out
 as ``(families, tests)`` rows for the kernels and :func:`from_families` undoes it.

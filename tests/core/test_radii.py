@@ -109,6 +109,27 @@ def test_families_along_an_axis_are_separate_certificates():
     assert whole.family_size == 150
 
 
+def test_a_tuple_of_axes_is_one_family_per_remaining_index():
+    """``axis=(1, 2)`` on a batch of images: one certificate per image, equal to certifying
+    each image alone (numpy's rule: the named axes together form one family)."""
+    rng = np.random.default_rng(2)
+    hits = rng.integers(40, 101, size=(3, 4, 5))
+    guess = rng.integers(0, 3, size=hits.shape)
+    for method in ("holm", "bonferroni"):
+        batch = certify_radii(guess, hits, 100, alpha=0.01, sigma=0.25, axis=(1, -1),
+                              method=method)  # fmt: skip
+        assert batch.axis == (1, 2) and batch.family_size == 20
+        assert batch.n_certified.shape == (3,) and np.shape(batch.capped) == (3,)
+        for b in range(3):
+            one = certify_radii(guess[b], hits[b], 100, alpha=0.01, sigma=0.25, method=method)
+            np.testing.assert_array_equal(batch.radii[b], one.radii)
+            np.testing.assert_array_equal(batch.labels[b], one.labels)
+            assert batch.n_certified[b] == one.n_certified
+            assert int(np.asarray(batch.capped)[b]) == one.capped
+    with pytest.raises(ValueError, match="repeat"):
+        certify_radii(guess, hits, 100, alpha=0.01, sigma=0.25, axis=(1, -2))
+
+
 def test_labels_at_a_radius_and_repr():
     cert = certify_radii([2, 2, 1, 0], [100, 97, 80, 55], 100, alpha=0.001, sigma=0.25)
     assert isinstance(cert, RadiiCertificate)
